@@ -1,0 +1,191 @@
+/**
+ * One Config for every role and command, loaded once and frozen.
+ *
+ * Precedence, lowest first: defaults <- .env file <- STRATUS_* environment <- command-line flags.
+ * Every option has one dotted key (`kafka.lingerMs`); its environment name and flag are derived
+ * from the key mechanically (`STRATUS_KAFKA_LINGER_MS`, `--kafka-linger-ms`), so the README table,
+ * docker-compose.yml and the code can never disagree about a name.
+ *
+ * A bad value fails at start with the option's name, the value and what is allowed.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { parseEnv } from 'node:util';
+import { ErrorCode, StratusError } from './errors.js';
+
+type Kind = 'int' | 'string' | 'hostPortList' | 'enum' | 'bool';
+
+export interface OptionSpec {
+  readonly kind: Kind;
+  readonly default: string;
+  readonly doc: string;
+  /** Shown in the README table: ms, bytes, count, path... */
+  readonly unit?: string;
+  readonly min?: number;
+  readonly max?: number;
+  readonly values?: readonly string[];
+  /** Never printed: `config print` and logs show `***`. */
+  readonly secret?: boolean;
+  /** For paths: resolved against the project root when relative. */
+  readonly path?: boolean;
+}
+
+const port = (def: number, doc: string): OptionSpec => ({ kind: 'int', default: String(def), doc, unit: 'port', min: 1, max: 65535 });
+
+/** The option table. Keys are `section.name`; order here is the order of `config print` and the README. */
+export const OPTIONS = {
+  'dataDir': { kind: 'string', default: '.stratus/data', path: true, unit: 'path', doc: 'Local stack state: Kafka and Redis data, logs, pid files. `stack up --fresh` wipes it.' },
+  'logLevel': { kind: 'enum', default: 'info', values: ['debug', 'info', 'warn', 'error'], doc: 'Least severe log line printed.' },
+  'redis.host': { kind: 'string', default: '127.0.0.1', doc: 'Redis host. The local stack binds it, so it must be a loopback address for `stack up`.' },
+  'redis.port': port(6379, 'Redis port (the local stack listens here).'),
+  'redis.password': { kind: 'string', default: '', secret: true, doc: 'Redis AUTH password; empty for none. The local stack sets it as requirepass.' },
+  'redis.keyPrefix': { kind: 'string', default: 'stratus:', doc: 'Prefix of every Redis key, channel and stream Stratus uses.' },
+  'kafka.brokers': { kind: 'hostPortList', default: '127.0.0.1:9092', doc: 'Comma-separated bootstrap brokers. The local stack listens on the first one.' },
+  'kafka.controllerPort': port(9093, 'KRaft controller port of the local stack.'),
+  'kafka.heapMb': { kind: 'int', default: '512', min: 128, max: 16384, unit: 'MiB', doc: 'JVM heap of the local Kafka broker.' },
+  'kafka.topicPrefix': { kind: 'string', default: 'stratus.', doc: 'Prefix of the events and results topic names.' },
+  'kafka.partitions': { kind: 'int', default: '12', min: 1, max: 10000, unit: 'count', doc: 'Partitions of the events and results topics when Stratus creates them.' },
+  'stack.startTimeoutMs': { kind: 'int', default: '90000', min: 1000, max: 600000, unit: 'ms', doc: 'How long `stack up` waits for Kafka and Redis to answer.' },
+  'grpc.port': port(50051, 'gRPC port of the gateway.'),
+  'http.port': port(8080, 'HTTP port: /metrics, /livez, /readyz, SSE.'),
+} as const satisfies Record<string, OptionSpec>;
+
+export type OptionKey = keyof typeof OPTIONS;
+
+export interface Config {
+  readonly dataDir: string;
+  readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+  readonly redis: { readonly host: string; readonly port: number; readonly password: string; readonly keyPrefix: string };
+  readonly kafka: {
+    readonly brokers: readonly string[];
+    readonly controllerPort: number;
+    readonly heapMb: number;
+    readonly topicPrefix: string;
+    readonly partitions: number;
+  };
+  readonly stack: { readonly startTimeoutMs: number };
+  readonly grpc: { readonly port: number };
+  readonly http: { readonly port: number };
+}
+
+/** `kafka.lingerMs` -> `STRATUS_KAFKA_LINGER_MS` */
+export function envName(key: string): string {
+  return 'STRATUS_' + key.replace(/\./g, '_').replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+}
+
+/** `kafka.lingerMs` -> `kafka-linger-ms` (the flag without its dashes) */
+export function flagName(key: string): string {
+  return key.replace(/\./g, '-').replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase();
+}
+
+/** The project root: the folder holding package.json, two levels above dist/src or src. */
+export const PROJECT_ROOT = resolve(new URL('.', import.meta.url).pathname, new URL('.', import.meta.url).pathname.includes('/dist/') ? '../..' : '..');
+
+export interface LoadConfigInput {
+  env?: Record<string, string | undefined>;
+  /** Config values from flags, keyed by flag name without dashes (as util.parseArgs gives them). */
+  flags?: Record<string, unknown>;
+  /** The .env file; default: `.env` in the working directory, or STRATUS_ENV_FILE. Missing is fine. */
+  envFile?: string | null;
+  root?: string;
+}
+
+function invalid(key: string, value: string, allowed: string): StratusError {
+  return new StratusError(ErrorCode.CONFIG_INVALID, `config ${key} must be ${allowed} (got ${JSON.stringify(value)}; set by --${flagName(key)} or ${envName(key)})`);
+}
+
+function parseValue(key: string, spec: OptionSpec, raw: string, root: string): unknown {
+  switch (spec.kind) {
+    case 'int': {
+      const range = `an integer from ${spec.min} to ${spec.max}${spec.unit ? ` (${spec.unit})` : ''}`;
+      if (!/^-?\d+$/.test(raw.trim())) throw invalid(key, raw, range);
+      const n = Number(raw.trim());
+      if (!Number.isSafeInteger(n) || n < (spec.min ?? -Infinity) || n > (spec.max ?? Infinity)) throw invalid(key, raw, range);
+      return n;
+    }
+    case 'bool':
+      if (raw === 'true' || raw === '1') return true;
+      if (raw === 'false' || raw === '0') return false;
+      throw invalid(key, raw, 'true or false');
+    case 'enum':
+      if (!spec.values!.includes(raw)) throw invalid(key, raw, `one of ${spec.values!.join(', ')}`);
+      return raw;
+    case 'hostPortList': {
+      const list = raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+      const ok = list.length > 0 && list.every((hp) => {
+        const m = /^([A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(hp);
+        return m !== null && Number(m[2]) >= 1 && Number(m[2]) <= 65535;
+      });
+      if (!ok) throw invalid(key, raw, 'a comma-separated list of host:port');
+      return list;
+    }
+    case 'string':
+      if (spec.path) {
+        if (raw.trim() === '') throw invalid(key, raw, 'a non-empty path');
+        return isAbsolute(raw) ? raw : resolve(root, raw);
+      }
+      return raw;
+  }
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o !== null && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
+
+/** Loads, validates and freezes the configuration. Throws StratusError(CONFIG_INVALID) on the first bad value. */
+export function loadConfig(input: LoadConfigInput = {}): Config {
+  const env = input.env ?? process.env;
+  const root = input.root ?? PROJECT_ROOT;
+  const envFile = input.envFile === undefined ? (env.STRATUS_ENV_FILE ?? resolve(process.cwd(), '.env')) : input.envFile;
+  let fileEnv: Record<string, string> = {};
+  if (envFile !== null && existsSync(envFile)) {
+    fileEnv = parseEnv(readFileSync(envFile, 'utf8')) as Record<string, string>;
+  }
+  const flags = input.flags ?? {};
+  const known = new Set(Object.keys(OPTIONS).map(envName));
+  for (const name of [...Object.keys(fileEnv), ...Object.keys(env)]) {
+    if (name.startsWith('STRATUS_') && name !== 'STRATUS_ENV_FILE' && !known.has(name)) {
+      throw new StratusError(ErrorCode.CONFIG_INVALID, `unknown setting ${name}: see \`stratus config print\` for the options`);
+    }
+  }
+
+  const out: Record<string, Record<string, unknown> | unknown> = {};
+  for (const [key, spec] of Object.entries(OPTIONS) as [string, OptionSpec][]) {
+    const flag = flags[flagName(key)];
+    const raw = flag !== undefined ? String(flag) : env[envName(key)] ?? fileEnv[envName(key)] ?? spec.default;
+    const value = parseValue(key, spec, raw, root);
+    const dot = key.indexOf('.');
+    if (dot < 0) out[key] = value;
+    else {
+      const section = key.slice(0, dot);
+      ((out[section] ??= {}) as Record<string, unknown>)[key.slice(dot + 1)] = value;
+    }
+  }
+  return deepFreeze(out as unknown as Config);
+}
+
+/** Reads a dotted key back out of a Config. */
+export function configValue(config: Config, key: OptionKey): unknown {
+  return key.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], config);
+}
+
+/** `key = value` lines with secrets masked, in table order. */
+export function formatConfig(config: Config): string {
+  const width = Math.max(...Object.keys(OPTIONS).map((k) => k.length));
+  return (Object.entries(OPTIONS) as [OptionKey, OptionSpec][])
+    .map(([key, spec]) => {
+      const v = configValue(config, key);
+      const shown = spec.secret ? (v === '' ? '(unset)' : '***') : Array.isArray(v) ? v.join(',') : String(v);
+      return `${key.padEnd(width)}  ${shown}`;
+    })
+    .join('\n');
+}
+
+/** parseArgs option definitions for every config flag. */
+export function configFlagOptions(): Record<string, { type: 'string' }> {
+  return Object.fromEntries(Object.keys(OPTIONS).map((k) => [flagName(k), { type: 'string' as const }]));
+}
