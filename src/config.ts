@@ -189,3 +189,13 @@ export function formatConfig(config: Config): string {
 export function configFlagOptions(): Record<string, { type: 'string' }> {
   return Object.fromEntries(Object.keys(OPTIONS).map((k) => [flagName(k), { type: 'string' as const }]));
 }
+
+/** The README's configuration table, generated so the docs can't drift from the code (a unit test compares). */
+export function optionsMarkdown(): string {
+  const rows = (Object.entries(OPTIONS) as [OptionKey, OptionSpec][]).map(([key, spec]) => {
+    const def = spec.default === '' ? '(empty)' : `\`${spec.default}\``;
+    const allowed = spec.kind === 'enum' ? `one of ${spec.values!.join(', ')}` : spec.kind === 'int' ? `${spec.min}..${spec.max}` : spec.kind === 'hostPortList' ? 'host:port,...' : spec.path ? 'path' : 'text';
+    return `| \`${key}\` | \`${envName(key)}\` | \`--${flagName(key)}\` | ${def} | ${spec.unit ?? ''} | ${allowed} | ${spec.doc}${spec.secret ? ' Secret: masked in `config print`.' : ''} |`;
+  });
+  return ['| option | environment | flag | default | unit | allowed | meaning |', '|---|---|---|---|---|---|---|', ...rows].join('\n');
+}

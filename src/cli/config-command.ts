@@ -1,9 +1,9 @@
-import { formatConfig, OPTIONS, envName, flagName } from '../config.js';
+import { formatConfig, optionsMarkdown } from '../config.js';
 import type { Command } from './command.js';
 
 export const configCommand: Command = {
   name: 'config',
-  summary: 'Show the effective configuration (secrets masked) or the table of options.',
+  summary: 'Show the effective configuration (secrets masked), or every option as a Markdown table.',
   usage: 'config print [config flags]\n       stratus config options',
   flags: {},
   usesConfig: true,
@@ -14,9 +14,7 @@ export const configCommand: Command = {
       return 0;
     }
     if (sub === 'options') {
-      for (const [key, spec] of Object.entries(OPTIONS)) {
-        process.stdout.write(`${key}\t--${flagName(key)}\t${envName(key)}\t${spec.default}\t${'unit' in spec ? spec.unit : ''}\t${spec.doc}\n`);
-      }
+      process.stdout.write(optionsMarkdown() + '\n');
       return 0;
     }
     process.stderr.write(`stratus config: unknown subcommand ${JSON.stringify(sub)}; use print or options\n`);

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Makes a fresh Debian machine ready to run and test Stratus. Called by `npm run demo`, `npm test`
+# and `npm run setup`. Idempotent: every step checks first and is skipped when already done, so a
+# second run takes seconds.
+#
+#   1. Debian packages: redis-server, redis-tools, kcat, Java 17+, Maven, a C++ toolchain, and the
+#      headers librdkafka is built against (@confluentinc/kafka-javascript has no prebuilt binary here).
+#   2. npm ci with CKJS_LINKING=dynamic, when package-lock.json changed since the last install.
+#   3. The Kafka jars, resolved by mvn from src/stack/kafka-pom.xml into .stratus/cache/kafka/libs.
+#   4. The TypeScript build (tsc -b, incremental).
+#
+# Each step's output goes to .stratus/setup.log; on failure the script prints the log's tail and one
+# line saying what is wrong and what to do.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+mkdir -p .stratus/cache
+log="$root/.stratus/setup.log"
+: >"$log"
+t_all=$(date +%s.%N)
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f s", b - a }'; }
+fail() {
+  echo >&2
+  tail -n 15 "$log" | sed 's/^/  | /' >&2
+  say "FAILED: $*"
+  exit 1
+}
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else fail "need root to run '$*': run setup as root or install sudo"; fi
+}
+
+# --- 1. Debian packages --------------------------------------------------------------------------
+apt_packages=(redis-server redis-tools kcat zlib1g-dev libssl-dev libzstd-dev liblz4-dev libsasl2-dev
+  libcurl4-openssl-dev)
+java_ok() { command -v java >/dev/null 2>&1 && java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])'; }
+# Tools may come from elsewhere than Debian (a JDK in /opt, Maven from a tarball): ask for the command.
+java_ok || apt_packages+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || apt_packages+=(maven)
+command -v g++ >/dev/null 2>&1 || apt_packages+=(g++)
+command -v make >/dev/null 2>&1 || apt_packages+=(make)
+command -v python3 >/dev/null 2>&1 || apt_packages+=(python3)
+
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  command -v apt-get >/dev/null 2>&1 || fail "missing ${missing[*]} and there is no apt-get: install them with your package manager"
+  t=$(date +%s.%N)
+  say "installing Debian packages: ${missing[*]}"
+  # An apt index older than a day (or none) may not know current package versions.
+  if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -1)" ]; then
+    as_root apt-get update -qq >>"$log" 2>&1 || fail "apt-get update failed: is the Debian package mirror reachable?"
+  fi
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$log" 2>&1 \
+    || fail "apt-get install ${missing[*]} failed: is the Debian package mirror reachable? (see $log)"
+  say "Debian packages installed in $(elapsed "$t")"
+fi
+java_ok || fail "Java 17+ is still not the default java: put a JDK 17+ first on PATH"
+
+# --- 2. node_modules ------------------------------------------------------------------------------
+lock_hash=$( (sha256sum package-lock.json; node --version) | sha256sum | cut -c1-16)
+stamp=node_modules/.stratus-install
+if [ "$(cat "$stamp" 2>/dev/null)" != "$lock_hash" ]; then
+  t=$(date +%s.%N)
+  say "npm ci (builds librdkafka for @confluentinc/kafka-javascript: about two minutes)"
+  # There is no prebuilt binary for this platform to download: build from source, linking the
+  # system's zlib/ssl/zstd/lz4/sasl/curl dynamically.
+  CKJS_LINKING=dynamic npm ci --no-audit --no-fund >>"$log" 2>&1 \
+    || fail "npm ci failed: is the npm registry reachable? (see $log)"
+  node -e "require('@confluentinc/kafka-javascript')" >>"$log" 2>&1 \
+    || fail "@confluentinc/kafka-javascript was installed but its native addon does not load (see $log)"
+  echo "$lock_hash" >"$stamp"
+  say "node modules installed in $(elapsed "$t")"
+fi
+
+# --- 3. Kafka jars --------------------------------------------------------------------------------
+libs=.stratus/cache/kafka/libs
+pom=src/stack/kafka-pom.xml
+pom_hash=$(sha256sum "$pom" | cut -c1-16)
+if [ "$(cat "$libs/.pom-hash" 2>/dev/null)" != "$pom_hash" ]; then
+  t=$(date +%s.%N)
+  say "fetching the Kafka jars with mvn ($(grep -o '<kafka.version>[^<]*' "$pom" | cut -d'>' -f2))"
+  rm -rf "$libs.tmp"
+  mvn -B -q -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$root/$libs.tmp" >>"$log" 2>&1 \
+    || fail "mvn could not fetch the Kafka jars: is Maven Central reachable? (see $log)"
+  rm -rf "$libs" && mv "$libs.tmp" "$libs"
+  echo "$pom_hash" >"$libs/.pom-hash"
+  say "Kafka jars fetched in $(elapsed "$t")"
+fi
+
+# --- 4. build --------------------------------------------------------------------------------------
+t=$(date +%s.%N)
+npx --no-install tsc -b >>"$log" 2>&1 || { cat "$log" | grep -E 'error TS' | head -20 >&2; fail "the TypeScript build failed"; }
+
+say "ready in $(elapsed "$t_all") (build $(elapsed "$t"))"

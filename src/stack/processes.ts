@@ -1,0 +1,140 @@
+/**
+ * Pid files and process control for the local stack.
+ *
+ * A pid file alone is not proof of ownership: pids are recycled. A process counts as ours only
+ * when it is alive and its /proc/<pid>/cmdline carries a marker that only our start could have
+ * put there (the data-dir path of its config, or the port for redis-server, which rewrites its
+ * process title).
+ */
+import { readFileSync, rmSync, writeFileSync, openSync, closeSync, existsSync } from 'node:fs';
+import { connect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ErrorCode, StratusError } from '../errors.js';
+
+export function readPid(file: string): number | null {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8').trim();
+  } catch {
+    return null;
+  }
+  const pid = Number(text);
+  return Number.isSafeInteger(pid) && pid > 1 ? pid : null;
+}
+
+export function writePid(file: string, pid: number): void {
+  writeFileSync(file, `${pid}\n`);
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // A zombie (exited, not yet reaped by its parent) still answers kill(0).
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+export function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+  } catch {
+    return '';
+  }
+}
+
+export type PidState = { state: 'running'; pid: number } | { state: 'stale'; pid: number } | { state: 'none' };
+
+/** What the pid file says, checked against the live process table. */
+export function pidState(file: string, marker: string): PidState {
+  const pid = readPid(file);
+  if (pid === null) return existsSync(file) ? { state: 'stale', pid: 0 } : { state: 'none' };
+  if (isAlive(pid) && cmdline(pid).includes(marker)) return { state: 'running', pid };
+  return { state: 'stale', pid };
+}
+
+export function removeFile(file: string): void {
+  rmSync(file, { force: true });
+}
+
+/** SIGTERM, wait up to graceMs, then SIGKILL. Resolves once the process is gone. */
+export async function stopProcess(pid: number, graceMs: number): Promise<'terminated' | 'killed' | 'gone'> {
+  if (!isAlive(pid)) return 'gone';
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return 'gone';
+  }
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline) {
+    if (!isAlive(pid)) return 'terminated';
+    await sleep(100);
+  }
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    return 'terminated';
+  }
+  for (let i = 0; i < 50 && isAlive(pid); i++) await sleep(100);
+  return 'killed';
+}
+
+/** True when something accepts TCP connections on host:port. */
+export function portAnswers(host: string, port: number, timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+/** Last `lines` lines of a text file, or '' if it can't be read. */
+export function tail(file: string, lines: number): string {
+  try {
+    const text = readFileSync(file, 'utf8');
+    return text.split('\n').slice(-lines - 1).join('\n').trimEnd();
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * An exclusive lock file holding our pid, so that two `stack up` at once (parallel test files,
+ * a user in two terminals) do not race to start the same servers. A lock left by a dead process
+ * is taken over.
+ */
+export async function withLock<T>(file: string, timeoutMs: number, fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      closeSync(openSync(file, 'wx'));
+      writePid(file, process.pid);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const holder = readPid(file);
+      if (holder === null || !isAlive(holder)) {
+        removeFile(file);
+        continue;
+      }
+      if (Date.now() > deadline) throw new StratusError(ErrorCode.STACK_START_FAILED, `another stratus (pid ${holder}) has held ${file} for over ${timeoutMs} ms; wait for it or remove the file if that process is stuck`, { retryable: true });
+      await sleep(200);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    removeFile(file);
+  }
+}
