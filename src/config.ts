@@ -45,7 +45,20 @@ export const OPTIONS = {
   'kafka.heapMb': { kind: 'int', default: '512', min: 128, max: 16384, unit: 'MiB', doc: 'JVM heap of the local Kafka broker.' },
   'kafka.topicPrefix': { kind: 'string', default: 'stratus.', doc: 'Prefix of the events and results topic names.' },
   'kafka.partitions': { kind: 'int', default: '12', min: 1, max: 10000, unit: 'count', doc: 'Partitions of the events and results topics when Stratus creates them.' },
+  'kafka.lingerMs': { kind: 'int', default: '5', min: 0, max: 1000, unit: 'ms', doc: 'Producer linger: how long librdkafka waits to fill a batch before sending it.' },
+  'kafka.batchSizeMax': { kind: 'int', default: '1000000', min: 1024, max: 100000000, unit: 'bytes', doc: 'Producer batch size limit per partition (librdkafka batch.size).' },
+  'kafka.producerQueueMax': { kind: 'int', default: '100000', min: 100, max: 10000000, unit: 'messages', doc: 'Messages waiting in the producer; beyond it produce is refused and the gateway sheds load (OVERLOADED).' },
+  'kafka.consumeBatchMax': { kind: 'int', default: '2000', min: 1, max: 100000, unit: 'messages', doc: 'Messages the processor and forwarder take from Kafka per batch.' },
+  'kafka.deliveryTimeoutMs': { kind: 'int', default: '120000', min: 1000, max: 3600000, unit: 'ms', doc: 'How long a produce may wait for Kafka before it fails and the device is told to resend.' },
   'stack.startTimeoutMs': { kind: 'int', default: '90000', min: 1000, max: 600000, unit: 'ms', doc: 'How long `stack up` waits for Kafka and Redis to answer.' },
+  'instanceId': { kind: 'string', default: '', doc: 'Name of this engine instance in the presence registry and its Redis channel; empty: <hostname>-<pid>.' },
+  'redis.deviceBufferMax': { kind: 'int', default: '1000', min: 1, max: 1000000, unit: 'results', doc: 'Results kept per device in its Redis Stream buffer until a session reads them; beyond it the oldest are dropped.' },
+  'redis.deviceStateTtlMs': { kind: 'int', default: '604800000', min: 1000, max: 31536000000, unit: 'ms', doc: 'How long a silent device\'s dedupe mark and buffer are kept.' },
+  'gateway.presenceLeaseMs': { kind: 'int', default: '30000', min: 1000, max: 3600000, unit: 'ms', doc: 'Lease on a device -> gateway entry; the gateway renews it at a third of this.' },
+  'gateway.inflightMax': { kind: 'int', default: '1000', min: 1, max: 1000000, unit: 'events', doc: 'Unacknowledged events per device; beyond it the gateway stops reading that stream (HTTP/2 flow control pushes back).' },
+  'gateway.outboundMax': { kind: 'int', default: '2000', min: 1, max: 1000000, unit: 'results', doc: 'Results waiting for a device that does not read; beyond it its stream ends with RESOURCE_EXHAUSTED.' },
+  'gateway.payloadBytesMax': { kind: 'int', default: '65536', min: 0, max: 4000000, unit: 'bytes', doc: 'Largest event payload; larger ones are rejected with PAYLOAD_TOO_LARGE.' },
+  'gateway.drainGraceMs': { kind: 'int', default: '10000', min: 0, max: 600000, unit: 'ms', doc: 'On SIGTERM, how long open streams get to finish before they are ended.' },
   'grpc.port': port(50051, 'gRPC port of the gateway.'),
   'http.port': port(8080, 'HTTP port: /metrics, /livez, /readyz, SSE.'),
 } as const satisfies Record<string, OptionSpec>;
@@ -55,15 +68,35 @@ export type OptionKey = keyof typeof OPTIONS;
 export interface Config {
   readonly dataDir: string;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
-  readonly redis: { readonly host: string; readonly port: number; readonly password: string; readonly keyPrefix: string };
+  readonly redis: {
+    readonly host: string;
+    readonly port: number;
+    readonly password: string;
+    readonly keyPrefix: string;
+    readonly deviceBufferMax: number;
+    readonly deviceStateTtlMs: number;
+  };
   readonly kafka: {
     readonly brokers: readonly string[];
     readonly controllerPort: number;
     readonly heapMb: number;
     readonly topicPrefix: string;
     readonly partitions: number;
+    readonly lingerMs: number;
+    readonly batchSizeMax: number;
+    readonly producerQueueMax: number;
+    readonly consumeBatchMax: number;
+    readonly deliveryTimeoutMs: number;
   };
   readonly stack: { readonly startTimeoutMs: number };
+  readonly instanceId: string;
+  readonly gateway: {
+    readonly presenceLeaseMs: number;
+    readonly inflightMax: number;
+    readonly outboundMax: number;
+    readonly payloadBytesMax: number;
+    readonly drainGraceMs: number;
+  };
   readonly grpc: { readonly port: number };
   readonly http: { readonly port: number };
 }

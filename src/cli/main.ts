@@ -7,9 +7,10 @@ import { isStratusError } from '../errors.js';
 import { commandHelp, parseCommand, type Command } from './command.js';
 import { configCommand } from './config-command.js';
 import { demoCommand } from './demo-command.js';
+import { runCommand } from './run-command.js';
 import { stackCommand } from './stack-command.js';
 
-export const COMMANDS: readonly Command[] = [stackCommand, configCommand, demoCommand];
+export const COMMANDS: readonly Command[] = [stackCommand, runCommand, configCommand, demoCommand];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -1,0 +1,269 @@
+/**
+ * Gateway: devices <-> engine.
+ *
+ * Reads: gRPC streams and calls from devices (DeviceGateway), delivery frames on this instance's
+ * Redis channel. Writes: the events topic (key = device id), presence and cursors in Redis,
+ * Downlinks to devices.
+ * Guarantee: an event is acknowledged (acked_seq, IngestSummary, BatchAck) only after Kafka's
+ * delivery report says it is durable on every in-sync replica.
+ */
+import { hostname } from 'node:os';
+import { Metadata, Server, ServerCredentials, status, type sendUnaryData, type ServerDuplexStream, type ServerReadableStream, type ServerUnaryCall } from '@grpc/grpc-js';
+import type { Config } from '../config.js';
+import { KafkaProducer } from '../kafka/producer.js';
+import { PROCESSORS } from '../processor/registry.js';
+import { topology } from '../topology.js';
+import { encodeEvent } from '../wire/event-codec.js';
+import type { FrameEntry } from '../wire/delivery-frame.js';
+import { DeliveryLink } from './delivery.js';
+import { DeviceGatewayService, type BatchAck, type Downlink, type Event, type EventBatch, type IngestSummary, type Reject, type Uplink } from './protocol.js';
+import { DeviceSession, type SessionHost } from './session.js';
+import { validateEvent } from './validate.js';
+
+export const DEVICE_ID_KEY = 'x-device-id';
+export const CURSOR_KEY = 'x-last-result-seq';
+const DEVICE_ID_BYTES_MAX = 256;
+const BATCH_EVENTS_MAX = 10_000;
+
+/** What a delivery report settles: a Connect session's event, or a unary/client-stream call's. */
+type Pending = { session: DeviceSession; seq: number } | Waiter;
+interface Waiter {
+  /** Reports still to come, plus one while the call may still add events. */
+  pending: number;
+  failed: Error | null;
+  settle: () => void;
+  /** Called after each report, for flow control. */
+  progress?: () => void;
+}
+
+export function defaultInstanceId(config: Config): string {
+  return config.instanceId !== '' ? config.instanceId : `${hostname()}-${process.pid}`;
+}
+
+export class Gateway implements SessionHost {
+  readonly types: ReadonlySet<string> = new Set(PROCESSORS.keys());
+  readonly sessions = new Map<string, DeviceSession>();
+  private readonly dirty = new Set<DeviceSession>();
+  private flushScheduled = false;
+  private server: Server | null = null;
+  private renewTimer: NodeJS.Timeout | null = null;
+  private readonly eventsTopic: string;
+  port = 0;
+
+  private constructor(
+    readonly config: Config,
+    readonly instanceId: string,
+    readonly link: DeliveryLink,
+    private readonly producer: KafkaProducer,
+  ) {
+    this.eventsTopic = topology(config).topics.events;
+  }
+
+  static async start(config: Config, instanceId = defaultInstanceId(config), port = config.grpc.port): Promise<Gateway> {
+    let gateway: Gateway | null = null;
+    const producer = await KafkaProducer.connect(config, `${instanceId}-gateway`, (err, opaque) => gateway!.onDelivery(err, opaque as Pending));
+    const link = await DeliveryLink.connect(config, instanceId, {
+      onEntries: (entries) => gateway!.onEntries(entries),
+      onTakeover: (deviceId) => gateway!.sessions.get(deviceId)?.end({ code: status.ABORTED, details: `device ${deviceId} connected to another gateway instance; this stream is superseded` }),
+    });
+    gateway = new Gateway(config, instanceId, link, producer);
+    await gateway.listen(port);
+    gateway.renewTimer = setInterval(() => void link.renew(gateway!.sessions.keys()).catch(() => {}), Math.floor(config.gateway.presenceLeaseMs / 3));
+    gateway.renewTimer.unref();
+    return gateway;
+  }
+
+  private async listen(port: number): Promise<void> {
+    const server = new Server({
+      // Explicit limits (grpc-js defaults, read and kept): 4 MiB per message each way.
+      'grpc.max_receive_message_length': 4 * 1024 * 1024,
+      'grpc.max_send_message_length': 4 * 1024 * 1024,
+      // Detect dead devices: ping an idle connection every 30 s, drop it if no answer in 10 s.
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.keepalive_timeout_ms': 10_000,
+      'grpc.keepalive_permit_without_calls': 1,
+    });
+    server.addService(DeviceGatewayService, {
+      Connect: (call: ServerDuplexStream<Uplink, Downlink>) => this.connect(call),
+      Ingest: (call: ServerReadableStream<Event, IngestSummary>, cb: sendUnaryData<IngestSummary>) => this.ingest(call, cb),
+      IngestBatch: (call: ServerUnaryCall<EventBatch, BatchAck>, cb: sendUnaryData<BatchAck>) => void this.ingestBatch(call, cb),
+    });
+    this.port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`127.0.0.1:${port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    this.server = server;
+  }
+
+  // --- SessionHost ---------------------------------------------------------------------------
+
+  produce(session: DeviceSession | Waiter, deviceId: string, event: Event, receivedAtUs: number): boolean {
+    const value = encodeEvent({ seq: event.seq, value: event.value ?? 0, sentAtUs: event.sentAtUs ?? 0, receivedAtUs, type: event.type, payload: event.payload ?? EMPTY });
+    const opaque: Pending = session instanceof DeviceSession ? { session, seq: event.seq } : session;
+    return this.producer.produce(this.eventsTopic, deviceId, value, opaque);
+  }
+
+  markDirty(session: DeviceSession): void {
+    this.dirty.add(session);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      // One Downlink per device per turn of the event loop, however many reports and results came in it.
+      setImmediate(() => {
+        this.flushScheduled = false;
+        for (const s of this.dirty) s.flush();
+        this.dirty.clear();
+      });
+    }
+  }
+
+  closed(session: DeviceSession): void {
+    this.dirty.delete(session);
+    // A newer session for the same device may already be registered: never deregister it.
+    if (this.sessions.get(session.deviceId) === session) {
+      this.sessions.delete(session.deviceId);
+      void this.link.release(session.deviceId, session.cursor).catch(() => {});
+    }
+  }
+
+  // --- inputs ----------------------------------------------------------------------------------
+
+  private onDelivery(err: Error | null, p: Pending): void {
+    if ('session' in p) {
+      p.session.onDurable(p.seq, err);
+    } else {
+      if (err !== null) p.failed = err;
+      if (--p.pending === 0) p.settle();
+      else p.progress?.();
+    }
+  }
+
+  private onEntries(entries: FrameEntry[]): void {
+    for (const e of entries) this.sessions.get(e.deviceId)?.onLive(e.n, e.result);
+  }
+
+  private connect(call: ServerDuplexStream<Uplink, Downlink>): void {
+    const deviceId = metadataString(call.metadata, DEVICE_ID_KEY);
+    if (deviceId === null || deviceId === '' || Buffer.byteLength(deviceId) > DEVICE_ID_BYTES_MAX) {
+      call.emit('error', { code: status.INVALID_ARGUMENT, details: `metadata "${DEVICE_ID_KEY}" must name the device (1..${DEVICE_ID_BYTES_MAX} bytes)` });
+      return;
+    }
+    const cursorText = metadataString(call.metadata, CURSOR_KEY);
+    const cursor = cursorText === null ? null : Number(cursorText);
+    if (cursor !== null && !(Number.isSafeInteger(cursor) && cursor >= 0)) {
+      call.emit('error', { code: status.INVALID_ARGUMENT, details: `metadata "${CURSOR_KEY}" must be a whole number from 0 to 2^53-1 (got "${cursorText!.slice(0, 32)}")` });
+      return;
+    }
+    const previous = this.sessions.get(deviceId);
+    const session = new DeviceSession(this, deviceId, call);
+    this.sessions.set(deviceId, session);
+    previous?.end({ code: status.ABORTED, details: `a newer Connect for device ${deviceId} took over this stream` });
+    session.start(cursor).catch(() => session.end({ code: status.UNAVAILABLE, details: 'Redis did not answer while this stream was starting; reconnect' }));
+  }
+
+  /** Client stream: answers once every accepted event is durable. */
+  private ingest(call: ServerReadableStream<Event, IngestSummary>, cb: sendUnaryData<IngestSummary>): void {
+    const lastSeq = new Map<string, number>();
+    let accepted = 0;
+    let rejected = 0;
+    let paused = false;
+    const inflightMax = this.config.gateway.inflightMax;
+    const waiter: Waiter = {
+      pending: 1,
+      failed: null,
+      settle: () => {
+        if (waiter.failed !== null) cb({ code: status.UNAVAILABLE, details: `Kafka did not take every event (${waiter.failed.message}); send them again` });
+        else cb(null, { accepted, rejected });
+      },
+      progress: () => {
+        if (paused && waiter.pending <= inflightMax / 2) {
+          paused = false;
+          call.resume();
+        }
+      },
+    };
+    call.on('data', (e: Event) => {
+      const reject = validateEvent(e, { streamDeviceId: null, lastSeq: lastSeq.get(e.deviceId) ?? 0, payloadBytesMax: this.config.gateway.payloadBytesMax, types: this.types });
+      if (reject !== null || !this.produce(waiter, e.deviceId, e, Date.now() * 1000)) {
+        rejected++;
+        return;
+      }
+      lastSeq.set(e.deviceId, e.seq);
+      accepted++;
+      waiter.pending++;
+      if (waiter.pending > inflightMax && !paused) {
+        // Stop reading: HTTP/2 flow control holds the client until reports come back.
+        paused = true;
+        call.pause();
+      }
+    });
+    call.on('end', () => {
+      if (--waiter.pending === 0) waiter.settle();
+    });
+    call.on('error', () => {});
+  }
+
+  private async ingestBatch(call: ServerUnaryCall<EventBatch, BatchAck>, cb: sendUnaryData<BatchAck>): Promise<void> {
+    const events = call.request.events ?? [];
+    if (events.length > BATCH_EVENTS_MAX) {
+      cb({ code: status.INVALID_ARGUMENT, details: `events has ${events.length} entries; at most ${BATCH_EVENTS_MAX} per IngestBatch` });
+      return;
+    }
+    const rejects: Reject[] = [];
+    const eventIds: string[] = [];
+    const lastSeq = new Map<string, number>();
+    const now = Date.now() * 1000;
+    let settle!: () => void;
+    const done = new Promise<void>((r) => (settle = r));
+    const waiter: Waiter = { pending: 1, failed: null, settle: () => settle() };
+    for (const e of events) {
+      const reject = validateEvent(e, { streamDeviceId: null, lastSeq: lastSeq.get(e.deviceId) ?? 0, payloadBytesMax: this.config.gateway.payloadBytesMax, types: this.types });
+      if (reject !== null) {
+        rejects.push(reject);
+        continue;
+      }
+      if (!this.produce(waiter, e.deviceId, e, now)) {
+        rejects.push({ seq: e.seq, code: 'OVERLOADED', message: 'the engine is at its Kafka producer limit; send this event again later' });
+        continue;
+      }
+      waiter.pending++;
+      lastSeq.set(e.deviceId, e.seq);
+      eventIds.push(`${e.deviceId}/${e.seq}`);
+    }
+    if (--waiter.pending === 0) settle();
+    await done;
+    if (waiter.failed !== null) cb({ code: status.UNAVAILABLE, details: `Kafka did not take every event (${waiter.failed.message}); send the batch again` });
+    else cb(null, { accepted: eventIds.length, rejects, eventIds });
+  }
+
+  /**
+   * Graceful stop: no new calls; open streams get gateway.drainGraceMs to finish, then end with
+   * UNAVAILABLE; the producer is flushed so every event already acknowledged stays durable.
+   */
+  async stop(): Promise<void> {
+    if (this.renewTimer) clearInterval(this.renewTimer);
+    const server = this.server;
+    if (server !== null) {
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          for (const s of [...this.sessions.values()]) s.end({ code: status.UNAVAILABLE, details: 'gateway shutting down; reconnect (to another instance) and resend unacked events' });
+          server.forceShutdown();
+          resolve();
+        }, this.config.gateway.drainGraceMs);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+    }
+    await this.producer.disconnect();
+    for (const s of [...this.sessions.values()]) s.end({ code: status.UNAVAILABLE, details: 'gateway shutting down' });
+    await this.link.close();
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+function metadataString(md: Metadata, key: string): string | null {
+  const v = md.get(key);
+  if (v.length === 0) return null;
+  return typeof v[0] === 'string' ? v[0] : v[0]!.toString('utf8');
+}

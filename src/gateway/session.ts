@@ -1,0 +1,232 @@
+/**
+ * One device's Connect stream.
+ *
+ * Uplink: each event is validated, encoded and produced (key = device id); a delivery report makes
+ * it durable and advances the cumulative acked_seq. At most gateway.inflightMax events wait for
+ * their report; past that the stream is paused, so HTTP/2 flow control pushes back on the device.
+ *
+ * Downlink: results come from the device's Redis buffer (read on connect and whenever a gap shows)
+ * and from live delivery frames. Every buffered result has an index n (its stream id); the session
+ * delivers indexes in order, so results reach the device in seq order, each once: a result at or
+ * below the device's cursor (x-last-result-seq, or the server's record) is skipped.
+ *
+ * Writes respect write()/'drain': while the device is not reading, results wait in `outbound`, up
+ * to gateway.outboundMax; beyond it the stream ends with RESOURCE_EXHAUSTED. Nothing is lost by
+ * that: the results stay in the device's Redis buffer for its next session.
+ */
+import assert from 'node:assert/strict';
+import { status, type ServerDuplexStream } from '@grpc/grpc-js';
+import type { Config } from '../config.js';
+import { decodeResult } from '../wire/result-codec.js';
+import type { DeliveryLink } from './delivery.js';
+import type { Downlink, Reject, Result, Uplink } from './protocol.js';
+import { validateEvent } from './validate.js';
+
+export interface SessionHost {
+  readonly config: Config;
+  readonly link: DeliveryLink;
+  readonly types: ReadonlySet<string>;
+  /** Produces one event; false when the producer is full (OVERLOADED). */
+  produce(session: DeviceSession, deviceId: string, event: Uplink['events'][number], receivedAtUs: number): boolean;
+  /** Schedules a flush of every dirty session at the end of this event-loop turn. */
+  markDirty(session: DeviceSession): void;
+  /** Called once when the session ends, whatever the reason. */
+  closed(session: DeviceSession): void;
+}
+
+const BUFFER_PAGE = 500;
+
+export class DeviceSession {
+  /** Highest seq accepted (validated and produced) on this stream. */
+  lastSeq = 0;
+  /** Events produced whose delivery report has not come back. */
+  inflight = 0;
+  /** Highest seq durable in Kafka; sent as Downlink.acked_seq. Invariant: ackedSeq <= lastSeq. */
+  ackedSeq = 0;
+  private ackSent = 0;
+  /** Seq of the last result handed to the device (or confirmed by it): the dedupe cursor. */
+  cursor = 0;
+  /** Buffer index of the last result taken from the buffer or from a frame, in order. */
+  lastN = 0;
+  private draining = false;
+  /** Highest index seen in a live frame while draining: a drain must end past it. */
+  private liveMaxN = 0;
+  private outbound: Result[] = [];
+  private rejects: Reject[] = [];
+  private blocked = false;
+  private paused = false;
+  private halfClosed = false;
+  /** Invariant: closed is true iff the call has been ended (by us or by the peer). */
+  closed = false;
+
+  constructor(
+    private readonly host: SessionHost,
+    readonly deviceId: string,
+    readonly call: ServerDuplexStream<Uplink, Downlink>,
+  ) {
+    call.on('data', (uplink: Uplink) => this.onUplink(uplink));
+    call.on('end', () => {
+      // The device has nothing more to send: end once what it sent is durable and acked.
+      this.halfClosed = true;
+      if (this.inflight === 0) this.end(null);
+    });
+    call.on('error', () => this.end(null));
+    call.on('cancelled', () => this.end(null));
+    call.on('drain', () => {
+      this.blocked = false;
+      this.host.markDirty(this);
+    });
+  }
+
+  /** Claims presence, sets the cursor and reads the buffer, then live delivery takes over. */
+  async start(cursorFromDevice: number | null): Promise<void> {
+    await this.host.link.claim(this.deviceId);
+    this.cursor = cursorFromDevice ?? (await this.host.link.deliveredSeq(this.deviceId));
+    await this.drain();
+  }
+
+  private onUplink(uplink: Uplink): void {
+    if (this.closed) return;
+    const now = Date.now() * 1000;
+    const cfg = this.host.config.gateway;
+    for (const event of uplink.events ?? []) {
+      const reject = validateEvent(event, { streamDeviceId: this.deviceId, lastSeq: this.lastSeq, payloadBytesMax: cfg.payloadBytesMax, types: this.host.types });
+      if (reject !== null) {
+        this.rejects.push(reject);
+        continue;
+      }
+      if (!this.host.produce(this, this.deviceId, event, now)) {
+        this.rejects.push({ seq: event.seq, code: 'OVERLOADED', message: 'the engine is at its Kafka producer limit; send this event again later' });
+        continue;
+      }
+      this.lastSeq = event.seq;
+      this.inflight++;
+    }
+    if (this.rejects.length > 0) this.host.markDirty(this);
+    if (this.inflight >= cfg.inflightMax && !this.paused) {
+      this.paused = true;
+      this.call.pause();
+    }
+  }
+
+  /** A delivery report for one of this session's events (reports of one device come in order). */
+  onDurable(seq: number, err: Error | null): void {
+    this.inflight--;
+    if (this.closed) return;
+    if (err !== null) {
+      this.end({ code: status.UNAVAILABLE, details: `Kafka did not take event seq ${seq} (${err.message}); reconnect and resend the events after acked_seq ${this.ackedSeq}` });
+      return;
+    }
+    if (seq > this.ackedSeq) this.ackedSeq = seq;
+    if (this.halfClosed && this.inflight === 0) {
+      this.end(null);
+      return;
+    }
+    this.host.markDirty(this);
+    if (this.paused && this.inflight <= this.host.config.gateway.inflightMax / 2) {
+      this.paused = false;
+      this.call.resume();
+    }
+  }
+
+  /** An entry of a live delivery frame for this device. */
+  onLive(n: number, result: Buffer): void {
+    if (this.closed) return;
+    if (this.draining) {
+      if (n > this.liveMaxN) this.liveMaxN = n;
+      return;
+    }
+    if (n <= this.lastN) return;
+    if (n !== this.lastN + 1) {
+      // Something between lastN and n was missed (published before this session subscribed, or
+      // while it was draining): it is in the buffer, in order.
+      this.liveMaxN = n;
+      void this.drain();
+      return;
+    }
+    this.take(n, result);
+  }
+
+  /** Takes buffer entry n; returns false when the device already has it (seq <= cursor). */
+  private take(n: number, bytes: Buffer): boolean {
+    assert.ok(n > this.lastN, 'buffer indexes are taken in increasing order');
+    this.lastN = n;
+    const r = decodeResult(bytes);
+    if (r.seq <= this.cursor) return false;
+    this.cursor = r.seq;
+    this.outbound.push({ seq: r.seq, type: r.type, value: r.value, payload: r.payload, sentAtUs: r.sentAtUs, processedAtUs: r.processedAtUs });
+    if (this.outbound.length > this.host.config.gateway.outboundMax) {
+      this.end({ code: status.RESOURCE_EXHAUSTED, details: `device is not reading: more than ${this.host.config.gateway.outboundMax} results (gateway.outboundMax) wait for it; they stay buffered for its next stream` });
+    } else {
+      this.host.markDirty(this);
+    }
+    return true;
+  }
+
+  /**
+   * Reads the buffer from lastN to its end. A live entry seen meanwhile (liveMaxN) was written to
+   * the buffer before it was published, so reading on until a read comes back empty finds it,
+   * unless the buffer's cap dropped it.
+   */
+  private async drain(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      let confirmedN = 0;
+      for (;;) {
+        const page = await this.host.link.readBuffer(this.deviceId, this.lastN, BUFFER_PAGE);
+        for (const e of page) {
+          if (this.closed) return;
+          if (!this.take(e.n, e.result)) confirmedN = e.n;
+        }
+        if (page.length === BUFFER_PAGE || (page.length > 0 && this.liveMaxN > this.lastN)) continue;
+        break;
+      }
+      // Entries the device confirmed having (at or below its cursor) are not needed again.
+      if (confirmedN > 0) await this.host.link.trimBuffer(this.deviceId, confirmedN);
+    } catch {
+      if (!this.closed) this.end({ code: status.UNAVAILABLE, details: "Redis did not answer while reading this device's buffered results; reconnect" });
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  /** Writes what is pending as one Downlink (acks, results, rejects). Called by the host's flush. */
+  flush(): void {
+    if (this.closed || this.blocked) return;
+    const ack = this.ackedSeq > this.ackSent;
+    if (!ack && this.outbound.length === 0 && this.rejects.length === 0) return;
+    const msg: Downlink = {};
+    if (ack) msg.ackedSeq = this.ackSent = this.ackedSeq;
+    if (this.outbound.length > 0) {
+      msg.results = this.outbound;
+      this.outbound = [];
+    }
+    if (this.rejects.length > 0) {
+      msg.rejects = this.rejects;
+      this.rejects = [];
+    }
+    if (!this.call.write(msg)) this.blocked = true;
+  }
+
+  /** Ends the stream with a status (null: the peer ended it), once. */
+  end(st: { code: status; details: string } | null): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (st !== null) {
+      this.call.emit('error', { code: st.code, details: st.details });
+    } else {
+      this.flushFinal();
+      this.call.end();
+    }
+    this.host.closed(this);
+  }
+
+  /** Half-close by the device: what is already durable is acked before the server ends the call. */
+  private flushFinal(): void {
+    this.closed = false;
+    this.blocked = false;
+    this.flush();
+    this.closed = true;
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * The hot-path producer: librdkafka's native producer without the promise layer, so one produce
+ * costs one native call and one delivery report, never a promise per event.
+ *
+ * Reads: nothing. Writes: the topic given per message, keyed (key -> partition -> per-key order).
+ * Guarantee: idempotent, acks=all; a delivery report with no error means the message is durable
+ * on every in-sync replica. Reports for one partition arrive in produce order.
+ */
+import assert from 'node:assert/strict';
+import KafkaJavascript from '@confluentinc/kafka-javascript';
+import type { Config } from '../config.js';
+import { ErrorCode, StratusError } from '../errors.js';
+
+const { Producer, CODES } = KafkaJavascript;
+
+/** Called once per produced message, on the main thread, with the opaque given to produce(). */
+export type DeliveryHandler = (err: Error | null, opaque: unknown) => void;
+
+export class KafkaProducer {
+  /** Messages produced whose delivery report has not come back yet. */
+  inflight = 0;
+  private readonly native: InstanceType<typeof Producer>;
+
+  private constructor(native: InstanceType<typeof Producer>) {
+    this.native = native;
+  }
+
+  static async connect(config: Config, clientId: string, onDelivery: DeliveryHandler): Promise<KafkaProducer> {
+    const native = new Producer({
+      'metadata.broker.list': config.kafka.brokers.join(','),
+      'client.id': clientId,
+      // Durable before acknowledged: every in-sync replica has it, and retries never duplicate or reorder.
+      'enable.idempotence': true,
+      acks: -1,
+      // A message that failed for good must not leave a gap behind later ones of the same partition:
+      // librdkafka raises a fatal error instead, and the gateway ends the affected streams.
+      'enable.gapless.guarantee': true,
+      'linger.ms': config.kafka.lingerMs,
+      'batch.size': config.kafka.batchSizeMax,
+      'queue.buffering.max.messages': config.kafka.producerQueueMax,
+      'message.timeout.ms': config.kafka.deliveryTimeoutMs,
+      'dr_cb': true,
+      'log_level': config.logLevel === 'debug' ? 7 : 3,
+    });
+    const producer = new KafkaProducer(native);
+    native.on('delivery-report', (err, report) => {
+      producer.inflight--;
+      onDelivery(err ? new Error(`${err.message} (librdkafka code ${err.code})`) : null, report.opaque);
+    });
+    native.on('event.error', () => {
+      // Connection errors are retried by librdkafka; they surface as failed delivery reports if they last.
+    });
+    await new Promise<void>((resolve, reject) => {
+      native.connect({ timeout: 10_000 }, (err) => (err ? reject(err) : resolve()));
+    }).catch((err: unknown) => {
+      throw new StratusError(ErrorCode.KAFKA_UNAVAILABLE, `producer could not connect to Kafka at ${config.kafka.brokers.join(',')} (${String(err)})`, { retryable: true, cause: err });
+    });
+    // Delivery reports are polled on librdkafka's own thread and handed to the event loop.
+    native.setPollInBackground(true);
+    return producer;
+  }
+
+  /**
+   * Queues one message. Returns false, producing nothing, when the producer's queue is full
+   * (kafka.producerQueueMax): the caller must push back upstream.
+   */
+  produce(topic: string, key: string, value: Buffer, opaque: unknown): boolean {
+    try {
+      this.native.produce(topic, null, value, key, null, opaque);
+    } catch (err) {
+      if ((err as { code?: number }).code === CODES.ERRORS.ERR__QUEUE_FULL) return false;
+      throw err;
+    }
+    this.inflight++;
+    return true;
+  }
+
+  /** Waits until every queued message has its delivery report, or timeoutMs passes. */
+  flush(timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => this.native.flush(timeoutMs, (err) => (err ? reject(err) : resolve())));
+  }
+
+  async disconnect(timeoutMs = 10_000): Promise<void> {
+    await this.flush(timeoutMs).catch(() => {});
+    await new Promise<void>((resolve) => this.native.disconnect(timeoutMs, () => resolve()));
+    assert.ok(this.inflight >= 0);
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * A simulated device for tests: a real grpc-js client speaking DeviceGateway.Connect, keeping
+ * every ack, result and reject it receives so tests can account for each (device, seq).
+ */
+import { Client, credentials, Metadata, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import { codecs, type Downlink, type Event, type Reject, type Result, type Uplink } from '../../src/gateway/protocol.js';
+
+export class TestDevice {
+  ackedSeq = 0;
+  readonly results: Result[] = [];
+  readonly rejects: Reject[] = [];
+  status: ServiceError | null = null;
+  ended = false;
+  private call: ClientDuplexStream<Uplink, Downlink> | null = null;
+  private client: Client | null = null;
+  private waiters: (() => void)[] = [];
+
+  constructor(readonly deviceId: string) {}
+
+  connect(address: string, opts: { cursor?: number; read?: boolean } = {}): this {
+    this.client = new Client(address, credentials.createInsecure());
+    const md = new Metadata();
+    md.set('x-device-id', this.deviceId);
+    if (opts.cursor !== undefined) md.set('x-last-result-seq', String(opts.cursor));
+    this.ended = false;
+    this.status = null;
+    const call = this.client.makeBidiStreamRequest('/stratus.v1.DeviceGateway/Connect', codecs.Uplink.serialize, codecs.Downlink.deserialize, md);
+    this.call = call;
+    if (opts.read !== false) {
+      call.on('data', (d: Downlink) => {
+        if (d.ackedSeq && d.ackedSeq > this.ackedSeq) this.ackedSeq = d.ackedSeq;
+        for (const r of d.results ?? []) this.results.push(r);
+        for (const r of d.rejects ?? []) this.rejects.push(r);
+        this.wake();
+      });
+    }
+    call.on('error', (err: ServiceError) => {
+      this.status = err;
+      this.ended = true;
+      this.wake();
+    });
+    call.on('end', () => {
+      this.ended = true;
+      this.wake();
+    });
+    return this;
+  }
+
+  send(events: Partial<Event>[]): boolean {
+    return this.call!.write({ events: events as Event[] });
+  }
+
+  /** The seq of the last result received: the cursor a reconnect sends. */
+  get lastResultSeq(): number {
+    return this.results.length === 0 ? 0 : this.results[this.results.length - 1]!.seq;
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  async until(pred: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!pred()) {
+      if (Date.now() > deadline) throw new Error(`${this.deviceId}: timed out waiting for ${what} (acked ${this.ackedSeq}, results ${this.results.length}, status ${this.status?.code})`);
+      await new Promise<void>((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 200);
+      });
+    }
+  }
+
+  close(): void {
+    this.call?.cancel();
+    this.client?.close();
+    this.call = null;
+  }
+}

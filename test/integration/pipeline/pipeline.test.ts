@@ -1,0 +1,136 @@
+/**
+ * The whole pipeline through real Kafka, Redis and gRPC: two gateways, a processor and a forwarder,
+ * devices split across the gateways. Every (device, seq) is accounted for.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type { Config } from '../../../src/config.js';
+import { deleteTopics, ensureTopics } from '../../../src/kafka/admin.js';
+import { startForwarder } from '../../../src/forwarder/forwarder.js';
+import { Gateway } from '../../../src/gateway/gateway.js';
+import { startProcessor } from '../../../src/processor/processor.js';
+import { topology } from '../../../src/topology.js';
+import { testConfig } from '../../helpers/config.js';
+import { TestDevice } from '../../helpers/device.js';
+
+let config: Config;
+let gateways: Gateway[] = [];
+const stops: (() => Promise<void>)[] = [];
+
+before(async () => {
+  config = testConfig({ 'kafka-partitions': '4', 'gateway-drain-grace-ms': '1000' });
+  const t = topology(config);
+  await ensureTopics(config, [
+    { topic: t.topics.events, partitions: 4 },
+    { topic: t.topics.results, partitions: 4 },
+  ]);
+  gateways = [await Gateway.start(config, 'gw-a', 0), await Gateway.start(config, 'gw-b', 0)];
+  stops.push((await startProcessor(config, 'proc-1')).stop, (await startForwarder(config, 'fwd-1')).stop);
+});
+
+after(async () => {
+  for (const g of gateways) await g.stop();
+  for (const s of stops) await s();
+  const t = topology(config);
+  await deleteTopics(config, [t.topics.events, t.topics.results]).catch(() => {});
+});
+
+const address = (i: number) => `127.0.0.1:${gateways[i % gateways.length]!.port}`;
+
+function events(from: number, to: number) {
+  const out = [];
+  for (let seq = from; seq <= to; seq++) out.push({ seq, type: 'sq', value: seq, sentAtUs: Date.now() * 1000 });
+  return out;
+}
+
+function assertExactlyOnce(d: TestDevice, n: number): void {
+  assert.equal(d.results.length, n, `${d.deviceId}: ${d.results.length} results for ${n} events`);
+  d.results.forEach((r, i) => {
+    assert.equal(r.seq, i + 1, `${d.deviceId}: result ${i} has seq ${r.seq}`);
+    assert.equal(r.value, (i + 1) * (i + 1));
+    assert.equal(r.type, 'sq');
+  });
+}
+
+test('200 devices over two gateways, 500 sq events each: every event acked, exactly one correct result each, in order', { timeout: 180_000 }, async () => {
+  const devices = Array.from({ length: 200 }, (_, i) => new TestDevice(`dev-${i}`).connect(address(i)));
+  const perDevice = 500;
+  await Promise.all(
+    devices.map(async (d) => {
+      for (let s = 1; s <= perDevice; s += 50) d.send(events(s, s + 49));
+      await d.until(() => d.ackedSeq === perDevice, 120_000, 'acks');
+      await d.until(() => d.results.length >= perDevice, 120_000, 'results');
+    }),
+  );
+  // Nothing more arrives after the last expected result (no duplicates trickling in).
+  await new Promise((r) => setTimeout(r, 500));
+  for (const d of devices) {
+    assertExactlyOnce(d, perDevice);
+    assert.deepEqual(d.rejects, []);
+    d.close();
+  }
+});
+
+test('devices that reconnect to the other gateway mid-run get every result once, resending unacked events', { timeout: 120_000 }, async () => {
+  const perDevice = 300;
+  const devices = Array.from({ length: 40 }, (_, i) => new TestDevice(`move-${i}`).connect(address(i)));
+  await Promise.all(
+    devices.map(async (d, i) => {
+      d.send(events(1, 150));
+      await d.until(() => d.ackedSeq >= 100, 60_000, 'first acks');
+      d.close();
+      // The device resends everything after what it knows is durable, on the other gateway,
+      // telling it the last result it has.
+      d.connect(address(i + 1), { cursor: d.lastResultSeq });
+      d.send(events(d.ackedSeq + 1, perDevice));
+      await d.until(() => d.ackedSeq === perDevice && d.results.length >= perDevice, 90_000, 'all results after the move');
+    }),
+  );
+  await new Promise((r) => setTimeout(r, 500));
+  for (const d of devices) {
+    assertExactlyOnce(d, perDevice);
+    d.close();
+  }
+});
+
+test('a second stream for the same device takes over; the first ends with ABORTED and cannot deregister the second', { timeout: 60_000 }, async () => {
+  const first = new TestDevice('takeover-1').connect(address(0));
+  first.send(events(1, 5));
+  await first.until(() => first.results.length === 5, 30_000, 'first results');
+  const second = new TestDevice('takeover-1').connect(address(0), { cursor: 5 });
+  await first.until(() => first.ended, 10_000, 'the first stream to end');
+  assert.equal(first.status?.code, 10 /* ABORTED */);
+  assert.match(first.status!.details, /took over/);
+  second.send(events(6, 10));
+  await second.until(() => second.results.length === 5, 30_000, 'second results');
+  assert.deepEqual(second.results.map((r) => r.seq), [6, 7, 8, 9, 10]);
+  assert.equal(gateways[0]!.sessions.size >= 1, true);
+  first.close();
+  second.close();
+});
+
+test('bad input: each gets its Reject code, nothing is produced for it, the stream carries on', { timeout: 60_000 }, async () => {
+  const d = new TestDevice('bad-1').connect(address(1));
+  d.send([
+    { seq: 1, type: 'sq', value: 2 },
+    { seq: 0, type: 'sq', value: 1 },
+    { seq: 1, type: 'sq', value: 1 },
+    { seq: 2, type: 'nope', value: 1 },
+    { seq: 2, type: 'sq', value: Number.NaN },
+    { seq: 2, type: 'sq', value: Number.POSITIVE_INFINITY },
+    { seq: 2, type: 'echo', value: 1, payload: Buffer.alloc(config.gateway.payloadBytesMax + 1) },
+    { seq: 2, type: 'sq', value: 1, deviceId: 'someone-else' },
+    { seq: 2, type: 'sq', value: 3 },
+  ]);
+  await d.until(() => d.results.length === 2 && d.rejects.length === 7, 30_000, 'results and rejects');
+  assert.deepEqual(d.rejects.map((r) => r.code), ['INVALID_SEQ', 'INVALID_SEQ', 'UNKNOWN_TYPE', 'INVALID_VALUE', 'INVALID_VALUE', 'PAYLOAD_TOO_LARGE', 'DEVICE_MISMATCH']);
+  assert.deepEqual(d.results.map((r) => [r.seq, r.value]), [[1, 4], [2, 9]]);
+  assert.equal(d.ackedSeq, 2);
+  d.close();
+
+  const anonymous = new TestDevice('').connect(address(0));
+  await anonymous.until(() => anonymous.ended, 10_000, 'refusal');
+  assert.equal(anonymous.status?.code, 3 /* INVALID_ARGUMENT */);
+  assert.match(anonymous.status!.details, /x-device-id/);
+  anonymous.close();
+});
