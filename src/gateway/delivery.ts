@@ -90,6 +90,10 @@ export class DeliveryLink {
     await p.exec();
   }
 
+  deviceStateKey(deviceId: string): string {
+    return this.t.redis.deviceState(deviceId);
+  }
+
   /** The server-side cursor: the last seq delivered to the device by any session, 0 if none. */
   async deliveredSeq(deviceId: string): Promise<number> {
     return Number((await this.commands.hget(this.t.redis.deviceState(deviceId), 'd')) ?? 0);

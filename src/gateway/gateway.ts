@@ -16,7 +16,8 @@ import { topology } from '../topology.js';
 import { encodeEvent } from '../wire/event-codec.js';
 import type { FrameEntry } from '../wire/delivery-frame.js';
 import { DeliveryLink } from './delivery.js';
-import { DeviceGatewayService, type BatchAck, type Downlink, type Event, type EventBatch, type IngestSummary, type Reject, type Uplink } from './protocol.js';
+import { processEvent } from './nimbus.js';
+import { DeviceGatewayService, NimbusService, type BatchAck, type Downlink, type Event, type EventBatch, type EventRequest, type EventResponse, type IngestSummary, type Reject, type Uplink } from './protocol.js';
 import { DeviceSession, type SessionHost } from './session.js';
 import { validateEvent } from './validate.js';
 
@@ -88,6 +89,9 @@ export class Gateway implements SessionHost {
       Ingest: (call: ServerReadableStream<Event, IngestSummary>, cb: sendUnaryData<IngestSummary>) => this.ingest(call, cb),
       IngestBatch: (call: ServerUnaryCall<EventBatch, BatchAck>, cb: sendUnaryData<BatchAck>) => void this.ingestBatch(call, cb),
     });
+    server.addService(NimbusService, {
+      ProcessEvent: (call: ServerDuplexStream<EventRequest, EventResponse>) => processEvent(this, call),
+    });
     this.port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(`127.0.0.1:${port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
     );
@@ -152,10 +156,25 @@ export class Gateway implements SessionHost {
       call.emit('error', { code: status.INVALID_ARGUMENT, details: `metadata "${CURSOR_KEY}" must be a whole number from 0 to 2^53-1 (got "${cursorText!.slice(0, 32)}")` });
       return;
     }
-    const previous = this.sessions.get(deviceId);
-    const session = new DeviceSession(this, deviceId, call);
-    this.sessions.set(deviceId, session);
-    previous?.end({ code: status.ABORTED, details: `a newer Connect for device ${deviceId} took over this stream` });
+    const session = new DeviceSession(this, deviceId, {
+      write: (msg) => call.write(msg),
+      pause: () => call.pause(),
+      resume: () => call.resume(),
+      end: (st) => (st === null ? call.end() : call.emit('error', st)),
+    });
+    call.on('data', (uplink: Uplink) => session.onUplink(uplink));
+    call.on('end', () => session.onHalfClose());
+    call.on('error', () => session.peerGone());
+    call.on('cancelled', () => session.peerGone());
+    call.on('drain', () => session.onDrain());
+    this.register(session, cursor);
+  }
+
+  /** Makes the session the device's one session here (ending an older one), then starts it. */
+  register(session: DeviceSession, cursor: number | null = null): void {
+    const previous = this.sessions.get(session.deviceId);
+    this.sessions.set(session.deviceId, session);
+    previous?.end({ code: status.ABORTED, details: `a newer stream for device ${session.deviceId} took over this one` });
     session.start(cursor).catch(() => session.end({ code: status.UNAVAILABLE, details: 'Redis did not answer while this stream was starting; reconnect' }));
   }
 

@@ -15,7 +15,7 @@
  * that: the results stay in the device's Redis buffer for its next session.
  */
 import assert from 'node:assert/strict';
-import { status, type ServerDuplexStream } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import type { Config } from '../config.js';
 import { decodeResult } from '../wire/result-codec.js';
 import type { DeliveryLink } from './delivery.js';
@@ -35,6 +35,23 @@ export interface SessionHost {
 }
 
 const BUFFER_PAGE = 500;
+/** A Downlink's results stay under this many bytes, well inside the 4 MiB message limit. */
+const DOWNLINK_BYTES_MAX = 1024 * 1024;
+const RESULT_OVERHEAD_BYTES = 64;
+
+/**
+ * The stream a session talks through: DeviceGateway.Connect writes Downlinks as they are; the
+ * Nimbus-compatible service (nimbus.ts) turns them into EventResponses. The adapter forwards the
+ * stream's events to onUplink / onHalfClose / onDrain / end.
+ */
+export interface SessionIO {
+  /** false: the transport is full; wait for onDrain before writing again. */
+  write(msg: Downlink): boolean;
+  pause(): void;
+  resume(): void;
+  /** Ends the call: with a status, or (null) normally. */
+  end(st: { code: status; details: string } | null): void;
+}
 
 export class DeviceSession {
   /** Highest seq accepted (validated and produced) on this stream. */
@@ -56,26 +73,28 @@ export class DeviceSession {
   private blocked = false;
   private paused = false;
   private halfClosed = false;
+  /** Set while a buffer drain waits for the transport to take what it wrote. */
+  private drained: (() => void) | null = null;
   /** Invariant: closed is true iff the call has been ended (by us or by the peer). */
   closed = false;
 
   constructor(
     private readonly host: SessionHost,
     readonly deviceId: string,
-    readonly call: ServerDuplexStream<Uplink, Downlink>,
-  ) {
-    call.on('data', (uplink: Uplink) => this.onUplink(uplink));
-    call.on('end', () => {
-      // The device has nothing more to send: end once what it sent is durable and acked.
-      this.halfClosed = true;
-      if (this.inflight === 0) this.end(null);
-    });
-    call.on('error', () => this.end(null));
-    call.on('cancelled', () => this.end(null));
-    call.on('drain', () => {
-      this.blocked = false;
-      this.host.markDirty(this);
-    });
+    private readonly io: SessionIO,
+  ) {}
+
+  /** The device has nothing more to send: end once what it sent is durable and acked. */
+  onHalfClose(): void {
+    this.halfClosed = true;
+    if (this.inflight === 0) this.end(null);
+  }
+
+  onDrain(): void {
+    this.blocked = false;
+    this.drained?.();
+    this.drained = null;
+    this.host.markDirty(this);
   }
 
   /** Claims presence, sets the cursor and reads the buffer, then live delivery takes over. */
@@ -85,7 +104,7 @@ export class DeviceSession {
     await this.drain();
   }
 
-  private onUplink(uplink: Uplink): void {
+  onUplink(uplink: Uplink): void {
     if (this.closed) return;
     const now = Date.now() * 1000;
     const cfg = this.host.config.gateway;
@@ -105,7 +124,7 @@ export class DeviceSession {
     if (this.rejects.length > 0) this.host.markDirty(this);
     if (this.inflight >= cfg.inflightMax && !this.paused) {
       this.paused = true;
-      this.call.pause();
+      this.io.pause();
     }
   }
 
@@ -125,7 +144,7 @@ export class DeviceSession {
     this.host.markDirty(this);
     if (this.paused && this.inflight <= this.host.config.gateway.inflightMax / 2) {
       this.paused = false;
-      this.call.resume();
+      this.io.resume();
     }
   }
 
@@ -173,13 +192,18 @@ export class DeviceSession {
     this.draining = true;
     try {
       let confirmedN = 0;
+      // A page never overflows outbound: the buffer is read only as fast as the device takes it.
+      const pageSize = Math.min(BUFFER_PAGE, this.host.config.gateway.outboundMax);
       for (;;) {
-        const page = await this.host.link.readBuffer(this.deviceId, this.lastN, BUFFER_PAGE);
+        const page = await this.host.link.readBuffer(this.deviceId, this.lastN, pageSize);
         for (const e of page) {
           if (this.closed) return;
           if (!this.take(e.n, e.result)) confirmedN = e.n;
         }
-        if (page.length === BUFFER_PAGE || (page.length > 0 && this.liveMaxN > this.lastN)) continue;
+        this.flush();
+        while (this.blocked && !this.closed) await new Promise<void>((resolve) => (this.drained = resolve));
+        if (this.closed) return;
+        if (page.length === pageSize || (page.length > 0 && this.liveMaxN > this.lastN)) continue;
         break;
       }
       // Entries the device confirmed having (at or below its cursor) are not needed again.
@@ -191,34 +215,49 @@ export class DeviceSession {
     }
   }
 
-  /** Writes what is pending as one Downlink (acks, results, rejects). Called by the host's flush. */
+  /**
+   * Writes what is pending: acks, results and rejects in one Downlink, split only where results
+   * would pass DOWNLINK_BYTES_MAX (grpc.max_send_message_length is 4 MiB). Called by the host's flush.
+   */
   flush(): void {
     if (this.closed || this.blocked) return;
     const ack = this.ackedSeq > this.ackSent;
     if (!ack && this.outbound.length === 0 && this.rejects.length === 0) return;
     const msg: Downlink = {};
     if (ack) msg.ackedSeq = this.ackSent = this.ackedSeq;
-    if (this.outbound.length > 0) {
-      msg.results = this.outbound;
-      this.outbound = [];
-    }
     if (this.rejects.length > 0) {
       msg.rejects = this.rejects;
       this.rejects = [];
     }
-    if (!this.call.write(msg)) this.blocked = true;
+    let bytes = 0;
+    let i = 0;
+    while (i < this.outbound.length) {
+      const size = this.outbound[i]!.payload.length + RESULT_OVERHEAD_BYTES;
+      if (i > 0 && bytes + size > DOWNLINK_BYTES_MAX) break;
+      bytes += size;
+      i++;
+    }
+    if (i > 0) msg.results = i === this.outbound.length ? this.outbound : this.outbound.slice(0, i);
+    this.outbound = i === this.outbound.length ? [] : this.outbound.slice(i);
+    if (!this.io.write(msg)) this.blocked = true;
+    else if (this.outbound.length > 0) this.flush();
   }
 
-  /** Ends the stream with a status (null: the peer ended it), once. */
+  /** The peer cancelled or the transport failed: nothing more can be written. */
+  peerGone(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.drained?.();
+    this.host.closed(this);
+  }
+
+  /** Ends the stream, once: with a status, or (null) normally after a last flush. */
   end(st: { code: status; details: string } | null): void {
     if (this.closed) return;
     this.closed = true;
-    if (st !== null) {
-      this.call.emit('error', { code: st.code, details: st.details });
-    } else {
-      this.flushFinal();
-      this.call.end();
-    }
+    if (st === null) this.flushFinal();
+    this.drained?.();
+    this.io.end(st);
     this.host.closed(this);
   }
 

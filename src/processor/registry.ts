@@ -16,15 +16,14 @@ export interface Processor {
   run(event: WireEvent): ProcessorOutput;
 }
 
-const EMPTY = new Uint8Array(0);
 export const SHA_ROUNDS_MAX = 100_000;
 
 export const PROCESSORS: ReadonlyMap<string, Processor> = new Map(
   [
     {
       name: 'sq',
-      doc: 'value squared, as a double: exact for |value| <= 2^26.5, never wraps around.',
-      run: (e: WireEvent) => ({ value: e.value * e.value, payload: EMPTY }),
+      doc: 'value squared, as a double (exact while the square is below 2^53; never wraps around); payload returned unchanged.',
+      run: (e: WireEvent) => ({ value: e.value * e.value, payload: e.payload }),
     },
     {
       name: 'echo',

@@ -26,14 +26,7 @@ export class TestDevice {
     this.status = null;
     const call = this.client.makeBidiStreamRequest('/stratus.v1.DeviceGateway/Connect', codecs.Uplink.serialize, codecs.Downlink.deserialize, md);
     this.call = call;
-    if (opts.read !== false) {
-      call.on('data', (d: Downlink) => {
-        if (d.ackedSeq && d.ackedSeq > this.ackedSeq) this.ackedSeq = d.ackedSeq;
-        for (const r of d.results ?? []) this.results.push(r);
-        for (const r of d.rejects ?? []) this.rejects.push(r);
-        this.wake();
-      });
-    }
+    if (opts.read !== false) this.startReading();
     call.on('error', (err: ServiceError) => {
       this.status = err;
       this.ended = true;
@@ -44,6 +37,16 @@ export class TestDevice {
       this.wake();
     });
     return this;
+  }
+
+  /** Reads downlinks (a device connected with read: false starts reading late). */
+  startReading(): void {
+    this.call!.on('data', (d: Downlink) => {
+      if (d.ackedSeq && d.ackedSeq > this.ackedSeq) this.ackedSeq = d.ackedSeq;
+      for (const r of d.results ?? []) this.results.push(r);
+      for (const r of d.rejects ?? []) this.rejects.push(r);
+      this.wake();
+    });
   }
 
   send(events: Partial<Event>[]): boolean {

@@ -18,7 +18,7 @@ let gateways: Gateway[] = [];
 const stops: (() => Promise<void>)[] = [];
 
 before(async () => {
-  config = testConfig({ 'kafka-partitions': '4', 'gateway-drain-grace-ms': '1000' });
+  config = testConfig({ 'kafka-partitions': '4', 'gateway-drain-grace-ms': '1000', 'gateway-outbound-max': '300', 'redis-device-buffer-max': '5000' });
   const t = topology(config);
   await ensureTopics(config, [
     { topic: t.topics.events, partitions: 4 },
@@ -133,4 +133,36 @@ test('bad input: each gets its Reject code, nothing is produced for it, the stre
   assert.equal(anonymous.status?.code, 3 /* INVALID_ARGUMENT */);
   assert.match(anonymous.status!.details, /x-device-id/);
   anonymous.close();
+});
+
+test('a device that never reads ends with RESOURCE_EXHAUSTED at its buffer limit; another device on the same gateway is unaffected', { timeout: 90_000 }, async () => {
+  const slow = new TestDevice('slow-1').connect(address(0), { read: false });
+  const payload = Buffer.alloc(16 * 1024, 7);
+  const n = 1200; // ~19 MiB of results: more than the HTTP/2 window and socket buffers hold
+  for (let s = 1; s <= n; s += 100) {
+    const batch = [];
+    for (let seq = s; seq < s + 100; seq++) batch.push({ seq, type: 'echo', value: seq, payload });
+    slow.send(batch);
+  }
+  const other = new TestDevice('fast-1').connect(address(0));
+  other.send(events(1, 200));
+  await other.until(() => other.results.length === 200, 60_000, 'the other device\'s results');
+  assertExactlyOnce(other, 200);
+  // The gateway gives up on the slow device once gateway.outboundMax results wait for it.
+  const deadline = Date.now() + 60_000;
+  while (gateways[0]!.sessions.has('slow-1') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(gateways[0]!.sessions.has('slow-1'), false, 'the slow stream was not ended');
+  slow.startReading();
+  await slow.until(() => slow.ended, 30_000, 'the status');
+  assert.equal(slow.status?.code, 8 /* RESOURCE_EXHAUSTED */);
+  assert.match(slow.status!.details, /not reading/);
+  // Nothing was lost: reconnecting with its cursor, it gets the rest from its buffer, once each.
+  const got = slow.results.length;
+  slow.close();
+  slow.connect(address(1), { cursor: slow.lastResultSeq });
+  await slow.until(() => slow.results.length === n, 60_000, 'the rest after reconnecting');
+  assert.ok(got < n);
+  assert.deepEqual(slow.results.map((r) => r.seq), Array.from({ length: n }, (_, i) => i + 1));
+  slow.close();
+  other.close();
 });
