@@ -262,13 +262,16 @@ export class Gateway implements SessionHost {
     const server = this.server;
     if (server !== null) {
       await new Promise<void>((resolve) => {
-        const force = setTimeout(() => {
+        let last: NodeJS.Timeout | undefined;
+        // Grace over: end the streams with a status (tryShutdown then completes once they are
+        // finished); a call that still hangs a second later is cut.
+        const grace = setTimeout(() => {
           for (const s of [...this.sessions.values()]) s.end({ code: status.UNAVAILABLE, details: 'gateway shutting down; reconnect (to another instance) and resend unacked events' });
-          server.forceShutdown();
-          resolve();
+          last = setTimeout(() => server.forceShutdown(), 1000);
         }, this.config.gateway.drainGraceMs);
         server.tryShutdown(() => {
-          clearTimeout(force);
+          clearTimeout(grace);
+          clearTimeout(last);
           resolve();
         });
       });
