@@ -85,6 +85,7 @@ export function processEvent(gw: Gateway, call: ServerDuplexStream<EventRequest,
   let top = 0;
   let reserving: Promise<void> | null = null;
   const queue: EventRequest[] = [];
+  let halfClosed = false;
   const reserve = async () => {
     const t = await gw.link.commands.hincrby(gw.link.deviceStateKey(deviceId), 's', SEQ_BLOCK);
     top = t;
@@ -98,6 +99,7 @@ export function processEvent(gw: Gateway, call: ServerDuplexStream<EventRequest,
       events.push({ deviceId: '', seq: next++, type: 'sq', value: req.number ?? 0, payload: payloadOf(req), sentAtUs: Date.now() * 1000 });
     }
     if (events.length > 0) session.onUplink({ events });
+    if (queue.length === 0 && halfClosed) session.onHalfClose();
     if (queue.length > 0) {
       reserving = reserve().then(
         () => {
@@ -113,7 +115,11 @@ export function processEvent(gw: Gateway, call: ServerDuplexStream<EventRequest,
     if (queue.length > gw.config.gateway.inflightMax) call.pause();
     pump();
   });
-  call.on('end', () => session.onHalfClose());
+  call.on('end', () => {
+    // Requests still waiting for seqs are produced first; the session then ends once they are durable.
+    halfClosed = true;
+    pump();
+  });
   call.on('error', () => session.peerGone());
   call.on('cancelled', () => session.peerGone());
   call.on('drain', () => session.onDrain());
