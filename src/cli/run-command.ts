@@ -3,6 +3,7 @@
  * drained within gateway.drainGraceMs, producer flushed, batches committed); a second signal exits
  * at once.
  */
+import cluster from 'node:cluster';
 import { ErrorCode, StratusError } from '../errors.js';
 import { ensureTopics } from '../kafka/admin.js';
 import { startForwarder } from '../forwarder/forwarder.js';
@@ -20,6 +21,7 @@ export const runCommand: Command = {
   usage: 'run [--roles gateway,processor,forwarder] [--grpc-port N] [--instance-id ID] [config flags]',
   flags: {
     roles: { type: 'string', doc: 'comma-separated roles to run (default: all three)' },
+    threads: { type: 'string', doc: 'gateway front-end processes sharing the gRPC port (cluster); default 1, see README' },
   },
   usesConfig: true,
   async run({ flags, config }) {
@@ -27,8 +29,16 @@ export const runCommand: Command = {
     for (const r of roles) {
       if (!(ROLES as readonly string[]).includes(r)) throw new StratusError(ErrorCode.USAGE, `--roles: unknown role "${r}"; use any of ${ROLES.join(', ')}`);
     }
-    const has = (r: Role) => roles.includes(r);
-    const instanceId = defaultInstanceId(config);
+    const threads = flags.threads === undefined ? 1 : Number(flags.threads);
+    if (!Number.isInteger(threads) || threads < 1 || threads > 64) throw new StratusError(ErrorCode.USAGE, `--threads must be a whole number from 1 to 64 (got ${JSON.stringify(flags.threads)})`);
+    // gRPC I/O of a connection lives on one thread and grpc-js cannot hand a socket to a
+    // worker_thread, so front-end sharding is by process: the cluster primary owns the port and
+    // deals connections round-robin to N gateway workers, each a full instance with its own id in
+    // the presence registry. The processor and forwarder stay in the primary.
+    const shardGateway = threads > 1 && roles.includes('gateway') && cluster.isPrimary;
+    const isShard = cluster.isWorker;
+    const has = (r: Role) => (isShard ? r === 'gateway' : shardGateway && r === 'gateway' ? false : roles.includes(r));
+    const instanceId = isShard ? `${defaultInstanceId(config)}-w${cluster.worker!.id}` : defaultInstanceId(config);
     const t = topology(config);
     await ensureTopics(config, [
       { topic: t.topics.events, partitions: config.kafka.partitions },
@@ -43,11 +53,28 @@ export const runCommand: Command = {
       stops.unshift(() => gw.stop());
       process.stderr.write(`gateway ${instanceId} listening on 127.0.0.1:${gw.port}\n`);
     }
-    process.stderr.write(`stratus run: ${roles.join(', ')} as ${instanceId}\n`);
+    const workers: import('node:cluster').Worker[] = [];
+    if (shardGateway) {
+      for (let i = 0; i < threads; i++) workers.push(cluster.fork({ STRATUS_INSTANCE_ID: '' }));
+      await Promise.all(workers.map((w) => new Promise<void>((resolve, reject) => {
+        w.once('message', (m: unknown) => (m === 'ready' ? resolve() : undefined));
+        w.once('exit', (code) => reject(new StratusError(ErrorCode.USAGE, `gateway worker exited with code ${code} while starting`)));
+      })));
+      stops.unshift(() => Promise.all(workers.map((w) => new Promise<void>((resolve) => {
+        if (w.isDead()) return resolve();
+        w.once('exit', () => resolve());
+        w.process.kill('SIGTERM');
+      }))).then(() => {}));
+      process.stderr.write(`gateway: ${threads} worker processes on 127.0.0.1:${config.grpc.port}\n`);
+    }
+    if (isShard) process.send?.('ready');
+    process.stderr.write(`stratus run: ${isShard ? 'gateway' : roles.join(', ')} as ${instanceId}\n`);
     return new Promise<number>((resolve) => {
       let stopping = false;
       const onSignal = (sig: string) => {
         if (stopping) {
+          // A shard gets the terminal's signal and the primary's relay: only the primary forces.
+          if (isShard) return;
           process.stderr.write(`stratus run: second ${sig}, exiting now\n`);
           process.exit(1);
         }

@@ -63,6 +63,11 @@ export class KafkaBatchConsumer {
       throw new StratusError(ErrorCode.KAFKA_UNAVAILABLE, `consumer ${options.groupId} could not connect to Kafka at ${config.kafka.brokers.join(',')} (${String(err)})`, { retryable: true, cause: err });
     });
     native.setDefaultConsumeTimeout(options.waitMs ?? 100);
+    // Wait only for a batch's first message, then take what is already fetched. The default waits
+    // up to the timeout for every message of the batch, which added ~0.4 s per hop at light load
+    // (measured with bench/e2e/pipeline-load.ts). Marked private in the library, but it is what its
+    // own KafkaJS layer calls; checked against 1.10.1's lib/kafka-consumer.js.
+    (native as unknown as { setDefaultIsTimeoutOnlyForFirstMessage(v: boolean): void }).setDefaultIsTimeoutOnlyForFirstMessage(true);
     native.subscribe(options.topics);
     return new KafkaBatchConsumer(native, config.kafka.consumeBatchMax);
   }
