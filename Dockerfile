@@ -16,5 +16,7 @@ COPY bench ./bench
 COPY loadgen ./loadgen
 RUN npx tsc -b
 ENV NODE_ENV=production
+# The engine only reads /app; nothing needs root at run time.
+USER node
 EXPOSE 50051 8080
 CMD ["node", "bin/stratus.js", "run"]

@@ -10,6 +10,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseEnv } from 'node:util';
 import { ErrorCode, StratusError } from './errors.js';
 
@@ -111,8 +112,11 @@ export function flagName(key: string): string {
   return key.replace(/\./g, '-').replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase();
 }
 
+/** This module's folder as a path: fileURLToPath, because a URL's pathname keeps `%20` for a space. */
+const MODULE_DIR = fileURLToPath(new URL('.', import.meta.url));
+
 /** The project root: the folder holding package.json, two levels above dist/src or src. */
-export const PROJECT_ROOT = resolve(new URL('.', import.meta.url).pathname, new URL('.', import.meta.url).pathname.includes('/dist/') ? '../..' : '..');
+export const PROJECT_ROOT = resolve(MODULE_DIR, MODULE_DIR.includes('/dist/') ? '../..' : '..');
 
 export interface LoadConfigInput {
   env?: Record<string, string | undefined>;

@@ -13,7 +13,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client, credentials, Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
 import * as hdr from 'hdr-histogram-js';
-import { PROJECT_ROOT } from '../../src/config.js';
+import { loadConfig, PROJECT_ROOT } from '../../src/config.js';
+import { deleteTopics } from '../../src/kafka/admin.js';
+import { topology } from '../../src/topology.js';
 import { codecs, type Downlink, type Uplink } from '../../src/gateway/protocol.js';
 
 const { values } = parseArgs({
@@ -34,6 +36,7 @@ const warmupS = Number(values.warmup);
 const perConn = Number(values['per-connection']);
 const port = Number(values.port);
 const prefix = `bench${Date.now()}.`;
+const EMPTY = Buffer.alloc(0);
 
 const hist = () => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
 const ackUs = hist();
@@ -57,7 +60,7 @@ function childPids(pid: number): number[] {
 
 async function main(): Promise<void> {
   const engine = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'stratus.js'), 'run', '--grpc-port', String(port), '--threads', String(values.threads), '--instance-id', `bench-${port}`], {
-    env: { ...process.env, STRATUS_KAFKA_TOPIC_PREFIX: prefix, STRATUS_REDIS_KEY_PREFIX: `${prefix}:`, STRATUS_GATEWAY_INFLIGHT_MAX: '100000' },
+    env: { ...process.env, STRATUS_KAFKA_TOPIC_PREFIX: prefix, STRATUS_REDIS_KEY_PREFIX: `${prefix}:`, STRATUS_GATEWAY_INFLIGHT_MAX: '100000', STRATUS_REDIS_DEVICE_STATE_TTL_MS: '600000' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   await new Promise<void>((resolve) => {
@@ -106,12 +109,15 @@ async function main(): Promise<void> {
   const gatewayPids = Number(values.threads) > 1 ? childPids(engine.pid!) : [engine.pid!];
   const rssConnected = [engine.pid!, ...childPids(engine.pid!)].reduce((a, p) => a + rssKb(p), 0);
 
-  // Open loop: device i sends seq s at start + (s-1)/rate + phase_i, whatever the server does.
+  // Open loop: the fleet's events are one sequence j = 0, 1, 2, ... spaced 1 / (devices * rate)
+  // apart; event j is seq floor(j / devices) + 1 of device j % devices, due at start + j * gap,
+  // whatever the server does. Each tick sends exactly the events that have come due: work
+  // proportional to events, not to devices.
   const start = performance.now();
-  const intervalMs = 1000 / rate;
-  const phase = (i: number) => (i / devices) * intervalMs;
-  const next = new Array<number>(devices).fill(1);
+  const gapMs = 1000 / (rate * devices);
   const endAt = start + (warmupS + durationS) * 1000;
+  const seqMax = sentAt[0]!.length - 2;
+  let nextJ = 0;
   let ackedAtMeasureStart = 0;
   let resultsAtMeasureStart = 0;
   let measureStart = 0;
@@ -124,21 +130,17 @@ async function main(): Promise<void> {
         ackedAtMeasureStart = acked;
         resultsAtMeasureStart = results;
       }
-      for (let i = 0; i < devices; i++) {
-        const due = start + phase(i) + (next[i]! - 1) * intervalMs;
-        if (due > now) continue;
-        const events = [];
-        let s = next[i]!;
-        for (; start + phase(i) + (s - 1) * intervalMs <= now && s < sentAt[i]!.length - 1; s++) {
-          const intended = start + phase(i) + (s - 1) * intervalMs;
-          sentAt[i]![s] = intended;
-          events.push({ deviceId: '', seq: s, type: 'sq', value: s, payload: Buffer.alloc(0), sentAtUs: Math.round(intended * 1000) });
-        }
-        next[i] = s;
-        if (events.length > 0) calls[i]!.write({ events });
+      const dueJ = Math.floor((Math.min(now, endAt) - start) / gapMs);
+      for (; nextJ <= dueJ; nextJ++) {
+        const i = nextJ % devices;
+        const seq = Math.floor(nextJ / devices) + 1;
+        if (seq > seqMax) continue;
+        const intended = start + nextJ * gapMs;
+        sentAt[i]![seq] = intended;
+        calls[i]!.write({ events: [{ deviceId: '', seq, type: 'sq', value: seq, payload: EMPTY, sentAtUs: Math.round(intended * 1000) }] });
       }
       if (now >= endAt) resolve();
-      else setTimeout(tick, 2);
+      else setTimeout(tick, 1);
     };
     tick();
   });
@@ -150,6 +152,9 @@ async function main(): Promise<void> {
   for (const c of clients) c.close();
   engine.kill('SIGTERM');
   await new Promise((r) => engine.on('exit', r));
+  // The run's topics go with it; its Redis keys expire in 10 minutes (the TTL set above).
+  const config = loadConfig({ flags: { 'kafka-topic-prefix': prefix } });
+  await deleteTopics(config, [topology(config).topics.events, topology(config).topics.results]).catch(() => {});
   const pct = (h: hdr.Histogram, p: number) => Math.round(h.getValueAtPercentile(p) / 10) / 100; // ms, 2 decimals
   process.stdout.write(
     JSON.stringify(

@@ -82,6 +82,8 @@ export const runCommand: Command = {
         process.stderr.write(`stratus run: ${sig}, stopping (again to force)\n`);
         void (async () => {
           for (const stop of stops) await stop().catch((err: unknown) => process.stderr.write(`stratus run: ${String(err)}\n`));
+          // A shard's IPC channel to the primary would keep it alive: let go of it.
+          if (isShard) cluster.worker!.disconnect();
           resolve(0);
         })();
       };
