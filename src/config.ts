@@ -60,6 +60,7 @@ export const OPTIONS = {
   'gateway.outboundMax': { kind: 'int', default: '2000', min: 1, max: 1000000, unit: 'results', doc: 'Results waiting for a device that does not read; beyond it its stream ends with RESOURCE_EXHAUSTED.' },
   'gateway.payloadBytesMax': { kind: 'int', default: '65536', min: 0, max: 3145728, unit: 'bytes', doc: 'Largest event payload; larger ones are rejected with PAYLOAD_TOO_LARGE.' },
   'gateway.drainGraceMs': { kind: 'int', default: '10000', min: 0, max: 600000, unit: 'ms', doc: 'On SIGTERM, how long open streams get to finish before they are ended.' },
+  'processor.threads': { kind: 'int', default: '0', min: 0, max: 64, unit: 'threads', doc: 'Worker threads (piscina) for processor compute; 0 runs it on the consumer\'s thread. Pays off for CPU-heavy processors (sha256).' },
   'grpc.port': port(50051, 'gRPC port of the gateway.'),
   'http.port': port(8080, 'HTTP port: /metrics, /livez, /readyz, SSE.'),
 } as const satisfies Record<string, OptionSpec>;
@@ -91,6 +92,7 @@ export interface Config {
   };
   readonly stack: { readonly startTimeoutMs: number };
   readonly instanceId: string;
+  readonly processor: { readonly threads: number };
   readonly gateway: {
     readonly presenceLeaseMs: number;
     readonly inflightMax: number;

@@ -12,7 +12,12 @@ export interface Topology {
     /** Scratch topic for the demo's and readiness checks' round trips; never read by the engine. */
     readonly probe: string;
   };
-  readonly groups: { readonly processor: string; readonly forwarder: string };
+  readonly groups: {
+    readonly processor: string;
+    readonly forwarder: string;
+    /** Consumer group of one round-trip probe run: new per run, so it always starts from the beginning. */
+    probe(runId: string): string;
+  };
   readonly redis: {
     readonly prefix: string;
     /** Hash per device: h = highest seq routed (dedupe), n = last buffer index, d = last seq delivered. */
@@ -23,9 +28,10 @@ export interface Topology {
     presence(deviceId: string): string;
     /** Pub/sub channel of one gateway instance: delivery frames. */
     instanceChannel(instanceId: string): string;
-    /** Round-trip probe used by `stack up`, the demo and readiness checks. */
-    readonly probeChannel: string;
-    readonly probeList: string;
+    /** Pub/sub channel of one round-trip probe run (`stack up`, the demo, readiness checks). */
+    probeChannel(runId: string): string;
+    /** List of one round-trip probe run; deleted when the run ends. */
+    probeList(runId: string): string;
   };
 }
 
@@ -34,13 +40,14 @@ export function topology(config: Config): Topology {
   const r = config.redis.keyPrefix;
   return Object.freeze({
     topics: Object.freeze({ events: `${t}events`, results: `${t}results`, probe: `${t}probe` }),
-    groups: Object.freeze({ processor: `${t}processor`, forwarder: `${t}forwarder` }),
+    groups: Object.freeze({ processor: `${t}processor`, forwarder: `${t}forwarder`, probe: (runId: string) => `${t}probe.${runId}` }),
     redis: Object.freeze({
       prefix: r,
       deviceState: (id: string) => `${r}dev:${id}`,
       deviceBuffer: (id: string) => `${r}buf:${id}`,
       presence: (id: string) => `${r}presence:${id}`,
       instanceChannel: (id: string) => `${r}gw:${id}`,
-      probeChannel: `${r}probe`, probeList: `${r}probe:list` }),
+      probeChannel: (runId: string) => `${r}probe:${runId}`,
+      probeList: (runId: string) => `${r}probe:list:${runId}` }),
   });
 }

@@ -27,6 +27,9 @@ const { values } = parseArgs({
     threads: { type: 'string', default: '1' },
     'per-connection': { type: 'string', default: '100' },
     port: { type: 'string', default: '50190' },
+    type: { type: 'string', default: 'sq' }, // sha256: CPU-heavy, --value rounds per event
+    value: { type: 'string' },
+    'processor-threads': { type: 'string', default: '0' },
   },
 });
 const devices = Number(values.devices);
@@ -36,6 +39,8 @@ const warmupS = Number(values.warmup);
 const perConn = Number(values['per-connection']);
 const port = Number(values.port);
 const prefix = `bench${Date.now()}.`;
+const type = String(values.type);
+const fixedValue = values.value === undefined ? null : Number(values.value);
 const EMPTY = Buffer.alloc(0);
 
 const hist = () => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
@@ -60,7 +65,7 @@ function childPids(pid: number): number[] {
 
 async function main(): Promise<void> {
   const engine = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'stratus.js'), 'run', '--grpc-port', String(port), '--threads', String(values.threads), '--instance-id', `bench-${port}`], {
-    env: { ...process.env, STRATUS_KAFKA_TOPIC_PREFIX: prefix, STRATUS_REDIS_KEY_PREFIX: `${prefix}:`, STRATUS_GATEWAY_INFLIGHT_MAX: '100000', STRATUS_REDIS_DEVICE_STATE_TTL_MS: '600000' },
+    env: { ...process.env, STRATUS_KAFKA_TOPIC_PREFIX: prefix, STRATUS_REDIS_KEY_PREFIX: `${prefix}:`, STRATUS_GATEWAY_INFLIGHT_MAX: '100000', STRATUS_REDIS_DEVICE_STATE_TTL_MS: '600000', STRATUS_PROCESSOR_THREADS: String(values['processor-threads']) },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   await new Promise<void>((resolve) => {
@@ -137,7 +142,7 @@ async function main(): Promise<void> {
         if (seq > seqMax) continue;
         const intended = start + nextJ * gapMs;
         sentAt[i]![seq] = intended;
-        calls[i]!.write({ events: [{ deviceId: '', seq, type: 'sq', value: seq, payload: EMPTY, sentAtUs: Math.round(intended * 1000) }] });
+        calls[i]!.write({ events: [{ deviceId: '', seq, type, value: fixedValue ?? seq, payload: EMPTY, sentAtUs: Math.round(intended * 1000) }] });
       }
       if (now >= endAt) resolve();
       else setTimeout(tick, 1);
@@ -161,6 +166,8 @@ async function main(): Promise<void> {
       {
         devices,
         threads: Number(values.threads),
+        type,
+        processorThreads: Number(values['processor-threads']),
         gatewayProcesses: gatewayPids.length,
         offeredEventsPerS: devices * rate,
         durableAckedPerS: Math.round(ackedMeasured / measuredS),

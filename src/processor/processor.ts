@@ -2,7 +2,7 @@
  * Processor: events topic -> results topic.
  *
  * Reads the events topic as consumer group <prefix>processor, a batch at a time; runs each event's
- * processor (registry.ts); produces the result keyed by device id (so a device's results keep their
+ * processor (registry.ts), on a piscina pool when processor.threads > 0; produces the result keyed by device id (so a device's results keep their
  * order); commits the batch's offsets only after every result of the batch has its delivery report.
  *
  * Guarantee: at least once. A crash before the commit re-reads the batch and produces its results
@@ -14,9 +14,8 @@ import type { Config } from '../config.js';
 import { KafkaBatchConsumer, type ConsumedMessage } from '../kafka/consumer.js';
 import { KafkaProducer } from '../kafka/producer.js';
 import { topology } from '../topology.js';
-import { decodeEvent } from '../wire/event-codec.js';
-import { encodeResult } from '../wire/result-codec.js';
-import { PROCESSORS } from './registry.js';
+import { Piscina } from 'piscina';
+import { compute } from './compute-worker.js';
 
 export interface ProcessorStats {
   batches: number;
@@ -48,36 +47,41 @@ export async function startProcessor(config: Config, instanceId: string): Promis
   });
   const consumer = await KafkaBatchConsumer.connect(config, { groupId: t.groups.processor, topics: [t.topics.events], clientId: `${instanceId}-processor` });
   let running = true;
+  const threads = config.processor.threads;
+  // processor.threads > 0: processor compute runs on a piscina pool, a batch split into one chunk per
+  // thread. Results are produced afterwards in the batch's order, so per-device order holds.
+  const pool = threads === 0 ? null : new Piscina({
+    filename: new URL('./compute-worker.js', import.meta.url).href,
+    minThreads: threads,
+    maxThreads: threads,
+    // One batch in flight at a time, so at most `threads` chunks wait: a small queue is enough.
+    maxQueue: threads * 2,
+    idleTimeout: 60_000,
+  });
+
+  async function computeAll(values: Buffer[]): Promise<(Buffer | null)[]> {
+    if (pool === null || values.length < threads * 4) return compute(values);
+    const size = Math.ceil(values.length / threads);
+    const chunks: Promise<(Buffer | null)[]>[] = [];
+    for (let i = 0; i < values.length; i += size) chunks.push(pool.run({ values: values.slice(i, i + size) }));
+    return (await Promise.all(chunks)).flat().map((b) => (b === null ? null : Buffer.from(b.buffer, b.byteOffset, b.byteLength)));
+  }
 
   async function produceAll(messages: readonly ConsumedMessage[]): Promise<boolean> {
     const batch: Batch = { pending: 1, failed: false, done: () => {} };
     const finished = new Promise<void>((resolve) => (batch.done = resolve));
-    for (const m of messages) {
-      let event;
-      try {
-        event = decodeEvent(m.value);
-      } catch {
+    const results = await computeAll(messages.map((m) => m.value));
+    for (let i = 0; i < messages.length; i++) {
+      const value = results[i];
+      const key = messages[i]!.key;
+      if (value === null || value === undefined || key === null) {
+        // Undecodable, or a type no processor has (the gateway rejects those): skipped, counted.
         stats.skipped++;
         continue;
       }
-      const processor = PROCESSORS.get(event.type);
-      if (processor === undefined || m.key === null) {
-        stats.skipped++;
-        continue;
-      }
-      const out = processor.run(event);
-      const value = encodeResult({
-        seq: event.seq,
-        value: out.value,
-        payload: out.payload,
-        sentAtUs: event.sentAtUs,
-        receivedAtUs: event.receivedAtUs,
-        processedAtUs: Date.now() * 1000,
-        type: event.type,
-      });
       batch.pending++;
       // A full producer queue means Kafka is behind: wait for room rather than drop.
-      while (!producer.produce(t.topics.results, m.key.toString('utf8'), value, batch)) await new Promise((r) => setTimeout(r, 5));
+      while (!producer.produce(t.topics.results, key.toString('utf8'), value, batch)) await new Promise((r) => setTimeout(r, 5));
       stats.results++;
     }
     if (--batch.pending === 0) batch.done();
@@ -105,6 +109,7 @@ export async function startProcessor(config: Config, instanceId: string): Promis
       await loop;
       await consumer.disconnect();
       await producer.disconnect();
+      await pool?.destroy();
     },
   };
 }
