@@ -165,3 +165,18 @@ test('Nimbus: results produced while the client reconnects reach its next stream
   second.call.end();
   second.client.close();
 });
+
+test('malformed protobuf ends that call with a status; the server and other calls carry on', { timeout: 30_000 }, async () => {
+  const client = new Client(`127.0.0.1:${gateway.port}`, credentials.createInsecure());
+  const err = await new Promise<ServiceError>((resolve) => {
+    client.makeUnaryRequest('/stratus.v1.DeviceGateway/IngestBatch', (b: Buffer) => b, codecs.BatchAck.deserialize, Buffer.from([0x0a, 0xff, 0xff, 0x01]), (e: ServiceError | null) => resolve(e!));
+  });
+  assert.ok(err !== null);
+  assert.equal(err.code, 13 /* INTERNAL: grpc-js's answer to a request it cannot deserialize */);
+  client.close();
+  const d = new TestDevice('after-garbage').connect(`127.0.0.1:${gateway.port}`);
+  d.send([{ seq: 1, type: 'sq', value: 12 }]);
+  await d.until(() => d.results.length === 1, 20_000, 'a result');
+  assert.equal(d.results[0]!.value, 144);
+  d.close();
+});
