@@ -58,9 +58,11 @@ export const OPTIONS = {
   'gateway.presenceLeaseMs': { kind: 'int', default: '30000', min: 1000, max: 3600000, unit: 'ms', doc: 'Lease on a device -> gateway entry; the gateway renews it at a third of this.' },
   'gateway.inflightMax': { kind: 'int', default: '1000', min: 1, max: 1000000, unit: 'events', doc: 'Unacknowledged events per device; beyond it the gateway stops reading that stream (HTTP/2 flow control pushes back).' },
   'gateway.outboundMax': { kind: 'int', default: '2000', min: 1, max: 1000000, unit: 'results', doc: 'Results waiting for a device that does not read; beyond it its stream ends with RESOURCE_EXHAUSTED.' },
+  'gateway.stallTimeoutMs': { kind: 'int', default: '10000', min: 100, max: 600000, unit: 'ms', doc: 'How long a device may take nothing while its buffered results are being sent before its stream ends with RESOURCE_EXHAUSTED.' },
   'gateway.payloadBytesMax': { kind: 'int', default: '65536', min: 0, max: 3145728, unit: 'bytes', doc: 'Largest event payload; larger ones are rejected with PAYLOAD_TOO_LARGE.' },
   'gateway.drainGraceMs': { kind: 'int', default: '10000', min: 0, max: 600000, unit: 'ms', doc: 'On SIGTERM, how long open streams get to finish before they are ended.' },
   'processor.threads': { kind: 'int', default: '0', min: 0, max: 64, unit: 'threads', doc: 'Worker threads (piscina) for processor compute; 0 runs it on the consumer\'s thread. Pays off for CPU-heavy processors (sha256).' },
+  'grpc.host': { kind: 'string', default: '127.0.0.1', doc: 'Address the gateway binds; 0.0.0.0 to take devices from other hosts (docker-compose.yml sets it).' },
   'grpc.port': port(50051, 'gRPC port of the gateway.'),
   'http.port': port(8080, 'HTTP port: /metrics, /livez, /readyz, SSE.'),
 } as const satisfies Record<string, OptionSpec>;
@@ -97,10 +99,11 @@ export interface Config {
     readonly presenceLeaseMs: number;
     readonly inflightMax: number;
     readonly outboundMax: number;
+    readonly stallTimeoutMs: number;
     readonly payloadBytesMax: number;
     readonly drainGraceMs: number;
   };
-  readonly grpc: { readonly port: number };
+  readonly grpc: { readonly host: string; readonly port: number };
   readonly http: { readonly port: number };
 }
 

@@ -201,7 +201,10 @@ export class DeviceSession {
           if (!this.take(e.n, e.result)) confirmedN = e.n;
         }
         this.flush();
-        while (this.blocked && !this.closed) await new Promise<void>((resolve) => (this.drained = resolve));
+        if (this.blocked && !(await this.waitDrained())) {
+          this.end({ code: status.RESOURCE_EXHAUSTED, details: `device is not reading: it took nothing for ${this.host.config.gateway.stallTimeoutMs} ms (gateway.stallTimeoutMs) while its buffered results were being sent; they stay buffered for its next stream` });
+          return;
+        }
         if (this.closed) return;
         if (page.length === pageSize || (page.length > 0 && this.liveMaxN > this.lastN)) continue;
         break;
@@ -241,6 +244,20 @@ export class DeviceSession {
     this.outbound = i === this.outbound.length ? [] : this.outbound.slice(i);
     if (!this.io.write(msg)) this.blocked = true;
     else if (this.outbound.length > 0) this.flush();
+  }
+
+  /** Resolves true when the transport drains (or the session closes), false after gateway.stallTimeoutMs. */
+  private waitDrained(): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.drained = null;
+        resolve(false);
+      }, this.host.config.gateway.stallTimeoutMs);
+      this.drained = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+    });
   }
 
   /** The peer cancelled or the transport failed: nothing more can be written. */

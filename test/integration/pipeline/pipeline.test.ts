@@ -18,7 +18,7 @@ let gateways: Gateway[] = [];
 const stops: (() => Promise<void>)[] = [];
 
 before(async () => {
-  config = testConfig({ 'kafka-partitions': '4', 'gateway-drain-grace-ms': '1000', 'gateway-outbound-max': '300', 'redis-device-buffer-max': '5000' });
+  config = testConfig({ 'kafka-partitions': '4', 'gateway-drain-grace-ms': '1000', 'gateway-outbound-max': '300', 'gateway-stall-timeout-ms': '2000', 'redis-device-buffer-max': '5000' });
   const t = topology(config);
   await ensureTopics(config, [
     { topic: t.topics.events, partitions: 4 },
