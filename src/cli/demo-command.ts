@@ -5,8 +5,9 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../config.js';
-import { deleteTopics, ensureTopics, kafkaRoundTrip } from '../kafka/admin.js';
-import { redisRoundTrip } from '../redis/client.js';
+import { deleteTopics, ensureTopics } from '../kafka/admin.js';
+import { kafkaRoundTrip } from '../kafka/round-trip.js';
+import { redisRoundTrip } from '../redis/round-trip.js';
 import { stackUp } from '../stack/stack.js';
 import { topology } from '../topology.js';
 import type { Command } from './command.js';

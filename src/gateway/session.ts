@@ -75,6 +75,8 @@ export class DeviceSession {
   private halfClosed = false;
   /** Set while a buffer drain waits for the transport to take what it wrote. */
   private drained: (() => void) | null = null;
+  /** The status this side ended the stream with; null while open or when the peer ended it. */
+  endedWith: { code: status; details: string } | null = null;
   /** Invariant: closed is true iff the call has been ended (by us or by the peer). */
   closed = false;
 
@@ -273,6 +275,7 @@ export class DeviceSession {
     if (this.closed) return;
     this.closed = true;
     if (st === null) this.flushFinal();
+    this.endedWith = st;
     this.drained?.();
     this.io.end(st);
     this.host.closed(this);

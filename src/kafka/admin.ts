@@ -1,211 +1,170 @@
 /**
- * Kafka administration and probes: readiness, explicit topic creation, and a produce -> consume
- * round trip for `stack up`, the demo and the tests.
+ * Kafka administration: is the broker answering, and do the topics exist with their partition
+ * counts. Used by `stack up`, `run`, the demo and the tests.
  *
- * src/kafka/ is the only importer of @confluentinc/kafka-javascript. This file uses its
- * KafkaJS-compatible promise API (librdkafka underneath); the hot-path producer and consumer of the
- * pipeline live beside it.
+ * Topics are only ever created here, explicitly, with the partition count the caller asks for:
+ * the broker's auto.create.topics.enable is off on the local stack, and the clients built in
+ * client.ts never ask for automatic creation. A topic's partition count is never changed: keys
+ * would hash to other partitions and lose their order.
+ *
+ * The admin client of kafka-javascript: `connect()` only creates the librdkafka handle (no network,
+ * resolves at once even with every broker down); each call then carries its own timeout and
+ * fails with ERR__TRANSPORT after the full timeout when no broker answers. `disconnect()` destroys
+ * the handle synchronously. A handle left connected keeps the process alive, so every admin built
+ * here is disconnected in a `finally`.
  */
-import { randomUUID } from 'node:crypto';
-import KafkaJavascript from '@confluentinc/kafka-javascript';
-import type { KafkaJS as KafkaJSTypes } from '@confluentinc/kafka-javascript';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { KafkaJS } from '@confluentinc/kafka-javascript';
 import type { Config } from '../config.js';
 import { ErrorCode, StratusError } from '../errors.js';
+import { KafkaErrorCodes, kafkaErrorCode, kafkaUnavailable, withAdmin } from './client.js';
 
-const { Kafka, logLevel } = KafkaJavascript.KafkaJS;
+/** Milliseconds left before deadline (a performance.now() value), at least `floor`, at most `ceiling`. */
+function budget(deadline: number, floor: number, ceiling: number): number {
+  return Math.min(ceiling, Math.max(floor, Math.ceil(deadline - performance.now())));
+}
 
 /**
- * librdkafka reports every refused connection while a broker starts; at `info` that is noise on
- * the user's terminal. Errors go to stderr only when the user asked for debug logs; the calls that
- * matter fail with typed errors anyway.
+ * Resolves as soon as a broker answers a metadata request; throws KAFKA_UNAVAILABLE (retryable)
+ * naming the brokers and the fix once timeoutMs has passed without an answer. Nothing is written to
+ * stderr while waiting (librdkafka's connection errors go to the quiet logger of client.ts).
  */
-function logger(config: Config): KafkaJSTypes.Logger {
-  const debug = config.logLevel === 'debug';
-  const write = (level: string) => (message: string, extra?: object) => {
-    if (debug) process.stderr.write(`kafka ${level}: ${message}${extra ? ` ${JSON.stringify(extra)}` : ''}\n`);
-  };
-  const l: KafkaJSTypes.Logger = {
-    info: write('info'),
-    warn: write('warn'),
-    error: write('error'),
-    debug: write('debug'),
-    namespace: () => l,
-    setLogLevel: () => {},
-  };
-  return l;
-}
-
-export function kafkaClient(config: Config, clientId: string): KafkaJSTypes.Kafka {
-  return new Kafka({
-    kafkaJS: {
-      brokers: [...config.kafka.brokers],
-      clientId,
-      logger: logger(config),
-      logLevel: config.logLevel === 'debug' ? logLevel.DEBUG : logLevel.ERROR,
-    },
-  });
-}
-
-function unavailable(config: Config, what: string, cause: unknown): StratusError {
-  const detail = cause instanceof Error ? cause.message : String(cause);
-  return new StratusError(
-    ErrorCode.KAFKA_UNAVAILABLE,
-    `Kafka at ${config.kafka.brokers.join(',')} ${what} (${detail}); is it running? \`stratus stack status\` tells`,
-    { retryable: true, cause },
-  );
-}
-
-async function withAdmin<T>(config: Config, timeoutMs: number, fn: (admin: KafkaJSTypes.Admin) => Promise<T>): Promise<T> {
-  const admin = kafkaClient(config, 'stratus-admin').admin({
-    // Fail the connect within the caller's budget rather than librdkafka's own retry schedule.
-    'socket.connection.setup.timeout.ms': Math.max(1000, timeoutMs),
-  });
-  await admin.connect();
-  try {
-    return await fn(admin);
-  } finally {
-    await admin.disconnect().catch(() => {});
-  }
-}
-
-/** Resolves once a broker answers a metadata request; throws KAFKA_UNAVAILABLE after timeoutMs. */
 export async function waitForKafka(config: Config, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = new Error('no answer');
-  while (Date.now() < deadline) {
-    const left = deadline - Date.now();
-    try {
-      await withAdmin(config, left, (admin) => admin.listTopics({ timeout: Math.max(500, Math.min(left, 5000)) }));
-      return;
-    } catch (err) {
-      last = err;
-      await new Promise((r) => setTimeout(r, 250));
+  assert.ok(Number.isFinite(timeoutMs) && timeoutMs > 0, `waitForKafka timeoutMs must be > 0 (got ${timeoutMs})`);
+  const deadline = performance.now() + timeoutMs;
+  let last: unknown = new Error('no attempt was made');
+  await withAdmin(config, 'stratus-wait', async (admin) => {
+    for (;;) {
+      const left = deadline - performance.now();
+      if (left <= 0) return;
+      const started = performance.now();
+      try {
+        // A metadata request. With no broker up it returns ERR__TRANSPORT after its whole timeout;
+        // short attempts keep the last one from running far past the deadline.
+        await admin.listTopics({ timeout: budget(deadline, 100, 2000) });
+        last = null;
+        return;
+      } catch (err) {
+        last = err;
+      }
+      // An attempt that failed at once (not by timing out) must not become a busy loop.
+      const spent = performance.now() - started;
+      if (spent < 200) await sleep(Math.min(200 - spent, Math.max(0, deadline - performance.now())));
     }
-  }
-  throw unavailable(config, `did not answer a metadata request within ${timeoutMs} ms`, last);
+  });
+  if (last !== null) throw kafkaUnavailable(config, `did not answer a metadata request within ${timeoutMs} ms`, last);
 }
 
 export interface TopicSpec {
-  topic: string;
-  partitions: number;
-  /** 1 on the local single-node stack. */
-  replicationFactor?: number;
+  readonly topic: string;
+  /** Exact partition count: created with it, and an existing topic must have it. */
+  readonly partitions: number;
+  /** Replicas per partition when the topic is created; 1 when not given (the local single-node stack). */
+  readonly replicationFactor?: number;
+}
+
+export interface EnsureTopicsResult {
+  /** Topics that did not exist when looked for and now exist with the wanted partition count. */
+  readonly created: string[];
+  /** Topics that already existed, with the wanted partition count; nothing was sent for them. */
+  readonly existing: string[];
+}
+
+function mismatch(topic: string, found: number, wanted: number): StratusError {
+  return new StratusError(
+    ErrorCode.KAFKA_TOPIC_MISMATCH,
+    `topic ${topic} has ${found} partitions but ${wanted} were asked for; Stratus never changes the partitions of an existing topic ` +
+      `(keys would move to other partitions and lose their order): delete the topic (on the local stack \`npx stratus stack up --fresh\` wipes all data), ` +
+      `or ask for ${found} (kafka.partitions, STRATUS_KAFKA_PARTITIONS, for the events and results topics)`,
+  );
 }
 
 /**
- * Creates the topics that are missing, with their explicit partition counts. A topic that exists
- * with another partition count is an error: keys would hash to other partitions than the running
- * engine expects, breaking per-device order.
+ * Checks the partition count of each topic, waiting (until deadline) for topics that the broker
+ * does not know yet: a topic just created is acknowledged by the controller before every broker's
+ * metadata has it, and a describe in that window answers UNKNOWN_TOPIC_OR_PART.
  */
-export async function ensureTopics(config: Config, specs: readonly TopicSpec[], timeoutMs = 30_000): Promise<void> {
-  try {
-    await withAdmin(config, timeoutMs, async (admin) => {
-      const existing = new Set(await admin.listTopics({ timeout: timeoutMs }));
-      const missing = specs.filter((s) => !existing.has(s.topic));
-      if (missing.length > 0) {
+async function checkPartitions(config: Config, admin: KafkaJS.Admin, specs: readonly TopicSpec[], deadline: number): Promise<void> {
+  const topics = specs.map((s) => s.topic);
+  for (;;) {
+    let meta: KafkaJS.ITopicMetadata[] | null = null;
+    try {
+      meta = await admin.fetchTopicMetadata({ topics, timeout: budget(deadline, 100, 10_000) });
+    } catch (err) {
+      const waiting = kafkaErrorCode(err) === KafkaErrorCodes.ERR_UNKNOWN_TOPIC_OR_PART;
+      if (!waiting || performance.now() >= deadline) throw kafkaUnavailable(config, `did not describe topics ${topics.join(', ')}`, err);
+    }
+    if (meta !== null) {
+      let leaderless = false;
+      for (const s of specs) {
+        const m = meta.find((t) => t.name === s.topic);
+        assert.ok(m !== undefined, `fetchTopicMetadata answered without ${s.topic}`);
+        if (m.partitions.length !== s.partitions) throw mismatch(s.topic, m.partitions.length, s.partitions);
+        if (m.partitions.some((p) => p.leader < 0)) leaderless = true;
+      }
+      if (!leaderless) return;
+      if (performance.now() >= deadline) throw kafkaUnavailable(config, `has partitions without a leader in ${topics.join(', ')}`, new Error('leader -1'));
+    }
+    await sleep(100);
+  }
+}
+
+/**
+ * Makes each topic exist with exactly its partition count. Creates the missing ones, leaves the
+ * matching ones alone (a second call sends no create request), and throws KAFKA_TOPIC_MISMATCH,
+ * before creating anything, for a topic that exists with another partition count. Resolves only
+ * when the broker's metadata shows every topic, so a producer can use them at once.
+ *
+ * Safe to run concurrently with itself (two `stack up`, parallel tests): a topic created by the
+ * other caller in between is checked like an existing one.
+ */
+export async function ensureTopics(config: Config, specs: readonly TopicSpec[], timeoutMs = 30_000): Promise<EnsureTopicsResult> {
+  assert.equal(new Set(specs.map((s) => s.topic)).size, specs.length, 'ensureTopics: a topic is listed twice');
+  for (const s of specs) {
+    assert.ok(Number.isInteger(s.partitions) && s.partitions >= 1, `ensureTopics: ${s.topic} partitions must be an integer >= 1 (got ${s.partitions})`);
+    const rf = s.replicationFactor ?? 1;
+    assert.ok(Number.isInteger(rf) && rf >= 1, `ensureTopics: ${s.topic} replicationFactor must be an integer >= 1 (got ${rf})`);
+  }
+  if (specs.length === 0) return { created: [], existing: [] };
+  const deadline = performance.now() + timeoutMs;
+  return withAdmin(config, 'stratus-admin', async (admin) => {
+    let names: Set<string>;
+    try {
+      names = new Set(await admin.listTopics({ timeout: budget(deadline, 100, 10_000) }));
+    } catch (err) {
+      throw kafkaUnavailable(config, 'did not list its topics', err);
+    }
+    const existing = specs.filter((s) => names.has(s.topic));
+    const missing = specs.filter((s) => !names.has(s.topic));
+    // Existing topics first: a mismatch then leaves the cluster exactly as it was.
+    if (existing.length > 0) await checkPartitions(config, admin, existing, deadline);
+    if (missing.length > 0) {
+      try {
+        // Resolves false, without saying which, when a topic already exists: a concurrent creator
+        // won the race. checkPartitions below then holds that topic to the same partition count.
         await admin.createTopics({
-          timeout: timeoutMs,
+          timeout: budget(deadline, 100, 30_000),
           topics: missing.map((s) => ({ topic: s.topic, numPartitions: s.partitions, replicationFactor: s.replicationFactor ?? 1 })),
         });
+      } catch (err) {
+        throw kafkaUnavailable(config, `refused to create ${missing.map((s) => `${s.topic} (${s.partitions} partitions, replication factor ${s.replicationFactor ?? 1})`).join(', ')}`, err);
       }
-      const present = specs.filter((s) => existing.has(s.topic));
-      if (present.length > 0) {
-        const meta = await admin.fetchTopicMetadata({ topics: present.map((s) => s.topic), timeout: timeoutMs });
-        for (const s of present) {
-          const found = meta.find((m) => m.name === s.topic)?.partitions.length ?? 0;
-          if (found !== s.partitions) {
-            throw new StratusError(
-              ErrorCode.KAFKA_TOPIC_MISMATCH,
-              `topic ${s.topic} has ${found} partitions but config asks for ${s.partitions}; set kafka.partitions to ${found}, or delete the topic (\`stratus stack up --fresh\` on the local stack)`,
-            );
-          }
-        }
-      }
-    });
-  } catch (err) {
-    if (err instanceof StratusError) throw err;
-    // A concurrent creator (another test, another `up`) may win the race: that is success if the layout matches.
-    if ((err as { code?: number }).code === 36 /* TOPIC_ALREADY_EXISTS */) return ensureTopics(config, specs, timeoutMs);
-    throw unavailable(config, 'refused to create topics', err);
-  }
-}
-
-export async function deleteTopics(config: Config, topics: readonly string[], timeoutMs = 30_000): Promise<void> {
-  await withAdmin(config, timeoutMs, (admin) => admin.deleteTopics({ topics: [...topics], timeout: timeoutMs }));
-}
-
-export interface RoundTripReport {
-  produced: number;
-  consumed: number;
-  /** From the first send to the last delivery report. */
-  produceMs: number;
-  /** From the consumer's start to the last message read. */
-  consumeMs: number;
-  /** Messages read whose key order differed from the order produced (must be 0). */
-  outOfOrder: number;
-}
-
-/**
- * Produces `messages` keyed messages (16 keys) with an idempotent acks=all producer, then reads them
- * back with a fresh consumer group from the beginning of the topic. The topic must exist and be
- * otherwise unused.
- */
-export async function kafkaRoundTrip(config: Config, opts: { topic: string; messages: number; timeoutMs?: number }): Promise<RoundTripReport> {
-  const timeoutMs = opts.timeoutMs ?? 60_000;
-  const kafka = kafkaClient(config, 'stratus-probe');
-  const producer = kafka.producer({
-    kafkaJS: { idempotent: true, acks: -1 },
-    // Batching: wait up to 5 ms to fill a batch; the probe sends everything at once.
-    'linger.ms': 5,
-  });
-  const consumer = kafka.consumer({
-    kafkaJS: { groupId: `stratus-probe-${randomUUID()}`, fromBeginning: true, autoCommit: false },
-  });
-  const keys = 16;
-  const produced: number[][] = Array.from({ length: keys }, () => []);
-  try {
-    await producer.connect();
-    const t0 = performance.now();
-    const chunk = 1000;
-    const sends: Promise<unknown>[] = [];
-    for (let i = 0; i < opts.messages; i += chunk) {
-      const messages = [];
-      for (let j = i; j < Math.min(opts.messages, i + chunk); j++) {
-        produced[j % keys]!.push(j);
-        messages.push({ key: `k${j % keys}`, value: String(j) });
-      }
-      sends.push(producer.send({ topic: opts.topic, messages }));
+      await checkPartitions(config, admin, missing, deadline);
     }
-    await Promise.all(sends);
-    const produceMs = performance.now() - t0;
+    return { created: missing.map((s) => s.topic), existing: existing.map((s) => s.topic) };
+  });
+}
 
-    await consumer.connect();
-    await consumer.subscribe({ topic: opts.topic });
-    const next = new Array<number>(keys).fill(0);
-    let consumed = 0;
-    let outOfOrder = 0;
-    const t1 = performance.now();
-    const done = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`read ${consumed} of ${opts.messages} messages in ${timeoutMs} ms`)), timeoutMs);
-      void consumer.run({
-        eachMessage: async ({ message }) => {
-          const key = Number(message.key!.toString().slice(1));
-          const value = Number(message.value!.toString());
-          if (produced[key]![next[key]!] !== value) outOfOrder++;
-          next[key]!++;
-          if (++consumed === opts.messages) {
-            clearTimeout(timer);
-            resolve();
-          }
-        },
-      });
-    });
-    await done;
-    return { produced: opts.messages, consumed, produceMs, consumeMs: performance.now() - t1, outOfOrder };
-  } catch (err) {
-    throw unavailable(config, 'failed a produce/consume round trip', err);
-  } finally {
-    await consumer.disconnect().catch(() => {});
-    await producer.disconnect().catch(() => {});
-  }
+/** Deletes the topics; one that does not exist is not an error (cleanup in tests and the demo). */
+export async function deleteTopics(config: Config, topics: readonly string[], timeoutMs = 30_000): Promise<void> {
+  if (topics.length === 0) return;
+  const deadline = performance.now() + timeoutMs;
+  await withAdmin(config, 'stratus-admin', async (admin) => {
+    // One request per topic: the library rejects a multi-topic delete on the first error, hiding
+    // what happened to the others.
+    const results = await Promise.allSettled(topics.map((topic) => admin.deleteTopics({ topics: [topic], timeout: budget(deadline, 100, 30_000) })));
+    const failed = results.flatMap((r, i) => (r.status === 'rejected' && kafkaErrorCode(r.reason) !== KafkaErrorCodes.ERR_UNKNOWN_TOPIC_OR_PART ? [{ topic: topics[i]!, err: r.reason as unknown }] : []));
+    if (failed.length > 0) throw kafkaUnavailable(config, `did not delete ${failed.map((f) => f.topic).join(', ')}`, failed[0]!.err);
+  });
 }

@@ -84,6 +84,22 @@ export function kafkaClient(config: Config, clientId: string): KafkaJS.Kafka {
   });
 }
 
+/**
+ * One admin client for the duration of fn, destroyed afterwards whatever fn did. The admin's
+ * `connect()` only creates the librdkafka handle (no network; it resolves at once even with every
+ * broker down), and its `disconnect()` destroys it synchronously; a handle left connected keeps
+ * the process alive.
+ */
+export async function withAdmin<T>(config: Config, clientId: string, fn: (admin: KafkaJS.Admin) => Promise<T>): Promise<T> {
+  const admin = kafkaClient(config, clientId).admin();
+  await admin.connect();
+  try {
+    return await fn(admin);
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
+}
+
 /** The librdkafka error code a KafkaJS error carries, if any. */
 export function kafkaErrorCode(err: unknown): number | undefined {
   const code = (err as { code?: unknown } | null)?.code;

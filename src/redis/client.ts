@@ -1,135 +1,151 @@
 /**
- * Redis clients. src/redis/ is the only importer of ioredis; every client is built here with
- * its options spelled out.
+ * Redis clients. src/redis/ is the only importer of ioredis: every connection is built here with
+ * its options spelled out (ioredis 5; defaults read in node_modules/ioredis/built/redis/RedisOptions.js).
+ *
+ * ioredis connects lazily here: `createRedis` never touches the network, and `await connectRedis(client)`
+ * resolves when the connection is ready (AUTH done, INFO says the dataset is loaded) or rejects with
+ * the reason. A client left connected keeps the process alive: callers end it with `disconnectRedis(client)`.
  */
 import { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import { ErrorCode, StratusError } from '../errors.js';
-import { topology } from '../topology.js';
 
 export type RedisClient = Redis;
 
 export interface RedisOptions {
-  /** Milliseconds to wait for the TCP connection; default 2000. */
+  /** Milliseconds to wait for the TCP connection; 2000 when not given. */
   connectTimeoutMs?: number;
   /**
-   * false: a command issued while disconnected fails at once instead of waiting in ioredis's
-   * unbounded offline queue (every queue has a limit; the caller decides how to retry).
+   * true: commands issued while disconnected wait in ioredis's offline queue, which has no limit,
+   * and are sent on reconnect (the pipeline's long-lived clients, whose callers bound what they
+   * issue). false (when not given): such a command fails at once, and the caller decides.
    */
   offlineQueue?: boolean;
-  /** Reconnect after a lost connection (long-lived clients); false for probes. */
+  /** Reconnect after a lost connection (long-lived clients; when not given); false for probes. */
   reconnect?: boolean;
 }
 
+/**
+ * A Redis client for config.redis, not yet connected. `name` shows in CLIENT LIST as
+ * `stratus-<name>`. Connection errors never reach stderr (ioredis prints an 'error' event that has
+ * no listener); they are written only with logLevel debug, and reach callers as rejected commands.
+ */
 export function createRedis(config: Config, name: string, options: RedisOptions = {}): RedisClient {
-  return new Redis({
+  const client = new Redis({
     host: config.redis.host,
     port: config.redis.port,
+    // Empty means no password: no AUTH is sent.
     ...(config.redis.password === '' ? {} : { password: config.redis.password }),
+    db: 0,
     connectionName: `stratus-${name}`,
-    // Connect when the first command is sent, so construction never throws or emits.
+    // No connection until connect() (or a first command): construction never fails or emits, and
+    // connect() returns the connection error as a rejected promise.
     lazyConnect: true,
     connectTimeout: options.connectTimeoutMs ?? 2000,
+    // See RedisOptions.offlineQueue. With it off, a command issued before connect() resolves fails
+    // with "Stream isn't writeable and enableOfflineQueue options is false".
     enableOfflineQueue: options.offlineQueue ?? false,
-    // A command is retried at most once across a reconnect; ioredis's default is 20.
+    // A command waiting on a lost connection (queued offline, or sent and unanswered) is rejected at
+    // the second failed reconnect attempt, not the twentieth (ioredis's default: about 10 s of
+    // retrying with the strategy below).
     maxRetriesPerRequest: 1,
+    // Commands sent but unanswered when the connection dropped are sent again on reconnect: at
+    // least once. Stratus's writes tolerate that (sequence numbers deduplicate; probes count
+    // duplicates). ioredis's default, named because it decides a delivery guarantee.
+    autoResendUnfulfilledCommands: true,
+    // A subscriber gets its channels back after a reconnect (the gateway's delivery channel).
+    autoResubscribe: true,
+    // Ready only once INFO says the dataset is loaded: a restarting Redis answers LOADING before that.
+    enableReadyCheck: true,
+    // Key names come whole from topology.ts (under config.redis.keyPrefix); ioredis's own prefix
+    // would not apply to channel names or Lua-built keys.
+    keyPrefix: '',
+    // Pipelining is explicit where it pays (pipeline(), variadic commands).
+    enableAutoPipelining: false,
+    // Reconnect after 50 ms, 100 ms, ... up to 1 s between attempts; null: never, the client ends.
     retryStrategy: options.reconnect === false ? () => null : (times: number) => Math.min(50 * times, 1000),
+    // disconnect() ends the socket at once; one the server never closes is destroyed after 2 s.
+    disconnectTimeout: 2000,
   });
+  client.on('error', (err: Error) => {
+    if (config.logLevel === 'debug') process.stderr.write(`redis stratus-${name}: ${err.message}\n`);
+  });
+  return client;
 }
 
-function unavailable(config: Config, what: string, cause: unknown): StratusError {
+/**
+ * `client.connect()`, rejecting with the connection's own error (ECONNREFUSED, ETIMEDOUT, WRONGPASS)
+ * where ioredis would reject with just "Connection is closed." (it reports the cause as an 'error'
+ * event). Call it before the first command: a command on a client in state `wait` starts the
+ * connection itself, and a later connect() then fails with "Redis is already connecting/connected".
+ */
+export async function connectRedis(client: RedisClient): Promise<void> {
+  let first: Error | null = null;
+  const onError = (err: Error) => {
+    first ??= err;
+  };
+  client.on('error', onError);
+  try {
+    await client.connect();
+  } catch (err) {
+    throw first ?? err;
+  } finally {
+    client.off('error', onError);
+  }
+}
+
+/**
+ * `client.disconnect()`, except on a client whose connection already ended (refused, or closed
+ * without reconnecting): there ioredis would still arm its disconnectTimeout timer on the dead
+ * socket, which never closes again, and hold the process open for those 2 s.
+ */
+export function disconnectRedis(client: RedisClient): void {
+  if (client.status !== 'end') client.disconnect();
+}
+
+/** `host:port` of config.redis, as messages show it. */
+export function redisAddress(config: Config): string {
+  return `${config.redis.host}:${config.redis.port}`;
+}
+
+/** REDIS_UNAVAILABLE naming the server, what failed and the fix. `what` completes "Redis at <address> ...". */
+export function redisUnavailable(config: Config, what: string, cause: unknown): StratusError {
   const detail = cause instanceof Error ? cause.message : String(cause);
-  return new StratusError(
-    ErrorCode.REDIS_UNAVAILABLE,
-    `Redis at ${config.redis.host}:${config.redis.port} ${what} (${detail}); is it running? \`stratus stack status\` tells`,
-    { retryable: true, cause },
-  );
+  const auth = /WRONGPASS|NOAUTH|invalid password|AUTH/i.test(detail);
+  const fix = auth
+    ? 'set redis.password (STRATUS_REDIS_PASSWORD) to the password the server requires'
+    : 'start the local one with `npx stratus stack up` (`npx stratus stack status` tells whether it runs), or set redis.host and redis.port (STRATUS_REDIS_HOST, STRATUS_REDIS_PORT) to where it runs';
+  // A wrong password stays wrong until the configuration changes.
+  return new StratusError(ErrorCode.REDIS_UNAVAILABLE, `Redis at ${redisAddress(config)} ${what} (${detail}); ${fix}`, { retryable: !auth, cause });
 }
 
-/** Resolves when Redis answers PING within timeoutMs; throws REDIS_UNAVAILABLE otherwise. */
+/**
+ * Resolves when Redis answers PING within timeoutMs (connecting included); otherwise throws
+ * REDIS_UNAVAILABLE naming the address and the fix. One attempt, no reconnects: a refused
+ * connection fails at once, a server that accepts but does not answer fails at timeoutMs.
+ */
 export async function pingRedis(config: Config, timeoutMs: number): Promise<void> {
-  const client = createRedis(config, 'ping', { connectTimeoutMs: timeoutMs, reconnect: false, offlineQueue: true });
-  client.on('error', () => {}); // reported through the rejected promise below
+  const client = createRedis(config, 'ping', { connectTimeoutMs: timeoutMs, reconnect: false, offlineQueue: false });
   let timer: NodeJS.Timeout | undefined;
   try {
+    const answered = (async () => {
+      await connectRedis(client);
+      const pong = await client.ping();
+      if (pong !== 'PONG') throw new Error(`PING answered ${JSON.stringify(pong)}`);
+    })();
+    // The losing side of the race must not become an unhandled rejection.
+    answered.catch(() => {});
     await Promise.race([
-      client.connect().then(() => client.ping()),
-      new Promise((_, reject) => {
+      answered,
+      new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`no PONG within ${timeoutMs} ms`)), timeoutMs);
       }),
     ]);
   } catch (err) {
-    throw unavailable(config, 'did not answer PING', err);
+    throw redisUnavailable(config, `did not answer PING within ${timeoutMs} ms`, err);
   } finally {
     clearTimeout(timer);
-    client.disconnect();
+    disconnectRedis(client);
   }
 }
 
-export interface RedisRoundTripReport {
-  published: number;
-  received: number;
-  /** From the first PUBLISH to the last message received. */
-  pubsubMs: number;
-  /** Messages received out of publish order (must be 0). */
-  outOfOrder: number;
-  pushed: number;
-  popped: number;
-  /** One variadic LPUSH, then RPOP in batches until the list is empty. */
-  listMs: number;
-  /** Items popped out of push order (must be 0: the list is FIFO). */
-  notFifo: number;
-}
-
-/** PUBLISH/SUBSCRIBE and a FIFO list push/pop, each with `messages` items, through the real server. */
-export async function redisRoundTrip(config: Config, opts: { messages: number; timeoutMs?: number }): Promise<RedisRoundTripReport> {
-  const timeoutMs = opts.timeoutMs ?? 30_000;
-  const t = topology(config);
-  const suffix = `${process.pid}:${Date.now()}`;
-  const channel = `${t.redis.probeChannel}:${suffix}`;
-  const list = `${t.redis.probeList}:${suffix}`;
-  const sub = createRedis(config, 'probe-sub');
-  const pub = createRedis(config, 'probe-pub');
-  try {
-    await Promise.all([sub.connect(), pub.connect()]);
-    let received = 0;
-    let outOfOrder = 0;
-    const all = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`received ${received} of ${opts.messages} messages in ${timeoutMs} ms`)), timeoutMs);
-      sub.on('message', (_ch: string, msg: string) => {
-        if (Number(msg) !== received) outOfOrder++;
-        if (++received === opts.messages) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-    });
-    await sub.subscribe(channel);
-    const t0 = performance.now();
-    const p = pub.pipeline();
-    for (let i = 0; i < opts.messages; i++) p.publish(channel, String(i));
-    await p.exec();
-    await all;
-    const pubsubMs = performance.now() - t0;
-
-    // LPUSH a b c stores c b a; RPOP then returns a, b, c: first in, first out.
-    const items = Array.from({ length: opts.messages }, (_, i) => String(i));
-    const t1 = performance.now();
-    await pub.lpush(list, ...items);
-    let popped = 0;
-    let notFifo = 0;
-    for (;;) {
-      const batch = await pub.rpop(list, 1000);
-      if (batch === null || batch.length === 0) break;
-      for (const v of batch) if (Number(v) !== popped++) notFifo++;
-    }
-    const listMs = performance.now() - t1;
-    return { published: opts.messages, received, pubsubMs, outOfOrder, pushed: opts.messages, popped, listMs, notFifo };
-  } catch (err) {
-    throw unavailable(config, 'failed a publish/list round trip', err);
-  } finally {
-    sub.disconnect();
-    await pub.del(list).catch(() => {});
-    pub.disconnect();
-  }
-}

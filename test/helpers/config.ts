@@ -1,15 +1,22 @@
 /**
- * Config for tests: the servers come from the environment (the stack `npm test` started, or
- * STRATUS_* overrides), and every call gets its own topic and Redis key prefix, so tests run
- * concurrently on one broker and one Redis without seeing each other's data.
+ * Config for tests. The servers come from the same place as for every command, loadConfig():
+ * defaults <- .env <- STRATUS_* environment (CI: the stack `npm test` started on the default
+ * ports; a developer: STRATUS_KAFKA_BROKERS / STRATUS_REDIS_PORT, or the .env that `stack up`
+ * read too). Tests never name a broker or Redis address themselves.
+ *
+ * Every call gets its own Kafka topic prefix and Redis key prefix, so tests run concurrently on one
+ * broker and one Redis without seeing each other's topics, groups, keys or channels.
  */
 import { randomUUID } from 'node:crypto';
 import { loadConfig, type Config } from '../../src/config.js';
 
-export function testConfig(flags: Record<string, string> = {}): Config {
-  const id = randomUUID().slice(0, 8);
+/**
+ * `overrides` are config flags keyed by flag name without dashes, as on the command line:
+ * `testConfig({ 'kafka-partitions': '4' })`. They win over the generated prefixes.
+ */
+export function testConfig(overrides: Record<string, string> = {}): Config {
+  const id = randomUUID();
   return loadConfig({
-    envFile: null,
-    flags: { 'kafka-topic-prefix': `test.${id}.`, 'redis-key-prefix': `test:${id}:`, ...flags },
+    flags: { 'kafka-topic-prefix': `test.${id}.`, 'redis-key-prefix': `test:${id}:`, ...overrides },
   });
 }

@@ -1,52 +1,112 @@
+/**
+ * src/kafka/admin.ts against the real broker: explicit topic creation with exact partition counts,
+ * idempotence, the mismatch error, concurrent callers, and waitForKafka's time budget and silence.
+ */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { ErrorCode, StratusError } from '../../../src/errors.js';
-import { deleteTopics, ensureTopics, kafkaClient, kafkaRoundTrip, waitForKafka } from '../../../src/kafka/admin.js';
+import { deleteTopics, ensureTopics, waitForKafka } from '../../../src/kafka/admin.js';
+import { withAdmin } from '../../../src/kafka/client.js';
+import type { Config } from '../../../src/config.js';
 import { testConfig } from '../../helpers/config.js';
+import { unusedPort } from '../../helpers/ports.js';
 
-test('ensureTopics creates topics with the exact partition count, again is a no-op, a mismatch is a typed error', { timeout: 60_000 }, async (t) => {
+/** Partition count of each topic, as the broker describes it. */
+async function partitionCounts(config: Config, topics: string[]): Promise<Record<string, number>> {
+  const meta = await withAdmin(config, 'test', (admin) => admin.fetchTopicMetadata({ topics, timeout: 10_000 }));
+  return Object.fromEntries(meta.map((m) => [m.name, m.partitions.length]));
+}
+
+test('ensureTopics creates topics with the exact partition counts; a second call creates nothing', { timeout: 30_000 }, async (t) => {
   const config = testConfig();
   const a = `${config.kafka.topicPrefix}a`;
   const b = `${config.kafka.topicPrefix}b`;
-  t.after(() => deleteTopics(config, [a, b]).catch(() => {}));
+  t.after(() => deleteTopics(config, [a, b]));
 
-  await ensureTopics(config, [{ topic: a, partitions: 5 }, { topic: b, partitions: 2 }]);
-  await ensureTopics(config, [{ topic: a, partitions: 5 }, { topic: b, partitions: 2 }]);
-  const admin = kafkaClient(config, 'test').admin();
-  await admin.connect();
-  const meta = await admin.fetchTopicMetadata({ topics: [a, b] });
-  await admin.disconnect();
-  assert.deepEqual(meta.map((m) => [m.name, m.partitions.length]).sort(), [[a, 5], [b, 2]]);
+  const first = await ensureTopics(config, [{ topic: a, partitions: 5 }, { topic: b, partitions: 2, replicationFactor: 1 }]);
+  assert.deepEqual(first, { created: [a, b], existing: [] });
+  assert.deepEqual(await partitionCounts(config, [a, b]), { [a]: 5, [b]: 2 });
 
-  await assert.rejects(ensureTopics(config, [{ topic: a, partitions: 6 }]), (err: unknown) => {
+  const second = await ensureTopics(config, [{ topic: a, partitions: 5 }, { topic: b, partitions: 2 }]);
+  assert.deepEqual(second, { created: [], existing: [a, b] });
+  assert.deepEqual(await partitionCounts(config, [a, b]), { [a]: 5, [b]: 2 });
+});
+
+test('a topic that exists with another partition count is KAFKA_TOPIC_MISMATCH naming topic, found and wanted; nothing is created', { timeout: 30_000 }, async (t) => {
+  const config = testConfig();
+  const a = `${config.kafka.topicPrefix}a`;
+  const c = `${config.kafka.topicPrefix}c`;
+  t.after(() => deleteTopics(config, [a, c]));
+  await ensureTopics(config, [{ topic: a, partitions: 3 }]);
+
+  await assert.rejects(ensureTopics(config, [{ topic: a, partitions: 4 }, { topic: c, partitions: 1 }]), (err: unknown) => {
     assert.ok(err instanceof StratusError);
     assert.equal(err.code, ErrorCode.KAFKA_TOPIC_MISMATCH);
-    assert.match(err.message, new RegExp(`topic ${a.replace(/\./g, '\\.')} has 5 partitions but config asks for 6`));
+    assert.equal(err.retryable, false);
+    assert.ok(err.message.startsWith(`topic ${a} has 3 partitions but 4 were asked for;`), err.message);
     return true;
   });
+  // The mismatch was found before anything was created.
+  const names = await withAdmin(config, 'test', (admin) => admin.listTopics({ timeout: 10_000 }));
+  assert.equal(names.includes(c), false);
+  assert.deepEqual(await partitionCounts(config, [a]), { [a]: 3 });
 });
 
-test('round trip through the real broker: every message consumed exactly once, in per-key order', { timeout: 90_000 }, async (t) => {
+test('concurrent ensureTopics on one new topic: every caller succeeds, one topic with the asked partitions', { timeout: 30_000 }, async (t) => {
   const config = testConfig();
-  const topic = `${config.kafka.topicPrefix}roundtrip`;
-  t.after(() => deleteTopics(config, [topic]).catch(() => {}));
-  await ensureTopics(config, [{ topic, partitions: 4 }]);
-  const r = await kafkaRoundTrip(config, { topic, messages: 1000 });
-  assert.equal(r.produced, 1000);
-  assert.equal(r.consumed, 1000);
-  assert.equal(r.outOfOrder, 0);
+  const a = `${config.kafka.topicPrefix}race`;
+  t.after(() => deleteTopics(config, [a]));
+  // All four list the topics before any creates it, so three lose the create race.
+  await Promise.all([1, 2, 3, 4].map(() => ensureTopics(config, [{ topic: a, partitions: 6 }])));
+  assert.deepEqual(await partitionCounts(config, [a]), { [a]: 6 });
+  // A racer asking for another count fails with the typed error, whoever created the topic.
+  await assert.rejects(ensureTopics(config, [{ topic: a, partitions: 7 }]), { code: ErrorCode.KAFKA_TOPIC_MISMATCH });
 });
 
-test('waitForKafka on a port nothing listens on fails with KAFKA_UNAVAILABLE in its time budget', { timeout: 30_000 }, async () => {
-  const config = testConfig({ 'kafka-brokers': '127.0.0.1:1' });
-  const t0 = performance.now();
-  await assert.rejects(waitForKafka(config, 1500), (err: unknown) => {
-    assert.ok(err instanceof StratusError);
-    assert.equal(err.code, ErrorCode.KAFKA_UNAVAILABLE);
-    assert.equal(err.retryable, true);
-    assert.match(err.message, /Kafka at 127\.0\.0\.1:1 did not answer a metadata request within 1500 ms/);
-    return true;
-  });
-  // Bounded by the budget plus one attempt's cleanup, not by librdkafka's own retry schedule.
-  assert.ok(performance.now() - t0 < 15_000);
+test('deleteTopics deletes, and deleting a topic that does not exist is not an error', { timeout: 30_000 }, async () => {
+  const config = testConfig();
+  const a = `${config.kafka.topicPrefix}gone`;
+  await ensureTopics(config, [{ topic: a, partitions: 1 }]);
+  await deleteTopics(config, [a]);
+  await deleteTopics(config, [a, `${config.kafka.topicPrefix}never-created`]);
+  const names = await withAdmin(config, 'test', (admin) => admin.listTopics({ timeout: 10_000 }));
+  assert.equal(names.includes(a), false);
+});
+
+test('waitForKafka resolves against the running broker', { timeout: 30_000 }, async () => {
+  await waitForKafka(testConfig(), 10_000);
+});
+
+test('waitForKafka with no broker: KAFKA_UNAVAILABLE within its budget, nothing on stderr, the process exits', { timeout: 30_000 }, async () => {
+  const port = await unusedPort();
+  // A child process, so that anything librdkafka writes to fd 2 directly would be seen too.
+  const script = `
+    const { loadConfig } = await import(${JSON.stringify(new URL('../../../src/config.js', import.meta.url).href)});
+    const { waitForKafka } = await import(${JSON.stringify(new URL('../../../src/kafka/admin.js', import.meta.url).href)});
+    const config = loadConfig({ flags: { 'kafka-brokers': '127.0.0.1:${port}', 'log-level': 'info' } });
+    const t0 = performance.now();
+    try {
+      await waitForKafka(config, 1500);
+      console.log(JSON.stringify({ resolved: true }));
+    } catch (err) {
+      console.log(JSON.stringify({ code: err.code, retryable: err.retryable, message: err.message, ms: performance.now() - t0 }));
+    }`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 20_000 });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (c, s) => resolve([c, s])));
+
+  assert.equal(signal, null, 'the child had to be killed: something kept it alive');
+  assert.equal(code, 0);
+  assert.equal(stderr, '');
+  const r = JSON.parse(stdout) as { code: string; retryable: boolean; message: string; ms: number };
+  assert.equal(r.code, ErrorCode.KAFKA_UNAVAILABLE);
+  assert.equal(r.retryable, true);
+  assert.ok(r.message.startsWith(`Kafka at 127.0.0.1:${port} did not answer a metadata request within 1500 ms`), r.message);
+  assert.match(r.message, /npx stratus stack up/);
+  assert.match(r.message, /STRATUS_KAFKA_BROKERS/);
+  assert.ok(r.ms >= 1400 && r.ms < 3000, `gave up after ${r.ms} ms`);
 });

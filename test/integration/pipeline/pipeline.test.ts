@@ -12,6 +12,9 @@ import { startProcessor } from '../../../src/processor/processor.js';
 import { topology } from '../../../src/topology.js';
 import { testConfig } from '../../helpers/config.js';
 import { TestDevice } from '../../helpers/device.js';
+import { TcpProxy } from '../../helpers/tcp-proxy.js';
+import { Client, credentials, type ServiceError } from '@grpc/grpc-js';
+import { codecs, type BatchAck, type Event } from '../../../src/gateway/protocol.js';
 
 let config: Config;
 let gateways: Gateway[] = [];
@@ -135,27 +138,45 @@ test('bad input: each gets its Reject code, nothing is produced for it, the stre
   anonymous.close();
 });
 
-test('a device that never reads ends with RESOURCE_EXHAUSTED at its buffer limit; another device on the same gateway is unaffected', { timeout: 90_000 }, async () => {
-  const slow = new TestDevice('slow-1').connect(address(0), { read: false });
+test('a device that never reads ends with RESOURCE_EXHAUSTED at its buffer limit; another device on the same gateway is unaffected', { timeout: 90_000 }, async (t) => {
+  // The slow device reaches the gateway through a proxy that stops reading its socket: a grpc-js
+  // client that merely has no 'data' listener keeps draining the connection into memory.
+  const proxy = await TcpProxy.start(gateways[0]!.port);
+  t.after(() => proxy.close());
+  const slow = new TestDevice('slow-1').connect(`127.0.0.1:${proxy.port}`);
+  slow.send([{ seq: 1, type: 'sq', value: 1 }]);
+  await slow.until(() => slow.results.length === 1, 30_000, 'a first result');
+  const session = gateways[0]!.sessions.get('slow-1')!;
+  proxy.stall();
+  // Its events arrive by IngestBatch on another connection: a stalled socket would hold back the
+  // device's own uplink too (HTTP/2 window updates travel the stalled direction).
   const payload = Buffer.alloc(16 * 1024, 7);
   const n = 1200; // ~19 MiB of results: more than the HTTP/2 window and socket buffers hold
-  for (let s = 1; s <= n; s += 100) {
-    const batch = [];
-    for (let seq = s; seq < s + 100; seq++) batch.push({ seq, type: 'echo', value: seq, payload });
-    slow.send(batch);
+  const ingest = new Client(address(1), credentials.createInsecure());
+  for (let s = 2; s <= n; s += 100) {
+    const batch: Event[] = [];
+    for (let seq = s; seq < Math.min(n + 1, s + 100); seq++) batch.push({ deviceId: 'slow-1', seq, type: 'echo', value: seq, payload, sentAtUs: 0 });
+    const ack = await new Promise<BatchAck>((resolve, reject) =>
+      ingest.makeUnaryRequest('/stratus.v1.DeviceGateway/IngestBatch', codecs.EventBatch.serialize, codecs.BatchAck.deserialize, { events: batch }, (err: ServiceError | null, res?: BatchAck) => (err ? reject(err) : resolve(res!))),
+    );
+    assert.equal(ack.accepted, batch.length);
   }
+  ingest.close();
   const other = new TestDevice('fast-1').connect(address(0));
   other.send(events(1, 200));
-  await other.until(() => other.results.length === 200, 60_000, 'the other device\'s results');
+  await other.until(() => other.results.length === 200, 60_000, "the other device's results");
   assertExactlyOnce(other, 200);
   // The gateway gives up on the slow device once gateway.outboundMax results wait for it.
   const deadline = Date.now() + 60_000;
   while (gateways[0]!.sessions.has('slow-1') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   assert.equal(gateways[0]!.sessions.has('slow-1'), false, 'the slow stream was not ended');
-  slow.startReading();
-  await slow.until(() => slow.ended, 30_000, 'the status');
-  assert.equal(slow.status?.code, 8 /* RESOURCE_EXHAUSTED */);
-  assert.match(slow.status!.details, /not reading/);
+  assert.equal(session.endedWith?.code, 8 /* RESOURCE_EXHAUSTED */);
+  assert.match(session.endedWith.details, /not reading/);
+  // The device itself sees that status once it reads again, unless keepalive (which it could not
+  // answer while stalled) closed the connection first: then UNAVAILABLE.
+  proxy.resume();
+  await slow.until(() => slow.ended, 60_000, 'the status');
+  assert.ok(slow.status?.code === 8 || slow.status?.code === 14, `status ${slow.status?.code}`);
   // Nothing was lost: reconnecting with its cursor, it gets the rest from its buffer, once each.
   const got = slow.results.length;
   slow.close();
