@@ -36,12 +36,14 @@ test('1,000 keyed messages over 10 keys: each consumed exactly once, in per-key 
   assert.ok(Math.abs(r.allConsumedMs - r.firstMessageMs - r.consumeMs) < 1, JSON.stringify(r));
 
   // A second run on the same topic reads the first run's messages from the beginning too: it skips
-  // and counts them, and accounts for its own exactly.
+  // them, and accounts for its own exactly. How many foreign ones it passes before its own last
+  // message depends on the order partitions are fetched in, so only the bound is exact.
   const again = await kafkaRoundTrip(config, { topic, messages: 500, keys: 7, timeoutMs: 30_000 });
   assert.deepEqual(
-    { produced: again.produced, consumed: again.consumed, duplicates: again.duplicates, outOfOrder: again.outOfOrder, foreign: again.foreign },
-    { produced: 500, consumed: 500, duplicates: 0, outOfOrder: 0, foreign: 1000 },
+    { produced: again.produced, consumed: again.consumed, duplicates: again.duplicates, outOfOrder: again.outOfOrder },
+    { produced: 500, consumed: 500, duplicates: 0, outOfOrder: 0 },
   );
+  assert.ok(again.foreign <= 1000, `foreign ${again.foreign}`);
   assert.equal(await messagesInTopic(config, topic), 1500);
 });
 

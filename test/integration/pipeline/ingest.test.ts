@@ -3,37 +3,20 @@ import assert from 'node:assert/strict';
 import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { after, before, test } from 'node:test';
-import type { Config } from '../../../src/config.js';
-import { deleteTopics, ensureTopics } from '../../../src/kafka/admin.js';
-import { startForwarder } from '../../../src/forwarder/forwarder.js';
-import { Gateway } from '../../../src/gateway/gateway.js';
 import { codecs, type BatchAck, type IngestSummary } from '../../../src/gateway/protocol.js';
-import { startProcessor } from '../../../src/processor/processor.js';
-import { topology } from '../../../src/topology.js';
+import type { Gateway } from '../../../src/gateway/gateway.js';
 import { testConfig } from '../../helpers/config.js';
 import { TestDevice } from '../../helpers/device.js';
+import { startPipeline, type TestPipeline } from '../../helpers/pipeline.js';
 
-let config: Config;
+const config = testConfig({ 'kafka-partitions': '2' });
+let pipeline: TestPipeline;
 let gateway: Gateway;
-const stops: (() => Promise<void>)[] = [];
-
 before(async () => {
-  config = testConfig({ 'kafka-partitions': '2' });
-  const t = topology(config);
-  await ensureTopics(config, [
-    { topic: t.topics.events, partitions: 2 },
-    { topic: t.topics.results, partitions: 2 },
-  ]);
-  gateway = await Gateway.start(config, 'gw-ingest', 0);
-  stops.push((await startProcessor(config, 'p')).stop, (await startForwarder(config, 'f')).stop);
+  pipeline = await startPipeline(config, ['gw-ingest']);
+  gateway = pipeline.gateways[0]!;
 });
-
-after(async () => {
-  await gateway.stop();
-  for (const s of stops) await s();
-  const t = topology(config);
-  await deleteTopics(config, [t.topics.events, t.topics.results]).catch(() => {});
-});
+after(() => pipeline.stop());
 
 test('IngestBatch answers after the accepted events are durable, with ids and per-event rejects; the results reach the device later', { timeout: 60_000 }, async () => {
   const client = new Client(`127.0.0.1:${gateway.port}`, credentials.createInsecure());

@@ -4,39 +4,22 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import type { Config } from '../../../src/config.js';
-import { deleteTopics, ensureTopics } from '../../../src/kafka/admin.js';
-import { startForwarder } from '../../../src/forwarder/forwarder.js';
-import { Gateway } from '../../../src/gateway/gateway.js';
-import { startProcessor } from '../../../src/processor/processor.js';
-import { topology } from '../../../src/topology.js';
 import { testConfig } from '../../helpers/config.js';
 import { TestDevice } from '../../helpers/device.js';
+import { startPipeline, type TestPipeline } from '../../helpers/pipeline.js';
 import { TcpProxy } from '../../helpers/tcp-proxy.js';
 import { Client, credentials, type ServiceError } from '@grpc/grpc-js';
 import { codecs, type BatchAck, type Event } from '../../../src/gateway/protocol.js';
+import type { Gateway } from '../../../src/gateway/gateway.js';
 
-let config: Config;
+const config = testConfig({ 'kafka-partitions': '4', 'gateway-drain-grace-ms': '1000', 'gateway-outbound-max': '300', 'gateway-stall-timeout-ms': '2000', 'redis-device-buffer-max': '5000' });
+let pipeline: TestPipeline;
 let gateways: Gateway[] = [];
-const stops: (() => Promise<void>)[] = [];
-
 before(async () => {
-  config = testConfig({ 'kafka-partitions': '4', 'gateway-drain-grace-ms': '1000', 'gateway-outbound-max': '300', 'gateway-stall-timeout-ms': '2000', 'redis-device-buffer-max': '5000' });
-  const t = topology(config);
-  await ensureTopics(config, [
-    { topic: t.topics.events, partitions: 4 },
-    { topic: t.topics.results, partitions: 4 },
-  ]);
-  gateways = [await Gateway.start(config, 'gw-a', 0), await Gateway.start(config, 'gw-b', 0)];
-  stops.push((await startProcessor(config, 'proc-1')).stop, (await startForwarder(config, 'fwd-1')).stop);
+  pipeline = await startPipeline(config, ['gw-a', 'gw-b']);
+  gateways = pipeline.gateways;
 });
-
-after(async () => {
-  for (const g of gateways) await g.stop();
-  for (const s of stops) await s();
-  const t = topology(config);
-  await deleteTopics(config, [t.topics.events, t.topics.results]).catch(() => {});
-});
+after(() => pipeline.stop());
 
 const address = (i: number) => `127.0.0.1:${gateways[i % gateways.length]!.port}`;
 

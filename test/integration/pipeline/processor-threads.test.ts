@@ -2,36 +2,16 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import type { Config } from '../../../src/config.js';
-import { deleteTopics, ensureTopics } from '../../../src/kafka/admin.js';
-import { startForwarder } from '../../../src/forwarder/forwarder.js';
-import { Gateway } from '../../../src/gateway/gateway.js';
-import { startProcessor } from '../../../src/processor/processor.js';
-import { topology } from '../../../src/topology.js';
 import { testConfig } from '../../helpers/config.js';
 import { TestDevice } from '../../helpers/device.js';
+import { startPipeline, type TestPipeline } from '../../helpers/pipeline.js';
 
-let config: Config;
-let gateway: Gateway;
-const stops: (() => Promise<void>)[] = [];
-
+const config = testConfig({ 'kafka-partitions': '3', 'processor-threads': '2' });
+let pipeline: TestPipeline;
 before(async () => {
-  config = testConfig({ 'kafka-partitions': '3', 'processor-threads': '2' });
-  const t = topology(config);
-  await ensureTopics(config, [
-    { topic: t.topics.events, partitions: 3 },
-    { topic: t.topics.results, partitions: 3 },
-  ]);
-  gateway = await Gateway.start(config, 'gw-pool', 0);
-  stops.push((await startProcessor(config, 'p-pool')).stop, (await startForwarder(config, 'f-pool')).stop);
+  pipeline = await startPipeline(config, ['gw-pool']);
 });
-
-after(async () => {
-  await gateway.stop();
-  for (const s of stops) await s();
-  const t = topology(config);
-  await deleteTopics(config, [t.topics.events, t.topics.results]).catch(() => {});
-});
+after(() => pipeline.stop());
 
 function chain(payload: Buffer, rounds: number): Buffer {
   let d = payload;
@@ -40,7 +20,7 @@ function chain(payload: Buffer, rounds: number): Buffer {
 }
 
 test('sha256 on two piscina threads: every result correct, once, in per-device order', { timeout: 90_000 }, async () => {
-  const devices = Array.from({ length: 20 }, (_, i) => new TestDevice(`pool-${i}`).connect(`127.0.0.1:${gateway.port}`));
+  const devices = Array.from({ length: 20 }, (_, i) => new TestDevice(`pool-${i}`).connect(`127.0.0.1:${pipeline.gateways[0]!.port}`));
   const n = 200;
   for (const d of devices) {
     const events = [];

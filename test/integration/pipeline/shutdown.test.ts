@@ -4,7 +4,6 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { PROJECT_ROOT } from '../../../src/config.js';
@@ -12,18 +11,11 @@ import { deleteTopics } from '../../../src/kafka/admin.js';
 import { topology } from '../../../src/topology.js';
 import { testConfig } from '../../helpers/config.js';
 import { TestDevice } from '../../helpers/device.js';
+import { unusedPort } from '../../helpers/ports.js';
 
 const config = testConfig();
 const t = topology(config);
 after(() => deleteTopics(config, [t.topics.events, t.topics.results]).catch(() => {}));
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 function run(port: number): { child: ChildProcess; ready: Promise<void>; exited: Promise<number | null>; stderr: () => string } {
   const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'stratus.js'), 'run', '--grpc-port', String(port), '--instance-id', `sig-${port}`], {
@@ -49,7 +41,7 @@ function run(port: number): { child: ChildProcess; ready: Promise<void>; exited:
 }
 
 test('SIGTERM under load loses nothing acknowledged', { timeout: 180_000 }, async () => {
-  const port = await freePort();
+  const port = await unusedPort();
   const first = run(port);
   await first.ready;
   const address = `127.0.0.1:${port}`;

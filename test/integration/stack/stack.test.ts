@@ -5,22 +5,15 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { PROJECT_ROOT } from '../../../src/config.js';
 import { isAlive, portAnswers, readPid } from '../../../src/stack/processes.js';
+import { unusedPort } from '../../helpers/ports.js';
 
 const CLI = join(PROJECT_ROOT, 'bin', 'stratus.js');
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 interface Stack {
   dir: string;
@@ -32,7 +25,7 @@ interface Stack {
 
 async function newStack(): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), 'stratus-stack-'));
-  const [redisPort, kafkaPort, controllerPort] = [await freePort(), await freePort(), await freePort()];
+  const [redisPort, kafkaPort, controllerPort] = [await unusedPort(), await unusedPort(), await unusedPort()];
   return {
     dir, redisPort, kafkaPort, controllerPort,
     env: {
