@@ -82,6 +82,7 @@ async function main(): Promise<void> {
   const calls: ClientDuplexStream<Uplink, Downlink>[] = [];
   const sentAt: Float64Array[] = [];
   let acked = 0;
+  let connected = 0;
   let results = 0;
   let measuring = false;
   const t0Connect = performance.now();
@@ -107,10 +108,14 @@ async function main(): Promise<void> {
       }
     });
     call.on('error', () => {});
+    call.once('metadata', () => connected++);
     calls.push(call);
   }
-  await new Promise((r) => setTimeout(r, 2000));
+  // Connected = the gateway answered the stream's headers (it sends them when it accepts a stream).
+  const deadline = performance.now() + 120_000;
+  while (connected < devices && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   const connectS = (performance.now() - t0Connect) / 1000;
+  await new Promise((r) => setTimeout(r, 1000));
   const gatewayPids = Number(values.threads) > 1 ? childPids(engine.pid!) : [engine.pid!];
   const rssConnected = [engine.pid!, ...childPids(engine.pid!)].reduce((a, p) => a + rssKb(p), 0);
 
@@ -174,6 +179,7 @@ async function main(): Promise<void> {
         resultsPerS: Math.round(resultsMeasured / measuredS),
         ackMs: { p50: pct(ackUs, 50), p99: pct(ackUs, 99), p999: pct(ackUs, 99.9), max: pct(ackUs, 100) },
         resultMs: { p50: pct(resultUs, 50), p99: pct(resultUs, 99), p999: pct(resultUs, 99.9), max: pct(resultUs, 100) },
+        connected,
         connectS: Math.round(connectS * 10) / 10,
         engineRssKb: { idle: rssIdle, connected: rssConnected, loaded: rssLoaded },
         engineKbPerConnectedDevice: Math.round(((rssConnected - rssIdle) / devices) * 10) / 10,

@@ -168,6 +168,9 @@ export class Gateway implements SessionHost {
     call.on('cancelled', () => session.peerGone());
     call.on('drain', () => session.onDrain());
     this.register(session, cursor);
+    // Response headers now, not with the first Downlink: the device learns at once that the
+    // stream was accepted (and a load generator can count connected devices).
+    call.sendMetadata(new Metadata());
   }
 
   /** Makes the session the device's one session here (ending an older one), then starts it. */
