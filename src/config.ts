@@ -56,6 +56,7 @@ export const OPTIONS = {
   'redis.deviceBufferMax': { kind: 'int', default: '1000', min: 1, max: 1000000, unit: 'results', doc: 'Results kept per device in its Redis Stream buffer until a session reads them; beyond it the oldest are dropped.' },
   'redis.deviceStateTtlMs': { kind: 'int', default: '604800000', min: 1000, max: 31536000000, unit: 'ms', doc: 'How long a silent device\'s dedupe mark and buffer are kept.' },
   'gateway.presenceLeaseMs': { kind: 'int', default: '30000', min: 1000, max: 3600000, unit: 'ms', doc: 'Lease on a device -> gateway entry; the gateway renews it at a third of this.' },
+  'gateway.devicesMax': { kind: 'int', default: '200000', min: 1, max: 10000000, unit: 'devices', doc: 'Streams (Connect and ProcessEvent) one gateway instance holds, and distinct devices one Ingest call may name; beyond it: RESOURCE_EXHAUSTED.' },
   'gateway.inflightMax': { kind: 'int', default: '1000', min: 1, max: 1000000, unit: 'events', doc: 'Unacknowledged events per device; beyond it the gateway stops reading that stream (HTTP/2 flow control pushes back).' },
   'gateway.outboundMax': { kind: 'int', default: '2000', min: 1, max: 1000000, unit: 'results', doc: 'Results waiting for a device that does not read; beyond it its stream ends with RESOURCE_EXHAUSTED.' },
   'gateway.stallTimeoutMs': { kind: 'int', default: '10000', min: 100, max: 600000, unit: 'ms', doc: 'How long a device may take nothing while its buffered results are being sent before its stream ends with RESOURCE_EXHAUSTED.' },
@@ -97,6 +98,7 @@ export interface Config {
   readonly processor: { readonly threads: number };
   readonly gateway: {
     readonly presenceLeaseMs: number;
+    readonly devicesMax: number;
     readonly inflightMax: number;
     readonly outboundMax: number;
     readonly stallTimeoutMs: number;

@@ -176,6 +176,10 @@ export class Gateway implements SessionHost {
   /** Makes the session the device's one session here (ending an older one), then starts it. */
   register(session: DeviceSession, cursor: number | null = null): void {
     const previous = this.sessions.get(session.deviceId);
+    if (previous === undefined && this.sessions.size >= this.config.gateway.devicesMax) {
+      session.end({ code: status.RESOURCE_EXHAUSTED, details: `this gateway instance holds ${this.config.gateway.devicesMax} streams (gateway.devicesMax); connect to another instance or later` });
+      return;
+    }
     this.sessions.set(session.deviceId, session);
     previous?.end({ code: status.ABORTED, details: `a newer stream for device ${session.deviceId} took over this one` });
     session.start(cursor).catch(() => session.end({ code: status.UNAVAILABLE, details: 'Redis did not answer while this stream was starting; reconnect' }));
@@ -192,6 +196,7 @@ export class Gateway implements SessionHost {
       pending: 1,
       failed: null,
       settle: () => {
+        if (refused) return;
         if (waiter.failed !== null) cb({ code: status.UNAVAILABLE, details: `Kafka did not take every event (${waiter.failed.message}); send them again` });
         else cb(null, { accepted, rejected });
       },
@@ -202,10 +207,18 @@ export class Gateway implements SessionHost {
         }
       },
     };
+    let refused = false;
     call.on('data', (e: Event) => {
+      if (refused) return;
       const reject = validateEvent(e, { streamDeviceId: null, lastSeq: lastSeq.get(e.deviceId) ?? 0, payloadBytesMax: this.config.gateway.payloadBytesMax, types: this.types });
       if (reject !== null || !this.produce(waiter, e.deviceId, e, Date.now() * 1000)) {
         rejected++;
+        return;
+      }
+      if (lastSeq.size >= this.config.gateway.devicesMax && !lastSeq.has(e.deviceId)) {
+        refused = true;
+        cb({ code: status.RESOURCE_EXHAUSTED, details: `one Ingest call may name at most ${this.config.gateway.devicesMax} devices (gateway.devicesMax); split the stream` });
+        call.destroy();
         return;
       }
       lastSeq.set(e.deviceId, e.seq);
