@@ -63,7 +63,7 @@ export const OPTIONS = {
   'gateway.payloadBytesMax': { kind: 'int', default: '65536', min: 0, max: 3145728, unit: 'bytes', doc: 'Largest event payload; larger ones are rejected with PAYLOAD_TOO_LARGE.' },
   'gateway.drainGraceMs': { kind: 'int', default: '10000', min: 0, max: 600000, unit: 'ms', doc: 'On SIGTERM, how long open streams get to finish before they are ended.' },
   'processor.threads': { kind: 'int', default: '0', min: 0, max: 64, unit: 'threads', doc: 'Worker threads (piscina) for processor compute; 0 runs it on the consumer\'s thread. Pays off for CPU-heavy processors (sha256).' },
-  'grpc.host': { kind: 'string', default: '127.0.0.1', doc: 'Address the gateway binds; 0.0.0.0 to take devices from other hosts (docker-compose.yml sets it).' },
+  'grpc.host': { kind: 'string', default: '127.0.0.1', doc: 'Address the gRPC gateway and the HTTP surface bind; 0.0.0.0 to take devices from other hosts (docker-compose.yml sets it).' },
   'grpc.port': port(50051, 'gRPC port of the gateway.'),
   'http.port': port(8080, 'HTTP port: /metrics, /livez, /readyz, SSE.'),
 } as const satisfies Record<string, OptionSpec>;

@@ -65,7 +65,7 @@ function childPids(pid: number): number[] {
 
 async function main(): Promise<void> {
   const engine = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'stratus.js'), 'run', '--grpc-port', String(port), '--threads', String(values.threads), '--instance-id', `bench-${port}`], {
-    env: { ...process.env, STRATUS_KAFKA_TOPIC_PREFIX: prefix, STRATUS_REDIS_KEY_PREFIX: `${prefix}:`, STRATUS_GATEWAY_INFLIGHT_MAX: '100000', STRATUS_REDIS_DEVICE_STATE_TTL_MS: '600000', STRATUS_PROCESSOR_THREADS: String(values['processor-threads']) },
+    env: { ...process.env, STRATUS_KAFKA_TOPIC_PREFIX: prefix, STRATUS_REDIS_KEY_PREFIX: `${prefix}:`, STRATUS_GATEWAY_INFLIGHT_MAX: '100000', STRATUS_REDIS_DEVICE_STATE_TTL_MS: '600000', STRATUS_PROCESSOR_THREADS: String(values['processor-threads']), STRATUS_HTTP_PORT: String(port + 1) },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   await new Promise<void>((resolve) => {

@@ -5,7 +5,9 @@
  */
 import cluster from 'node:cluster';
 import { ErrorCode, StratusError } from '../errors.js';
-import { ensureTopics } from '../kafka/admin.js';
+import { ensureTopics, waitForKafka } from '../kafka/admin.js';
+import { HttpSurface } from '../http/server.js';
+import { pingRedis } from '../redis/client.js';
 import { startForwarder } from '../forwarder/forwarder.js';
 import { defaultInstanceId, Gateway } from '../gateway/gateway.js';
 import { startProcessor } from '../processor/processor.js';
@@ -45,6 +47,25 @@ export const runCommand: Command = {
       { topic: t.topics.results, partitions: config.kafka.partitions },
     ]);
     const stops: (() => Promise<void>)[] = [];
+    // /metrics, /livez, /readyz on http.port, in every process but a gateway shard (the primary
+    // owns the port; a shard's own metrics are not served yet).
+    const http = isShard
+      ? null
+      : await HttpSurface.start(config, {
+          async check() {
+            try {
+              await pingRedis(config, 1000);
+            } catch (e) {
+              return `Redis: ${(e as Error).message}`;
+            }
+            try {
+              await waitForKafka(config, 2000);
+            } catch (e) {
+              return `Kafka: ${(e as Error).message}`;
+            }
+            return null;
+          },
+        });
     if (has('forwarder')) stops.push((await startForwarder(config, instanceId)).stop);
     if (has('processor')) stops.push((await startProcessor(config, instanceId)).stop);
     if (has('gateway')) {
@@ -68,6 +89,7 @@ export const runCommand: Command = {
       process.stderr.write(`gateway: ${threads} worker processes on 127.0.0.1:${config.grpc.port}\n`);
     }
     if (isShard) process.send?.('ready');
+    if (http !== null) process.stderr.write(`http on ${config.grpc.host}:${http.port}: /metrics /livez /readyz\n`);
     process.stderr.write(`stratus run: ${isShard ? 'gateway' : roles.join(', ')} as ${instanceId}\n`);
     return new Promise<number>((resolve) => {
       let stopping = false;
@@ -80,9 +102,11 @@ export const runCommand: Command = {
         }
         stopping = true;
         process.stderr.write(`stratus run: ${sig}, stopping (again to force)\n`);
+        if (http !== null) http.draining = true;
         void (async () => {
           for (const stop of stops) await stop().catch((err: unknown) => process.stderr.write(`stratus run: ${String(err)}\n`));
           // A shard's IPC channel to the primary would keep it alive: let go of it.
+          await http?.close();
           if (isShard) cluster.worker!.disconnect();
           resolve(0);
         })();

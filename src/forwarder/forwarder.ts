@@ -16,6 +16,7 @@ import { topology } from '../topology.js';
 import { resultSeq } from '../wire/result-codec.js';
 import type { RunningStage } from '../processor/processor.js';
 import { DELIVER_SCRIPT } from './deliver-script.js';
+import { metrics } from '../http/metrics.js';
 
 export interface ForwarderStats {
   batches: number;
@@ -59,7 +60,11 @@ export async function startForwarder(config: Config, instanceId: string): Promis
       }
       for (;;) {
         try {
+          const stopTimer = metrics.redisScriptSeconds.startTimer();
           const [routed, dups, frames] = await deliver(args);
+          stopTimer();
+          metrics.forwarderRouted.inc(routed);
+          metrics.forwarderDuplicates.inc(dups);
           stats.routed += routed;
           stats.duplicates += dups;
           stats.frames += frames;

@@ -11,6 +11,7 @@ import { hostname } from 'node:os';
 import { Metadata, Server, ServerCredentials, status, type sendUnaryData, type ServerDuplexStream, type ServerReadableStream, type ServerUnaryCall } from '@grpc/grpc-js';
 import type { Config } from '../config.js';
 import { KafkaProducer } from '../kafka/producer.js';
+import { metrics } from '../http/metrics.js';
 import { PROCESSORS } from '../processor/registry.js';
 import { topology } from '../topology.js';
 import { encodeEvent } from '../wire/event-codec.js';
@@ -124,6 +125,7 @@ export class Gateway implements SessionHost {
     // A newer session for the same device may already be registered: never deregister it.
     if (this.sessions.get(session.deviceId) === session) {
       this.sessions.delete(session.deviceId);
+      metrics.devicesConnected.set(this.sessions.size);
       void this.link.release(session.deviceId, session.cursor).catch(() => {});
     }
   }
@@ -181,6 +183,7 @@ export class Gateway implements SessionHost {
       return;
     }
     this.sessions.set(session.deviceId, session);
+    metrics.devicesConnected.set(this.sessions.size);
     previous?.end({ code: status.ABORTED, details: `a newer stream for device ${session.deviceId} took over this one` });
     session.start(cursor).catch(() => session.end({ code: status.UNAVAILABLE, details: 'Redis did not answer while this stream was starting; reconnect' }));
   }

@@ -17,6 +17,7 @@
 import assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
 import type { Config } from '../config.js';
+import { metrics } from '../http/metrics.js';
 import { decodeResult } from '../wire/result-codec.js';
 import type { DeliveryLink } from './delivery.js';
 import type { Downlink, Reject, Result, Uplink } from './protocol.js';
@@ -110,19 +111,26 @@ export class DeviceSession {
     if (this.closed) return;
     const now = Date.now() * 1000;
     const cfg = this.host.config.gateway;
-    for (const event of uplink.events ?? []) {
+    const events = uplink.events ?? [];
+    metrics.eventsReceived.inc(events.length);
+    let accepted = 0;
+    for (const event of events) {
       const reject = validateEvent(event, { streamDeviceId: this.deviceId, lastSeq: this.lastSeq, payloadBytesMax: cfg.payloadBytesMax, types: this.host.types });
       if (reject !== null) {
         this.rejects.push(reject);
+        metrics.eventsRejected.inc({ code: reject.code });
         continue;
       }
       if (!this.host.produce(this, this.deviceId, event, now)) {
         this.rejects.push({ seq: event.seq, code: 'OVERLOADED', message: 'the engine is at its Kafka producer limit; send this event again later' });
+        metrics.eventsRejected.inc({ code: 'OVERLOADED' });
         continue;
       }
       this.lastSeq = event.seq;
       this.inflight++;
+      accepted++;
     }
+    if (accepted > 0) metrics.eventsAccepted.inc(accepted);
     if (this.rejects.length > 0) this.host.markDirty(this);
     if (this.inflight >= cfg.inflightMax && !this.paused) {
       this.paused = true;
@@ -135,9 +143,11 @@ export class DeviceSession {
     this.inflight--;
     if (this.closed) return;
     if (err !== null) {
+      metrics.produceFailures.inc();
       this.end({ code: status.UNAVAILABLE, details: `Kafka did not take event seq ${seq} (${err.message}); reconnect and resend the events after acked_seq ${this.ackedSeq}` });
       return;
     }
+    metrics.eventsDurable.inc();
     if (seq > this.ackedSeq) this.ackedSeq = seq;
     if (this.halfClosed && this.inflight === 0) {
       this.end(null);
@@ -175,6 +185,7 @@ export class DeviceSession {
     const r = decodeResult(bytes);
     if (r.seq <= this.cursor) return false;
     this.cursor = r.seq;
+    metrics.resultsDelivered.inc();
     this.outbound.push({ seq: r.seq, type: r.type, value: r.value, payload: r.payload, sentAtUs: r.sentAtUs, processedAtUs: r.processedAtUs });
     if (this.outbound.length > this.host.config.gateway.outboundMax) {
       this.end({ code: status.RESOURCE_EXHAUSTED, details: `device is not reading: more than ${this.host.config.gateway.outboundMax} results (gateway.outboundMax) wait for it; they stay buffered for its next stream` });
@@ -244,6 +255,7 @@ export class DeviceSession {
     }
     if (i > 0) msg.results = i === this.outbound.length ? this.outbound : this.outbound.slice(0, i);
     this.outbound = i === this.outbound.length ? [] : this.outbound.slice(i);
+    metrics.downlinks.inc();
     if (!this.io.write(msg)) this.blocked = true;
     else if (this.outbound.length > 0) this.flush();
   }
@@ -276,6 +288,7 @@ export class DeviceSession {
     this.closed = true;
     if (st === null) this.flushFinal();
     this.endedWith = st;
+    if (st !== null) metrics.streamsEnded.inc({ status: status[st.code] ?? String(st.code) });
     this.drained?.();
     this.io.end(st);
     this.host.closed(this);

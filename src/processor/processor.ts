@@ -15,6 +15,7 @@ import { KafkaBatchConsumer, type ConsumedMessage } from '../kafka/consumer.js';
 import { KafkaProducer } from '../kafka/producer.js';
 import { topology } from '../topology.js';
 import { Piscina } from 'piscina';
+import { metrics } from '../http/metrics.js';
 import { compute } from './compute-worker.js';
 
 export interface ProcessorStats {
@@ -94,6 +95,7 @@ export async function startProcessor(config: Config, instanceId: string): Promis
       const messages = await consumer.consume();
       if (messages.length === 0) continue;
       stats.events += messages.length;
+      metrics.processorBatch.observe(messages.length);
       // Results must be durable before the offsets move; a failed delivery is produced again
       // (the forwarder drops whatever turns out to be a duplicate).
       while (!(await produceAll(messages))) await new Promise((r) => setTimeout(r, 200));

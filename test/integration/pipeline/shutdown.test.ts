@@ -17,7 +17,7 @@ const config = testConfig();
 const t = topology(config);
 after(() => deleteTopics(config, [t.topics.events, t.topics.results]).catch(() => {}));
 
-function run(port: number): { child: ChildProcess; ready: Promise<void>; exited: Promise<number | null>; stderr: () => string } {
+function run(port: number, httpPort: number): { child: ChildProcess; ready: Promise<void>; exited: Promise<number | null>; stderr: () => string } {
   const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'stratus.js'), 'run', '--grpc-port', String(port), '--instance-id', `sig-${port}`], {
     env: {
       ...process.env,
@@ -25,6 +25,7 @@ function run(port: number): { child: ChildProcess; ready: Promise<void>; exited:
       STRATUS_REDIS_KEY_PREFIX: config.redis.keyPrefix,
       STRATUS_KAFKA_PARTITIONS: '3',
       STRATUS_GATEWAY_DRAIN_GRACE_MS: '1500',
+      STRATUS_HTTP_PORT: String(httpPort),
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -42,8 +43,13 @@ function run(port: number): { child: ChildProcess; ready: Promise<void>; exited:
 
 test('SIGTERM under load loses nothing acknowledged', { timeout: 180_000 }, async () => {
   const port = await unusedPort();
-  const first = run(port);
+  const httpPort = await unusedPort();
+  const first = run(port, httpPort);
   await first.ready;
+  const live = await fetch(`http://127.0.0.1:${httpPort}/livez`);
+  assert.equal(live.status, 200);
+  const ready = await fetch(`http://127.0.0.1:${httpPort}/readyz`);
+  assert.equal(ready.status, 200, await ready.text());
   const address = `127.0.0.1:${port}`;
   const devices = Array.from({ length: 20 }, (_, i) => new TestDevice(`sig-${i}`).connect(address));
   const total = 400;
@@ -62,6 +68,12 @@ test('SIGTERM under load loses nothing acknowledged', { timeout: 180_000 }, asyn
     }
   });
   await Promise.all(devices.map((d) => d.until(() => d.ackedSeq >= 50, 60_000, 'some acks')));
+  const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  assert.match(text, /^# HELP stratus_events_durable_total /m);
+  assert.match(text, /^# TYPE stratus_events_durable_total counter$/m);
+  assert.match(text, /^stratus_devices_connected 20$/m);
+  const durable = Number(/^stratus_events_durable_total (\d+)$/m.exec(text)![1]);
+  assert.ok(durable >= 50 * 20, `durable ${durable}`);
   first.child.kill('SIGTERM');
   stop = true;
   await Promise.all(senders);
@@ -72,7 +84,7 @@ test('SIGTERM under load loses nothing acknowledged', { timeout: 180_000 }, asyn
     assert.ok(d.status === null || d.status.code === 14 /* UNAVAILABLE */, `status ${d.status?.code} ${d.status?.details}`);
   }
 
-  const second = run(port);
+  const second = run(port, httpPort);
   await second.ready;
   try {
     await Promise.all(

@@ -1,0 +1,25 @@
+/**
+ * The engine's own Prometheus metrics (prom-client), one registry per process. Names follow
+ * Prometheus conventions: `stratus_` prefix, `_total` for counters, base units (`_seconds`,
+ * `_bytes`). A device id is never a label: label sets stay bounded whatever the fleet size.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export const registry = new Registry();
+collectDefaultMetrics({ register: registry, prefix: 'stratus_process_', eventLoopMonitoringPrecision: 10 });
+
+export const metrics = {
+  eventsReceived: new Counter({ name: 'stratus_events_received_total', help: 'Events received from devices, before validation.', registers: [registry] }),
+  eventsAccepted: new Counter({ name: 'stratus_events_accepted_total', help: 'Events validated and handed to the Kafka producer.', registers: [registry] }),
+  eventsRejected: new Counter({ name: 'stratus_events_rejected_total', help: 'Events refused, by reject code.', labelNames: ['code'] as const, registers: [registry] }),
+  eventsDurable: new Counter({ name: 'stratus_events_durable_total', help: 'Events Kafka reported durable (acknowledged to devices).', registers: [registry] }),
+  produceFailures: new Counter({ name: 'stratus_kafka_produce_failures_total', help: 'Delivery reports with an error.', registers: [registry] }),
+  resultsDelivered: new Counter({ name: 'stratus_results_delivered_total', help: 'Results written to device streams.', registers: [registry] }),
+  downlinks: new Counter({ name: 'stratus_downlinks_total', help: 'Downlink messages written (acks, results and rejects together).', registers: [registry] }),
+  devicesConnected: new Gauge({ name: 'stratus_devices_connected', help: 'Device streams this process holds.', registers: [registry] }),
+  streamsEnded: new Counter({ name: 'stratus_streams_ended_total', help: 'Device streams this side ended, by gRPC status.', labelNames: ['status'] as const, registers: [registry] }),
+  processorBatch: new Histogram({ name: 'stratus_processor_batch_size', help: 'Events per processor batch.', buckets: [1, 10, 100, 500, 1000, 2000, 5000], registers: [registry] }),
+  forwarderRouted: new Counter({ name: 'stratus_forwarder_results_routed_total', help: 'Results buffered and routed by the forwarder.', registers: [registry] }),
+  forwarderDuplicates: new Counter({ name: 'stratus_forwarder_duplicates_total', help: 'Results dropped as duplicates by (device, seq).', registers: [registry] }),
+  redisScriptSeconds: new Histogram({ name: 'stratus_forwarder_redis_script_seconds', help: 'Time of the forwarder\'s one Redis call per batch.', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [registry] }),
+};
