@@ -166,5 +166,14 @@ export async function deleteTopics(config: Config, topics: readonly string[], ti
     const results = await Promise.allSettled(topics.map((topic) => admin.deleteTopics({ topics: [topic], timeout: budget(deadline, 100, 30_000) })));
     const failed = results.flatMap((r, i) => (r.status === 'rejected' && kafkaErrorCode(r.reason) !== KafkaErrorCodes.ERR_UNKNOWN_TOPIC_OR_PART ? [{ topic: topics[i]!, err: r.reason as unknown }] : []));
     if (failed.length > 0) throw kafkaUnavailable(config, `did not delete ${failed.map((f) => f.topic).join(', ')}`, failed[0]!.err);
+    // Deletion completes asynchronously on the broker: return once metadata no longer lists the
+    // topics, so a caller that lists or re-creates them right after sees them gone.
+    const wanted = new Set(topics);
+    while (performance.now() < deadline) {
+      const names = await admin.listTopics({ timeout: budget(deadline, 100, 5_000) });
+      if (!names.some((n) => wanted.has(n))) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw kafkaUnavailable(config, `still lists ${topics.join(', ')} ${timeoutMs} ms after deleting them`, null);
   });
 }
