@@ -9,7 +9,11 @@
  */
 import { hostname } from 'node:os';
 import { Metadata, Server, ServerCredentials, status, type sendUnaryData, type ServerDuplexStream, type ServerReadableStream, type ServerUnaryCall } from '@grpc/grpc-js';
-import type { Config } from '../config.js';
+import { join } from 'node:path';
+import { loadSync } from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
+import { PROJECT_ROOT, type Config } from '../config.js';
 import { KafkaProducer } from '../kafka/producer.js';
 import { metrics } from '../http/metrics.js';
 import { PROCESSORS } from '../processor/registry.js';
@@ -48,6 +52,7 @@ export class Gateway implements SessionHost {
   private readonly dirty = new Set<DeviceSession>();
   private flushScheduled = false;
   private server: Server | null = null;
+  private readonly health = new HealthImplementation({ '': 'SERVING', 'stratus.v1.DeviceGateway': 'SERVING', 'nimbus.NimbusService': 'SERVING' });
   private renewTimer: NodeJS.Timeout | null = null;
   private readonly eventsTopic: string;
   port = 0;
@@ -93,6 +98,11 @@ export class Gateway implements SessionHost {
     server.addService(NimbusService, {
       ProcessEvent: (call: ServerDuplexStream<EventRequest, EventResponse>) => processEvent(this, call),
     });
+    // grpc.health.v1 ('' and each service) and server reflection, so grpcurl, ghz and Postman
+    // work without the .proto files.
+    this.health.addToServer(server);
+    const described = loadSync(['stratus/v1/gateway.proto', 'nimbus/nimbus.proto', healthProtoPath], { includeDirs: [join(PROJECT_ROOT, 'proto')] });
+    new ReflectionService(described).addToServer(server);
     this.port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(`${this.config.grpc.host.includes(':') ? `[${this.config.grpc.host}]` : this.config.grpc.host}:${port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
     );
@@ -278,6 +288,7 @@ export class Gateway implements SessionHost {
    */
   async stop(): Promise<void> {
     if (this.renewTimer) clearInterval(this.renewTimer);
+    for (const name of ['', 'stratus.v1.DeviceGateway', 'nimbus.NimbusService']) this.health.setStatus(name, 'NOT_SERVING');
     const server = this.server;
     if (server !== null) {
       await new Promise<void>((resolve) => {
