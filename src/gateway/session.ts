@@ -208,6 +208,9 @@ export class DeviceSession {
       // A page never overflows outbound: the buffer is read only as fast as the device takes it.
       const pageSize = Math.min(BUFFER_PAGE, this.host.config.gateway.outboundMax);
       for (;;) {
+        // A live entry is written to the buffer before it is published, so once seen, any read
+        // issued afterwards returns it (unless the buffer's cap dropped it).
+        const liveAtIssue = this.liveMaxN;
         const page = await this.host.link.readBuffer(this.deviceId, this.lastN, pageSize);
         for (const e of page) {
           if (this.closed) return;
@@ -219,11 +222,18 @@ export class DeviceSession {
           return;
         }
         if (this.closed) return;
-        if (page.length === pageSize || (page.length > 0 && this.liveMaxN > this.lastN)) continue;
+        if (page.length === pageSize) continue;
+        if (this.liveMaxN > this.lastN) {
+          // Seen after this read was issued: read again. Seen before it, yet not returned: the cap
+          // dropped it; skip ahead.
+          if (this.liveMaxN > liveAtIssue) continue;
+          this.lastN = this.liveMaxN;
+        }
+        // No await between this check and `draining = false`: nothing live can slip past.
         break;
       }
       // Entries the device confirmed having (at or below its cursor) are not needed again.
-      if (confirmedN > 0) await this.host.link.trimBuffer(this.deviceId, confirmedN);
+      if (confirmedN > 0) void this.host.link.trimBuffer(this.deviceId, confirmedN).catch(() => {});
     } catch {
       if (!this.closed) this.end({ code: status.UNAVAILABLE, details: "Redis did not answer while reading this device's buffered results; reconnect" });
     } finally {
