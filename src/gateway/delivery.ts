@@ -10,6 +10,7 @@ import type { Config } from '../config.js';
 import { createRedis, type RedisClient } from '../redis/client.js';
 import { topology, type Topology } from '../topology.js';
 import { decodeFrame, type FrameEntry } from '../wire/delivery-frame.js';
+import { metrics } from '../http/metrics.js';
 
 export const MSG_FRAME = 1;
 export const MSG_TAKEOVER = 2;
@@ -52,8 +53,15 @@ export class DeliveryLink {
     commands.defineCommand('stratusRelease', { numberOfKeys: 1, lua: RELEASE_SCRIPT });
     const link = new DeliveryLink(config, instanceId, commands, sub);
     sub.on('messageBuffer', (_channel: Buffer, message: Buffer) => {
-      if (message[0] === MSG_FRAME) handlers.onEntries(decodeFrame(message.subarray(1)));
-      else if (message[0] === MSG_TAKEOVER) handlers.onTakeover(message.toString('utf8', 1));
+      // A corrupt message must not throw into ioredis's parser: it is counted and dropped. The
+      // results it carried are in their devices' buffers and reach them on the next gap or stream.
+      try {
+        if (message[0] === MSG_FRAME) handlers.onEntries(decodeFrame(message.subarray(1)));
+        else if (message[0] === MSG_TAKEOVER) handlers.onTakeover(message.toString('utf8', 1));
+        else metrics.deliveryMessagesCorrupt.inc();
+      } catch {
+        metrics.deliveryMessagesCorrupt.inc();
+      }
     });
     await sub.subscribe(link.channel);
     return link;

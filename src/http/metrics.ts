@@ -16,6 +16,7 @@ export const metrics = {
   produceFailures: new Counter({ name: 'stratus_kafka_produce_failures_total', help: 'Delivery reports with an error.', registers: [registry] }),
   resultsDelivered: new Counter({ name: 'stratus_results_delivered_total', help: 'Results written to device streams.', registers: [registry] }),
   downlinks: new Counter({ name: 'stratus_downlinks_total', help: 'Downlink messages written (acks, results and rejects together).', registers: [registry] }),
+  deliveryMessagesCorrupt: new Counter({ name: 'stratus_gateway_delivery_messages_corrupt_total', help: 'Messages on the instance channel that could not be decoded (dropped; the results stay buffered).', registers: [registry] }),
   devicesConnected: new Gauge({ name: 'stratus_devices_connected', help: 'Device streams this process holds.', registers: [registry] }),
   streamsEnded: new Counter({ name: 'stratus_streams_ended_total', help: 'Device streams this side ended, by gRPC status.', labelNames: ['status'] as const, registers: [registry] }),
   processorBatch: new Histogram({ name: 'stratus_processor_batch_size', help: 'Events per processor batch.', buckets: [1, 10, 100, 500, 1000, 2000, 5000], registers: [registry] }),
