@@ -66,6 +66,18 @@ export const OPTIONS = {
   'grpc.host': { kind: 'string', default: '127.0.0.1', doc: 'Address the gRPC gateway and the HTTP surface bind; 0.0.0.0 to take devices from other hosts (docker-compose.yml sets it).' },
   'grpc.port': port(50051, 'gRPC port of the gateway.'),
   'http.port': port(8080, 'HTTP port: /metrics, /livez, /readyz, SSE.'),
+  'http.connectionsMax': { kind: 'int', default: '10000', min: 1, max: 1000000, unit: 'connections', doc: 'Open HTTP connections (SSE streams included) one process accepts; beyond it new ones are refused.' },
+  'http.sseHeartbeatMs': { kind: 'int', default: '15000', min: 100, max: 600000, unit: 'ms', doc: 'Interval of the comment lines an idle SSE stream gets, so proxies and clients see it alive.' },
+  'queue.name': { kind: 'string', default: 'events', doc: 'List queue that event.EventService/StreamEvents writes to (a call may name another with metadata x-queue).' },
+  'queue.lengthMax': { kind: 'int', default: '1000000', min: 1, max: 100000000, unit: 'items', doc: 'Items one list queue may hold; a flush that would pass it is refused with RESOURCE_EXHAUSTED.' },
+  'queue.flushEventsMax': { kind: 'int', default: '500', min: 1, max: 100000, unit: 'events', doc: 'Events of one StreamEvents call sent to Redis in one variadic push; the call stops reading while a full flush is in flight.' },
+  'queue.leaseMs': { kind: 'int', default: '10000', min: 500, max: 3600000, unit: 'ms', doc: 'Worker heartbeat lease: a worker silent this long is dead, and live workers move its in-progress items back to the queue.' },
+  'queue.attemptsMax': { kind: 'int', default: '5', min: 1, max: 1000, unit: 'attempts', doc: 'Times an item is tried (failures and dead workers both count) before it goes to the dead-letter list.' },
+  'streams.lengthMax': { kind: 'int', default: '1000000', min: 100, max: 100000000, unit: 'entries', doc: 'Approximate cap (XADD MAXLEN ~) of the metrics stream.' },
+  'streams.batchMetricsMax': { kind: 'int', default: '10000', min: 1, max: 100000, unit: 'metrics', doc: 'Metrics one IngestMetrics call may carry; more: INVALID_ARGUMENT.' },
+  'streams.pendingMax': { kind: 'int', default: '100000', min: 1, max: 10000000, unit: 'entries', doc: 'Entries an exporter holds read but not yet acknowledged (acks follow a successful scrape); at the limit it stops reading.' },
+  'streams.claimIdleMs': { kind: 'int', default: '30000', min: 100, max: 3600000, unit: 'ms', doc: 'Min idle time after which entries pending on a dead exporter are taken over (XAUTOCLAIM).' },
+  'streams.seriesMax': { kind: 'int', default: '10000', min: 1, max: 10000000, unit: 'series', doc: 'Distinct (name, labels) series an exporter keeps; entries for new series beyond it are dead-lettered.' },
 } as const satisfies Record<string, OptionSpec>;
 
 export type OptionKey = keyof typeof OPTIONS;
@@ -106,7 +118,9 @@ export interface Config {
     readonly drainGraceMs: number;
   };
   readonly grpc: { readonly host: string; readonly port: number };
-  readonly http: { readonly port: number };
+  readonly http: { readonly port: number; readonly connectionsMax: number; readonly sseHeartbeatMs: number };
+  readonly queue: { readonly name: string; readonly lengthMax: number; readonly flushEventsMax: number; readonly leaseMs: number; readonly attemptsMax: number };
+  readonly streams: { readonly lengthMax: number; readonly batchMetricsMax: number; readonly pendingMax: number; readonly claimIdleMs: number; readonly seriesMax: number };
 }
 
 /** `kafka.lingerMs` -> `STRATUS_KAFKA_LINGER_MS` */

@@ -15,6 +15,8 @@ export interface Topology {
   readonly groups: {
     readonly processor: string;
     readonly forwarder: string;
+    /** Consumer group (Redis Streams) of the metrics exporters. */
+    readonly exporter: string;
     /** Consumer group of one round-trip probe run: new per run, so it always starts from the beginning. */
     probe(runId: string): string;
   };
@@ -32,6 +34,24 @@ export interface Topology {
     probeChannel(runId: string): string;
     /** List of one round-trip probe run; deleted when the run ends. */
     probeList(runId: string): string;
+    /** List queue NAME (event.EventService -> `stratus worker`): LPUSH in, BLMOVE out from the right. */
+    queue(name: string): string;
+    /** In-progress list of one worker of queue NAME (BLMOVE target). */
+    queueProcessing(name: string, workerId: string): string;
+    /** Set of the worker ids of queue NAME. */
+    queueWorkers(name: string): string;
+    /** Heartbeat key of one worker (leased, queue.leaseMs). */
+    queueHeartbeat(name: string, workerId: string): string;
+    /** Hash: item digest -> attempts so far. */
+    queueAttempts(name: string): string;
+    /** Dead-letter list of queue NAME. */
+    queueDead(name: string): string;
+    /** Hash: what the `record` handler stored (event_id -> item). */
+    queueDone(name: string): string;
+    /** Stream of ingested metrics (data_nexus.MetricsService). */
+    readonly metricsStream: string;
+    /** Stream of metric entries that could not be decoded or exported (dead-letter). */
+    readonly metricsDead: string;
   };
 }
 
@@ -40,7 +60,7 @@ export function topology(config: Config): Topology {
   const r = config.redis.keyPrefix;
   return Object.freeze({
     topics: Object.freeze({ events: `${t}events`, results: `${t}results`, probe: `${t}probe` }),
-    groups: Object.freeze({ processor: `${t}processor`, forwarder: `${t}forwarder`, probe: (runId: string) => `${t}probe.${runId}` }),
+    groups: Object.freeze({ processor: `${t}processor`, forwarder: `${t}forwarder`, exporter: 'exporter', probe: (runId: string) => `${t}probe.${runId}` }),
     redis: Object.freeze({
       prefix: r,
       deviceState: (id: string) => `${r}dev:${id}`,
@@ -48,6 +68,17 @@ export function topology(config: Config): Topology {
       presence: (id: string) => `${r}presence:${id}`,
       instanceChannel: (id: string) => `${r}gw:${id}`,
       probeChannel: (runId: string) => `${r}probe:${runId}`,
-      probeList: (runId: string) => `${r}probe:list:${runId}` }),
+      probeList: (runId: string) => `${r}probe:list:${runId}`,
+      // Hash tags keep one queue's keys in one slot, so its Lua scripts stay valid on a cluster.
+      queue: (name: string) => `${r}q:{${name}}`,
+      queueProcessing: (name: string, w: string) => `${r}q:{${name}}:processing:${w}`,
+      queueWorkers: (name: string) => `${r}q:{${name}}:workers`,
+      queueHeartbeat: (name: string, w: string) => `${r}q:{${name}}:hb:${w}`,
+      queueAttempts: (name: string) => `${r}q:{${name}}:attempts`,
+      queueDead: (name: string) => `${r}q:{${name}}:dead`,
+      queueDone: (name: string) => `${r}q:{${name}}:done`,
+      metricsStream: `${r}metrics`,
+      metricsDead: `${r}metrics:dead`,
+    }),
   });
 }

@@ -6,7 +6,7 @@
 import cluster from 'node:cluster';
 import { ErrorCode, StratusError } from '../errors.js';
 import { ensureTopics, waitForKafka } from '../kafka/admin.js';
-import { HttpSurface } from '../http/server.js';
+import { HttpSurface, type HttpRoute } from '../http/server.js';
 import { pingRedis } from '../redis/client.js';
 import { startForwarder } from '../forwarder/forwarder.js';
 import { defaultInstanceId, Gateway } from '../gateway/gateway.js';
@@ -47,6 +47,8 @@ export const runCommand: Command = {
       { topic: t.topics.results, partitions: config.kafka.partitions },
     ]);
     const stops: (() => Promise<void>)[] = [];
+    /** Routes the roles of this process add to the HTTP surface (SSE, /metrics/ingested). */
+    const httpRoutes: HttpRoute[] = [];
     // /metrics, /livez, /readyz on http.port, in every process but a gateway shard (the primary
     // owns the port; a shard's own metrics are not served yet).
     const http = isShard
@@ -65,7 +67,7 @@ export const runCommand: Command = {
             }
             return null;
           },
-        });
+        }, { routes: httpRoutes });
     if (has('forwarder')) stops.push((await startForwarder(config, instanceId)).stop);
     if (has('processor')) stops.push((await startProcessor(config, instanceId)).stop);
     if (has('gateway')) {

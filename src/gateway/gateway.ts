@@ -23,6 +23,7 @@ import type { FrameEntry } from '../wire/delivery-frame.js';
 import { DeliveryLink } from './delivery.js';
 import { processEvent } from './nimbus.js';
 import { DeviceGatewayService, NimbusService, type BatchAck, type Downlink, type Event, type EventBatch, type EventRequest, type EventResponse, type IngestSummary, type Reject, type Uplink } from './protocol.js';
+import { GATEWAY_SERVICES, type GatewayService } from './services.js';
 import { DeviceSession, type SessionHost } from './session.js';
 import { validateEvent } from './validate.js';
 
@@ -52,7 +53,8 @@ export class Gateway implements SessionHost {
   private readonly dirty = new Set<DeviceSession>();
   private flushScheduled = false;
   private server: Server | null = null;
-  private readonly health = new HealthImplementation({ '': 'SERVING', 'stratus.v1.DeviceGateway': 'SERVING', 'nimbus.NimbusService': 'SERVING' });
+  private readonly health: HealthImplementation;
+  private readonly serviceNames: string[];
   private renewTimer: NodeJS.Timeout | null = null;
   private readonly eventsTopic: string;
   port = 0;
@@ -62,8 +64,11 @@ export class Gateway implements SessionHost {
     readonly instanceId: string,
     readonly link: DeliveryLink,
     private readonly producer: KafkaProducer,
+    private readonly extraServices: readonly GatewayService[],
   ) {
     this.eventsTopic = topology(config).topics.events;
+    this.serviceNames = ['', 'stratus.v1.DeviceGateway', 'nimbus.NimbusService', ...extraServices.flatMap((s) => s.names)];
+    this.health = new HealthImplementation(Object.fromEntries(this.serviceNames.map((n) => [n, 'SERVING' as const])));
   }
 
   static async start(config: Config, instanceId = defaultInstanceId(config), port = config.grpc.port): Promise<Gateway> {
@@ -73,7 +78,9 @@ export class Gateway implements SessionHost {
       onEntries: (entries) => gateway!.onEntries(entries),
       onTakeover: (deviceId) => gateway!.sessions.get(deviceId)?.end({ code: status.ABORTED, details: `device ${deviceId} connected to another gateway instance; this stream is superseded` }),
     });
-    gateway = new Gateway(config, instanceId, link, producer);
+    const extra: GatewayService[] = [];
+    for (const start of GATEWAY_SERVICES) extra.push(await start(config, instanceId));
+    gateway = new Gateway(config, instanceId, link, producer, extra);
     await gateway.listen(port);
     gateway.renewTimer = setInterval(() => void link.renew(gateway!.sessions.keys()).catch(() => {}), Math.floor(config.gateway.presenceLeaseMs / 3));
     gateway.renewTimer.unref();
@@ -98,10 +105,11 @@ export class Gateway implements SessionHost {
     server.addService(NimbusService, {
       ProcessEvent: (call: ServerDuplexStream<EventRequest, EventResponse>) => processEvent(this, call),
     });
+    for (const s of this.extraServices) s.addTo(server);
     // grpc.health.v1 ('' and each service) and server reflection, so grpcurl, ghz and Postman
     // work without the .proto files.
     this.health.addToServer(server);
-    const described = loadSync(['stratus/v1/gateway.proto', 'nimbus/nimbus.proto', healthProtoPath], { includeDirs: [join(PROJECT_ROOT, 'proto')] });
+    const described = loadSync(['stratus/v1/gateway.proto', 'nimbus/nimbus.proto', ...this.extraServices.flatMap((s) => s.protoFiles), healthProtoPath], { includeDirs: [join(PROJECT_ROOT, 'proto')] });
     new ReflectionService(described).addToServer(server);
     this.port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(`${this.config.grpc.host.includes(':') ? `[${this.config.grpc.host}]` : this.config.grpc.host}:${port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
@@ -288,7 +296,7 @@ export class Gateway implements SessionHost {
    */
   async stop(): Promise<void> {
     if (this.renewTimer) clearInterval(this.renewTimer);
-    for (const name of ['', 'stratus.v1.DeviceGateway', 'nimbus.NimbusService']) this.health.setStatus(name, 'NOT_SERVING');
+    for (const name of this.serviceNames) this.health.setStatus(name, 'NOT_SERVING');
     const server = this.server;
     if (server !== null) {
       await new Promise<void>((resolve) => {
@@ -309,6 +317,7 @@ export class Gateway implements SessionHost {
     await this.producer.disconnect();
     for (const s of [...this.sessions.values()]) s.end({ code: status.UNAVAILABLE, details: 'gateway shutting down' });
     await this.link.close();
+    for (const s of this.extraServices) await s.stop();
   }
 }
 

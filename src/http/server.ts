@@ -1,9 +1,10 @@
 /**
  * The HTTP surface of one engine process (http.port): GET /metrics (Prometheus text), GET /livez
  * (the process answers), GET /readyz (Kafka and Redis reachable and not draining: 200, else 503
- * with the reason). Anything else: 404.
+ * with the reason), plus the routes the process's roles add (SSE, /metrics/ingested). Anything
+ * else: 404.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Config } from '../config.js';
 import { registry } from './metrics.js';
 
@@ -12,19 +13,50 @@ export interface ReadinessProbe {
   check(): Promise<string | null>;
 }
 
+/** A route a role adds: `path` exactly, or every path under `prefix`. */
+export interface HttpRoute {
+  readonly path?: string;
+  readonly prefix?: string;
+  /** One line for the 404 text, e.g. `GET /v1/devices/{id}/events`. */
+  readonly describe: string;
+  handle(req: IncomingMessage, res: ServerResponse, url: URL): void;
+}
+
+export interface HttpSurfaceOptions {
+  port?: number;
+  /** Read on every request, so routes pushed after start are served. */
+  routes?: readonly HttpRoute[];
+  /** Prometheus text for /metrics; default: this process's registry (a cluster primary aggregates its workers'). */
+  metricsText?: () => Promise<string>;
+}
+
 export class HttpSurface {
   draining = false;
   private constructor(private readonly server: Server) {}
 
-  static async start(config: Config, readiness: ReadinessProbe, port = config.http.port): Promise<HttpSurface> {
+  static async start(config: Config, readiness: ReadinessProbe, options: HttpSurfaceOptions = {}): Promise<HttpSurface> {
     let surface!: HttpSurface;
+    const routes = options.routes ?? [];
+    const metricsText = options.metricsText ?? (() => registry.metrics());
+    // Read per request: a role may add its route after the surface is up.
+    const known = () => ['GET /metrics', 'GET /livez', 'GET /readyz', ...routes.map((r) => r.describe)].join(', ');
     const server = createServer((req, res) => {
-      const path = (req.url ?? '/').split('?')[0];
+      let url: URL;
+      try {
+        url = new URL(req.url ?? '/', 'http://localhost');
+      } catch {
+        res.writeHead(400, { 'content-type': 'text/plain' }).end('bad request target\n');
+        return;
+      }
+      const path = url.pathname;
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         res.writeHead(405, { allow: 'GET, HEAD' }).end();
         return;
       }
-      if (path === '/livez') {
+      const route = routes.find((r) => (r.path !== undefined ? r.path === path : path.startsWith(r.prefix!)));
+      if (route !== undefined) {
+        route.handle(req, res, url);
+      } else if (path === '/livez') {
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
       } else if (path === '/readyz') {
         void (async () => {
@@ -32,23 +64,24 @@ export class HttpSurface {
           res.writeHead(why === null ? 200 : 503, { 'content-type': 'text/plain' }).end(why === null ? 'ready\n' : `not ready: ${why}\n`);
         })();
       } else if (path === '/metrics') {
-        void registry.metrics().then(
+        void metricsText().then(
           (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
           (e: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${String(e)}\n`),
         );
       } else {
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /metrics, /livez or /readyz\n');
+        res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found; this process serves ${known()}\n`);
       }
     });
-    // Bounded: a slow or idle client can't hold a socket forever.
+    // Bounded: a slow or idle client can't hold a socket forever. requestTimeout bounds receiving
+    // the request only, so long-lived responses (SSE) are not cut by it.
     server.requestTimeout = 10_000;
     server.headersTimeout = 5_000;
     server.keepAliveTimeout = 5_000;
-    server.maxConnections = 1000;
+    server.maxConnections = config.http.connectionsMax;
     surface = new HttpSurface(server);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, config.grpc.host, () => resolve());
+      server.listen(options.port ?? config.http.port, config.grpc.host, () => resolve());
     });
     return surface;
   }

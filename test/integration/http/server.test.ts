@@ -12,7 +12,7 @@ async function surfaceFor(redisPort: string) {
     async check() {
       return pingRedis(config, 500).then(() => null, (e: Error) => `Redis: ${e.message}`);
     },
-  }, 0);
+  }, { port: 0 });
 }
 
 test('/livez answers; /readyz is 200 with Redis up, 503 naming Redis when it is not, 503 while draining', { timeout: 20_000 }, async (t) => {

@@ -1,0 +1,23 @@
+/**
+ * Further gRPC services served on the gateway's port beside stratus.v1.DeviceGateway and
+ * nimbus.NimbusService: the seed-compatible list-queue (event.EventService) and metrics
+ * (data_nexus.MetricsService) services. Each gets grpc.health.v1 status and reflection like the
+ * built-in ones, and is stopped after the server has stopped taking calls.
+ */
+import type { Server } from '@grpc/grpc-js';
+import type { Config } from '../config.js';
+
+export interface GatewayService {
+  /** Fully qualified service names (`event.EventService`), for health and reflection. */
+  readonly names: readonly string[];
+  /** Their .proto files, relative to proto/, for reflection. */
+  readonly protoFiles: readonly string[];
+  addTo(server: Server): void;
+  /** Releases what the service holds (Redis connections); called once the server has stopped. */
+  stop(): Promise<void>;
+}
+
+export type GatewayServiceFactory = (config: Config, instanceId: string) => Promise<GatewayService>;
+
+/** Started by every Gateway, in this order. */
+export const GATEWAY_SERVICES: readonly GatewayServiceFactory[] = [];
