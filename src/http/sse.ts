@@ -1,0 +1,199 @@
+/**
+ * GET /v1/devices/{id}/events: a device's results as Server-Sent Events.
+ *
+ * Reads: the device's Redis buffer and live delivery frames, exactly like a gRPC Connect session
+ * (the same DeviceSession: presence claim, buffer drain, gap detection, cursor). The hub is an
+ * instance of its own in the presence registry (`<instance>-sse`) with its own Redis channel, so
+ * it works in any process that serves HTTP, and a device reading over SSE takes over its gRPC
+ * stream (and the other way round) like two gRPC streams would.
+ * Writes: one `event: result` per result, `id:` = the event's seq. A client that reconnects with
+ * `Last-Event-ID: <seq>` (EventSource does so by itself) gets every later result, none twice.
+ * Results for a device with no stream wait in its buffer (redis.deviceBufferMax).
+ *
+ * Bounded per connection: results wait for a client that does not read up to gateway.outboundMax,
+ * and a buffer drain waits gateway.stallTimeoutMs for it; then the stream ends with an
+ * `event: end` carrying RESOURCE_EXHAUSTED, and the results stay buffered for its next request.
+ *
+ *   retry: 1000                        (sent first: EventSource reconnects after 1 s)
+ *   : heartbeat                        (every http.sseHeartbeatMs)
+ *   id: 42
+ *   event: result
+ *   data: {"seq":42,"type":"sq","value":49,"payload":"","sentAtUs":...,"processedAtUs":...}
+ *   event: end                         (only when this side ends the stream)
+ *   data: {"code":"ABORTED","details":"..."}
+ */
+import assert from 'node:assert/strict';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { status } from '@grpc/grpc-js';
+import type { Config } from '../config.js';
+import { DeliveryLink } from '../gateway/delivery.js';
+import type { Downlink } from '../gateway/protocol.js';
+import { DeviceSession, type SessionHost } from '../gateway/session.js';
+import type { FrameEntry } from '../wire/delivery-frame.js';
+import { metrics } from './metrics.js';
+import type { HttpRoute } from './server.js';
+
+const PREFIX = '/v1/devices/';
+const SUFFIX = '/events';
+const DEVICE_ID_BYTES_MAX = 256;
+const NO_TYPES: ReadonlySet<string> = new Set();
+
+export class SseHub implements SessionHost {
+  readonly types = NO_TYPES;
+  readonly sessions = new Map<string, DeviceSession>();
+  private readonly dirty = new Set<DeviceSession>();
+  private readonly responses = new Map<DeviceSession, ServerResponse>();
+  private flushScheduled = false;
+  private readonly heartbeat: NodeJS.Timeout;
+
+  private constructor(
+    readonly config: Config,
+    readonly link: DeliveryLink,
+  ) {
+    this.heartbeat = setInterval(() => this.beat(), config.http.sseHeartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  static async start(config: Config, instanceId: string): Promise<SseHub> {
+    let hub: SseHub | null = null;
+    const link = await DeliveryLink.connect(config, `${instanceId}-sse`, {
+      onEntries: (entries: FrameEntry[]) => {
+        for (const e of entries) hub!.sessions.get(e.deviceId)?.onLive(e.n, e.result);
+      },
+      onTakeover: (deviceId) => hub!.sessions.get(deviceId)?.end({ code: status.ABORTED, details: `device ${deviceId} connected elsewhere; this stream is superseded` }),
+    });
+    hub = new SseHub(config, link);
+    return hub;
+  }
+
+  /** The route for HttpSurface. */
+  route(): HttpRoute {
+    return { prefix: PREFIX, describe: 'GET /v1/devices/{id}/events (SSE)', handle: (req, res, url) => this.handle(req, res, url) };
+  }
+
+  // --- SessionHost ---------------------------------------------------------------------------
+
+  produce(): boolean {
+    assert.fail('an SSE session has no uplink');
+  }
+
+  markDirty(session: DeviceSession): void {
+    this.dirty.add(session);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        for (const s of this.dirty) s.flush();
+        this.dirty.clear();
+      });
+    }
+  }
+
+  closed(session: DeviceSession): void {
+    this.dirty.delete(session);
+    this.responses.delete(session);
+    if (this.sessions.get(session.deviceId) === session) {
+      this.sessions.delete(session.deviceId);
+      metrics.sseStreams.set(this.sessions.size);
+      void this.link.release(session.deviceId, session.cursor).catch(() => {});
+    }
+  }
+
+  // --- HTTP ----------------------------------------------------------------------------------
+
+  private handle(req: IncomingMessage, res: ServerResponse, url: URL): void {
+    const path = url.pathname;
+    if (!path.endsWith(SUFFIX) || path.length <= PREFIX.length + SUFFIX.length) {
+      badRequest(res, 404, `not found: GET ${PREFIX}{id}${SUFFIX}`);
+      return;
+    }
+    const raw = path.slice(PREFIX.length, -SUFFIX.length);
+    if (raw.includes('/')) {
+      badRequest(res, 404, `not found: GET ${PREFIX}{id}${SUFFIX} (percent-encode a "/" in the id as %2F)`);
+      return;
+    }
+    let deviceId: string;
+    try {
+      deviceId = decodeURIComponent(raw);
+    } catch {
+      badRequest(res, 400, 'device id: not valid percent-encoding');
+      return;
+    }
+    if (deviceId === '' || Buffer.byteLength(deviceId) > DEVICE_ID_BYTES_MAX) {
+      badRequest(res, 400, `device id must be 1..${DEVICE_ID_BYTES_MAX} bytes`);
+      return;
+    }
+    const header = req.headers['last-event-id'];
+    const cursorText = typeof header === 'string' ? header : url.searchParams.get('lastEventId');
+    let cursor: number | null = null;
+    if (cursorText !== null) {
+      cursor = /^\d{1,16}$/.test(cursorText.trim()) ? Number(cursorText.trim()) : NaN;
+      if (!Number.isSafeInteger(cursor)) {
+        badRequest(res, 400, `Last-Event-ID must be a whole number from 0 to 2^53-1, the seq of the last result received (got ${JSON.stringify(cursorText.slice(0, 32))})`);
+        return;
+      }
+    }
+    if (req.method === 'HEAD') {
+      res.writeHead(200, SSE_HEADERS).end();
+      return;
+    }
+    const previous = this.sessions.get(deviceId);
+    if (previous === undefined && this.sessions.size >= this.config.gateway.devicesMax) {
+      badRequest(res, 503, `this process holds ${this.config.gateway.devicesMax} device streams (gateway.devicesMax); try later`);
+      return;
+    }
+    res.writeHead(200, SSE_HEADERS);
+    res.write('retry: 1000\n\n');
+    const session = new DeviceSession(this, deviceId, {
+      write: (msg) => res.write(sseText(msg)),
+      pause: () => {},
+      resume: () => {},
+      end: (st) => {
+        if (st !== null) res.write(`event: end\ndata: ${JSON.stringify({ code: status[st.code], details: st.details })}\n\n`);
+        res.end();
+      },
+    });
+    res.on('drain', () => session.onDrain());
+    res.on('close', () => session.peerGone());
+    this.sessions.set(deviceId, session);
+    this.responses.set(session, res);
+    metrics.sseStreams.set(this.sessions.size);
+    previous?.end({ code: status.ABORTED, details: `a newer stream for device ${deviceId} took over this one` });
+    session.start(cursor).catch(() => session.end({ code: status.UNAVAILABLE, details: 'Redis did not answer while this stream was starting; reconnect' }));
+  }
+
+  /** A comment line on every stream: keeps proxies from timing it out and shows the client it is alive. */
+  private beat(): void {
+    for (const res of this.responses.values()) {
+      if (!res.writableNeedDrain) res.write(': heartbeat\n\n');
+    }
+  }
+
+  /** Ends every stream (the client reconnects elsewhere with its Last-Event-ID) and lets go of Redis. */
+  async stop(): Promise<void> {
+    clearInterval(this.heartbeat);
+    for (const s of [...this.sessions.values()]) s.end({ code: status.UNAVAILABLE, details: 'server shutting down; reconnect' });
+    await this.link.close();
+  }
+}
+
+const SSE_HEADERS = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache, no-transform',
+  // nginx and similar proxies buffer responses unless told not to.
+  'x-accel-buffering': 'no',
+};
+
+function badRequest(res: ServerResponse, code: number, message: string): void {
+  res.writeHead(code, { 'content-type': 'text/plain; charset=utf-8' }).end(`${message}\n`);
+}
+
+/** One write per Downlink: every result as an event. (SSE sessions never carry acks or rejects.) */
+function sseText(msg: Downlink): string {
+  let out = '';
+  for (const r of msg.results ?? []) {
+    const data = JSON.stringify({ seq: r.seq, type: r.type, value: r.value, payload: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength).toString('base64'), sentAtUs: r.sentAtUs, processedAtUs: r.processedAtUs });
+    out += `id: ${r.seq}\nevent: result\ndata: ${data}\n\n`;
+  }
+  return out;
+}
