@@ -5,9 +5,11 @@
  */
 import cluster from 'node:cluster';
 import { ErrorCode, StratusError } from '../errors.js';
-import { ensureTopics, waitForKafka } from '../kafka/admin.js';
+import { ensureTopics } from '../kafka/admin.js';
+import { answerMetricsRequests, clusterMetricsText } from '../http/cluster-metrics.js';
+import { engineReadiness } from '../http/readiness.js';
 import { HttpSurface, type HttpRoute } from '../http/server.js';
-import { pingRedis } from '../redis/client.js';
+import { SseHub } from '../http/sse.js';
 import { startForwarder } from '../forwarder/forwarder.js';
 import { defaultInstanceId, Gateway } from '../gateway/gateway.js';
 import { startProcessor } from '../processor/processor.js';
@@ -49,25 +51,13 @@ export const runCommand: Command = {
     const stops: (() => Promise<void>)[] = [];
     /** Routes the roles of this process add to the HTTP surface (SSE, /metrics/ingested). */
     const httpRoutes: HttpRoute[] = [];
-    // /metrics, /livez, /readyz on http.port, in every process but a gateway shard (the primary
-    // owns the port; a shard's own metrics are not served yet).
+    const workers: import('node:cluster').Worker[] = [];
+    // /metrics, /livez, /readyz on http.port, in every process but a gateway shard: the primary
+    // owns the port and merges its shards' metrics into its own.
+    if (isShard) answerMetricsRequests();
     const http = isShard
       ? null
-      : await HttpSurface.start(config, {
-          async check() {
-            try {
-              await pingRedis(config, 1000);
-            } catch (e) {
-              return `Redis: ${(e as Error).message}`;
-            }
-            try {
-              await waitForKafka(config, 2000);
-            } catch (e) {
-              return `Kafka: ${(e as Error).message}`;
-            }
-            return null;
-          },
-        }, { routes: httpRoutes });
+      : await HttpSurface.start(config, engineReadiness(config), { routes: httpRoutes, metricsText: shardGateway ? () => clusterMetricsText(workers) : undefined });
     if (has('forwarder')) stops.push((await startForwarder(config, instanceId)).stop);
     if (has('processor')) stops.push((await startProcessor(config, instanceId)).stop);
     if (has('gateway')) {
@@ -76,7 +66,12 @@ export const runCommand: Command = {
       stops.unshift(() => gw.stop());
       process.stderr.write(`gateway ${instanceId} listening on 127.0.0.1:${gw.port}\n`);
     }
-    const workers: import('node:cluster').Worker[] = [];
+    if (http !== null && roles.includes('gateway')) {
+      // SSE is a device stream like Connect: wherever the gateway role runs, its HTTP port serves it.
+      const sse = await SseHub.start(config, instanceId);
+      httpRoutes.push(sse.route());
+      stops.unshift(() => sse.stop());
+    }
     if (shardGateway) {
       for (let i = 0; i < threads; i++) workers.push(cluster.fork({ STRATUS_INSTANCE_ID: '' }));
       await Promise.all(workers.map((w) => new Promise<void>((resolve, reject) => {

@@ -13,7 +13,7 @@ import type { Config } from '../config.js';
 import { KafkaBatchConsumer } from '../kafka/consumer.js';
 import { createRedis } from '../redis/client.js';
 import { topology } from '../topology.js';
-import { resultSeq } from '../wire/result-codec.js';
+import { resultSeq, resultTimesUs } from '../wire/result-codec.js';
 import type { RunningStage } from '../processor/processor.js';
 import { DELIVER_SCRIPT } from './deliver-script.js';
 import { metrics } from '../http/metrics.js';
@@ -63,6 +63,8 @@ export async function startForwarder(config: Config, instanceId: string): Promis
           const stopTimer = metrics.redisScriptSeconds.startTimer();
           const [routed, dups, frames] = await deliver(args);
           stopTimer();
+          metrics.redisPipelineDepth.observe({ path: 'forwarder' }, messages.length);
+          observeStages(args);
           metrics.forwarderRouted.inc(routed);
           metrics.forwarderDuplicates.inc(dups);
           stats.routed += routed;
@@ -90,4 +92,15 @@ export async function startForwarder(config: Config, instanceId: string): Promis
       redis.disconnect();
     },
   };
+}
+
+/** Per-stage latency of a routed batch: process (received -> processed) and route (processed -> now). */
+function observeStages(args: readonly (string | Buffer | number)[]): void {
+  const nowUs = Date.now() * 1000;
+  // args: 3 script parameters, then (device, seq, value) per result.
+  for (let i = 5; i < args.length; i += 3) {
+    const { receivedAtUs, processedAtUs } = resultTimesUs(args[i] as Buffer);
+    metrics.stageSeconds.observe({ stage: 'process' }, (processedAtUs - receivedAtUs) / 1e6);
+    metrics.stageSeconds.observe({ stage: 'route' }, (nowUs - processedAtUs) / 1e6);
+  }
 }

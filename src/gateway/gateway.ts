@@ -33,7 +33,7 @@ const DEVICE_ID_BYTES_MAX = 256;
 const BATCH_EVENTS_MAX = 10_000;
 
 /** What a delivery report settles: a Connect session's event, or a unary/client-stream call's. */
-type Pending = { session: DeviceSession; seq: number } | Waiter;
+type Pending = { session: DeviceSession; seq: number; receivedAtUs: number } | Waiter;
 interface Waiter {
   /** Reports still to come, plus one while the call may still add events. */
   pending: number;
@@ -121,7 +121,7 @@ export class Gateway implements SessionHost {
 
   produce(session: DeviceSession | Waiter, deviceId: string, event: Event, receivedAtUs: number): boolean {
     const value = encodeEvent({ seq: event.seq, value: event.value ?? 0, sentAtUs: event.sentAtUs ?? 0, receivedAtUs, type: event.type, payload: event.payload ?? EMPTY });
-    const opaque: Pending = session instanceof DeviceSession ? { session, seq: event.seq } : session;
+    const opaque: Pending = session instanceof DeviceSession ? { session, seq: event.seq, receivedAtUs } : session;
     return this.producer.produce(this.eventsTopic, deviceId, value, opaque);
   }
 
@@ -152,6 +152,7 @@ export class Gateway implements SessionHost {
 
   private onDelivery(err: Error | null, p: Pending): void {
     if ('session' in p) {
+      if (err === null) metrics.stageSeconds.observe({ stage: 'ack' }, (Date.now() * 1000 - p.receivedAtUs) / 1e6);
       p.session.onDurable(p.seq, err);
     } else {
       if (err !== null) p.failed = err;

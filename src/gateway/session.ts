@@ -186,6 +186,7 @@ export class DeviceSession {
     if (r.seq <= this.cursor) return false;
     this.cursor = r.seq;
     metrics.resultsDelivered.inc();
+    metrics.stageSeconds.observe({ stage: 'deliver' }, (Date.now() * 1000 - r.processedAtUs) / 1e6);
     this.outbound.push({ seq: r.seq, type: r.type, value: r.value, payload: r.payload, sentAtUs: r.sentAtUs, processedAtUs: r.processedAtUs });
     if (this.outbound.length > this.host.config.gateway.outboundMax) {
       this.end({ code: status.RESOURCE_EXHAUSTED, details: `device is not reading: more than ${this.host.config.gateway.outboundMax} results (gateway.outboundMax) wait for it; they stay buffered for its next stream` });

@@ -22,5 +22,20 @@ export const metrics = {
   processorBatch: new Histogram({ name: 'stratus_processor_batch_size', help: 'Events per processor batch.', buckets: [1, 10, 100, 500, 1000, 2000, 5000], registers: [registry] }),
   forwarderRouted: new Counter({ name: 'stratus_forwarder_results_routed_total', help: 'Results buffered and routed by the forwarder.', registers: [registry] }),
   forwarderDuplicates: new Counter({ name: 'stratus_forwarder_duplicates_total', help: 'Results dropped as duplicates by (device, seq).', registers: [registry] }),
+  clusterWorkersScraped: new Gauge({ name: 'stratus_cluster_workers_scraped', help: 'Gateway worker processes whose metrics the last scrape of the cluster primary merged (run --threads N).', aggregator: 'max', registers: [registry] }),
+  sseStreams: new Gauge({ name: 'stratus_sse_streams', help: 'SSE device streams this process holds.', registers: [registry] }),
+  stageSeconds: new Histogram({
+    name: 'stratus_stage_latency_seconds',
+    help: 'Per-stage latency: ack = received -> durable in Kafka; process = received -> processed; route = processed -> buffered and published by the forwarder; deliver = processed -> handed to the device stream.',
+    labelNames: ['stage'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  }),
+  redisPipelineDepth: new Histogram({ name: 'stratus_redis_pipeline_depth', help: 'Commands or items sent to Redis in one round trip, by path.', labelNames: ['path'] as const, buckets: [1, 2, 5, 10, 50, 100, 500, 1000, 5000], registers: [registry] }),
+  // librdkafka's own statistics (statistics.interval.ms), sampled every 5 s: avg and p99 of its rolling window.
+  kafkaBatchBytes: new Gauge({ name: 'stratus_kafka_produce_batch_bytes', help: 'Bytes per produce request batch (librdkafka statistics).', aggregator: 'max', labelNames: ['quantile'] as const, registers: [registry] }),
+  kafkaBatchMessages: new Gauge({ name: 'stratus_kafka_produce_batch_messages', help: 'Messages per produce request batch (librdkafka statistics).', aggregator: 'max', labelNames: ['quantile'] as const, registers: [registry] }),
+  kafkaQueueSeconds: new Gauge({ name: 'stratus_kafka_produce_queue_latency_seconds', help: 'Time a message waits in the producer queue before it is sent (librdkafka int_latency).', aggregator: 'max', labelNames: ['quantile'] as const, registers: [registry] }),
+  kafkaRttSeconds: new Gauge({ name: 'stratus_kafka_produce_rtt_seconds', help: 'Broker round trip of produce requests (librdkafka rtt).', aggregator: 'max', labelNames: ['quantile'] as const, registers: [registry] }),
   redisScriptSeconds: new Histogram({ name: 'stratus_forwarder_redis_script_seconds', help: 'Time of the forwarder\'s one Redis call per batch.', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [registry] }),
 };

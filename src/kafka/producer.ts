@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import KafkaJavascript from '@confluentinc/kafka-javascript';
 import type { Config } from '../config.js';
 import { ErrorCode, StratusError } from '../errors.js';
+import { metrics } from '../http/metrics.js';
 
 const { Producer, CODES } = KafkaJavascript;
 
@@ -40,6 +41,8 @@ export class KafkaProducer {
       'queue.buffering.max.messages': config.kafka.producerQueueMax,
       'message.timeout.ms': config.kafka.deliveryTimeoutMs,
       'dr_cb': true,
+      // librdkafka's statistics (batch sizes, queue latency, broker rtt) for /metrics, every 5 s.
+      'statistics.interval.ms': 5000,
       'log_level': config.logLevel === 'debug' ? 7 : 3,
     });
     const producer = new KafkaProducer(native);
@@ -47,6 +50,7 @@ export class KafkaProducer {
       producer.inflight--;
       onDelivery(err ? new Error(`${err.message} (librdkafka code ${err.code})`) : null, report.opaque);
     });
+    native.on('event.stats', (e: { message: string }) => recordStats(e.message));
     native.on('event.error', () => {
       // Connection errors are retried by librdkafka; they surface as failed delivery reports if they last.
     });
@@ -84,5 +88,31 @@ export class KafkaProducer {
     await this.flush(timeoutMs).catch(() => {});
     await new Promise<void>((resolve) => this.native.disconnect(timeoutMs, () => resolve()));
     assert.ok(this.inflight >= 0);
+  }
+}
+
+interface Window { avg: number; p99: number }
+
+/** librdkafka statistics JSON (STATISTICS.md): windows in microseconds (latencies) or bytes/messages. */
+function recordStats(json: string): void {
+  let stats: { brokers?: Record<string, { int_latency?: Window; rtt?: Window; nodeid?: number }>; topics?: Record<string, { batchsize?: Window; batchcnt?: Window }> };
+  try {
+    stats = JSON.parse(json);
+  } catch {
+    return;
+  }
+  const pick = (windows: (Window | undefined)[], field: 'avg' | 'p99') => {
+    const v = windows.filter((w): w is Window => w !== undefined && w[field] > 0).map((w) => w[field]);
+    return v.length === 0 ? 0 : Math.max(...v);
+  };
+  // Bootstrap and controller entries have nodeid -1 and no produce traffic.
+  const brokers = Object.values(stats.brokers ?? {}).filter((b) => (b.nodeid ?? 0) >= 0);
+  const topics = Object.values(stats.topics ?? {});
+  for (const q of ['avg', 'p99'] as const) {
+    const quantile = q === 'avg' ? 'avg' : '0.99';
+    metrics.kafkaBatchBytes.set({ quantile }, pick(topics.map((t) => t.batchsize), q));
+    metrics.kafkaBatchMessages.set({ quantile }, pick(topics.map((t) => t.batchcnt), q));
+    metrics.kafkaQueueSeconds.set({ quantile }, pick(brokers.map((b) => b.int_latency), q) / 1e6);
+    metrics.kafkaRttSeconds.set({ quantile }, pick(brokers.map((b) => b.rtt), q) / 1e6);
   }
 }

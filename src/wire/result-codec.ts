@@ -51,6 +51,11 @@ export function resultSeq(buf: Buffer): number {
   return buf.readDoubleLE(1);
 }
 
+/** Gateway receive and processor times (µs) of a result whose seq was already read (resultSeq validated it). */
+export function resultTimesUs(buf: Buffer): { receivedAtUs: number; processedAtUs: number } {
+  return { receivedAtUs: buf.readDoubleLE(25), processedAtUs: buf.readDoubleLE(33) };
+}
+
 export function decodeResult(buf: Buffer): WireResult {
   if (buf.length < HEADER + 4 || buf[0] !== RESULT_FORMAT) throw corrupt('result', buf);
   const typeLen = buf[41]!;

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { pingRedis } from '../../../src/redis/client.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { engineReadiness } from '../../../src/http/readiness.js';
 import { HttpSurface } from '../../../src/http/server.js';
 import { metrics } from '../../../src/http/metrics.js';
 import { testConfig } from '../../helpers/config.js';
@@ -51,4 +54,40 @@ test('/metrics is Prometheus text with HELP and TYPE, stratus_ names, and no dev
     assert.ok(/^stratus_[a-z0-9_]+(\{[^}]*\})? /.test(line), line);
     assert.doesNotMatch(line, /\{[^}]*device/i, line);
   }
+});
+
+/** A Redis of the test's own on a free port, without persistence: the test may stop it. */
+async function ownRedis(port: number): Promise<ChildProcess> {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const config = testConfig({ 'redis-port': String(port) });
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      await pingRedis(config, 300);
+      return child;
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+test('/readyz (the engine\'s own check: Redis and Kafka) goes 503 naming Redis when Redis stops, and 200 again when it is back', { timeout: 60_000 }, async (t) => {
+  const port = await unusedPort();
+  let redis = await ownRedis(port);
+  t.after(() => redis.kill('SIGKILL'));
+  const s = await HttpSurface.start(testConfig({ 'redis-port': String(port) }), engineReadiness(testConfig({ 'redis-port': String(port) })), { port: 0 });
+  t.after(() => s.close());
+  const readyz = async () => {
+    const r = await fetch(`http://127.0.0.1:${s.port}/readyz`);
+    return { status: r.status, text: await r.text() };
+  };
+  assert.deepEqual(await readyz(), { status: 200, text: 'ready\n' });
+  redis.kill('SIGKILL');
+  await once(redis, 'exit');
+  const down = await readyz();
+  assert.equal(down.status, 503);
+  assert.match(down.text, /^not ready: Redis: /);
+  redis = await ownRedis(port);
+  assert.deepEqual(await readyz(), { status: 200, text: 'ready\n' });
 });
