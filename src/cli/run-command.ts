@@ -13,18 +13,19 @@ import { SseHub } from '../http/sse.js';
 import { startForwarder } from '../forwarder/forwarder.js';
 import { defaultInstanceId, Gateway } from '../gateway/gateway.js';
 import { startProcessor } from '../processor/processor.js';
+import { Exporter } from '../streams/exporter.js';
 import { topology } from '../topology.js';
 import type { Command } from './command.js';
 
-const ROLES = ['gateway', 'processor', 'forwarder'] as const;
+const ROLES = ['gateway', 'processor', 'forwarder', 'exporter'] as const;
 type Role = (typeof ROLES)[number];
 
 export const runCommand: Command = {
   name: 'run',
-  summary: 'Run the engine: gateway, processor and forwarder roles (all by default).',
-  usage: 'run [--roles gateway,processor,forwarder] [--grpc-port N] [--instance-id ID] [config flags]',
+  summary: 'Run the engine: gateway, processor, forwarder and exporter roles (all by default).',
+  usage: 'run [--roles gateway,processor,forwarder,exporter] [--grpc-port N] [--instance-id ID] [config flags]',
   flags: {
-    roles: { type: 'string', doc: 'comma-separated roles to run (default: all three)' },
+    roles: { type: 'string', doc: 'comma-separated roles to run (default: all four)' },
     threads: { type: 'string', doc: 'gateway front-end processes sharing the gRPC port (cluster); default 1, see README' },
   },
   usesConfig: true,
@@ -65,6 +66,12 @@ export const runCommand: Command = {
       // The gateway stops first: it stops taking events and flushes what it took.
       stops.unshift(() => gw.stop());
       process.stderr.write(`gateway ${instanceId} listening on 127.0.0.1:${gw.port}\n`);
+    }
+    if (has('exporter') && http !== null) {
+      // Metrics ingested on Redis Streams, served as Prometheus text on this process's HTTP port.
+      const exporter = await Exporter.start(config, instanceId);
+      httpRoutes.push(exporter.route());
+      stops.push(() => exporter.stop());
     }
     if (http !== null && roles.includes('gateway')) {
       // SSE is a device stream like Connect: wherever the gateway role runs, its HTTP port serves it.

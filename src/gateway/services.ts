@@ -6,6 +6,7 @@
  */
 import type { Server } from '@grpc/grpc-js';
 import type { Config } from '../config.js';
+import { startMetricsService } from '../streams/metrics-service.js';
 
 export interface GatewayService {
   /** Fully qualified service names (`event.EventService`), for health and reflection. */
@@ -20,4 +21,6 @@ export interface GatewayService {
 export type GatewayServiceFactory = (config: Config, instanceId: string) => Promise<GatewayService>;
 
 /** Started by every Gateway, in this order. */
-export const GATEWAY_SERVICES: readonly GatewayServiceFactory[] = [];
+export const GATEWAY_SERVICES: readonly GatewayServiceFactory[] = [
+  startMetricsService,
+];

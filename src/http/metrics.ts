@@ -37,5 +37,13 @@ export const metrics = {
   kafkaBatchMessages: new Gauge({ name: 'stratus_kafka_produce_batch_messages', help: 'Messages per produce request batch (librdkafka statistics).', aggregator: 'max', labelNames: ['quantile'] as const, registers: [registry] }),
   kafkaQueueSeconds: new Gauge({ name: 'stratus_kafka_produce_queue_latency_seconds', help: 'Time a message waits in the producer queue before it is sent (librdkafka int_latency).', aggregator: 'max', labelNames: ['quantile'] as const, registers: [registry] }),
   kafkaRttSeconds: new Gauge({ name: 'stratus_kafka_produce_rtt_seconds', help: 'Broker round trip of produce requests (librdkafka rtt).', aggregator: 'max', labelNames: ['quantile'] as const, registers: [registry] }),
+  // Metrics on Redis Streams (data_nexus.MetricsService -> exporter). Never an entry id or a user label as a label.
+  streamsIngested: new Counter({ name: 'stratus_streams_entries_ingested_total', help: 'Metrics written to the metrics stream by data_nexus.MetricsService.', registers: [registry] }),
+  streamsRejected: new Counter({ name: 'stratus_streams_calls_rejected_total', help: 'MetricsService calls refused with INVALID_ARGUMENT (nothing written).', registers: [registry] }),
+  streamsAcked: new Counter({ name: 'stratus_streams_entries_acked_total', help: 'Metrics stream entries the exporter acknowledged after a scrape that showed them was written.', registers: [registry] }),
+  streamsReclaimed: new Counter({ name: 'stratus_streams_entries_reclaimed_total', help: 'Entries the exporter took over (XAUTOCLAIM) from a consumer idle beyond streams.claimIdleMs.', registers: [registry] }),
+  streamsDeadLettered: new Counter({ name: 'stratus_streams_entries_dead_lettered_total', help: 'Entries the exporter could not decode or export, moved to the dead-letter stream.', registers: [registry] }),
+  streamsScrapes: new Counter({ name: 'stratus_streams_scrapes_total', help: 'GET /metrics/ingested responses, by outcome (written: acked after; failed: the connection ended first, nothing acked).', labelNames: ['outcome'] as const, registers: [registry] }),
+  streamsPending: new Gauge({ name: 'stratus_streams_entries_unacked', help: 'Entries this exporter has read and not yet acknowledged (bounded by streams.pendingMax).', registers: [registry] }),
   redisScriptSeconds: new Histogram({ name: 'stratus_forwarder_redis_script_seconds', help: 'Time of the forwarder\'s one Redis call per batch.', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [registry] }),
 };
