@@ -69,7 +69,7 @@ export const OPTIONS = {
   'http.connectionsMax': { kind: 'int', default: '10000', min: 1, max: 1000000, unit: 'connections', doc: 'Open HTTP connections (SSE streams included) one process accepts; beyond it new ones are refused.' },
   'http.sseHeartbeatMs': { kind: 'int', default: '15000', min: 100, max: 600000, unit: 'ms', doc: 'Interval of the comment lines an idle SSE stream gets, so proxies and clients see it alive.' },
   'queue.name': { kind: 'string', default: 'events', doc: 'List queue that event.EventService/StreamEvents writes to (a call may name another with metadata x-queue).' },
-  'queue.lengthMax': { kind: 'int', default: '1000000', min: 1, max: 100000000, unit: 'items', doc: 'Items one list queue may hold; a flush that would pass it is refused with RESOURCE_EXHAUSTED.' },
+  'queue.lengthMax': { kind: 'int', default: '1000000', min: 1, max: 100000000, unit: 'items', doc: 'Items one list queue may hold; a StreamEvents flush stores the events that fit and the call ends with RESOURCE_EXHAUSTED saying how many were stored.' },
   'queue.flushEventsMax': { kind: 'int', default: '500', min: 1, max: 100000, unit: 'events', doc: 'Events of one StreamEvents call sent to Redis in one variadic push; the call stops reading while a full flush is in flight.' },
   'queue.leaseMs': { kind: 'int', default: '10000', min: 500, max: 3600000, unit: 'ms', doc: 'Worker heartbeat lease: a worker silent this long is dead, and live workers move its in-progress items back to the queue.' },
   'queue.attemptsMax': { kind: 'int', default: '5', min: 1, max: 1000, unit: 'attempts', doc: 'Times an item is tried (failures and dead workers both count) before it goes to the dead-letter list.' },

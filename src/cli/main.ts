@@ -9,8 +9,9 @@ import { configCommand } from './config-command.js';
 import { demoCommand } from './demo-command.js';
 import { runCommand } from './run-command.js';
 import { stackCommand } from './stack-command.js';
+import { workerCommand } from './worker-command.js';
 
-export const COMMANDS: readonly Command[] = [stackCommand, runCommand, configCommand, demoCommand];
+export const COMMANDS: readonly Command[] = [stackCommand, runCommand, workerCommand, configCommand, demoCommand];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -6,6 +6,7 @@
  */
 import type { Server } from '@grpc/grpc-js';
 import type { Config } from '../config.js';
+import { startEventService } from '../queue/event-service.js';
 import { startMetricsService } from '../streams/metrics-service.js';
 
 export interface GatewayService {
@@ -23,4 +24,5 @@ export type GatewayServiceFactory = (config: Config, instanceId: string) => Prom
 /** Started by every Gateway, in this order. */
 export const GATEWAY_SERVICES: readonly GatewayServiceFactory[] = [
   startMetricsService,
+  startEventService,
 ];

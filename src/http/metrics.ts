@@ -45,5 +45,11 @@ export const metrics = {
   streamsDeadLettered: new Counter({ name: 'stratus_streams_entries_dead_lettered_total', help: 'Entries the exporter could not decode or export, moved to the dead-letter stream.', registers: [registry] }),
   streamsScrapes: new Counter({ name: 'stratus_streams_scrapes_total', help: 'GET /metrics/ingested responses, by outcome (written: acked after; failed: the connection ended first, nothing acked).', labelNames: ['outcome'] as const, registers: [registry] }),
   streamsPending: new Gauge({ name: 'stratus_streams_entries_unacked', help: 'Entries this exporter has read and not yet acknowledged (bounded by streams.pendingMax).', registers: [registry] }),
+  // List queue (event.EventService -> `stratus worker`). No queue-name label: x-queue is chosen by clients, so it would be unbounded.
+  queueEventsPushed: new Counter({ name: 'stratus_queue_events_pushed_total', help: 'Events event.EventService stored in a list queue.', registers: [registry] }),
+  queueCallsRefused: new Counter({ name: 'stratus_queue_calls_refused_total', help: 'StreamEvents calls ended without a summary, by gRPC status (INVALID_ARGUMENT, RESOURCE_EXHAUSTED).', labelNames: ['status'] as const, registers: [registry] }),
+  queueItemsProcessed: new Counter({ name: 'stratus_queue_items_processed_total', help: 'Items a worker finished, by outcome (done; duplicate: the record handler had it already; failed: the handler threw).', labelNames: ['outcome'] as const, registers: [registry] }),
+  queueItemsDeadLettered: new Counter({ name: 'stratus_queue_items_dead_lettered_total', help: 'Items moved to the dead-letter list after queue.attemptsMax tries.', registers: [registry] }),
+  queueItemsReclaimed: new Counter({ name: 'stratus_queue_items_reclaimed_total', help: 'Items moved back to the queue from the processing list of a worker whose lease lapsed.', registers: [registry] }),
   redisScriptSeconds: new Histogram({ name: 'stratus_forwarder_redis_script_seconds', help: 'Time of the forwarder\'s one Redis call per batch.', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [registry] }),
 };

@@ -1,0 +1,179 @@
+/**
+ * `stratus worker`: a reliable consumer of one list queue (list-queue.ts has the protocol and the
+ * guarantee: at least once).
+ *
+ * Reads: the queue (BLMOVE RIGHT LEFT into this worker's processing list). Writes: what the handler
+ * writes; then LREM on success, or a retry / the dead-letter list on failure. Keeps its heartbeat
+ * key leased (queue.leaseMs, renewed every third of it) and, every half lease, moves back the items
+ * of workers whose lease lapsed (kill -9, a lost host).
+ *
+ * Concurrency N = N loops, each with its own connection (BLMOVE blocks the connection it runs on),
+ * so at most N items are in progress here. stop() lets each loop finish the item it holds, then
+ * gives back anything still in the processing list and deregisters: nothing is left behind.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Config } from '../config.js';
+import { metrics } from '../http/metrics.js';
+import { connectRedis, createRedis, disconnectRedis, redisUnavailable, type RedisClient } from '../redis/client.js';
+import { topology } from '../topology.js';
+import type { HandlerContext, QueueHandler } from './handlers.js';
+import { ListQueue } from './list-queue.js';
+
+export const CONCURRENCY_MAX = 256;
+
+export interface WorkerOptions {
+  /** A valid queue name (queueNameProblem() === null). */
+  queue: string;
+  concurrency: number;
+  handler: QueueHandler;
+  /** Simulated work per item before the handler runs (drills and tests). */
+  handlerDelayMs?: number;
+  /** Default: <hostname>-<pid>-<6 hex>. */
+  workerId?: string;
+}
+
+export interface WorkerStats {
+  /** Handler succeeded (`duplicate`: the record handler had the event already). */
+  done: number;
+  duplicates: number;
+  /** Handler threw; each is one try. */
+  failed: number;
+  deadLettered: number;
+  /** Items this worker moved back from dead workers. */
+  reclaimed: number;
+}
+
+/** How long one BLMOVE waits: bounds how long stop() waits for an idle loop. */
+const TAKE_TIMEOUT_S = 1;
+/** Pause after a Redis error before trying again. */
+const RETRY_MS = 500;
+
+export class QueueWorker {
+  readonly stats: WorkerStats = { done: 0, duplicates: 0, failed: 0, deadLettered: 0, reclaimed: 0 };
+  /** Invariant: false once stop() began; loops take no new item after that. */
+  private running = true;
+  private readonly loops: Promise<void>[] = [];
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly blocking: RedisClient[] = [];
+  private stopped: Promise<void> | null = null;
+
+  private constructor(
+    readonly config: Config,
+    readonly id: string,
+    readonly queue: ListQueue,
+    private readonly redis: RedisClient,
+    private readonly handler: QueueHandler,
+    private readonly delayMs: number,
+  ) {}
+
+  static async start(config: Config, o: WorkerOptions): Promise<QueueWorker> {
+    assert(Number.isInteger(o.concurrency) && o.concurrency >= 1 && o.concurrency <= CONCURRENCY_MAX);
+    const id = o.workerId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    const clients: RedisClient[] = [];
+    const connect = async (name: string) => {
+      // Offline queue on: a command issued during a reconnect waits for it instead of failing; the
+      // loops bound what is issued (one command each at a time).
+      const c = createRedis(config, name, { offlineQueue: true });
+      clients.push(c);
+      await connectRedis(c);
+      return c;
+    };
+    try {
+      const redis = await connect(`worker-${id}`);
+      const w = new QueueWorker(config, id, new ListQueue(redis, config, o.queue), redis, o.handler, o.handlerDelayMs ?? 0);
+      for (let i = 0; i < o.concurrency; i++) w.blocking.push(await connect(`worker-${id}-${i}`));
+      // Registered (heartbeat + id in the set) before the first BLMOVE, so a reaper never sees our
+      // processing list without our id.
+      await w.queue.heartbeat(id);
+      w.timers.push(setInterval(() => void w.queue.heartbeat(id).catch(() => {}), Math.floor(config.queue.leaseMs / 3)));
+      w.timers.push(setInterval(() => void w.reap(), Math.floor(config.queue.leaseMs / 2)));
+      await w.reap();
+      const ctx: HandlerContext = { redis, doneKey: topology(config).redis.queueDone(o.queue), doneTtlMs: config.redis.deviceStateTtlMs };
+      for (const b of w.blocking) w.loops.push(w.loop(b, ctx));
+      return w;
+    } catch (err) {
+      for (const c of clients) disconnectRedis(c);
+      throw redisUnavailable(config, 'refused the worker\'s connection', err);
+    }
+  }
+
+  private async reap(): Promise<void> {
+    try {
+      const r = await this.queue.reapDead(this.id);
+      this.stats.reclaimed += r.requeued + r.deadLettered;
+      this.stats.deadLettered += r.deadLettered;
+      metrics.queueItemsReclaimed.inc(r.requeued + r.deadLettered);
+      metrics.queueItemsDeadLettered.inc(r.deadLettered);
+      if (r.workers > 0) process.stderr.write(`stratus worker: reaped ${r.workers} dead worker(s): ${r.requeued} item(s) back in the queue, ${r.deadLettered} dead-lettered\n`);
+    } catch {
+      // Redis unreachable: the next round tries again.
+    }
+  }
+
+  private async loop(blocking: RedisClient, ctx: HandlerContext): Promise<void> {
+    while (this.running) {
+      let item: string | null;
+      try {
+        item = await ListQueue.take(blocking, this.config, this.queue.name, this.id, TAKE_TIMEOUT_S);
+      } catch {
+        await sleep(RETRY_MS);
+        continue;
+      }
+      // An item taken is always settled, even while stopping: it must not stay in our list.
+      if (item !== null) await this.handle(item, ctx);
+    }
+  }
+
+  private async handle(item: string, ctx: HandlerContext): Promise<void> {
+    let outcome: 'done' | 'duplicate' | 'failed';
+    try {
+      if (this.delayMs > 0) await sleep(this.delayMs);
+      outcome = await this.handler.run(item, ctx);
+    } catch {
+      outcome = 'failed';
+    }
+    for (;;) {
+      try {
+        if (outcome === 'failed') {
+          const r = await this.queue.fail(this.id, item);
+          this.stats.failed++;
+          if (r.outcome === 'dead-lettered') {
+            this.stats.deadLettered++;
+            metrics.queueItemsDeadLettered.inc();
+          }
+        } else {
+          // false: our lease lapsed and the item was reaped; it runs again elsewhere (at least once).
+          await this.queue.done(this.id, item);
+          if (outcome === 'done') this.stats.done++;
+          else this.stats.duplicates++;
+        }
+        metrics.queueItemsProcessed.inc({ outcome });
+        return;
+      } catch {
+        // Redis unreachable: the item is safe in our processing list; settle it once Redis is back
+        // (or, if we are stopped meanwhile, release() gives it back).
+        if (!this.running) return;
+        await sleep(RETRY_MS);
+      }
+    }
+  }
+
+  /** Finishes the items in progress, gives back anything left, deregisters. Idempotent. */
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      this.running = false;
+      await Promise.all(this.loops);
+      for (const t of this.timers) clearInterval(t);
+      await this.queue.release(this.id).catch(() => {});
+      for (const b of this.blocking) disconnectRedis(b);
+      disconnectRedis(this.redis);
+    })();
+    return this.stopped;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
