@@ -26,7 +26,7 @@ test('health: SERVING for the server and each service, NOT_FOUND for an unknown 
   const client = new pkg.grpc.health.v1.Health(address, credentials.createInsecure());
   const check = (service: string) =>
     new Promise<{ status: string } | ServiceError>((resolve) => (client.Check as (r: object, cb: (e: ServiceError | null, r: { status: string }) => void) => void)({ service }, (e, r) => resolve(e ?? r)));
-  for (const s of ['', 'stratus.v1.DeviceGateway', 'nimbus.NimbusService']) assert.deepEqual(await check(s), { status: 'SERVING' });
+  for (const s of ['', 'stratus.v1.DeviceGateway', 'nimbus.NimbusService', 'event.EventService', 'data_nexus.MetricsService']) assert.deepEqual(await check(s), { status: 'SERVING' });
   assert.equal(((await check('nope.Service')) as ServiceError).code, 5 /* NOT_FOUND */);
   client.close();
 });
@@ -42,6 +42,6 @@ test('reflection lists every service, without proto files on the client', { time
     call.write({ listServices: '' });
   });
   call.end();
-  assert.deepEqual(names, ['grpc.health.v1.Health', 'nimbus.NimbusService', 'stratus.v1.DeviceGateway']);
+  assert.deepEqual(names, ['data_nexus.MetricsService', 'event.EventService', 'grpc.health.v1.Health', 'nimbus.NimbusService', 'stratus.v1.DeviceGateway']);
   client.close();
 });
