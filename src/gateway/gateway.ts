@@ -23,6 +23,7 @@ import type { FrameEntry } from '../wire/delivery-frame.js';
 import { DeliveryLink } from './delivery.js';
 import { processEvent } from './nimbus.js';
 import { DeviceGatewayService, NimbusService, type BatchAck, type Downlink, type Event, type EventBatch, type EventRequest, type EventResponse, type IngestSummary, type Reject, type Uplink } from './protocol.js';
+import { FlushScheduler } from './flush-scheduler.js';
 import { GATEWAY_SERVICES, type GatewayService } from './services.js';
 import { DeviceSession, type SessionHost } from './session.js';
 import { validateEvent } from './validate.js';
@@ -50,8 +51,7 @@ export function defaultInstanceId(config: Config): string {
 export class Gateway implements SessionHost {
   readonly types: ReadonlySet<string> = new Set(PROCESSORS.keys());
   readonly sessions = new Map<string, DeviceSession>();
-  private readonly dirty = new Set<DeviceSession>();
-  private flushScheduled = false;
+  private readonly flushes = new FlushScheduler();
   private server: Server | null = null;
   private readonly health: HealthImplementation;
   private readonly serviceNames: string[];
@@ -126,20 +126,11 @@ export class Gateway implements SessionHost {
   }
 
   markDirty(session: DeviceSession): void {
-    this.dirty.add(session);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      // One Downlink per device per turn of the event loop, however many reports and results came in it.
-      setImmediate(() => {
-        this.flushScheduled = false;
-        for (const s of this.dirty) s.flush();
-        this.dirty.clear();
-      });
-    }
+    this.flushes.mark(session);
   }
 
   closed(session: DeviceSession): void {
-    this.dirty.delete(session);
+    this.flushes.forget(session);
     // A newer session for the same device may already be registered: never deregister it.
     if (this.sessions.get(session.deviceId) === session) {
       this.sessions.delete(session.deviceId);

@@ -27,6 +27,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { status } from '@grpc/grpc-js';
 import type { Config } from '../config.js';
 import { DeliveryLink } from '../gateway/delivery.js';
+import { FlushScheduler } from '../gateway/flush-scheduler.js';
 import type { Downlink } from '../gateway/protocol.js';
 import { DeviceSession, type SessionHost } from '../gateway/session.js';
 import type { FrameEntry } from '../wire/delivery-frame.js';
@@ -41,9 +42,8 @@ const NO_TYPES: ReadonlySet<string> = new Set();
 export class SseHub implements SessionHost {
   readonly types = NO_TYPES;
   readonly sessions = new Map<string, DeviceSession>();
-  private readonly dirty = new Set<DeviceSession>();
+  private readonly flushes = new FlushScheduler();
   private readonly responses = new Map<DeviceSession, ServerResponse>();
-  private flushScheduled = false;
   private readonly heartbeat: NodeJS.Timeout;
 
   private constructor(
@@ -78,19 +78,11 @@ export class SseHub implements SessionHost {
   }
 
   markDirty(session: DeviceSession): void {
-    this.dirty.add(session);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => {
-        this.flushScheduled = false;
-        for (const s of this.dirty) s.flush();
-        this.dirty.clear();
-      });
-    }
+    this.flushes.mark(session);
   }
 
   closed(session: DeviceSession): void {
-    this.dirty.delete(session);
+    this.flushes.forget(session);
     this.responses.delete(session);
     if (this.sessions.get(session.deviceId) === session) {
       this.sessions.delete(session.deviceId);
