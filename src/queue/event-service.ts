@@ -23,14 +23,13 @@
  * src/gateway/protocol.ts, which has Long disabled) decodes it with `longs: String`.
  *   {"event_id":"e-1","type":"click","timestamp":"9007199254740993"}
  */
-import { join } from 'node:path';
-import { loadPackageDefinition, Metadata, status, type sendUnaryData, type Server, type ServerReadableStream, type ServiceDefinition } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
-import { PROJECT_ROOT, type Config } from '../config.js';
+import { Metadata, status, type sendUnaryData, type Server, type ServerReadableStream, type ServiceDefinition } from '@grpc/grpc-js';
+import type { Config } from '../config.js';
 import type { GatewayService } from '../gateway/services.js';
 import { metrics } from '../http/metrics.js';
 import { connectRedis, createRedis, disconnectRedis, redisUnavailable } from '../redis/client.js';
 import { ListQueue, queueNameProblem } from './list-queue.js';
+import { loadSeedService } from '../gateway/seed-service.js';
 
 export const EVENT_SERVICE_NAME = 'event.EventService';
 export const EVENT_PROTO_FILE = 'event/event.proto';
@@ -55,17 +54,7 @@ export interface StreamSummary {
 
 /** The service definition, decoded as described above (also what tests' and the bench's servers add). */
 export function eventServiceDefinition(): ServiceDefinition {
-  const definition = loadSync(EVENT_PROTO_FILE, {
-    includeDirs: [join(PROJECT_ROOT, 'proto')],
-    // event_id stays event_id, as in the .proto and the stored item.
-    keepCase: true,
-    // int64 -> exact decimal string.
-    longs: String,
-    // Absent fields arrive as '' and '0', so the checks see every field.
-    defaults: true,
-  });
-  const pkg = loadPackageDefinition(definition) as unknown as { event: { EventService: { service: ServiceDefinition } } };
-  return pkg.event.EventService.service;
+  return loadSeedService(EVENT_PROTO_FILE, 'event.EventService');
 }
 
 /** What is wrong with an event, naming the field, or null. */

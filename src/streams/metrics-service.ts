@@ -12,32 +12,21 @@
  * whose protobufjs has Long disabled: `longs: String` hands int64 timestamps over as exact decimal
  * strings, and they are stored as such.
  */
-import { join } from 'node:path';
-import { loadPackageDefinition, status, type sendUnaryData, type Server, type ServerUnaryCall, type ServiceDefinition } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
-import { PROJECT_ROOT, type Config } from '../config.js';
+import { status, type sendUnaryData, type Server, type ServerUnaryCall, type ServiceDefinition } from '@grpc/grpc-js';
+import type { Config } from '../config.js';
 import type { GatewayService } from '../gateway/services.js';
 import { metrics as engineMetrics } from '../http/metrics.js';
 import { connectRedis, createRedis, disconnectRedis, redisUnavailable, type RedisClient } from '../redis/client.js';
 import { topology } from '../topology.js';
 import { checkMetric, encodeEntry, type Metric, type MetricMessage } from './metric-entry.js';
+import { loadSeedService } from '../gateway/seed-service.js';
 
 export const METRICS_SERVICE_NAME = 'data_nexus.MetricsService';
 export const METRICS_PROTO_FILE = 'data_nexus/metrics.proto';
 
 /** The service definition, decoded as described above (also what tests' and the bench's servers add). */
 export function metricsServiceDefinition(): ServiceDefinition {
-  const definition = loadSync(METRICS_PROTO_FILE, {
-    includeDirs: [join(PROJECT_ROOT, 'proto')],
-    // Field names as in the .proto (eventIds, not event_ids: they are camelCase there already).
-    keepCase: true,
-    // int64 -> exact decimal string.
-    longs: String,
-    // Absent fields arrive as their defaults (0, '', {}), so the checks see every field.
-    defaults: true,
-  });
-  const pkg = loadPackageDefinition(definition) as unknown as { data_nexus: { MetricsService: { service: ServiceDefinition } } };
-  return pkg.data_nexus.MetricsService.service;
+  return loadSeedService(METRICS_PROTO_FILE, METRICS_SERVICE_NAME);
 }
 
 interface BatchMetrics {
