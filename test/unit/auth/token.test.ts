@@ -1,0 +1,22 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { issueToken, verifyToken } from '../../../src/auth/token.js';
+
+test('a token verifies for its device until it expires', () => {
+  const t = issueToken('secret', 'dev/1 ü', 2_000_000_000);
+  assert.deepEqual(verifyToken('secret', t, 1_999_999_999), { ok: true, deviceId: 'dev/1 ü', expiresAtS: 2_000_000_000 });
+  assert.deepEqual(verifyToken('secret', t, 2_000_000_000), { ok: false, reason: 'expired' });
+});
+
+test('forged, altered and malformed tokens are refused', () => {
+  const t = issueToken('secret', 'd1', 2_000_000_000);
+  assert.deepEqual(verifyToken('other', t, 1), { ok: false, reason: 'forged' });
+  const [v, , exp, mac] = t.split('.');
+  // Another device's id under the same signature.
+  assert.deepEqual(verifyToken('secret', [v, Buffer.from('d2').toString('base64url'), exp, mac].join('.'), 1), { ok: false, reason: 'forged' });
+  // A later expiry under the same signature.
+  assert.deepEqual(verifyToken('secret', [v, t.split('.')[1], '2000000001', mac].join('.'), 1), { ok: false, reason: 'forged' });
+  for (const bad of ['', 'v1', 'v1.a.b.c', 'v2.ZDE.2000000000.' + mac, `${t}.x`]) assert.equal(verifyToken('secret', bad, 1).ok, false, bad);
+  assert.throws(() => issueToken('', 'd', 1), /secret/);
+  assert.throws(() => issueToken('s', 'd', 1.5), /expiry/);
+});
