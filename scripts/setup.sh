@@ -3,8 +3,10 @@
 # and `npm run setup`. Idempotent: every step checks first and is skipped when already done, so a
 # second run takes seconds.
 #
-#   1. Debian packages: redis-server, redis-tools, kcat, Java 17+, Maven, a C++ toolchain, and the
-#      headers librdkafka is built against (@confluentinc/kafka-javascript has no prebuilt binary here).
+#   1. Debian packages: redis-server, redis-tools, kcat, Java 17+, Maven, a C++ toolchain, the
+#      headers librdkafka is built against (@confluentinc/kafka-javascript has no prebuilt binary here),
+#      and chromium (the browser test of loadgen's report.html drives /usr/bin/chromium through
+#      playwright-core, which downloads no browser of its own).
 #   2. npm ci with CKJS_LINKING=dynamic, when package-lock.json changed since the last install.
 #   3. The Kafka jars, resolved by mvn from src/stack/kafka-pom.xml into .stratus/cache/kafka/libs.
 #   4. The TypeScript build (tsc -b, incremental).
@@ -36,7 +38,7 @@ as_root() {
 
 # --- 1. Debian packages --------------------------------------------------------------------------
 apt_packages=(redis-server redis-tools kcat zlib1g-dev libssl-dev libzstd-dev liblz4-dev libsasl2-dev
-  libcurl4-openssl-dev)
+  libcurl4-openssl-dev chromium)
 java_ok() { command -v java >/dev/null 2>&1 && java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])'; }
 # Tools may come from elsewhere than Debian (a JDK in /opt, Maven from a tarball): ask for the command.
 java_ok || apt_packages+=(openjdk-17-jre-headless)
