@@ -7,11 +7,12 @@ import { isStratusError } from '../errors.js';
 import { commandHelp, parseCommand, type Command } from './command.js';
 import { configCommand } from './config-command.js';
 import { demoCommand } from './demo-command.js';
+import { loadgenCommand } from './loadgen-command.js';
 import { runCommand } from './run-command.js';
 import { stackCommand } from './stack-command.js';
 import { workerCommand } from './worker-command.js';
 
-export const COMMANDS: readonly Command[] = [stackCommand, runCommand, workerCommand, configCommand, demoCommand];
+export const COMMANDS: readonly Command[] = [stackCommand, runCommand, workerCommand, loadgenCommand, configCommand, demoCommand];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

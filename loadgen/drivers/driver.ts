@@ -1,0 +1,89 @@
+/**
+ * What the fleet needs from an API: open a device's session on a connection, send an uplink of
+ * events, and report back acks, results, rejects and failures. One driver per API the load
+ * generator speaks (the Stratus API and the seed-compatible ones), so the schedule, the checker
+ * and the histograms are the same whichever server is under load.
+ */
+import { Metadata, status, type Client, type ServiceError } from '@grpc/grpc-js';
+
+export interface UplinkEvent {
+  seq: number;
+  value: number;
+  payloadBytes: number;
+}
+
+/** Callbacks from a session to its device. */
+export interface SessionEvents {
+  /** The server answered the stream's headers (streaming APIs only). */
+  connected(): void;
+  /** Cumulative: every non-rejected seq <= upTo is acknowledged. */
+  ackedUpTo(upTo: number): void;
+  /** Exactly these seqs are acknowledged (unary APIs: one call per uplink). */
+  ackedSeqs(seqs: readonly number[]): void;
+  result(seq: number, check: ResultCheck): void;
+  rejected(seq: number, code: string): void;
+  /** A unary call failed; its seqs stay unacknowledged. */
+  callFailed(err: ServiceError, seqs: readonly number[]): void;
+  /** The stream ended (err null: the server closed it cleanly). Streaming APIs only. */
+  ended(err: ServiceError | null): void;
+}
+
+/** What a result said, for the `sq` check: the value it carries and the input it answers. */
+export interface ResultCheck {
+  value: number;
+  /** The input echoed back where the API echoes it (nimbus); else undefined. */
+  input?: number;
+}
+
+export interface DeviceIdentity {
+  id: string;
+  index: number;
+  /** `authorization: Bearer` token, when --token-secret is given. */
+  token: string | null;
+}
+
+export interface Session {
+  send(events: readonly UplinkEvent[]): void;
+  /** Stop / start reading the downlink (slow readers); HTTP/2 flow control pushes back on the server. */
+  pause(): void;
+  resume(): void;
+  close(): void;
+}
+
+export interface Driver {
+  /** Long-lived stream per device (connect and reconnect times are measured). */
+  readonly streaming: boolean;
+  /**
+   * The server sends response headers as soon as it accepts a stream, so connect time can be
+   * measured. The Go nimbus server does not (headers come with the first response): there the
+   * device counts as connected when the stream is opened, and connect time is not reported.
+   */
+  readonly headersOnAccept: boolean;
+  readonly acks: boolean;
+  readonly results: boolean;
+  /** Unacknowledged events are sent again on the next stream (the server dedupes by seq). */
+  readonly resendsUnacked: boolean;
+  open(client: Client, device: DeviceIdentity, cursor: number, events: SessionEvents): Session;
+}
+
+export function deviceMetadata(device: DeviceIdentity, idKey: string): Metadata {
+  const md = new Metadata();
+  md.set(idKey, device.id);
+  if (device.token !== null) md.set('authorization', `Bearer ${device.token}`);
+  return md;
+}
+
+const STATUS_NAMES = new Map<number, string>(Object.entries(status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v as number, k]));
+
+/**
+ * An error's kind for the report: REFUSED and RESET where the transport says so (a refused or
+ * reset connection both surface as UNAVAILABLE), else the gRPC status name.
+ */
+export function errorKind(err: ServiceError): string {
+  const details = `${err.details ?? ''} ${err.message ?? ''}`;
+  if (err.code === status.UNAVAILABLE) {
+    if (/ECONNREFUSED/.test(details)) return 'REFUSED';
+    if (/ECONNRESET|Connection dropped|socket hang up|EPIPE|GOAWAY|Stream refused/i.test(details)) return 'RESET';
+  }
+  return STATUS_NAMES.get(err.code) ?? `STATUS_${err.code}`;
+}

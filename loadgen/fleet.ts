@@ -1,0 +1,587 @@
+/**
+ * One slice of the simulated fleet, run by one worker thread: devices [from, to) of the run.
+ *
+ * Reads: the schedule (schedule.ts) and the server's downlinks. Writes: uplinks to the target, a
+ * tick every second (counts + encoded interval histograms) and, at the end, the reconciliation.
+ *
+ * Open loop: an uplink's intended send time comes from the schedule alone, whatever the server
+ * does, and every latency is measured from it, so a server that stalls shows in the tail instead
+ * of slowing the sender (coordinated omission). Events come due while a device is connecting are
+ * held (bounded, DEVICE_BUFFER_MAX) and sent when it connects, their latency still counted from
+ * their intended time. With --closed-loop a device waits for each uplink's ack before the next
+ * and latency is measured from the real send: what ghz-style tools report, for comparison.
+ *
+ * Timing: all devices' wake-ups (connect, send, drop, reconnect) sit in one min-heap; one timer
+ * is armed for the earliest, so the cost is per event, not per device.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { Client, credentials, type ChannelCredentials } from '@grpc/grpc-js';
+import { issueToken } from '../src/auth/token.js';
+import type { Driver, DeviceIdentity, Session, SessionEvents, UplinkEvent } from './drivers/driver.js';
+import { errorKind } from './drivers/driver.js';
+import { eventStreamDriver } from './drivers/event-stream.js';
+import { metricsDriver } from './drivers/metrics.js';
+import { nimbusDriver } from './drivers/nimbus.js';
+import { stratusDriver } from './drivers/stratus.js';
+import { MinHeap } from './min-heap.js';
+import type { LoadgenOptions } from './options.js';
+import { IntervalRecorder, type EncodedSet, type Metric } from './recorder.js';
+import { DeviceSchedule, valueOf } from './schedule.js';
+import { ACKED, REJECTED, RESULT, SENT, SeqWindow } from './seq-window.js';
+
+/** Events a device holds while it cannot send (connecting, backing off); beyond: DEVICE_BUFFER_FULL. */
+export const DEVICE_BUFFER_MAX = 100_000;
+const BACKOFF_BASE_MS = 250;
+const BACKOFF_MAX_MS = 8_000;
+const SLOW_PAUSE_MS = 2_000;
+const SLOW_READ_MS = 500;
+/** Longest the fleet timer sleeps, so the stop and drain checks run even when nothing is due. */
+const TIMER_MAX_MS = 50;
+
+export interface FleetSlice {
+  from: number;
+  to: number;
+}
+
+export interface Tick {
+  type: 'tick';
+  /** Second of the run this tick closes: [sec, sec + 1) after t0. */
+  sec: number;
+  sent: number;
+  acked: number;
+  results: number;
+  errors: number;
+  connected: number;
+  hist: EncodedSet;
+}
+
+export interface FleetTotals {
+  sent: number;
+  acked: number;
+  results: number;
+  sentMeasured: number;
+  ackedMeasured: number;
+  resultsMeasured: number;
+  rejected: Record<string, number>;
+  errors: Record<string, number>;
+  missing: number;
+  duplicates: number;
+  wrong: number;
+  unacked: number;
+  /** Events that came due while the device could not send and never reached the wire. */
+  heldUnsent: number;
+  reconnects: number;
+  slowReaders: number;
+  /** ms after t0 when every device of the slice had connected once; null if some never did. */
+  allConnectedAtMs: number | null;
+}
+
+type State = 'idle' | 'connecting' | 'online' | 'offline' | 'backoff' | 'closed';
+
+interface Device {
+  readonly identity: DeviceIdentity;
+  readonly sched: DeviceSchedule;
+  readonly window: SeqWindow;
+  readonly slow: boolean;
+  readonly startAtMs: number;
+  /** Invariant: session !== null iff state is 'connecting' or 'online'. */
+  state: State;
+  session: Session | null;
+  client: Client | null;
+  connectStartMs: number;
+  everConnected: boolean;
+  attempt: number;
+  dropAtMs: number;
+  reconnectAtMs: number;
+  /** Highest seq of the device that reached the wire at least once. */
+  transmittedUpTo: number;
+  ackedUpTo: number;
+  lastResultSeq: number;
+  /** Closed loop: uplinks sent and not yet acked. */
+  outstanding: number;
+  /** The heap entry that is current (older entries of this device are skipped). */
+  wakeVersion: number;
+  timer: NodeJS.Timeout | null;
+}
+
+export function driverFor(opts: LoadgenOptions): Driver {
+  switch (opts.api) {
+    case 'stratus':
+      return stratusDriver(opts.type);
+    case 'nimbus':
+      return nimbusDriver();
+    case 'event-stream':
+      return eventStreamDriver(opts.queue, opts.type, opts.connectTimeoutMs);
+    case 'metrics':
+      return metricsDriver(opts.connectTimeoutMs);
+  }
+}
+
+const wallMs = () => performance.timeOrigin + performance.now();
+
+export class Fleet {
+  private readonly driver: Driver;
+  private readonly devices: Device[] = [];
+  private readonly heap = new MinHeap<[Device, number]>();
+  private readonly clients = new Map<number, Client>();
+  private readonly creds: ChannelCredentials;
+  private readonly recorder = new IntervalRecorder();
+  private readonly totals: FleetTotals;
+  private readonly measureFromMs: number;
+  private readonly measureToMs: number;
+  private readonly endMs: number;
+  private readonly ownConnections: boolean;
+  private timer: NodeJS.Timeout | null = null;
+  private armedAtMs = Infinity;
+  private connected = 0;
+  private connectedOnce = 0;
+  private sec = { sent: 0, acked: 0, results: 0, errors: 0 };
+  private stopped = false;
+
+  constructor(
+    private readonly opts: LoadgenOptions,
+    slice: FleetSlice,
+    /** Wall-clock ms (timeOrigin + now) of the run's start, shared by every worker. */
+    private readonly t0Ms: number,
+    private readonly emit: (tick: Tick) => void,
+  ) {
+    this.driver = driverFor(opts);
+    this.creds = opts.tls ? credentials.createSsl(opts.tlsCa === null ? null : readFileSync(opts.tlsCa)) : credentials.createInsecure();
+    // Every time in the fleet is ms after t0: the same seed then gives the same floating-point
+    // schedule, and the same events in the measured window, whatever the absolute start.
+    this.measureFromMs = opts.warmupS * 1000;
+    this.measureToMs = this.measureFromMs + opts.durationS * 1000;
+    this.endMs = this.measureToMs;
+    this.ownConnections = opts.connections === opts.devices;
+    this.totals = {
+      sent: 0, acked: 0, results: 0, sentMeasured: 0, ackedMeasured: 0, resultsMeasured: 0,
+      rejected: {}, errors: {}, missing: 0, duplicates: 0, wrong: 0, unacked: 0, heldUnsent: 0, reconnects: 0, slowReaders: 0, allConnectedAtMs: null,
+    };
+    const expiresAtS = Math.ceil((t0Ms + (opts.warmupS + opts.durationS + opts.drainS) * 1000) / 1000) + 3600;
+    for (let i = slice.from; i < slice.to; i++) {
+      const id = `${opts.devicePrefix}d${i}`;
+      // Device i joins at i / ramp seconds (all at once without --ramp); its schedule starts then.
+      const startAtMs = opts.rampPerS > 0 ? (i * 1000) / opts.rampPerS : 0;
+      const sched = new DeviceSchedule(opts, i, startAtMs);
+      const slow = opts.slowReaders > 0 && sched.rng.next() < opts.slowReaders;
+      if (slow) this.totals.slowReaders++;
+      this.devices.push({
+        identity: { id, index: i, token: opts.tokenSecret === null ? null : issueToken(opts.tokenSecret, id, expiresAtS) },
+        sched,
+        window: new SeqWindow(this.driver.results ? RESULT : ACKED),
+        slow,
+        startAtMs,
+        state: 'idle',
+        session: null,
+        client: null,
+        connectStartMs: 0,
+        everConnected: false,
+        attempt: 0,
+        dropAtMs: Infinity,
+        reconnectAtMs: Infinity,
+        transmittedUpTo: 0,
+        ackedUpTo: 0,
+        lastResultSeq: 0,
+        outstanding: 0,
+        wakeVersion: 0,
+        timer: null,
+      });
+    }
+  }
+
+  /** ms since t0. */
+  private now(): number {
+    return wallMs() - this.t0Ms;
+  }
+
+  /** Runs the slice to the end of the drain and returns its reconciliation. */
+  async run(): Promise<FleetTotals> {
+    for (const d of this.devices) this.wake(d);
+    this.arm();
+    const secTimer = this.startSecondTicks();
+    await this.sleepUntil(this.endMs);
+    // Everything due before the end is taken now, even if the timer has not fired yet: the same
+    // seed sends the same events.
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.onTimer();
+    // Drain: no new events; devices keep reconnecting and resending until every event is settled.
+    const drainUntil = this.endMs + this.opts.drainS * 1000;
+    while (this.now() < drainUntil && !this.settled()) await new Promise((r) => setTimeout(r, 50));
+    this.stopped = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    for (const d of this.devices) this.close(d);
+    for (const c of this.clients.values()) c.close();
+    clearInterval(secTimer.interval);
+    clearTimeout(secTimer.first);
+    this.flushTick(Math.floor(this.now() / 1000));
+    this.reconcile();
+    return this.totals;
+  }
+
+  private sleepUntil(atMs: number): Promise<void> {
+    return new Promise((r) => setTimeout(r, Math.max(0, atMs - this.now())));
+  }
+
+  private settled(): boolean {
+    for (const d of this.devices) if (d.window.base <= d.window.highestSent) return false;
+    return true;
+  }
+
+  // ---- the timer wheel ----------------------------------------------------------------------
+
+  /** Re-files a device at its earliest pending action. */
+  private wake(d: Device): void {
+    if (this.stopped || d.state === 'closed') return;
+    let at = Infinity;
+    switch (d.state) {
+      case 'idle':
+        at = d.startAtMs;
+        break;
+      case 'offline':
+      case 'backoff':
+        at = d.reconnectAtMs;
+        break;
+      case 'online':
+        at = d.dropAtMs < this.endMs ? d.dropAtMs : Infinity;
+        break;
+      case 'connecting':
+        break;
+    }
+    // Sends come due in every state except idle (a device that has not joined yet sends nothing).
+    if (d.state !== 'idle' && d.sched.nextAtMs < this.endMs && !(this.opts.closedLoop && d.outstanding > 0)) at = Math.min(at, d.sched.nextAtMs);
+    if (at === Infinity) return;
+    d.wakeVersion++;
+    this.heap.push(at, [d, d.wakeVersion]);
+    if (at < this.armedAtMs) this.arm();
+  }
+
+  private arm(): void {
+    if (this.stopped) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    const now = this.now();
+    const at = Math.min(this.heap.peekKey(), now + TIMER_MAX_MS);
+    this.armedAtMs = at;
+    this.timer = setTimeout(() => this.onTimer(), Math.max(0, at - now));
+  }
+
+  private onTimer(): void {
+    this.timer = null;
+    this.armedAtMs = Infinity;
+    const now = this.now();
+    while (this.heap.peekKey() <= now) {
+      const [d, version] = this.heap.pop()!;
+      if (version !== d.wakeVersion) continue;
+      this.step(d, now);
+    }
+    this.arm();
+  }
+
+  private step(d: Device, now: number): void {
+    if ((d.state === 'idle' && now >= d.startAtMs) || ((d.state === 'offline' || d.state === 'backoff') && now >= d.reconnectAtMs)) this.connect(d, now);
+    if (d.state === 'online' && now >= d.dropAtMs && now < this.endMs) this.drop(d, now);
+    if (d.state !== 'idle') this.generate(d, now);
+    this.wake(d);
+  }
+
+  // ---- sending ------------------------------------------------------------------------------
+
+  /** Takes every uplink that has come due; sends it now if the device is online, else holds it. */
+  private generate(d: Device, now: number): void {
+    const s = d.sched;
+    while (s.nextAtMs <= now && s.nextAtMs < this.endMs) {
+      if (this.opts.closedLoop && d.outstanding > 0) return;
+      const intended = this.opts.closedLoop ? now : s.nextAtMs;
+      if (d.state === 'offline') {
+        // A mobile device that dropped its session is switched off: it produces nothing.
+      } else if (d.window.highestSent - d.window.base + this.opts.batch > DEVICE_BUFFER_MAX) {
+        this.error('DEVICE_BUFFER_FULL');
+      } else {
+        const first = d.window.highestSent + 1;
+        for (let seq = first; seq < first + this.opts.batch; seq++) d.window.sent(seq, intended);
+        if (d.state === 'online') this.transmit(d, first, first + this.opts.batch - 1, now);
+      }
+      if (this.opts.closedLoop && s.nextAtMs < now) s.nextAtMs = now;
+      s.advance();
+    }
+  }
+
+  /** Puts seqs [from, to] of a device on the wire, skipping settled and rejected ones. */
+  private transmit(d: Device, from: number, to: number, now: number): void {
+    assert(d.session !== null);
+    const batch: UplinkEvent[] = [];
+    for (let seq = from; seq <= to; seq++) {
+      const f = d.window.flagsOf(seq);
+      if ((f & SENT) === 0 || (f & (ACKED | RESULT | REJECTED)) !== 0) continue;
+      if (seq > d.transmittedUpTo) {
+        // First time on the wire.
+        d.transmittedUpTo = seq;
+        const intended = d.window.intendedMs(seq);
+        this.totals.sent++;
+        this.sec.sent++;
+        if (this.measured(intended)) {
+          this.totals.sentMeasured++;
+          this.recorder.record('sendLag', now - intended);
+        }
+      }
+      batch.push({ seq, value: valueOf(d.identity.index, seq), payloadBytes: d.sched.payloadBytes() });
+      if (batch.length === this.opts.batch) {
+        d.session.send(batch.splice(0));
+        d.outstanding++;
+      }
+    }
+    if (batch.length > 0) {
+      d.session.send(batch);
+      d.outstanding++;
+    }
+  }
+
+  private measured(intendedMs: number): boolean {
+    return intendedMs >= this.measureFromMs && intendedMs < this.measureToMs;
+  }
+
+  // ---- sessions -----------------------------------------------------------------------------
+
+  private clientFor(d: Device): Client {
+    const conn = Math.floor((d.identity.index * this.opts.connections) / this.opts.devices);
+    let c = this.clients.get(conn);
+    if (c === undefined) {
+      c = new Client(this.opts.target, this.creds, {
+        // Without this, every Client to one target shares one HTTP/2 connection (grpc-js's global
+        // subchannel pool): --connections would be a lie.
+        'grpc.use_local_subchannel_pool': 1,
+        'grpc.max_receive_message_length': 16 * 1024 * 1024,
+        // A refused or reset target is retried by the device's own backoff, reported per attempt.
+        'grpc.initial_reconnect_backoff_ms': 200,
+        'grpc.max_reconnect_backoff_ms': BACKOFF_MAX_MS,
+      });
+      this.clients.set(conn, c);
+    }
+    return c;
+  }
+
+  private connect(d: Device, now: number): void {
+    d.state = 'connecting';
+    d.connectStartMs = now;
+    if (d.everConnected) this.totals.reconnects++;
+    const client = this.clientFor(d);
+    d.client = client;
+    const ref: { session: Session | null } = { session: null };
+    d.session = ref.session = this.driver.open(client, d.identity, d.lastResultSeq, this.callbacks(d, ref));
+    if (!this.driver.streaming || !this.driver.headersOnAccept) {
+      // Unary APIs have no stream to open, and a server that sends no headers until its first
+      // answer gives nothing to wait for: the device is online at once, connect time unmeasured.
+      this.online(d, now, false);
+      return;
+    }
+    d.timer = setTimeout(() => {
+      d.timer = null;
+      if (d.state !== 'connecting') return;
+      // No response headers in time: the target accepted the connection (or not) and said nothing.
+      this.error('STALLED');
+      this.endSession(d);
+      this.backoff(d);
+    }, this.opts.connectTimeoutMs);
+  }
+
+  private online(d: Device, now: number, measure: boolean): void {
+    if (d.timer !== null) clearTimeout(d.timer);
+    d.timer = null;
+    d.state = 'online';
+    d.attempt = 0;
+    this.connected++;
+    if (measure) this.recorder.record(d.everConnected ? 'reconnect' : 'connect', now - d.connectStartMs);
+    if (!d.everConnected) {
+      d.everConnected = true;
+      if (++this.connectedOnce === this.devices.length) this.totals.allConnectedAtMs = now;
+    }
+    if (this.opts.profile === 'mobile') d.dropAtMs = now + d.sched.sessionMs();
+    // Held events, and (where the API dedupes) everything sent before and not acknowledged.
+    const from = this.driver.resendsUnacked ? d.window.base : d.transmittedUpTo + 1;
+    if (d.window.highestSent >= from) {
+      d.outstanding = 0;
+      this.transmit(d, from, d.window.highestSent, now);
+    }
+    if (d.slow) this.slowCycle(d, true);
+    this.wake(d);
+  }
+
+  /** Slow reader: the downlink is paused SLOW_PAUSE_MS, read SLOW_READ_MS, and so on. */
+  private slowCycle(d: Device, pause: boolean): void {
+    if (d.state !== 'online' || d.session === null) return;
+    if (pause) d.session.pause();
+    else d.session.resume();
+    d.timer = setTimeout(() => this.slowCycle(d, !pause), pause ? SLOW_PAUSE_MS : SLOW_READ_MS);
+  }
+
+  /** Mobile: the session ends on the device's side; it stays offline a while, then reconnects. */
+  private drop(d: Device, now: number): void {
+    this.endSession(d);
+    d.state = 'offline';
+    d.reconnectAtMs = now + d.sched.offlineMs();
+    d.dropAtMs = Infinity;
+    if (this.ownConnections && d.client !== null) {
+      // With a connection of its own, the device's network goes too: the next session dials again.
+      d.client.close();
+      this.clients.delete(Math.floor((d.identity.index * this.opts.connections) / this.opts.devices));
+    }
+  }
+
+  private endSession(d: Device): void {
+    if (d.state === 'online') this.connected--;
+    if (d.timer !== null) clearTimeout(d.timer);
+    d.timer = null;
+    const s = d.session;
+    d.session = null;
+    d.state = 'backoff';
+    s?.close();
+  }
+
+  private backoff(d: Device): void {
+    if (this.stopped) return;
+    // Full jitter (AWS architecture blog): uniform in [0, min(cap, base * 2^attempt)].
+    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** Math.min(d.attempt, 16));
+    d.attempt++;
+    d.state = 'backoff';
+    d.reconnectAtMs = this.now() + d.sched.rng.next() * ceiling;
+    this.wake(d);
+  }
+
+  private close(d: Device): void {
+    if (d.session !== null) this.endSession(d);
+    d.state = 'closed';
+  }
+
+  /** `ref.session` is the session these callbacks belong to: a late event of an old stream is not this one's. */
+  private callbacks(d: Device, ref: { session: Session | null }): SessionEvents {
+    const mine = () => d.session !== null && d.session === ref.session;
+    return {
+      connected: () => {
+        if (d.state === 'connecting' && mine()) this.online(d, this.now(), true);
+      },
+      ackedUpTo: (upTo) => this.ackedUpTo(d, upTo),
+      ackedSeqs: (seqs) => {
+        const now = this.now();
+        for (const seq of seqs) this.ackOne(d, seq, now);
+        this.settleOutstanding(d);
+      },
+      result: (seq, check) => this.result(d, seq, check.value, check.input),
+      rejected: (seq, code) => {
+        this.totals.rejected[code] = (this.totals.rejected[code] ?? 0) + 1;
+        if (seq > 0) d.window.mark(seq, REJECTED);
+      },
+      callFailed: (err, seqs) => {
+        this.error(errorKind(err));
+        // The events of a failed call are lost to this run: counted unacknowledged now, and out
+        // of the window so it does not wait for them.
+        for (const seq of seqs) if (d.window.mark(seq, REJECTED) > 0) this.totals.unacked++;
+        this.settleOutstanding(d);
+      },
+      ended: (err) => {
+        if (!mine() || this.stopped) return;
+        this.error(err === null ? 'ENDED_BY_SERVER' : errorKind(err));
+        this.endSession(d);
+        this.backoff(d);
+      },
+    };
+  }
+
+  // ---- what comes back ----------------------------------------------------------------------
+
+  private ackedUpTo(d: Device, upTo: number): void {
+    if (upTo <= d.ackedUpTo) return;
+    const now = this.now();
+    const top = Math.min(upTo, d.window.highestSent);
+    for (let seq = d.ackedUpTo + 1; seq <= top; seq++) this.ackOne(d, seq, now);
+    d.ackedUpTo = top;
+    this.settleOutstanding(d);
+  }
+
+  private ackOne(d: Device, seq: number, now: number): void {
+    const f = d.window.flagsOf(seq);
+    if ((f & (REJECTED | ACKED)) !== 0 || (f & SENT) === 0) return;
+    const intended = d.window.intendedMs(seq);
+    this.totals.acked++;
+    this.sec.acked++;
+    if (this.measured(intended)) {
+      this.totals.ackedMeasured++;
+      this.recorder.record(d.slow ? 'ackSlow' : 'ack', now - intended);
+    }
+    d.window.mark(seq, ACKED);
+  }
+
+  /** Closed loop: once everything sent is acknowledged, the device may send again. */
+  private settleOutstanding(d: Device): void {
+    if (!this.opts.closedLoop || d.outstanding === 0) return;
+    for (let seq = d.window.base; seq <= d.transmittedUpTo; seq++) {
+      const f = d.window.flagsOf(seq);
+      if ((f & SENT) !== 0 && (f & (ACKED | REJECTED | RESULT)) === 0) return;
+    }
+    d.outstanding = 0;
+    this.wake(d);
+  }
+
+  private result(d: Device, seq: number, value: number, input: number | undefined): void {
+    const f = d.window.flagsOf(seq);
+    if (seq < d.window.base || (f & RESULT) !== 0) {
+      this.totals.duplicates++;
+      return;
+    }
+    if ((f & SENT) === 0) {
+      // A result for an event this device never sent.
+      this.totals.wrong++;
+      return;
+    }
+    const now = this.now();
+    const intended = d.window.intendedMs(seq);
+    const expectedInput = valueOf(d.identity.index, seq);
+    if (this.opts.type === 'sq' && ((input !== undefined && input !== expectedInput) || value !== expectedInput * expectedInput)) this.totals.wrong++;
+    this.totals.results++;
+    this.sec.results++;
+    if (this.measured(intended)) {
+      this.totals.resultsMeasured++;
+      this.recorder.record(d.slow ? 'resultSlow' : 'result', now - intended);
+    }
+    if (!this.driver.acks && (f & ACKED) === 0) this.ackOne(d, seq, now);
+    if (seq > d.lastResultSeq) d.lastResultSeq = seq;
+    d.window.mark(seq, RESULT);
+    this.settleOutstanding(d);
+  }
+
+  private error(kind: string): void {
+    this.totals.errors[kind] = (this.totals.errors[kind] ?? 0) + 1;
+    this.sec.errors++;
+  }
+
+  // ---- per-second ticks and the end ---------------------------------------------------------
+
+  private startSecondTicks(): { first: NodeJS.Timeout; interval: NodeJS.Timeout } {
+    const ticker = { first: null as unknown as NodeJS.Timeout, interval: null as unknown as NodeJS.Timeout };
+    const untilNext = 1000 - (((this.now() % 1000) + 1000) % 1000);
+    ticker.first = setTimeout(() => {
+      this.flushTick(Math.round(this.now() / 1000) - 1);
+      ticker.interval = setInterval(() => this.flushTick(Math.round(this.now() / 1000) - 1), 1000);
+    }, untilNext);
+    return ticker;
+  }
+
+  private flushTick(sec: number): void {
+    this.emit({ type: 'tick', sec: Math.max(0, sec), ...this.sec, connected: this.connected, hist: this.recorder.drain() });
+    this.sec = { sent: 0, acked: 0, results: 0, errors: 0 };
+  }
+
+  private reconcile(): void {
+    const results = this.driver.results;
+    for (const d of this.devices) {
+      for (const [seq, f] of d.window.outstanding()) {
+        // A seq behind an unsettled one stays in the window even when it is settled itself.
+        if ((f & (REJECTED | (results ? RESULT : ACKED))) !== 0) continue;
+        if (seq > d.transmittedUpTo) this.totals.heldUnsent++;
+        else if (results && ((f & ACKED) !== 0 || !this.driver.acks)) this.totals.missing++;
+        else if ((f & ACKED) === 0) this.totals.unacked++;
+      }
+    }
+  }
+}
+
+export type { Metric };

@@ -1,0 +1,44 @@
+/**
+ * `--report DIR`: everything a run measured, in files other tools read.
+ *
+ *   summary.json      the LoadgenSummary (what --json prints)
+ *   <metric>.hgrm     HdrHistogram percentile distribution, values in ms (plot it with
+ *                     HdrHistogram's plotFiles.html, or compare runs)
+ *   intervals.hlog    HdrHistogram interval log: one tagged histogram per metric per second
+ *                     (HistogramLogProcessor, HdrHistogramVisualizer), values in us, max in ms
+ *   report.html       self-contained page: tables and plots, opens with no network
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as hdr from 'hdr-histogram-js';
+import type { LoadgenRun } from './loadgen.js';
+import { renderReportHtml } from './report-html.js';
+
+export function writeReport(dir: string, run: LoadgenRun): string[] {
+  mkdirSync(dir, { recursive: true });
+  const written: string[] = [];
+  const put = (name: string, text: string) => {
+    writeFileSync(join(dir, name), text);
+    written.push(name);
+  };
+  put('summary.json', JSON.stringify(run.summary, null, 2) + '\n');
+  for (const [metric, h] of run.histograms) {
+    if (h.totalCount > 0) put(`${metric}.hgrm`, h.outputPercentileDistribution(5, 1000));
+  }
+  const lines: string[] = [];
+  const log = new hdr.HistogramLogWriter((s) => lines.push(s));
+  log.outputLogFormatVersion();
+  log.outputComment(`[StartTime: ${(run.t0Ms / 1000).toFixed(3)} (seconds since epoch), ${new Date(run.t0Ms).toISOString()}]`);
+  log.outputComment(`[stratus loadgen ${run.summary.api} -> ${run.summary.target}; values in microseconds; tags: ${[...run.histograms.keys()].join(', ')}]`);
+  log.outputLegend();
+  run.seconds.forEach((s, sec) => {
+    for (const [metric, h] of s.hist) {
+      if (h.totalCount === 0) continue;
+      h.tag = metric;
+      log.outputIntervalHistogram(h, sec, sec + 1, 1000);
+    }
+  });
+  put('intervals.hlog', lines.join(''));
+  put('report.html', renderReportHtml(run.summary));
+  return written;
+}

@@ -1,0 +1,64 @@
+/**
+ * `stratus loadgen`: a simulated device fleet against a gateway (ours or any server speaking one
+ * of the supported APIs). Exit codes: 0 done, 99 a --threshold failed (k6's code), 1 bad flags.
+ */
+import { runLoadgen } from '../../loadgen/loadgen.js';
+import { APIS, BATCH_MAX, DEVICES_MAX, PROFILES, resolveOptions, WORKERS_MAX } from '../../loadgen/options.js';
+import { writeReport } from '../../loadgen/report.js';
+import { textSummary } from '../../loadgen/text-summary.js';
+import type { Command } from './command.js';
+
+export const THRESHOLD_FAILED_EXIT = 99;
+
+export const loadgenCommand: Command = {
+  name: 'loadgen',
+  summary: 'Simulate a device fleet against a gateway: open-loop load, HdrHistogram latencies, end-to-end check.',
+  usage: 'loadgen [--target HOST:PORT] [--api NAME] [--devices N] [--rate R | --total-rate R] [--duration D] [--report DIR] [--threshold EXPR ...] [...]',
+  flags: {
+    target: { type: 'string', doc: 'gateway to load (default: 127.0.0.1 and grpc.port from the configuration)' },
+    api: { type: 'string', doc: `API to speak: ${APIS.join(', ')} (default stratus)` },
+    devices: { type: 'string', doc: `simulated devices, 1..${DEVICES_MAX} (default 10000)` },
+    connections: { type: 'string', doc: 'HTTP/2 connections the devices are multiplexed over, 1..devices (default devices/100; = devices: one each)' },
+    ramp: { type: 'string', doc: 'devices connected per second (default 0: all at once)' },
+    profile: { type: 'string', doc: `${PROFILES.join(' | ')}: periodic with jitter | churn, bursts, variable payloads | synchronized spikes (default iot)` },
+    rate: { type: 'string', doc: 'mean events per second per device (default 1)' },
+    'total-rate': { type: 'string', doc: 'mean events per second for the whole fleet (instead of --rate)' },
+    batch: { type: 'string', doc: `events per uplink, 1..${BATCH_MAX} (default 1)` },
+    'payload-bytes': { type: 'string', doc: 'payload per event (default 32; mobile: log-normal around it)' },
+    duration: { type: 'string', doc: 'measured time, e.g. 30s, 2m (default 30s)' },
+    warmup: { type: 'string', doc: 'load before measuring starts (default 5s)' },
+    drain: { type: 'string', doc: 'after the last send, wait this long at most for acks and results (default 10s)' },
+    workers: { type: 'string', doc: `worker threads, each driving a slice of the fleet, 1..${WORKERS_MAX} (default 1)` },
+    seed: { type: 'string', doc: 'schedule seed: the same seed gives the same schedule (default random, printed)' },
+    'slow-readers': { type: 'string', doc: 'fraction 0..1 of devices that read their downlink slowly (default 0)' },
+    'closed-loop': { type: 'boolean', doc: 'wait for each ack before the next uplink, latency from the real send (ghz-style; for comparison)' },
+    type: { type: 'string', doc: 'processor named in each event (default sq; results are checked for sq)' },
+    queue: { type: 'string', doc: 'event-stream API: list queue (metadata x-queue; default the server\'s)' },
+    'device-prefix': { type: 'string', doc: 'device ids are PREFIX d<i> (default lg-<time>-<random>-, fresh per run)' },
+    'connect-timeout': { type: 'string', doc: 'a stream with no answer after this counts as STALLED (default 10s)' },
+    tls: { type: 'boolean', doc: 'connect with TLS (system roots unless --tls-ca)' },
+    'tls-ca': { type: 'string', doc: 'PEM file of the CA that signed the server certificate (implies --tls)' },
+    'token-secret': { type: 'string', doc: 'mint an HMAC device token per device (authorization: Bearer)' },
+    report: { type: 'string', doc: 'write summary.json, <metric>.hgrm, intervals.hlog and report.html into this folder' },
+    threshold: { type: 'string', multiple: true, doc: 'pass/fail, repeatable: ack.p99<20ms, result.p999<100ms, errors.rate<0.1%, missing.count==0; a failure exits 99' },
+    json: { type: 'boolean', doc: 'print the summary as JSON instead of text' },
+  },
+  usesConfig: true,
+  async run({ flags, config }) {
+    const host = config.grpc.host === '0.0.0.0' || config.grpc.host === '::' ? '127.0.0.1' : config.grpc.host;
+    const opts = resolveOptions(flags, `${host}:${config.grpc.port}`);
+    process.stderr.write(`stratus loadgen: ${opts.devices} devices -> ${opts.target} (${opts.api}, ${opts.profile}), seed ${opts.seed}\n`);
+    const run = await runLoadgen(opts, { progress: process.stderr });
+    if (opts.reportDir !== null) {
+      const files = writeReport(opts.reportDir, run);
+      process.stderr.write(`stratus loadgen: report in ${opts.reportDir}: ${files.join(', ')}\n`);
+    }
+    process.stdout.write(opts.json ? JSON.stringify(run.summary, null, 2) + '\n' : textSummary(run.summary));
+    const failed = run.summary.thresholds.filter((t) => !t.ok);
+    if (failed.length > 0) {
+      process.stderr.write(`stratus loadgen: ${failed.length} threshold(s) failed: ${failed.map((t) => `${t.expr} (measured ${t.actual ?? 'nothing'})`).join('; ')}\n`);
+      return THRESHOLD_FAILED_EXIT;
+    }
+    return 0;
+  },
+};
