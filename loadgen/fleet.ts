@@ -169,7 +169,7 @@ export class Fleet {
       this.devices.push({
         identity: { id, index: i, token: opts.tokenSecret === null ? null : issueToken(opts.tokenSecret, id, expiresAtS) },
         sched,
-        window: new SeqWindow(this.driver.results ? RESULT : ACKED),
+        window: new SeqWindow((this.driver.acks ? ACKED : 0) | (this.driver.results ? RESULT : 0)),
         slow,
         startAtMs,
         state: 'idle',
@@ -575,10 +575,11 @@ export class Fleet {
     for (const d of this.devices) {
       for (const [seq, f] of d.window.outstanding()) {
         // A seq behind an unsettled one stays in the window even when it is settled itself.
-        if ((f & (REJECTED | (results ? RESULT : ACKED))) !== 0) continue;
+        if (d.window.settled(f)) continue;
         if (seq > d.transmittedUpTo) this.totals.heldUnsent++;
-        else if (results && ((f & ACKED) !== 0 || !this.driver.acks)) this.totals.missing++;
-        else if ((f & ACKED) === 0) this.totals.unacked++;
+        else if (results && (f & RESULT) === 0 && ((f & ACKED) !== 0 || !this.driver.acks)) this.totals.missing++;
+        // Sent and never acknowledged (with or without a result: the ack is the durability promise).
+        else this.totals.unacked++;
       }
     }
   }

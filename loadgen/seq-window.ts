@@ -1,14 +1,17 @@
 /**
  * The end-to-end checker's record of one device: for every seq sent and not yet settled, when it
- * was meant to be sent and what has come back for it. A seq is settled once it has its result (or
- * its ack, where the API has no results) or was rejected; settled seqs at the bottom leave the
- * window, so memory follows what is outstanding, not what was sent.
+ * was meant to be sent and what has come back for it. A seq is settled once everything the API
+ * answers has come (ack and result, or only one of them where the API has no other), or it was
+ * rejected; settled seqs at the bottom leave the window, so memory follows what is outstanding,
+ * not what was sent. A result can come before the ack that covers it (the engine's delivery
+ * report is polled, the result path is not), so a seq with its result waits for its ack here and
+ * the ack latency is still measured.
  *
  *   seq:    base                      base+cap-1
  *           |                               |
  *   slots:  [ s | s | s | ... | s | s | s ]   slot of seq = seq & (cap - 1)   (cap a power of 2)
  *
- * A result for a seq below base was already settled by a result: a duplicate.
+ * A result for a seq below base was already settled, result included: a duplicate.
  */
 export const SENT = 1;
 export const ACKED = 2;
@@ -24,7 +27,8 @@ export class SeqWindow {
   private intended = new Float64Array(16);
   private flags = new Uint8Array(16);
 
-  constructor(private readonly settleOn: typeof ACKED | typeof RESULT) {}
+  /** `settleOn`: the flags that together settle a seq (ACKED, RESULT, or ACKED | RESULT). */
+  constructor(private readonly settleOn: number) {}
 
   private grow(seq: number): void {
     let cap = this.cap;
@@ -84,13 +88,17 @@ export class SeqWindow {
     while (this.base <= this.highestSent) {
       const i = this.base & (this.cap - 1);
       const f = this.flags[i]!;
-      if ((f & (this.settleOn | REJECTED)) === 0) return;
+      if ((f & REJECTED) === 0 && (f & this.settleOn) !== this.settleOn) return;
       this.flags[i] = 0;
       this.base++;
     }
   }
 
-  /** Every sent seq still in the window with its flags (the unsettled ones, at reconciliation). */
+  settled(flags: number): boolean {
+    return (flags & REJECTED) !== 0 || (flags & this.settleOn) === this.settleOn;
+  }
+
+  /** Every sent seq still in the window with its flags (settled ones behind an unsettled one too). */
   *outstanding(): Generator<[seq: number, flags: number]> {
     for (let s = this.base; s <= this.highestSent; s++) {
       const f = this.flags[s & (this.cap - 1)]!;

@@ -20,6 +20,21 @@ test('settled seqs leave the window from the bottom; a late result below it is a
   assert.deepEqual([...w.outstanding()].slice(0, 2), [[4, SENT], [5, SENT]]);
 });
 
+test('ack and result both expected: a result before its ack keeps the seq (and its intended time) until the ack', () => {
+  const w = new SeqWindow(ACKED | RESULT);
+  w.sent(1, 100);
+  w.sent(2, 200);
+  w.mark(1, RESULT);
+  assert.equal(w.base, 1);
+  assert.equal(w.intendedMs(1), 100, 'the ack latency can still be measured');
+  assert.equal(w.settled(w.flagsOf(1)), false);
+  w.mark(1, ACKED);
+  assert.equal(w.base, 2);
+  w.mark(2, ACKED);
+  w.mark(2, REJECTED);
+  assert.equal(w.base, 3);
+});
+
 test('the window grows past its capacity and keeps every intended time', () => {
   const w = new SeqWindow(ACKED);
   for (let s = 1; s <= 10_000; s++) w.sent(s, s + 0.5);
