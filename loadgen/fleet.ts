@@ -26,7 +26,7 @@ import { nimbusDriver } from './drivers/nimbus.js';
 import { stratusDriver } from './drivers/stratus.js';
 import { MinHeap } from './min-heap.js';
 import type { LoadgenOptions } from './options.js';
-import { IntervalRecorder, type EncodedSet, type Metric } from './recorder.js';
+import { IntervalRecorder, type EncodedSet } from './recorder.js';
 import { DeviceSchedule, valueOf } from './schedule.js';
 import { ACKED, REJECTED, RESULT, SENT, SeqWindow } from './seq-window.js';
 
@@ -200,7 +200,9 @@ export class Fleet {
     for (const d of this.devices) this.wake(d);
     this.arm();
     const secTimer = this.startSecondTicks();
-    await this.sleepUntil(this.endMs);
+    // libuv timers count whole, cached milliseconds and can fire up to 1 ms before
+    // performance.now() reaches the target: wait until the end really has come.
+    while (this.now() < this.endMs) await this.sleepUntil(this.endMs);
     // Everything due before the end is taken now, even if the timer has not fired yet: the same
     // seed sends the same events.
     if (this.timer !== null) clearTimeout(this.timer);
@@ -220,7 +222,7 @@ export class Fleet {
   }
 
   private sleepUntil(atMs: number): Promise<void> {
-    return new Promise((r) => setTimeout(r, Math.max(0, atMs - this.now())));
+    return new Promise((r) => setTimeout(r, Math.max(1, Math.ceil(atMs - this.now()))));
   }
 
   private settled(): boolean {
@@ -443,7 +445,7 @@ export class Fleet {
     const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** Math.min(d.attempt, 16));
     d.attempt++;
     d.state = 'backoff';
-    d.reconnectAtMs = this.now() + d.sched.rng.next() * ceiling;
+    d.reconnectAtMs = this.now() + d.sched.jitter.next() * ceiling;
     this.wake(d);
   }
 
@@ -585,4 +587,3 @@ export class Fleet {
   }
 }
 
-export type { Metric };

@@ -24,7 +24,21 @@ export interface SecondStats {
   errors: number;
   /** Connected devices at the end of the second, per worker (the last report of each wins). */
   connectedBy: number[];
-  hist: Map<Metric, hdr.Histogram>;
+  /**
+   * The second's interval histograms as the workers sent them (encoded, a few KB at most): a
+   * decoded histogram per metric per second would cost ~180 KB each, gigabytes over an hour.
+   * secondHistogram() merges them when they are needed.
+   */
+  encoded: Map<Metric, string[]>;
+}
+
+/** One second's histogram of a metric, all workers merged; undefined when nothing was recorded. */
+export function secondHistogram(s: SecondStats, metric: Metric): hdr.Histogram | undefined {
+  const parts = s.encoded.get(metric);
+  if (parts === undefined) return undefined;
+  const h = newHistogram();
+  for (const e of parts) h.add(decode(e));
+  return h;
 }
 
 export interface LoadgenRun {
@@ -93,7 +107,7 @@ export async function runLoadgen(opts: LoadgenOptions, io: LoadgenIo): Promise<L
   const cumulative = { sent: 0, acked: 0, results: 0, errors: 0 };
   const connectedNow = new Array<number>(workers).fill(0);
   const second = (sec: number): SecondStats => {
-    while (seconds.length <= sec) seconds.push({ sent: 0, acked: 0, results: 0, errors: 0, connectedBy: new Array<number>(workers).fill(-1), hist: new Map() });
+    while (seconds.length <= sec) seconds.push({ sent: 0, acked: 0, results: 0, errors: 0, connectedBy: new Array<number>(workers).fill(-1), encoded: new Map() });
     return seconds[sec]!;
   };
   const onTick = (k: number, t: Tick) => {
@@ -110,9 +124,9 @@ export async function runLoadgen(opts: LoadgenOptions, io: LoadgenIo): Promise<L
     cumulative.errors += t.errors;
     for (const [m, enc] of Object.entries(t.hist) as [Metric, string][]) {
       const h = decode(enc);
-      let sh = s.hist.get(m);
-      if (sh === undefined) s.hist.set(m, (sh = newHistogram()));
-      sh.add(h);
+      const parts = s.encoded.get(m);
+      if (parts === undefined) s.encoded.set(m, [enc]);
+      else parts.push(enc);
       let th = histograms.get(m);
       if (th === undefined) histograms.set(m, (th = newHistogram()));
       th.add(h);
@@ -207,7 +221,7 @@ export async function runLoadgen(opts: LoadgenOptions, io: LoadgenIo): Promise<L
       resultsPerS: seconds.map((s) => s.results),
       errorsPerS: seconds.map((s) => s.errors),
       latencyP99Ms: seconds.map((s) => {
-        const h = s.hist.get(latencyMetric);
+        const h = secondHistogram(s, latencyMetric);
         return h === undefined || h.totalCount === 0 ? 0 : round(h.getValueAtPercentile(99) / 1000);
       }),
     },

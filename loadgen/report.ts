@@ -11,7 +11,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as hdr from 'hdr-histogram-js';
-import type { LoadgenRun } from './loadgen.js';
+import { secondHistogram, type LoadgenRun } from './loadgen.js';
 import { renderReportHtml } from './report-html.js';
 
 export function writeReport(dir: string, run: LoadgenRun): string[] {
@@ -32,7 +32,8 @@ export function writeReport(dir: string, run: LoadgenRun): string[] {
   log.outputComment(`[stratus loadgen ${run.summary.api} -> ${run.summary.target}; values in microseconds; tags: ${[...run.histograms.keys()].join(', ')}]`);
   log.outputLegend();
   run.seconds.forEach((s, sec) => {
-    for (const [metric, h] of s.hist) {
+    for (const metric of s.encoded.keys()) {
+      const h = secondHistogram(s, metric)!;
       if (h.totalCount === 0) continue;
       h.tag = metric;
       log.outputIntervalHistogram(h, sec, sec + 1, 1000);

@@ -51,7 +51,13 @@ export class Rng {
 
 /** One device's uplink times (ms after the device's schedule start) and payload sizes. */
 export class DeviceSchedule {
+  /** The schedule's own stream: consumed only in schedule order, so a seed fixes it. */
   readonly rng: Rng;
+  /**
+   * For what depends on run-time events (payload sizes of resends, backoff jitter): a stream of
+   * its own, so they never shift the schedule.
+   */
+  readonly jitter: Rng;
   /** Intended time of the next uplink, ms from the run's t0. */
   nextAtMs: number;
   private burstLeft = 0;
@@ -63,6 +69,7 @@ export class DeviceSchedule {
     startMs: number,
   ) {
     this.rng = new Rng(opts.seed, index);
+    this.jitter = new Rng(opts.seed ^ 0x5bd1e995, index);
     this.uplinkGapMs = (1000 * opts.batch) / opts.ratePerDevice;
     switch (opts.profile) {
       case 'iot':
@@ -124,7 +131,7 @@ export class DeviceSchedule {
 
   payloadBytes(): number {
     if (this.opts.profile !== 'mobile' || this.opts.payloadBytes === 0) return this.opts.payloadBytes;
-    const v = this.opts.payloadBytes * Math.exp(0.5 * this.rng.normal() - 0.125);
+    const v = this.opts.payloadBytes * Math.exp(0.5 * this.jitter.normal() - 0.125);
     return Math.max(1, Math.min(4 * this.opts.payloadBytes, Math.round(v)));
   }
 

@@ -14,7 +14,7 @@ import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { PROJECT_ROOT } from '../../../src/config.js';
-import { runLoadgen, type LoadgenRun } from '../../../loadgen/loadgen.js';
+import { runLoadgen, secondHistogram, type LoadgenRun } from '../../../loadgen/loadgen.js';
 import { resolveOptions, type RawFlags } from '../../../loadgen/options.js';
 import { writeReport } from '../../../loadgen/report.js';
 import { renderedPlots } from '../../helpers/browser.js';
@@ -173,7 +173,7 @@ describe('against servers that misbehave on purpose', () => {
       }
       assert.equal(two.summary.counts.sent, one.summary.counts.sent);
       // The merged histogram is the sum of its per-second parts.
-      const perSecond = two.seconds.reduce((a, s) => a + (s.hist.get('ack')?.totalCount ?? 0), 0);
+      const perSecond = two.seconds.reduce((a, s) => a + (secondHistogram(s, 'ack')?.totalCount ?? 0), 0);
       assert.equal(perSecond, two.summary.latency.ack!.count);
       assertExact(two, 'two workers');
     } finally {
