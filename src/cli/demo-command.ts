@@ -76,8 +76,10 @@ export const demoCommand: Command = {
       out(`  the fleet run failed: ${(load.stderr || load.error?.message || '').trim().split('\n').slice(-3).join(' | ')}`);
     }
     out();
-    out('Not built yet (open issues): the `stratus loadgen` fleet simulator with its reports, the Redis');
-    out('queue and Streams paths, the HTTP surface, and the bench suite behind RESULTS.md.');
+    out('To load it with a fleet of your own: `npx stratus run` in one terminal, then');
+    out('`npx stratus loadgen --devices 10000 --rate 0.1 --duration 30s --report out/` (out/report.html).');
+    out('Not built yet (open issues): the bench suite behind RESULTS.md, and the fault and security');
+    out('suite (the gateway does not check device tokens or serve TLS yet).');
     out();
     out('The stack keeps running: `npx stratus stack status`, `npx stratus stack down`.');
     const wrong = k.produced - k.consumed + k.outOfOrder + (r.published - r.received) + r.outOfOrder + (r.pushed - r.popped) + r.notFifo;

@@ -51,7 +51,7 @@ describe('against the real engine', () => {
   after(() => pipeline.stop());
 
   test('stratus API, iot: every (device, seq) acked once with one correct result; report written', async () => {
-    const r = await run(target, { devices: '60', connections: '3', rate: '20', duration: '3s', seed: '11' });
+    const r = await run(target, { devices: '60', connections: '3', rate: '10', duration: '3s', seed: '11' });
     assertExact(r, 'iot');
     const s = r.summary;
     assert.equal(s.fleet.connectedPeak, 60);
@@ -80,7 +80,7 @@ describe('against the real engine', () => {
   });
 
   test('mobile profile with churn (1 device per connection): reconnects, still exactly once', async () => {
-    const r = await run(target, { devices: '40', connections: '40', rate: '10', duration: '8s', profile: 'mobile', seed: '5', 'slow-readers': '0.2' });
+    const r = await run(target, { devices: '40', connections: '40', rate: '5', duration: '8s', profile: 'mobile', seed: '5', 'slow-readers': '0.2' });
     const c = r.summary.counts;
     assert.ok(c.reconnects > 0, `no device dropped its session (seed 5 has drops within 8 s)`);
     assert.ok(r.summary.latency.reconnect!.count > 0);
@@ -90,7 +90,7 @@ describe('against the real engine', () => {
   });
 
   test('burst profile with batches', async () => {
-    const r = await run(target, { devices: '30', rate: '10', batch: '5', duration: '6s', profile: 'burst', seed: '3' });
+    const r = await run(target, { devices: '30', rate: '5', batch: '5', duration: '6s', profile: 'burst', seed: '3' });
     assertExact(r, 'burst');
     // Synchronized spikes: most seconds send nothing, the spike seconds everything.
     const busy = r.summary.series.sentPerS.filter((n) => n > 0).length;
@@ -126,7 +126,7 @@ describe('against servers that misbehave on purpose', () => {
       // Mid-window: warm-up 1 s, measured 6 s; the stall starts 3 s into the measured window.
       const timer = setTimeout(() => fake.pause(500), 4_000);
       try {
-        return await run(fake.address, { devices: '20', rate: '50', duration: '6s', seed: '9', ...(closed ? { 'closed-loop': true } : {}) });
+        return await run(fake.address, { devices: '10', rate: '50', duration: '6s', seed: '9', ...(closed ? { 'closed-loop': true } : {}) });
       } finally {
         clearTimeout(timer);
         await fake.stop();
@@ -149,7 +149,7 @@ describe('against servers that misbehave on purpose', () => {
     const fake = await startFakeGateway({ dropEvery: 10, repeatEvery: 7, wrongEvery: 13 });
     try {
       // A dropped result never settles: the drain waits its whole length, kept short here.
-      const r = await run(fake.address, { devices: '25', rate: '30', duration: '3s', drain: '2s', seed: '4' });
+      const r = await run(fake.address, { devices: '25', rate: '15', duration: '3s', drain: '2s', seed: '4' });
       const c = r.summary.counts;
       assert.equal(c.sent, fake.counts.events);
       assert.ok(fake.counts.dropped > 0 && fake.counts.repeated > 0 && fake.counts.wrong > 0);
@@ -163,8 +163,8 @@ describe('against servers that misbehave on purpose', () => {
   test('--workers 2 merges histograms to the same counts as one worker', async () => {
     const fake = await startFakeGateway();
     try {
-      const one = await run(fake.address, { devices: '40', rate: '25', duration: '3s', seed: '21', workers: '1' });
-      const two = await run(fake.address, { devices: '40', rate: '25', duration: '3s', seed: '21', workers: '2' });
+      const one = await run(fake.address, { devices: '40', rate: '10', duration: '3s', seed: '21', workers: '1' });
+      const two = await run(fake.address, { devices: '40', rate: '10', duration: '3s', seed: '21', workers: '2' });
       assert.equal(two.summary.fleet.workers, 2);
       // Same seed: the same events are due in the measured window, whoever sends them.
       for (const m of ['ack', 'result', 'sendLag', 'connect']) {
