@@ -38,6 +38,12 @@ const SLOW_PAUSE_MS = 2_000;
 const SLOW_READ_MS = 500;
 /** Longest the fleet timer sleeps, so the stop and drain checks run even when nothing is due. */
 const TIMER_MAX_MS = 50;
+/**
+ * Streams (and connections) opened per timer turn. Opening one costs far more than a send; a fleet
+ * that joins all at once would otherwise hold the event loop for seconds, and every send and
+ * every ack read in that time would be late. The rest wait for the next turn (about 1 ms).
+ */
+const CONNECTS_PER_TURN_MAX = 100;
 
 export interface FleetSlice {
   from: number;
@@ -133,6 +139,7 @@ export class Fleet {
   private readonly endMs: number;
   private readonly ownConnections: boolean;
   private timer: NodeJS.Timeout | null = null;
+  private connectBudget = CONNECTS_PER_TURN_MAX;
   private armedAtMs = Infinity;
   private connected = 0;
   private connectedOnce = 0;
@@ -232,8 +239,8 @@ export class Fleet {
 
   // ---- the timer wheel ----------------------------------------------------------------------
 
-  /** Re-files a device at its earliest pending action. */
-  private wake(d: Device): void {
+  /** Re-files a device at its earliest pending action (not before `notBeforeMs`). */
+  private wake(d: Device, notBeforeMs = 0): void {
     if (this.stopped || d.state === 'closed') return;
     let at = Infinity;
     switch (d.state) {
@@ -253,6 +260,7 @@ export class Fleet {
     // Sends come due in every state except idle (a device that has not joined yet sends nothing).
     if (d.state !== 'idle' && d.sched.nextAtMs < this.endMs && !(this.opts.closedLoop && d.outstanding > 0)) at = Math.min(at, d.sched.nextAtMs);
     if (at === Infinity) return;
+    at = Math.max(at, notBeforeMs);
     d.wakeVersion++;
     this.heap.push(at, [d, d.wakeVersion]);
     if (at < this.armedAtMs) this.arm();
@@ -270,6 +278,7 @@ export class Fleet {
   private onTimer(): void {
     this.timer = null;
     this.armedAtMs = Infinity;
+    this.connectBudget = CONNECTS_PER_TURN_MAX;
     const now = this.now();
     while (this.heap.peekKey() <= now) {
       const [d, version] = this.heap.pop()!;
@@ -280,10 +289,17 @@ export class Fleet {
   }
 
   private step(d: Device, now: number): void {
-    if ((d.state === 'idle' && now >= d.startAtMs) || ((d.state === 'offline' || d.state === 'backoff') && now >= d.reconnectAtMs)) this.connect(d, now);
+    let deferred = false;
+    if ((d.state === 'idle' && now >= d.startAtMs) || ((d.state === 'offline' || d.state === 'backoff') && now >= d.reconnectAtMs)) {
+      if (this.connectBudget > 0) {
+        this.connectBudget--;
+        this.connect(d, now);
+      } else deferred = true;
+    }
     if (d.state === 'online' && now >= d.dropAtMs && now < this.endMs) this.drop(d, now);
     if (d.state !== 'idle') this.generate(d, now);
-    this.wake(d);
+    // A deferred connect is filed after this turn's time, so this turn does not pop it again.
+    this.wake(d, deferred ? now + 1 : 0);
   }
 
   // ---- sending ------------------------------------------------------------------------------
