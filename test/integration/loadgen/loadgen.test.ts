@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import * as hdr from 'hdr-histogram-js';
 import { PROJECT_ROOT } from '../../../src/config.js';
 import { runLoadgen, secondHistogram, type LoadgenRun } from '../../../loadgen/loadgen.js';
 import { resolveOptions, type RawFlags } from '../../../loadgen/options.js';
@@ -69,6 +70,11 @@ describe('against the real engine', () => {
     assert.match(hgrm, new RegExp(`Total count\\s*=\\s*${s.latency.ack!.count}\\]`));
     const hlog = readFileSync(join(dir, 'intervals.hlog'), 'utf8');
     assert.match(hlog, /^Tag=ack,\d+\.\d+,1\.000,/m);
+    // Read back with HdrHistogram's own log reader: the ack intervals add up to the whole window.
+    const reader = new hdr.HistogramLogReader(hlog);
+    let ackInLog = 0;
+    for (let h = reader.nextIntervalHistogram(); h !== null; h = reader.nextIntervalHistogram()) if (h.tag === 'ack') ackInLog += h.totalCount;
+    assert.equal(ackInLog, s.latency.ack!.count);
     // The real run's report, rendered in headless Chromium: every plot draws data.
     const plots = await renderedPlots(join(dir, 'report.html'));
     assert.deepEqual(plots.map((p) => p.id).sort(), ['plot-connected', 'plot-errors', 'plot-latency', 'plot-p99', 'plot-throughput']);
