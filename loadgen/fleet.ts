@@ -26,6 +26,7 @@ import { nimbusDriver } from './drivers/nimbus.js';
 import { stratusDriver } from './drivers/stratus.js';
 import { MinHeap } from './min-heap.js';
 import type { LoadgenOptions } from './options.js';
+import type { LoadgenSummary } from './summary.js';
 import { IntervalRecorder, type EncodedSet } from './recorder.js';
 import { DeviceSchedule, valueOf } from './schedule.js';
 import { ACKED, REJECTED, RESULT, SENT, SeqWindow } from './seq-window.js';
@@ -62,26 +63,16 @@ export interface Tick {
   hist: EncodedSet;
 }
 
-export interface FleetTotals {
-  sent: number;
-  acked: number;
-  results: number;
+/** A slice's reconciliation: the summary's counts, plus what the main thread needs to derive the rest. */
+export type FleetTotals = LoadgenSummary['counts'] & {
+  /** Events intended inside the measured window: sent, acked, answered (the throughput figures). */
   sentMeasured: number;
   ackedMeasured: number;
   resultsMeasured: number;
-  rejected: Record<string, number>;
-  errors: Record<string, number>;
-  missing: number;
-  duplicates: number;
-  wrong: number;
-  unacked: number;
-  /** Events that came due while the device could not send and never reached the wire. */
-  heldUnsent: number;
-  reconnects: number;
   slowReaders: number;
   /** ms after t0 when every device of the slice had connected once; null if some never did. */
   allConnectedAtMs: number | null;
-}
+};
 
 type State = 'idle' | 'connecting' | 'online' | 'offline' | 'backoff' | 'closed';
 

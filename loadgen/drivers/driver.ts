@@ -4,7 +4,7 @@
  * generator speaks (the Stratus API and the seed-compatible ones), so the schedule, the checker
  * and the histograms are the same whichever server is under load.
  */
-import { Metadata, status, type Client, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status, type Client, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 
 export interface UplinkEvent {
   seq: number;
@@ -86,4 +86,31 @@ export function errorKind(err: ServiceError): string {
     if (/ECONNRESET|Connection dropped|socket hang up|EPIPE|GOAWAY|Stream refused/i.test(details)) return 'RESET';
   }
   return STATUS_NAMES.get(err.code) ?? `STATUS_${err.code}`;
+}
+
+/**
+ * The Session of a bidi stream: `ended` reported once (error or clean end, whichever comes first),
+ * nothing written after it, and close() cancels without reporting. `write` turns an uplink into
+ * the stream's message(s).
+ */
+export function streamSession<Req, Res>(call: ClientDuplexStream<Req, Res>, ev: SessionEvents, write: (events: readonly UplinkEvent[]) => void): Session {
+  let done = false;
+  const end = (err: ServiceError | null) => {
+    if (done) return;
+    done = true;
+    ev.ended(err);
+  };
+  call.on('error', (err: ServiceError) => end(err));
+  call.on('end', () => end(null));
+  return {
+    send(events) {
+      if (!done) write(events);
+    },
+    pause: () => call.pause(),
+    resume: () => call.resume(),
+    close() {
+      done = true;
+      call.cancel();
+    },
+  };
 }

@@ -4,9 +4,9 @@
  * The API has no seq and no ack, so the load generator puts the seq in event_name, which the
  * response echoes, and a response is the event's result.
  */
-import type { ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
+import type { ClientDuplexStream } from '@grpc/grpc-js';
 import { codecs, type EventRequest, type EventResponse } from '../../src/gateway/protocol.js';
-import { deviceMetadata, type Driver } from './driver.js';
+import { deviceMetadata, streamSession, type Driver } from './driver.js';
 
 export function nimbusDriver(): Driver {
   return {
@@ -19,31 +19,14 @@ export function nimbusDriver(): Driver {
     open(client, device, _cursor, ev) {
       const md = deviceMetadata(device, 'client_id');
       const call: ClientDuplexStream<EventRequest, EventResponse> = client.makeBidiStreamRequest('/nimbus.NimbusService/ProcessEvent', codecs.EventRequest.serialize, codecs.EventResponse.decodeRaw, md);
-      let done = false;
       call.on('data', (r: EventResponse) => {
         const seq = Number(r.eventName);
         if (Number.isSafeInteger(seq) && seq > 0) ev.result(seq, { value: r.result ?? 0, input: r.number ?? 0 });
         else ev.rejected(0, 'UNKNOWN_RESPONSE');
       });
-      const end = (err: ServiceError | null) => {
-        if (done) return;
-        done = true;
-        ev.ended(err);
-      };
-      call.on('error', (err: ServiceError) => end(err));
-      call.on('end', () => end(null));
-      return {
-        send(events) {
-          if (done) return;
-          for (const e of events) call.write({ eventName: String(e.seq), number: e.value });
-        },
-        pause: () => call.pause(),
-        resume: () => call.resume(),
-        close() {
-          done = true;
-          call.cancel();
-        },
-      };
+      return streamSession(call, ev, (events) => {
+        for (const e of events) call.write({ eventName: String(e.seq), number: e.value });
+      });
     },
   };
 }

@@ -3,9 +3,9 @@
  * downlinks carry the cumulative acked_seq, results and rejects. On a new stream the device sends
  * x-last-result-seq (its last result), so results are not delivered twice.
  */
-import type { ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
+import type { ClientDuplexStream } from '@grpc/grpc-js';
 import { codecs, type Downlink, type Uplink } from '../../src/gateway/protocol.js';
-import { deviceMetadata, type Driver } from './driver.js';
+import { deviceMetadata, streamSession, type Driver } from './driver.js';
 
 export function stratusDriver(type: string): Driver {
   // One zero-filled buffer shared by every payload of a size: payload bytes cost nothing per event.
@@ -25,7 +25,6 @@ export function stratusDriver(type: string): Driver {
       const md = deviceMetadata(device, 'x-device-id');
       if (cursor > 0) md.set('x-last-result-seq', String(cursor));
       const call: ClientDuplexStream<Uplink, Downlink> = client.makeBidiStreamRequest('/stratus.v1.DeviceGateway/Connect', codecs.Uplink.serialize, codecs.Downlink.decodeRaw, md);
-      let done = false;
       call.on('metadata', () => ev.connected());
       call.on('data', (d: Downlink) => {
         // Rejects, then the ack, then results: an ack never covers a seq whose reject is still unread.
@@ -33,25 +32,9 @@ export function stratusDriver(type: string): Driver {
         if (d.ackedSeq) ev.ackedUpTo(Number(d.ackedSeq));
         if (d.results) for (const r of d.results) ev.result(Number(r.seq), { value: r.value ?? 0 });
       });
-      const end = (err: ServiceError | null) => {
-        if (done) return;
-        done = true;
-        ev.ended(err);
-      };
-      call.on('error', (err: ServiceError) => end(err));
-      call.on('end', () => end(null));
-      return {
-        send(events) {
-          if (done) return;
-          call.write({ events: events.map((e) => ({ deviceId: '', seq: e.seq, type, value: e.value, payload: payload(e.payloadBytes), sentAtUs: 0 })) });
-        },
-        pause: () => call.pause(),
-        resume: () => call.resume(),
-        close() {
-          done = true;
-          call.cancel();
-        },
-      };
+      return streamSession(call, ev, (events) => {
+        call.write({ events: events.map((e) => ({ deviceId: '', seq: e.seq, type, value: e.value, payload: payload(e.payloadBytes), sentAtUs: 0 })) });
+      });
     },
   };
 }
