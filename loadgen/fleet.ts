@@ -129,6 +129,8 @@ export class Fleet {
   private readonly measureToMs: number;
   private readonly endMs: number;
   private readonly ownConnections: boolean;
+  /** Results are part of settling a seq (not with --ack-only, or on an API without results). */
+  private readonly expectResults: boolean;
   private timer: NodeJS.Timeout | null = null;
   private connectBudget = CONNECTS_PER_TURN_MAX;
   private armedAtMs = Infinity;
@@ -145,6 +147,8 @@ export class Fleet {
     private readonly emit: (tick: Tick) => void,
   ) {
     this.driver = driverFor(opts);
+    this.expectResults = this.driver.results && !opts.ackOnly;
+    assert(this.driver.acks || this.expectResults, '--ack-only needs an API with acks');
     this.creds = opts.tls ? credentials.createSsl(opts.tlsCa === null ? null : readFileSync(opts.tlsCa)) : credentials.createInsecure();
     // Every time in the fleet is ms after t0: the same seed then gives the same floating-point
     // schedule, and the same events in the measured window, whatever the absolute start.
@@ -167,7 +171,7 @@ export class Fleet {
       this.devices.push({
         identity: { id, index: i, token: opts.tokenSecret === null ? null : issueToken(opts.tokenSecret, id, expiresAtS) },
         sched,
-        window: new SeqWindow((this.driver.acks ? ACKED : 0) | (this.driver.results ? RESULT : 0)),
+        window: new SeqWindow((this.driver.acks ? ACKED : 0) | (this.expectResults ? RESULT : 0)),
         slow,
         startAtMs,
         state: 'idle',
@@ -580,7 +584,7 @@ export class Fleet {
   }
 
   private reconcile(): void {
-    const results = this.driver.results;
+    const results = this.expectResults;
     for (const d of this.devices) {
       for (const [seq, f] of d.window.outstanding()) {
         // A seq behind an unsettled one stays in the window even when it is settled itself.

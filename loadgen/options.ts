@@ -40,6 +40,11 @@ export interface LoadgenOptions {
   slowReaders: number;
   /** ghz-style closed loop (next uplink only after the previous one is acked); for comparison. */
   closedLoop: boolean;
+  /**
+   * Expect acks only: the target acknowledges but sends no results (a gateway run without the
+   * processor and forwarder, or a bare server measuring the transport's ceiling).
+   */
+  ackOnly: boolean;
   /** Processor named in each event (Stratus API). */
   type: string;
   /** List queue (event-stream API: metadata x-queue); null = the server's default. */
@@ -122,6 +127,7 @@ export function resolveOptions(flags: RawFlags, defaultTarget: string): LoadgenO
   const seed = seedRaw === undefined ? (Math.random() * 2 ** 32) >>> 0 : int(flags, 'seed', 0, 0, 2 ** 32 - 1);
   const devicePrefix = str(flags, 'device-prefix') ?? `lg-${Date.now().toString(36)}-${(Math.random() * 2 ** 32 >>> 0).toString(36)}-`;
   if (!/^[A-Za-z0-9._:/-]{0,64}$/.test(devicePrefix)) throw usage(`--device-prefix must be 0..64 of A-Z a-z 0-9 . _ : / - (got ${JSON.stringify(devicePrefix)})`);
+  if (flags['ack-only'] === true && api === 'nimbus') throw usage('--ack-only needs an API with acknowledgements; nimbus answers with results only');
   const type = str(flags, 'type') ?? 'sq';
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(type)) throw usage(`--type must name a processor, e.g. sq (got ${JSON.stringify(type)})`);
   return {
@@ -141,6 +147,7 @@ export function resolveOptions(flags: RawFlags, defaultTarget: string): LoadgenO
     seed,
     slowReaders,
     closedLoop: flags['closed-loop'] === true,
+    ackOnly: flags['ack-only'] === true,
     type,
     queue: str(flags, 'queue'),
     devicePrefix,

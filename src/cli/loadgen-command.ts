@@ -31,6 +31,7 @@ export const loadgenCommand: Command = {
     workers: { type: 'string', doc: `worker threads, each driving a slice of the fleet, 1..${WORKERS_MAX} (default 1)` },
     seed: { type: 'string', doc: 'schedule seed: the same seed gives the same schedule (default random, printed)' },
     'slow-readers': { type: 'string', doc: 'fraction 0..1 of devices that read their downlink slowly (default 0)' },
+    'ack-only': { type: 'boolean', doc: 'the target only acknowledges (no results expected): a gateway without processor and forwarder, a bare server' },
     'closed-loop': { type: 'boolean', doc: 'wait for each ack before the next uplink, latency from the real send (ghz-style; for comparison)' },
     type: { type: 'string', doc: 'processor named in each event (default sq; results are checked for sq)' },
     queue: { type: 'string', doc: 'event-stream API: list queue (metadata x-queue; default the server\'s)' },

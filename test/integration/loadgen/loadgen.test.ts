@@ -5,7 +5,7 @@
  * closed-loop views of one deliberate 500 ms stall.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -151,6 +151,28 @@ describe('against servers that misbehave on purpose', () => {
     assert.ok(closed.summary.counts.sent < open.summary.counts.sent, 'the closed loop sent less: it waited');
   });
 
+  test('--ack-only against the bare grpc-js ceiling server (bench/baselines): every event acked, nothing counted missing', async () => {
+    const child = spawn(process.execPath, [join(PROJECT_ROOT, 'dist', 'bench', 'baselines', 'grpc-ceiling.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const address = await new Promise<string>((resolve, reject) => {
+        child.stdout!.once('data', (b: Buffer) => {
+          const m = /listening on (\S+)/.exec(b.toString());
+          if (m) resolve(m[1]!);
+          else reject(new Error(`grpc-ceiling said ${b.toString()}`));
+        });
+        child.once('exit', (code) => reject(new Error(`grpc-ceiling exited with ${code}`)));
+      });
+      const r = await run(address, { devices: '20', rate: '20', duration: '2s', seed: '6', 'ack-only': true });
+      const c = r.summary.counts;
+      assert.ok(c.sent > 0);
+      assert.deepEqual({ acked: c.acked, results: c.results, missing: c.missing, unacked: c.unacked, errors: c.errors }, { acked: c.sent, results: 0, missing: 0, unacked: 0, errors: {} });
+      assert.equal(r.summary.latency.result, undefined);
+      assert.ok(r.summary.latency.ack!.count > 0);
+    } finally {
+      child.kill('SIGTERM');
+    }
+  });
+
   test('missing, duplicate and wrong results are counted exactly', async () => {
     const fake = await startFakeGateway({ dropEvery: 10, repeatEvery: 7, wrongEvery: 13 });
     try {
@@ -292,6 +314,7 @@ describe('the command', () => {
       [['--threshold', 'cpu.max<3'], /unknown metric "cpu"/],
       [['--slow-readers', '2'], /--slow-readers must be a fraction from 0 to 1/],
       [['--workers', '0'], /--workers must be an integer from 1 to 64/],
+      [['--api', 'nimbus', '--ack-only'], /--ack-only needs an API with acknowledgements/],
     ];
     for (const [args, re] of cases) {
       const r = await cli(args);
