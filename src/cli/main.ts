@@ -5,6 +5,7 @@
  */
 import { isStratusError } from '../errors.js';
 import { commandHelp, parseCommand, type Command } from './command.js';
+import { benchCommand } from './bench-command.js';
 import { configCommand } from './config-command.js';
 import { demoCommand } from './demo-command.js';
 import { loadgenCommand } from './loadgen-command.js';
@@ -12,7 +13,7 @@ import { runCommand } from './run-command.js';
 import { stackCommand } from './stack-command.js';
 import { workerCommand } from './worker-command.js';
 
-export const COMMANDS: readonly Command[] = [stackCommand, runCommand, workerCommand, loadgenCommand, configCommand, demoCommand];
+export const COMMANDS: readonly Command[] = [stackCommand, runCommand, workerCommand, loadgenCommand, benchCommand, configCommand, demoCommand];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

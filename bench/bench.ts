@@ -1,0 +1,55 @@
+/**
+ * `stratus bench`: runs the scenarios against the local stack, writes the raw run to
+ * bench/results/<date>-<commit>.json (with the environment), and regenerates RESULTS.md from the
+ * newest full run in that folder (the newest quick one if there is no full run yet).
+ */
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from '../src/config.js';
+import { benchEnvironment } from './environment.js';
+import { renderResultsMd, type BenchRun } from './results-md.js';
+import type { Scenario } from './scenario.js';
+import { durableAck } from './scenarios/durable-ack.js';
+import { listPath } from './scenarios/list-path.js';
+import { micro } from './scenarios/micro.js';
+
+export const SCENARIOS: readonly Scenario[] = [durableAck, listPath, micro];
+
+export interface BenchOptions {
+  quick: boolean;
+  /** Scenario ids to run; all when empty. */
+  only: string[];
+  resultsDir: string;
+  resultsMd: string;
+  log(line: string): void;
+}
+
+export async function runBench(config: Config, opts: BenchOptions): Promise<{ file: string; run: BenchRun }> {
+  const chosen = opts.only.length === 0 ? SCENARIOS : SCENARIOS.filter((s) => opts.only.includes(s.id));
+  const run: BenchRun = { version: 1, quick: opts.quick, environment: await benchEnvironment(config), scenarios: [], failures: [] };
+  for (const s of chosen) {
+    opts.log(`bench: ${s.title}`);
+    try {
+      run.scenarios.push(await s.run({ quick: opts.quick, config, log: opts.log }));
+    } catch (err) {
+      opts.log(`bench: ${s.id} failed: ${(err as Error).message}`);
+      run.failures.push({ id: s.id, error: (err as Error).message });
+    }
+  }
+  mkdirSync(opts.resultsDir, { recursive: true });
+  const stamp = run.environment.date.replace(/:\d\d\.\d+Z$/, '').replace(/[-:]/g, '').replace('T', '-');
+  const file = `${stamp}-${run.environment.commit}${opts.quick ? '-quick' : ''}.json`;
+  writeFileSync(join(opts.resultsDir, file), JSON.stringify(run, null, 2) + '\n');
+  regenerateResultsMd(opts.resultsDir, opts.resultsMd);
+  return { file, run };
+}
+
+/** RESULTS.md from the results folder: the newest full run, else the newest quick run. */
+export function regenerateResultsMd(resultsDir: string, resultsMd: string): void {
+  const files = readdirSync(resultsDir).filter((f) => f.endsWith('.json')).sort();
+  const full = files.filter((f) => !f.endsWith('-quick.json'));
+  const pick = (full.length > 0 ? full : files).at(-1);
+  if (pick === undefined) return;
+  const run = JSON.parse(readFileSync(join(resultsDir, pick), 'utf8')) as BenchRun;
+  writeFileSync(resultsMd, renderResultsMd(run, pick));
+}

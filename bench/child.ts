@@ -1,0 +1,76 @@
+/**
+ * The bench drives everything as separate processes (the engine, baselines, the load generator,
+ * the e2e and micro benchmarks), so no measured side shares an event loop with another.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../src/config.js';
+
+export const STRATUS_BIN = join(PROJECT_ROOT, 'bin', 'stratus.js');
+export const dist = (...parts: string[]) => join(PROJECT_ROOT, 'dist', ...parts);
+
+/** Runs a command to its end and parses the JSON objects it printed on stdout, one per line or one in all. */
+export function runJson<T = unknown>(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<T[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 600_000);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (code !== 0) return reject(new Error(`${[cmd, ...args].join(' ')} exited with ${code ?? signal}: ${err.trim().split('\n').slice(-5).join(' | ')}`));
+      const text = out.trim();
+      try {
+        resolve(text.startsWith('{') && !text.includes('}\n{') ? [JSON.parse(text) as T] : text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as T));
+      } catch (e) {
+        reject(new Error(`${[cmd, ...args].join(' ')} printed no JSON: ${(e as Error).message}`));
+      }
+    });
+  });
+}
+
+export interface Service {
+  child: ChildProcess;
+  match: RegExpExecArray;
+  stop(): Promise<void>;
+}
+
+/** Starts a long-running process and waits for `ready` on its stdout or stderr. */
+export function startService(cmd: string, args: string[], ready: RegExp, opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Service> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let seen = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${[cmd, ...args].join(' ')} was not ready in time: ${seen.slice(-500)}`));
+    }, opts.timeoutMs ?? 60_000);
+    const onData = (b: Buffer) => {
+      seen += b.toString();
+      const m = ready.exec(seen);
+      if (m === null) return;
+      clearTimeout(timer);
+      child.stdout!.off('data', onData);
+      child.stderr!.off('data', onData);
+      child.stdout!.resume();
+      child.stderr!.resume();
+      resolve({
+        child,
+        match: m,
+        stop: () =>
+          new Promise<void>((r) => {
+            if (child.exitCode !== null) return r();
+            child.once('exit', () => r());
+            child.kill('SIGTERM');
+          }),
+      });
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${[cmd, ...args].join(' ')} exited with ${code} before it was ready: ${seen.slice(-500)}`));
+    });
+  });
+}
