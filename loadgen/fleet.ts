@@ -33,6 +33,8 @@ import { ACKED, REJECTED, RESULT, SENT, SeqWindow } from './seq-window.js';
 
 /** Events a device holds while it cannot send (connecting, backing off); beyond: DEVICE_BUFFER_FULL. */
 export const DEVICE_BUFFER_MAX = 100_000;
+/** Distinct reject codes counted apart; the rest are counted as OTHER. */
+const REJECT_CODES_MAX = 64;
 const BACKOFF_BASE_MS = 250;
 const BACKOFF_MAX_MS = 8_000;
 const SLOW_PAUSE_MS = 2_000;
@@ -480,7 +482,9 @@ export class Fleet {
       },
       result: (seq, check) => this.result(d, seq, check.value, check.input),
       rejected: (seq, code) => {
-        this.totals.rejected[code] = (this.totals.rejected[code] ?? 0) + 1;
+        // Codes come from the server: a hostile or broken one could send a new code every time.
+        const key = code in this.totals.rejected || Object.keys(this.totals.rejected).length < REJECT_CODES_MAX ? code : 'OTHER';
+        this.totals.rejected[key] = (this.totals.rejected[key] ?? 0) + 1;
         if (seq > 0) d.window.mark(seq, REJECTED);
       },
       callFailed: (err, seqs) => {

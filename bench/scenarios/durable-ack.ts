@@ -5,25 +5,13 @@
  * Sustained acks/s and ack latency; ratio Stratus / ceiling, target >= 0.7.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import { deleteTopics } from '../../src/kafka/admin.js';
 import { topology } from '../../src/topology.js';
 import { loadConfig } from '../../src/config.js';
 import type { LoadgenSummary } from '../../loadgen/summary.js';
+import { unusedPort } from '../../test/helpers/ports.js';
 import { dist, runJson, startService, STRATUS_BIN } from '../child.js';
 import { ratio, type BenchContext, type Scenario, type Side } from '../scenario.js';
-
-/** A port nothing listens on now (the OS picks it); the engine binds it a moment later. */
-function freePort(): Promise<number> {
-  const server = createServer();
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function loadgen(ctx: BenchContext, target: string, fleet: { devices: number; totalRate: number; durationS: number; warmupS: number; workers: number }): Promise<LoadgenSummary> {
   const [summary] = await runJson<LoadgenSummary>(process.execPath, [
@@ -79,8 +67,8 @@ export const durableAck: Scenario = {
     }
     const prefix = `bench.${randomUUID().slice(0, 8)}.`;
     const env = { STRATUS_KAFKA_TOPIC_PREFIX: prefix, STRATUS_REDIS_KEY_PREFIX: `${prefix}:`, STRATUS_GATEWAY_INFLIGHT_MAX: '100000', STRATUS_REDIS_DEVICE_STATE_TTL_MS: '600000' };
-    const port = await freePort();
-    const engine = await startService(process.execPath, [STRATUS_BIN, 'run', '--roles', 'gateway', '--grpc-port', String(port), '--http-port', String(await freePort()), '--instance-id', `bench-${port}`], /stratus run: gateway/, { env });
+    const port = await unusedPort();
+    const engine = await startService(process.execPath, [STRATUS_BIN, 'run', '--roles', 'gateway', '--grpc-port', String(port), '--http-port', String(await unusedPort()), '--instance-id', `bench-${port}`], /stratus run: gateway/, { env });
     let stratusSummary: LoadgenSummary;
     try {
       stratusSummary = await loadgen(ctx, `127.0.0.1:${port}`, fleet);

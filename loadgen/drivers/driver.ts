@@ -114,3 +114,11 @@ export function streamSession<Req, Res>(call: ClientDuplexStream<Req, Res>, ev: 
     },
   };
 }
+
+/** What every unary API (one call per uplink, acked by its answer, no results) declares. */
+export const UNARY_API = { streaming: false, headersOnAccept: false, acks: true, results: false, resendsUnacked: false } as const;
+
+/** The Session of a unary API: nothing to pause or close, each send is a call of its own. */
+export function unarySession(send: (events: readonly UplinkEvent[]) => void): Session {
+  return { send, pause() {}, resume() {}, close() {} };
+}

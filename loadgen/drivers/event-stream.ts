@@ -5,7 +5,7 @@
  */
 import { Metadata, type ClientWritableStream, type ServiceError } from '@grpc/grpc-js';
 import { loadSeedService } from '../../src/gateway/seed-service.js';
-import { deviceMetadata, type Driver } from './driver.js';
+import { deviceMetadata, UNARY_API, unarySession, type Driver } from './driver.js';
 
 interface Summary { success: boolean; events_received: number }
 
@@ -13,43 +13,34 @@ export function eventStreamDriver(queue: string | null, type: string, deadlineMs
   const def = loadSeedService('event/event.proto', 'event.EventService');
   const m = def.StreamEvents!;
   return {
-    streaming: false,
-    headersOnAccept: false,
-    acks: true,
-    results: false,
-    resendsUnacked: false,
+    ...UNARY_API,
     open(client, device, _cursor, ev) {
-      return {
-        send(events) {
-          const md: Metadata = deviceMetadata(device, 'x-device-id');
-          if (queue !== null) md.set('x-queue', queue);
-          const seqs = events.map((e) => e.seq);
-          const call: ClientWritableStream<unknown> = client.makeClientStreamRequest(
-            m.path,
-            m.requestSerialize,
-            m.responseDeserialize,
-            md,
-            { deadline: Date.now() + deadlineMs },
-            (err: ServiceError | null, res?: unknown) => {
-              const s = res as Summary | undefined;
-              if (err !== null) ev.callFailed(err, seqs);
-              else if (s !== undefined && s.success && s.events_received === events.length) ev.ackedSeqs(seqs);
-              else {
-                // A partial store: the first events_received events are in the queue, in order.
-                const n = s?.events_received ?? 0;
-                if (n > 0) ev.ackedSeqs(seqs.slice(0, n));
-                for (const seq of seqs.slice(n)) ev.rejected(seq, 'NOT_STORED');
-              }
-            },
-          );
-          const now = String(Date.now() * 1000);
-          for (const e of events) call.write({ event_id: `${device.id}:${e.seq}`, type, timestamp: now });
-          call.end();
-        },
-        pause() {},
-        resume() {},
-        close() {},
-      };
+      return unarySession((events) => {
+        const md: Metadata = deviceMetadata(device, 'x-device-id');
+        if (queue !== null) md.set('x-queue', queue);
+        const seqs = events.map((e) => e.seq);
+        const call: ClientWritableStream<unknown> = client.makeClientStreamRequest(
+          m.path,
+          m.requestSerialize,
+          m.responseDeserialize,
+          md,
+          { deadline: Date.now() + deadlineMs },
+          (err: ServiceError | null, res?: unknown) => {
+            const s = res as Summary | undefined;
+            if (err !== null) ev.callFailed(err, seqs);
+            else if (s !== undefined && s.success && s.events_received === events.length) ev.ackedSeqs(seqs);
+            else {
+              // A partial store: the first events_received events are in the queue, in order.
+              const n = s?.events_received ?? 0;
+              if (n > 0) ev.ackedSeqs(seqs.slice(0, n));
+              for (const seq of seqs.slice(n)) ev.rejected(seq, 'NOT_STORED');
+            }
+          },
+        );
+        const now = String(Date.now() * 1000);
+        for (const e of events) call.write({ event_id: `${device.id}:${e.seq}`, type, timestamp: now });
+        call.end();
+      });
     },
   };
 }

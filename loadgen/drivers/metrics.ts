@@ -5,42 +5,33 @@
  */
 import type { ServiceError } from '@grpc/grpc-js';
 import { loadSeedService } from '../../src/gateway/seed-service.js';
-import { deviceMetadata, type Driver } from './driver.js';
+import { deviceMetadata, UNARY_API, unarySession, type Driver } from './driver.js';
 
 export function metricsDriver(deadlineMs: number): Driver {
   const def = loadSeedService('data_nexus/metrics.proto', 'data_nexus.MetricsService');
   const m = def.IngestMetrics!;
   return {
-    streaming: false,
-    headersOnAccept: false,
-    acks: true,
-    results: false,
-    resendsUnacked: false,
+    ...UNARY_API,
     open(client, device, _cursor, ev) {
       const labels = { device: device.id };
-      return {
-        send(events) {
-          const seqs = events.map((e) => e.seq);
-          const now = String(Date.now());
-          client.makeUnaryRequest(
-            m.path,
-            m.requestSerialize,
-            m.responseDeserialize,
-            { metrics: events.map((e) => ({ name: 'loadgen_value', value: e.value, type: 'gauge', timestamp: now, labels })) },
-            deviceMetadata(device, 'x-device-id'),
-            { deadline: Date.now() + deadlineMs },
-            (err: ServiceError | null, res?: unknown) => {
-              if (err !== null) return ev.callFailed(err, seqs);
-              const ids = (res as { eventIds?: string[] } | undefined)?.eventIds ?? [];
-              if (ids.length === seqs.length) ev.ackedSeqs(seqs);
-              else for (const seq of seqs) ev.rejected(seq, 'WRONG_ID_COUNT');
-            },
-          );
-        },
-        pause() {},
-        resume() {},
-        close() {},
-      };
+      return unarySession((events) => {
+        const seqs = events.map((e) => e.seq);
+        const now = String(Date.now());
+        client.makeUnaryRequest(
+          m.path,
+          m.requestSerialize,
+          m.responseDeserialize,
+          { metrics: events.map((e) => ({ name: 'loadgen_value', value: e.value, type: 'gauge', timestamp: now, labels })) },
+          deviceMetadata(device, 'x-device-id'),
+          { deadline: Date.now() + deadlineMs },
+          (err: ServiceError | null, res?: unknown) => {
+            if (err !== null) return ev.callFailed(err, seqs);
+            const ids = (res as { eventIds?: string[] } | undefined)?.eventIds ?? [];
+            if (ids.length === seqs.length) ev.ackedSeqs(seqs);
+            else for (const seq of seqs) ev.rejected(seq, 'WRONG_ID_COUNT');
+          },
+        );
+      });
     },
   };
 }
