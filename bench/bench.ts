@@ -3,11 +3,11 @@
  * bench/results/<date>-<commit>.json (with the environment), and regenerates RESULTS.md from the
  * newest full run in that folder (the newest quick one if there is no full run yet).
  */
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../src/config.js';
 import { benchEnvironment } from './environment.js';
-import { renderResultsMd, type BenchRun } from './results-md.js';
+import { plotsDirOf, renderPlots, renderResultsMd, type BenchRun } from './results-md.js';
 import type { Scenario } from './scenario.js';
 import { durableAck } from './scenarios/durable-ack.js';
 import { listPath } from './scenarios/list-path.js';
@@ -44,12 +44,24 @@ export async function runBench(config: Config, opts: BenchOptions): Promise<{ fi
   return { file, run };
 }
 
-/** RESULTS.md from the results folder: the newest full run, else the newest quick run. */
+/**
+ * RESULTS.md from the results folder: the newest full run, else the newest quick run. Its plots
+ * are drawn into <resultsDir>/plots/<run>/, and the plots of any other run are removed (they are
+ * derived from the JSON, which stays).
+ */
 export function regenerateResultsMd(resultsDir: string, resultsMd: string): void {
   const files = readdirSync(resultsDir).filter((f) => f.endsWith('.json')).sort();
   const full = files.filter((f) => !f.endsWith('-quick.json'));
   const pick = (full.length > 0 ? full : files).at(-1);
   if (pick === undefined) return;
   const run = JSON.parse(readFileSync(join(resultsDir, pick), 'utf8')) as BenchRun;
+  const plotsRoot = join(resultsDir, 'plots');
+  rmSync(plotsRoot, { recursive: true, force: true });
+  const plots = renderPlots(run);
+  if (plots.length > 0) {
+    const dir = join(plotsRoot, plotsDirOf(pick));
+    mkdirSync(dir, { recursive: true });
+    for (const p of plots) writeFileSync(join(dir, p.file), p.svg);
+  }
   writeFileSync(resultsMd, renderResultsMd(run, pick));
 }

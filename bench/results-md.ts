@@ -2,8 +2,9 @@
  * RESULTS.md, rendered from one bench run's JSON and nothing else: the same JSON always gives the
  * same text (the test regenerates it and compares), and no figure is ever typed by hand.
  */
+import { linePlot } from '../loadgen/svg-plot.js';
 import type { BenchEnvironment } from './environment.js';
-import type { ScenarioResult } from './scenario.js';
+import type { LatencyPlot, ScenarioResult } from './scenario.js';
 
 export interface BenchRun {
   version: 1;
@@ -34,6 +35,32 @@ const planOrder = (s: ScenarioResult) => {
 
 const fmt = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '–' : Math.abs(v) >= 100 ? Math.round(v).toLocaleString('en-US') : String(Math.round(v * 100) / 100));
 const cell = (s: string) => s.replace(/\|/g, '\\|');
+
+/** The folder (under bench/results/plots/) holding the plots of the run in `sourceFile`. */
+export const plotsDirOf = (sourceFile: string) => sourceFile.replace(/\.json$/, '');
+const plotFile = (s: ScenarioResult, p: LatencyPlot) => `${s.id}-${p.id}.svg`.replace(/[^A-Za-z0-9._-]/g, '_');
+
+/**
+ * The latency plots of a run, as SVG files named relative to bench/results/plots/<run>/. Like the
+ * text, the same JSON always gives the same bytes.
+ */
+export function renderPlots(run: BenchRun): { file: string; svg: string }[] {
+  return run.scenarios.flatMap((s) =>
+    (s.plots ?? []).map((p) => ({
+      file: plotFile(s, p),
+      svg:
+        linePlot({
+          id: `${s.id}-${p.id}`,
+          title: p.title,
+          xLabel: 'percentile',
+          yLabel: 'latency (ms, log scale)',
+          xLog: 'percentile',
+          yLog: true,
+          series: p.series.map((x) => ({ name: x.name, points: x.distribution })),
+        }) + '\n',
+    })),
+  );
+}
 
 export function renderResultsMd(run: BenchRun, sourceFile: string): string {
   const e = run.environment;
@@ -73,6 +100,7 @@ export function renderResultsMd(run: BenchRun, sourceFile: string): string {
     for (const k of keys) out.push(`| ${cell(k)} | ${s.sides.map((side) => fmt(side.figures[k])).join(' | ')} |`);
     out.push('', '| ratio | value | target |', '|---|---|---|');
     for (const r of s.ratios) out.push(`| ${cell(r.name)} | ${fmt(r.value)} | ${r.target === undefined ? '' : `${r.target.op} ${r.target.value}: ${r.met ? 'met' : 'not met'}`} |`);
+    for (const p of s.plots ?? []) out.push('', `![${p.title.replace(/[[\]]/g, '')}](bench/results/plots/${plotsDirOf(sourceFile)}/${plotFile(s, p)})`);
   }
   if (run.failures.length > 0) {
     out.push('', '## Scenarios that failed to run', '');

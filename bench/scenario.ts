@@ -28,8 +28,21 @@ export interface ScenarioResult {
   ratios: Ratio[];
   /** One or two plain sentences on what the table says. */
   reading: string;
+  /**
+   * Latency-by-percentile plots drawn next to the scenario's table in RESULTS.md (an SVG each, log
+   * scale). Distributions come from the measuring HdrHistograms (a loadgen summary's
+   * `latency[metric].distribution`), one series per side.
+   */
+  plots?: LatencyPlot[];
   /** Anything else the scenario measured, kept in the JSON (not drawn in RESULTS.md). */
   raw?: unknown;
+}
+
+export interface LatencyPlot {
+  /** Unique within the scenario; part of the SVG's file name. */
+  id: string;
+  title: string;
+  series: { name: string; distribution: [number, number][] }[];
 }
 
 export interface BenchContext {

@@ -85,6 +85,16 @@ export const durableAck: Scenario = {
       title: this.title,
       params: { devices: fleet.devices, offeredPerS: fleet.totalRate, durationS: fleet.durationS, warmupS: fleet.warmupS, connections: Math.ceil(fleet.devices / 100), loadgenWorkers: fleet.workers },
       sides: [a, b],
+      plots: [
+        {
+          id: 'ack',
+          title: 'Ack latency by percentile, both sides saturated',
+          series: [
+            { name: a.name, distribution: stratusSummary.latency.ack?.distribution ?? [] },
+            { name: b.name, distribution: ceilingSummary.latency.ack?.distribution ?? [] },
+          ],
+        },
+      ],
       ratios: [
         ratio('acked/s: Stratus / ceiling', r, { op: '>=', value: 0.7 }),
         ...(a.figures.ackP99Ms !== undefined && b.figures.ackP99Ms !== undefined ? [ratio('ack p99: Stratus / ceiling', a.figures.ackP99Ms / b.figures.ackP99Ms)] : []),

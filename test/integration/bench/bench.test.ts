@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { SCENARIOS } from '../../../bench/bench.js';
-import { renderResultsMd, type BenchRun } from '../../../bench/results-md.js';
+import { plotsDirOf, renderPlots, renderResultsMd, type BenchRun } from '../../../bench/results-md.js';
 import { PROJECT_ROOT } from '../../../src/config.js';
 
-test('bench --quick: every scenario with both sides and a ratio; RESULTS.md regenerates identically from the JSON', { timeout: 240_000 }, async () => {
+test('bench --quick: every scenario with both sides and a ratio; RESULTS.md and its plots regenerate identically from the JSON', { timeout: 240_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'bench-quick-'));
   try {
     const md = join(dir, 'RESULTS.md');
@@ -37,6 +37,9 @@ test('bench --quick: every scenario with both sides and a ratio; RESULTS.md rege
     }
     for (const k of ['cpuModel', 'cores', 'kernel', 'node', 'librdkafka', 'kafka', 'redis', 'commit', 'date'] as const) assert.ok(run.environment[k] !== undefined && run.environment[k] !== 'unknown', k);
     assert.equal(readFileSync(md, 'utf8'), renderResultsMd(run, files[0]!));
+    const plots = renderPlots(run);
+    assert.ok(plots.length >= 1, 'latency plots drawn');
+    for (const p of plots) assert.equal(readFileSync(join(dir, 'plots', plotsDirOf(files[0]!), p.file), 'utf8'), p.svg, p.file);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

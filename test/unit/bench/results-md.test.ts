@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { regenerateResultsMd } from '../../../bench/bench.js';
-import { renderResultsMd, SCENARIO_PLAN, type BenchRun } from '../../../bench/results-md.js';
+import { renderPlots, renderResultsMd, SCENARIO_PLAN, type BenchRun } from '../../../bench/results-md.js';
 import { ratio } from '../../../bench/scenario.js';
 
 const env = { date: '2026-11-23T00:00:00.000Z', commit: 'abc123', cpuModel: 'CPU | with pipe', cores: 2, memoryGiB: 24, kernel: '6.1', node: 'v20', librdkafka: '2.15.1', kafka: '4.3.1', redis: '7.0.15' };
@@ -52,6 +52,31 @@ test('regenerated from the folder: the newest full run, else the newest quick on
     writeFileSync(join(dir, '20261103-0000-ccc-quick.json'), JSON.stringify(run(true, 3_000)));
     regenerateResultsMd(dir, md);
     assert.equal(readFileSync(md, 'utf8'), renderResultsMd(run(false, 2_000), '20261102-0000-bbb.json'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('latency plots: one SVG per plot under plots/<run>/, linked from RESULTS.md, the same bytes from the same JSON; other runs\' plots removed', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-plots-'));
+  try {
+    const r = run(false, 25_000);
+    r.scenarios[0]!.plots = [{ id: 'ack', title: 'Ack [latency]', series: [{ name: 'Stratus', distribution: [[0, 1], [50, 2], [99, 9], [100, 12]] }, { name: 'per-event', distribution: [[0, 3], [100, 40]] }] }];
+    const md = join(dir, 'RESULTS.md');
+    writeFileSync(join(dir, '20261101-0000-aaa.json'), JSON.stringify(run(false, 1_000)));
+    mkdirSync(join(dir, 'plots', '20261101-0000-aaa'), { recursive: true });
+    writeFileSync(join(dir, 'plots', '20261101-0000-aaa', 'stale.svg'), '<svg/>');
+    writeFileSync(join(dir, '20261102-0000-bbb.json'), JSON.stringify(r));
+    regenerateResultsMd(dir, md);
+    const text = readFileSync(md, 'utf8');
+    assert.match(text, /!\[Ack latency\]\(bench\/results\/plots\/20261102-0000-bbb\/list-path-ack\.svg\)/);
+    const [plot] = renderPlots(r);
+    assert.equal(plot!.file, 'list-path-ack.svg');
+    assert.equal(readFileSync(join(dir, 'plots', '20261102-0000-bbb', 'list-path-ack.svg'), 'utf8'), plot!.svg);
+    assert.equal(renderPlots(r)[0]!.svg, plot!.svg);
+    assert.match(plot!.svg, /^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    assert.equal((plot!.svg.match(/<path class="series" [^>]*data-points="[1-9]/g) ?? []).length, 2, 'both series drawn');
+    assert.equal(existsSync(join(dir, 'plots', '20261101-0000-aaa')), false);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
