@@ -3,6 +3,7 @@
  * the e2e and micro benchmarks), so no measured side shares an event loop with another.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../src/config.js';
 
@@ -74,3 +75,17 @@ export function startService(cmd: string, args: string[], ready: RegExp, opts: {
     });
   });
 }
+
+/**
+ * CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat (Linux). With a
+ * reading before and after a measured window it gives the process's CPU cost per event, which
+ * holds better than throughput on a shared machine.
+ */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which is in parentheses and may hold spaces): utime is the
+  // 14th field, stime the 15th, both in clock ticks (USER_HZ, 100 on Linux).
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;
+}
+const CLOCK_TICKS_PER_S = 100;
