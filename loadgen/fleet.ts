@@ -95,6 +95,8 @@ interface Device {
   reconnectAtMs: number;
   /** Highest seq of the device that reached the wire at least once. */
   transmittedUpTo: number;
+  /** The next seq to put on the wire in this session (held while the session is blocked). */
+  wireNext: number;
   ackedUpTo: number;
   lastResultSeq: number;
   /** Closed loop: uplinks sent and not yet acked. */
@@ -185,6 +187,7 @@ export class Fleet {
         dropAtMs: Infinity,
         reconnectAtMs: Infinity,
         transmittedUpTo: 0,
+        wireNext: 1,
         ackedUpTo: 0,
         lastResultSeq: 0,
         outstanding: 0,
@@ -314,18 +317,22 @@ export class Fleet {
       } else {
         const first = d.window.highestSent + 1;
         for (let seq = first; seq < first + this.opts.batch; seq++) d.window.sent(seq, intended);
-        if (d.state === 'online') this.transmit(d, first, first + this.opts.batch - 1, now);
+        if (d.state === 'online' && !d.session!.blocked) this.transmit(d, first, first + this.opts.batch - 1, now);
       }
       if (this.opts.closedLoop && s.nextAtMs < now) s.nextAtMs = now;
       s.advance();
     }
   }
 
-  /** Puts seqs [from, to] of a device on the wire, skipping settled and rejected ones. */
+  /**
+   * Puts seqs [from, to] of a device on the wire, skipping settled and rejected ones, and stops
+   * early when the session becomes blocked (the rest goes when it is writable again).
+   */
   private transmit(d: Device, from: number, to: number, now: number): void {
     assert(d.session !== null);
     const batch: UplinkEvent[] = [];
     for (let seq = from; seq <= to; seq++) {
+      d.wireNext = seq + 1;
       const f = d.window.flagsOf(seq);
       if ((f & SENT) === 0 || (f & (ACKED | RESULT | REJECTED)) !== 0) continue;
       if (seq > d.transmittedUpTo) {
@@ -343,12 +350,20 @@ export class Fleet {
       if (batch.length === this.opts.batch) {
         d.session.send(batch.splice(0));
         d.outstanding++;
+        if (d.session.blocked) return;
       }
     }
     if (batch.length > 0) {
       d.session.send(batch);
       d.outstanding++;
     }
+  }
+
+  /** A blocked session's transport drained: what was held goes now. */
+  private writable(d: Device): void {
+    if (d.state !== 'online' || d.session === null || d.session.blocked) return;
+    if (d.window.highestSent >= d.wireNext) this.transmit(d, d.wireNext, d.window.highestSent, this.now());
+    this.wake(d);
   }
 
   private measured(intendedMs: number): boolean {
@@ -413,6 +428,7 @@ export class Fleet {
     if (this.opts.profile === 'mobile') d.dropAtMs = now + d.sched.sessionMs();
     // Held events, and (where the API dedupes) everything sent before and not acknowledged.
     const from = this.driver.resendsUnacked ? d.window.base : d.transmittedUpTo + 1;
+    d.wireNext = from;
     if (d.window.highestSent >= from) {
       d.outstanding = 0;
       this.transmit(d, from, d.window.highestSent, now);
@@ -493,6 +509,9 @@ export class Fleet {
         // of the window so it does not wait for them.
         for (const seq of seqs) if (d.window.mark(seq, REJECTED) > 0) this.totals.unacked++;
         this.settleOutstanding(d);
+      },
+      writable: () => {
+        if (mine()) this.writable(d);
       },
       ended: (err) => {
         if (!mine() || this.stopped) return;

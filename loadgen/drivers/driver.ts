@@ -26,6 +26,8 @@ export interface SessionEvents {
   callFailed(err: ServiceError, seqs: readonly number[]): void;
   /** The stream ended (err null: the server closed it cleanly). Streaming APIs only. */
   ended(err: ServiceError | null): void;
+  /** The session was `blocked` and its transport took the buffered writes: send again. */
+  writable(): void;
 }
 
 /** What a result said, for the `sq` check: the value it carries and the input it answers. */
@@ -44,6 +46,13 @@ export interface DeviceIdentity {
 
 export interface Session {
   send(events: readonly UplinkEvent[]): void;
+  /**
+   * The transport's write buffer is over its high-water mark (HTTP/2 flow control: the server is
+   * not reading). The fleet holds new uplinks until `writable()`, so a saturated server pushes
+   * back on the generator instead of the generator buffering without bound; held uplinks keep
+   * their intended time, so the wait shows in their latency and in sendLag.
+   */
+  readonly blocked: boolean;
   /** Stop / start reading the downlink (slow readers); HTTP/2 flow control pushes back on the server. */
   pause(): void;
   resume(): void;
@@ -91,10 +100,11 @@ export function errorKind(err: ServiceError): string {
 /**
  * The Session of a bidi stream: `ended` reported once (error or clean end, whichever comes first),
  * nothing written after it, and close() cancels without reporting. `write` turns an uplink into
- * the stream's message(s).
+ * the stream's message(s) and returns what the last call.write() did (false: buffer full).
  */
-export function streamSession<Req, Res>(call: ClientDuplexStream<Req, Res>, ev: SessionEvents, write: (events: readonly UplinkEvent[]) => void): Session {
+export function streamSession<Req, Res>(call: ClientDuplexStream<Req, Res>, ev: SessionEvents, write: (events: readonly UplinkEvent[]) => boolean): Session {
   let done = false;
+  let blocked = false;
   const end = (err: ServiceError | null) => {
     if (done) return;
     done = true;
@@ -102,9 +112,17 @@ export function streamSession<Req, Res>(call: ClientDuplexStream<Req, Res>, ev: 
   };
   call.on('error', (err: ServiceError) => end(err));
   call.on('end', () => end(null));
+  call.on('drain', () => {
+    if (!blocked || done) return;
+    blocked = false;
+    ev.writable();
+  });
   return {
+    get blocked() {
+      return blocked;
+    },
     send(events) {
-      if (!done) write(events);
+      if (!done && !write(events)) blocked = true;
     },
     pause: () => call.pause(),
     resume: () => call.resume(),
@@ -120,5 +138,5 @@ export const UNARY_API = { streaming: false, headersOnAccept: false, acks: true,
 
 /** The Session of a unary API: nothing to pause or close, each send is a call of its own. */
 export function unarySession(send: (events: readonly UplinkEvent[]) => void): Session {
-  return { send, pause() {}, resume() {}, close() {} };
+  return { send, blocked: false, pause() {}, resume() {}, close() {} };
 }

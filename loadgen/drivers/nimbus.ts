@@ -25,7 +25,9 @@ export function nimbusDriver(): Driver {
         else ev.rejected(0, 'UNKNOWN_RESPONSE');
       });
       return streamSession(call, ev, (events) => {
-        for (const e of events) call.write({ eventName: String(e.seq), number: e.value });
+        let ok = true;
+        for (const e of events) ok = call.write({ eventName: String(e.seq), number: e.value });
+        return ok;
       });
     },
   };

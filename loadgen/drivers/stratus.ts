@@ -32,9 +32,9 @@ export function stratusDriver(type: string): Driver {
         if (d.ackedSeq) ev.ackedUpTo(Number(d.ackedSeq));
         if (d.results) for (const r of d.results) ev.result(Number(r.seq), { value: r.value ?? 0 });
       });
-      return streamSession(call, ev, (events) => {
-        call.write({ events: events.map((e) => ({ deviceId: '', seq: e.seq, type, value: e.value, payload: payload(e.payloadBytes), sentAtUs: 0 })) });
-      });
+      return streamSession(call, ev, (events) =>
+        call.write({ events: events.map((e) => ({ deviceId: '', seq: e.seq, type, value: e.value, payload: payload(e.payloadBytes), sentAtUs: 0 })) }),
+      );
     },
   };
 }

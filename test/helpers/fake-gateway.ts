@@ -3,6 +3,8 @@
  * Connect contract, with no Kafka behind it, that misbehaves on purpose and counts exactly what it
  * did, so the load generator's report can be checked against the truth:
  * - pause(ms): holds every uplink for ms, then answers them all (a stalled server);
+ * - stopReading(ms): stops reading every open stream for ms (HTTP/2 flow control pushes back on
+ *   the client), then reads again;
  * - dropEvery / repeatEvery / wrongEvery: for seqs divisible by N, never send the result / send
  *   it twice / send a wrong value (each counted, drops win over the others);
  * - tls: serves TLS with the given key and certificate;
@@ -27,6 +29,7 @@ export interface FakeGateway {
   port: number;
   counts: { streams: number; events: number; dropped: number; repeated: number; wrong: number; authRejected: number; tokensOk: number };
   pause(ms: number): void;
+  stopReading(ms: number): void;
   stop(): Promise<void>;
 }
 
@@ -36,6 +39,7 @@ export async function startFakeGateway(opts: FakeGatewayOptions = {}): Promise<F
   const counts = { streams: 0, events: 0, dropped: 0, repeated: 0, wrong: 0, authRejected: 0, tokensOk: 0 };
   let pausedUntil = 0;
   const held: (() => void)[] = [];
+  const open = new Set<ServerDuplexStream<Uplink, Downlink>>();
   const server = new Server();
   // Ingest and IngestBatch are left out: grpc-js answers them UNIMPLEMENTED.
   server.addService(DeviceGatewayService, {
@@ -52,6 +56,8 @@ export async function startFakeGateway(opts: FakeGatewayOptions = {}): Promise<F
         counts.tokensOk++;
       }
       counts.streams++;
+      open.add(call);
+      call.on('close', () => open.delete(call));
       call.sendMetadata(new Metadata());
       const answer = (u: Uplink) => {
         let acked = 0;
@@ -95,6 +101,13 @@ export async function startFakeGateway(opts: FakeGatewayOptions = {}): Promise<F
       pausedUntil = Date.now() + ms;
       setTimeout(() => {
         for (const f of held.splice(0)) f();
+      }, ms);
+    },
+    stopReading(ms) {
+      const stopped = [...open];
+      for (const c of stopped) c.pause();
+      setTimeout(() => {
+        for (const c of stopped) c.resume();
       }, ms);
     },
     stop: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),

@@ -151,6 +151,25 @@ describe('against servers that misbehave on purpose', () => {
     assert.ok(closed.summary.counts.sent < open.summary.counts.sent, 'the closed loop sent less: it waited');
   });
 
+  test('a server that stops reading: the generator holds uplinks (write backpressure) instead of buffering them, and sends them when it reads again', async () => {
+    const fake = await startFakeGateway();
+    // 4 devices x 300 uplinks/s x 4 KiB: 3.5 MiB per device during the 3 s the server does not
+    // read, beyond the HTTP/2 windows and the loopback socket's buffers, so every stream's writes block.
+    const timer = setTimeout(() => fake.stopReading(3_000), 2_000);
+    try {
+      const r = await run(fake.address, { devices: '4', connections: '1', rate: '300', 'payload-bytes': '4096', duration: '6s', seed: '5' });
+      assertExact(r, 'stopped reader');
+      assert.equal(fake.counts.events, r.summary.counts.sent);
+      // Held uplinks went on the wire when the stream drained: their send was late by most of the
+      // stop. (Without backpressure they would be written at once into an unbounded buffer, with
+      // sendLag near 0.)
+      assert.ok(r.summary.latency.sendLag!.maxMs >= 1_500, `sendLag max ${r.summary.latency.sendLag!.maxMs} ms: uplinks were not held`);
+    } finally {
+      clearTimeout(timer);
+      await fake.stop();
+    }
+  });
+
   test('--ack-only against the bare grpc-js ceiling server (bench/baselines): every event acked, nothing counted missing', async () => {
     const child = spawn(process.execPath, [join(PROJECT_ROOT, 'dist', 'bench', 'baselines', 'grpc-ceiling.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
