@@ -75,7 +75,7 @@ export function readProfileDir(dir: string): ProfileSummary {
 /** One sentence for a reading: where the time went. */
 export function describeProfile(p: ProfileSummary, what: string): string {
   const pct = (x: number) => `${Math.round(x * 100)}%`;
-  return `A CPU profile of ${what} (node --cpu-prof, same run) had it idle ${pct(p.idle)} of the time, in native code V8 cannot attribute (HTTP/2 framing, libuv, addons) ${pct(p.program)}, in GC ${pct(p.gc)}; by self time the top modules were ${p.byModule
+  return `A CPU profile of ${what} (node --cpu-prof, same run, its whole life including start-up) had it idle ${pct(p.idle)} of the time, in native code V8 cannot attribute (HTTP/2 framing, libuv, addons) ${pct(p.program)}, in GC ${pct(p.gc)}; by self time the top modules were ${p.byModule
     .slice(0, 4)
     .map((m) => `${m.name} ${pct(m.share)}`)
     .join(', ')} and the top functions ${p.byFunction

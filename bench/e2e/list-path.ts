@@ -7,7 +7,9 @@
  * The service runs in a child process (a grpc Server with the gateway's service factory), so the
  * clients here do not share its event loop.
  *
- *   node dist/bench/e2e/list-path.js --events 200000 --streams 8 [--flush-events-max 500]
+ *   node dist/bench/e2e/list-path.js --events 200000 --streams 8 [--flush-events-max 500] [--cpu-prof-dir DIR]
+ *
+ * --cpu-prof-dir runs the service under `node --cpu-prof` and leaves its profile in DIR.
  */
 import { spawn } from 'node:child_process';
 import { cpus } from 'node:os';
@@ -27,6 +29,7 @@ const { values } = parseArgs({
     'flush-events-max': { type: 'string', default: '500' },
     // The per-event baseline stops here even if it has not pushed --events yet.
     'baseline-seconds-max': { type: 'string', default: '60' },
+    'cpu-prof-dir': { type: 'string' },
     serve: { type: 'string' }, // internal: the child's key prefix
   },
 });
@@ -67,7 +70,8 @@ async function main(): Promise<void> {
   const key = topology(config).redis.queue('events');
 
   // (a) StreamEvents on a server in its own process, M concurrent streams, until every summary is back.
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve', prefix, '--flush-events-max', String(values['flush-events-max'])], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const prof = values['cpu-prof-dir'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', values['cpu-prof-dir']];
+  const child = spawn(process.execPath, [...prof, fileURLToPath(import.meta.url), '--serve', prefix, '--flush-events-max', String(values['flush-events-max'])], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (d: Buffer) => {
@@ -92,7 +96,11 @@ async function main(): Promise<void> {
     throw new Error(`list path: sent ${n}, summaries say ${received}, list holds ${stored}; ${results.find((r) => r.error)?.error?.message ?? ''}`);
   }
   for (const c of clients) c.close();
-  child.kill('SIGTERM');
+  // Waited for: the service writes its CPU profile as it exits.
+  await new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
   await redis.del(key);
 
   // (b) The old collector: one awaited LPUSH per event, one client.
