@@ -12,8 +12,9 @@ import type { Scenario } from './scenario.js';
 import { durableAck } from './scenarios/durable-ack.js';
 import { listPath } from './scenarios/list-path.js';
 import { micro } from './scenarios/micro.js';
+import { scaling } from './scenarios/scaling.js';
 
-export const SCENARIOS: readonly Scenario[] = [durableAck, listPath, micro];
+export const SCENARIOS: readonly Scenario[] = [durableAck, listPath, scaling, micro];
 
 export interface BenchOptions {
   quick: boolean;
