@@ -12,9 +12,10 @@ import type { Scenario } from './scenario.js';
 import { durableAck } from './scenarios/durable-ack.js';
 import { listPath } from './scenarios/list-path.js';
 import { micro } from './scenarios/micro.js';
+import { producer } from './scenarios/producer.js';
 import { scaling } from './scenarios/scaling.js';
 
-export const SCENARIOS: readonly Scenario[] = [durableAck, listPath, scaling, micro];
+export const SCENARIOS: readonly Scenario[] = [durableAck, listPath, producer, scaling, micro];
 
 export interface BenchOptions {
   quick: boolean;

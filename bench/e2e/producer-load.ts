@@ -1,0 +1,70 @@
+/**
+ * The gateway's Kafka producer (src/kafka/producer.ts, with the gateway's settings from Config)
+ * producing N records as fast as it is allowed: records are queued until the producer's queue
+ * refuses (kafka.producerQueueMax, as the gateway sheds), then it waits for delivery reports.
+ * Every record is awaited to its delivery report. Prints JSON: records/s, MB/s and the
+ * produce-to-delivery-report latency percentiles. The topic is created and deleted here.
+ *
+ *   node dist/bench/e2e/producer-load.js --records 1000000 --record-bytes 72 --keys 1000
+ */
+import { randomUUID } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import * as hdr from 'hdr-histogram-js';
+import { loadConfig } from '../../src/config.js';
+import { deleteTopics, ensureTopics } from '../../src/kafka/admin.js';
+import { KafkaProducer } from '../../src/kafka/producer.js';
+
+const { values } = parseArgs({
+  options: {
+    records: { type: 'string', default: '1000000' },
+    'record-bytes': { type: 'string', default: '72' },
+    keys: { type: 'string', default: '1000' },
+    partitions: { type: 'string', default: '12' },
+  },
+});
+const n = Number(values.records);
+const size = Number(values['record-bytes']);
+const config = loadConfig();
+const topic = `${config.kafka.topicPrefix}bench-producer-${randomUUID().slice(0, 8)}`;
+await ensureTopics(config, [{ topic, partitions: Number(values.partitions) }]);
+const keys = Array.from({ length: Number(values.keys) }, (_, i) => `device-${i}`);
+const value = Buffer.alloc(size, 0x61);
+const latency = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
+const sentAt = new Float64Array(n);
+let delivered = 0;
+let failed = 0;
+let wake: (() => void) | null = null;
+const producer = await KafkaProducer.connect(config, 'bench-producer', (err, opaque) => {
+  const i = opaque as number;
+  if (err !== null) failed++;
+  latency.recordValue(Math.max(1, Math.round((performance.now() - sentAt[i]!) * 1000)));
+  delivered++;
+  if (wake !== null) {
+    const w = wake;
+    wake = null;
+    w();
+  }
+});
+const waitForReports = () => new Promise<void>((resolve) => (wake = resolve));
+
+const t0 = performance.now();
+for (let i = 0; i < n; ) {
+  sentAt[i] = performance.now();
+  if (producer.produce(topic, keys[i % keys.length]!, value, i)) i++;
+  else await waitForReports(); // the queue is full: push back until reports free room
+}
+while (delivered < n) await waitForReports();
+const seconds = (performance.now() - t0) / 1000;
+await producer.disconnect();
+await deleteTopics(config, [topic]).catch(() => {});
+const ms = (p: number) => Math.round(latency.getValueAtPercentile(p)) / 1000;
+process.stdout.write(
+  JSON.stringify({
+    records: n,
+    failed,
+    recordsPerS: Math.round(n / seconds),
+    mbPerS: Math.round(((n * size) / seconds / 1024 / 1024) * 100) / 100,
+    latencyMs: { avg: Math.round(latency.mean) / 1000, p50: ms(50), p95: ms(95), p99: ms(99), p999: ms(99.9), max: Math.round(latency.maxValue) / 1000 },
+    settings: { acks: 'all', idempotence: true, lingerMs: config.kafka.lingerMs, batchSizeBytes: config.kafka.batchSizeMax, queueMax: config.kafka.producerQueueMax, compression: 'none', partitions: Number(values.partitions), keys: keys.length },
+  }) + '\n',
+);
