@@ -14,8 +14,9 @@ import { listPath } from './scenarios/list-path.js';
 import { micro } from './scenarios/micro.js';
 import { producer } from './scenarios/producer.js';
 import { scaling } from './scenarios/scaling.js';
+import { sustainable } from './scenarios/sustainable.js';
 
-export const SCENARIOS: readonly Scenario[] = [durableAck, listPath, producer, scaling, micro];
+export const SCENARIOS: readonly Scenario[] = [durableAck, listPath, producer, sustainable, scaling, micro];
 
 export interface BenchOptions {
   quick: boolean;
