@@ -3,19 +3,34 @@
  * conditions (StratusError) into one line on stderr and exit code 1. Anything else is a bug and
  * keeps its stack trace.
  */
+import assert from 'node:assert/strict';
 import { isStratusError } from '../errors.js';
 import { commandHelp, parseCommand, type Command } from './command.js';
-import { benchCommand } from './bench-command.js';
-import { configCommand } from './config-command.js';
-import { demoCommand } from './demo-command.js';
-import { loadgenCommand } from './loadgen-command.js';
-import { runCommand } from './run-command.js';
-import { stackCommand } from './stack-command.js';
-import { workerCommand } from './worker-command.js';
 
-export const COMMANDS: readonly Command[] = [stackCommand, runCommand, workerCommand, loadgenCommand, benchCommand, configCommand, demoCommand];
+/**
+ * Commands are imported when run, not all at start: `stratus loadgen` then never loads the
+ * librdkafka addon, so it runs where the addon does not (Bun, a machine without the native build),
+ * and every command starts faster.
+ */
+const ENTRIES: readonly { name: string; load(): Promise<Command> }[] = [
+  { name: 'stack', load: async () => (await import('./stack-command.js')).stackCommand },
+  { name: 'run', load: async () => (await import('./run-command.js')).runCommand },
+  { name: 'worker', load: async () => (await import('./worker-command.js')).workerCommand },
+  { name: 'loadgen', load: async () => (await import('./loadgen-command.js')).loadgenCommand },
+  { name: 'bench', load: async () => (await import('./bench-command.js')).benchCommand },
+  { name: 'config', load: async () => (await import('./config-command.js')).configCommand },
+  { name: 'demo', load: async () => (await import('./demo-command.js')).demoCommand },
+];
 
-function mainHelp(): string {
+/** Every command, loaded (for the top-level help and the tests). */
+export async function allCommands(): Promise<Command[]> {
+  const cmds = await Promise.all(ENTRIES.map((e) => e.load()));
+  for (const [i, c] of cmds.entries()) assert.equal(c.name, ENTRIES[i]!.name);
+  return cmds;
+}
+
+async function mainHelp(): Promise<string> {
+  const COMMANDS = await allCommands();
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
   return [
     'stratus: an ingestion engine for device fleets (gRPC -> Kafka -> processors -> Redis -> device).',
@@ -32,14 +47,15 @@ function mainHelp(): string {
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(mainHelp() + '\n');
+    process.stdout.write((await mainHelp()) + '\n');
     return name === undefined ? 2 : 0;
   }
-  const cmd = COMMANDS.find((c) => c.name === name);
-  if (cmd === undefined) {
+  const entry = ENTRIES.find((c) => c.name === name);
+  if (entry === undefined) {
     process.stderr.write(`stratus: unknown command ${JSON.stringify(name)}; run \`stratus --help\` for the list\n`);
     return 2;
   }
+  const cmd = await entry.load();
   try {
     const parsed = parseCommand(cmd, rest);
     if (parsed.help) {

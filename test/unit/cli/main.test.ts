@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { COMMANDS } from '../../../src/cli/main.js';
+import { allCommands } from '../../../src/cli/main.js';
 import { PROJECT_ROOT } from '../../../src/config.js';
 
 interface Run {
@@ -39,6 +39,7 @@ function assertOneLine(r: Run, what: string): void {
 }
 
 test('--help lists every command, and every `<command> --help` exits 0 with a Usage line', async () => {
+  const COMMANDS = await allCommands();
   assert.ok(COMMANDS.length >= 4);
   for (const args of [['--help'], ['-h'], ['help']]) {
     const top = await stratus(args);
@@ -114,4 +115,25 @@ test('config print shows the effective values and never the Redis password', asy
   for (const x of runs) assert.ok(!(x.stdout + x.stderr).includes('hunter2'), `leaked the password:\n${x.stdout}${x.stderr}`);
   const unset = await stratus(['config', 'print']);
   assert.match(unset.stdout, /^redis\.password\s+\(unset\)$/m);
+});
+
+test('`stratus loadgen` does not load the librdkafka addon (commands are imported when run); `stratus run` does', async () => {
+  const probe = (cmd: string) =>
+    new Promise<string>((resolve, reject) =>
+      execFile(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `const { main } = await import(${JSON.stringify(new URL('../../../src/cli/main.js', import.meta.url).href)});
+           const out = process.stdout.write.bind(process.stdout); process.stdout.write = () => true;
+           await main([${JSON.stringify(cmd)}, '--help']);
+           const { createRequire } = await import('node:module');
+           out(String(Object.keys(createRequire(import.meta.url).cache).some((k) => k.includes('kafka-javascript'))));`,
+        ],
+        (err, stdout) => (err ? reject(err) : resolve(stdout.trim())),
+      ),
+    );
+  assert.equal(await probe('loadgen'), 'false');
+  assert.equal(await probe('run'), 'true', 'the probe sees the addon when a command does load it');
 });
