@@ -14,10 +14,11 @@ import { listPath } from './scenarios/list-path.js';
 import { micro } from './scenarios/micro.js';
 import { producer } from './scenarios/producer.js';
 import { roundTrip } from './scenarios/round-trip.js';
+import { runtimesScenario } from './scenarios/runtimes.js';
 import { scaling } from './scenarios/scaling.js';
 import { sustainable } from './scenarios/sustainable.js';
 
-export const SCENARIOS: readonly Scenario[] = [durableAck, roundTrip, listPath, producer, sustainable, scaling, micro];
+export const SCENARIOS: readonly Scenario[] = [durableAck, roundTrip, listPath, producer, sustainable, scaling, runtimesScenario, micro];
 
 export interface BenchOptions {
   quick: boolean;

@@ -30,6 +30,8 @@ export interface EngineOptions {
   env?: Record<string, string>;
   /** Extra node options (e.g. --cpu-prof). */
   nodeArgs?: string[];
+  /** Another runtime: its executable, options, and the stratus.js it runs (default: this Node). */
+  runtime?: { exec: string; args: string[]; bin: string };
 }
 
 export async function startEngine(opts: EngineOptions = {}): Promise<Engine> {
@@ -43,11 +45,12 @@ export async function startEngine(opts: EngineOptions = {}): Promise<Engine> {
   };
   const port = await unusedPort();
   const httpPort = await unusedPort();
-  const args = [...(opts.nodeArgs ?? []), STRATUS_BIN, 'run', '--grpc-port', String(port), '--http-port', String(httpPort), '--instance-id', `bench-${port}`];
+  const exec = opts.runtime?.exec ?? process.execPath;
+  const args = [...(opts.nodeArgs ?? []), ...(opts.runtime?.args ?? []), opts.runtime?.bin ?? STRATUS_BIN, 'run', '--grpc-port', String(port), '--http-port', String(httpPort), '--instance-id', `bench-${port}`];
   if (opts.roles !== undefined) args.push('--roles', opts.roles);
   if (opts.threads !== undefined) args.push('--threads', String(opts.threads));
   // With --threads N the primary reports once every gateway worker is listening.
-  const service = await startService(process.execPath, args, (opts.threads ?? 1) > 1 ? /gateway: \d+ worker processes/ : /stratus run: /, { env });
+  const service = await startService(exec, args, (opts.threads ?? 1) > 1 ? /gateway: \d+ worker processes/ : /stratus run: /, { env });
   return {
     pids: () => [service.child.pid!, ...childPids(service.child.pid!)],
     target: `127.0.0.1:${port}`,
@@ -70,13 +73,15 @@ export interface Fleet {
   connections?: number;
   drainS?: number;
   extra?: string[];
+  /** Run the load generator on another runtime (default: this Node). */
+  runtime?: { exec: string; args: string[]; bin: string };
 }
 
 export async function loadgen(ctx: BenchContext, target: string, f: Fleet): Promise<LoadgenSummary> {
   const [summary] = await runJson<LoadgenSummary>(
-    process.execPath,
+    f.runtime?.exec ?? process.execPath,
     [
-      STRATUS_BIN, 'loadgen', '--json', '--target', target,
+      ...(f.runtime?.args ?? []), f.runtime?.bin ?? STRATUS_BIN, 'loadgen', '--json', '--target', target,
       '--devices', String(f.devices), '--total-rate', String(f.totalRate), '--connections', String(f.connections ?? Math.ceil(f.devices / 100)),
       '--duration', `${f.durationS}s`, '--warmup', `${f.warmupS}s`, '--drain', `${f.drainS ?? 15}s`, '--seed', '1', '--workers', String(f.workers ?? 1),
       ...(f.extra ?? []),

@@ -9,7 +9,9 @@
 #      playwright-core, which downloads no browser of its own).
 #   2. npm ci with CKJS_LINKING=dynamic, when package-lock.json changed since the last install.
 #   3. The Kafka jars, resolved by mvn from src/stack/kafka-pom.xml into .stratus/cache/kafka/libs.
-#   4. The TypeScript build (tsc -b, incremental).
+#   4. Node 24 LTS and Bun from the npm registry, and the librdkafka addon rebuilt for Node 24
+#      (scripts/setup-runtimes.sh), for the bench's runtimes scenario.
+#   5. The TypeScript build (tsc -b, incremental).
 #
 # Each step's output goes to .stratus/setup.log; on failure the script prints the log's tail and one
 # line saying what is wrong and what to do.
@@ -96,7 +98,10 @@ if [ "$(cat "$libs/.pom-hash" 2>/dev/null)" != "$pom_hash" ]; then
   say "Kafka jars fetched in $(elapsed "$t")"
 fi
 
-# --- 4. build --------------------------------------------------------------------------------------
+# --- 4. Node 24 and Bun for the bench's runtimes scenario -----------------------------------------
+bash "$root/scripts/setup-runtimes.sh"
+
+# --- 5. build --------------------------------------------------------------------------------------
 t=$(date +%s.%N)
 npx --no-install tsc -b >>"$log" 2>&1 || { cat "$log" | grep -E 'error TS' | head -20 >&2; fail "the TypeScript build failed"; }
 
