@@ -78,8 +78,10 @@ export const demoCommand: Command = {
     out();
     out('To load it with a fleet of your own: `npx stratus run` in one terminal, then');
     out('`npx stratus loadgen --devices 10000 --rate 0.1 --duration 30s --report out/` (out/report.html).');
-    out('Not built yet (open issues): the bench suite behind RESULTS.md, and the fault and security');
-    out('suite (the gateway does not check device tokens or serve TLS yet).');
+    out('To compare it with what you would pick instead: `npx stratus bench` (about 20 minutes) writes');
+    out('RESULTS.md, every figure against a baseline measured in the same run.');
+    out('Not built yet (open issue): the fault and security suite (the gateway does not check device');
+    out('tokens or serve TLS yet).');
     out();
     out('The stack keeps running: `npx stratus stack status`, `npx stratus stack down`.');
     const wrong = k.produced - k.consumed + k.outOfOrder + (r.published - r.received) + r.outOfOrder + (r.pushed - r.popped) + r.notFifo;
