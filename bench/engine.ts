@@ -98,7 +98,7 @@ export async function loadgen(ctx: BenchContext, target: string, f: Fleet): Prom
  * throughput counts the window's events acked by the end of the drain: under overload that is the
  * offered rate, late.)
  */
-export function perSInWindow(s: LoadgenSummary, series: 'ackedPerS' | 'resultsPerS'): number {
+export function perSInWindow(s: LoadgenSummary, series: 'ackedPerS' | 'resultsPerS' | 'sentPerS'): number {
   const from = Number(s.options.warmupS);
   const to = from + s.measuredS;
   const v = s.series[series].filter((_, i) => i >= from && i < to);

@@ -7,7 +7,10 @@
  */
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { describeProfile, readProfileDir, type ProfileSummary } from '../cpu-profile.js';
 import { promisify } from 'node:util';
 import { deleteTopics, ensureTopics } from '../../src/kafka/admin.js';
 import { KAFKA_LIBS } from '../../src/stack/paths.js';
@@ -33,7 +36,15 @@ export const producer: Scenario = {
     // generator's default 32-byte payload.
     const recordBytes = encodeEvent({ seq: 1, value: 1, sentAtUs: 0, receivedAtUs: 0, type: 'sq', payload: Buffer.alloc(32) }).length;
     const k = ctx.config.kafka;
-    const [ours] = await runJson<ProducerLoadJson>(process.execPath, [dist('bench', 'e2e', 'producer-load.js'), '--records', String(records), '--record-bytes', String(recordBytes), '--partitions', String(PARTITIONS)], { timeoutMs: 300_000 });
+    const profileDir = mkdtempSync(join(tmpdir(), 'stratus-bench-prof-'));
+    let profile: ProfileSummary | undefined;
+    const [ours] = await runJson<ProducerLoadJson>(process.execPath, ['--cpu-prof', '--cpu-prof-dir', profileDir, dist('bench', 'e2e', 'producer-load.js'), '--records', String(records), '--record-bytes', String(recordBytes), '--partitions', String(PARTITIONS)], { timeoutMs: 300_000 });
+    try {
+      profile = readProfileDir(profileDir);
+    } catch (err) {
+      ctx.log(`  no CPU profile of the producer: ${(err as Error).message}`);
+    }
+    rmSync(profileDir, { recursive: true, force: true });
     if (ours!.failed > 0) throw new Error(`the Stratus producer had ${ours!.failed} failed deliveries`);
     ctx.log(`  Stratus producer: ${ours!.recordsPerS} records/s`);
 
@@ -68,7 +79,10 @@ export const producer: Scenario = {
       reading:
         `Producing ${records.toLocaleString('en-US')} records of ${recordBytes} bytes (an event as the gateway writes it) with acks=all and idempotence, the gateway's producer did ${ours!.recordsPerS.toLocaleString('en-US')} records/s, ${(r * 100).toFixed(0)}% of Kafka's own Java tool (${java.recordsPerS.toLocaleString('en-US')}/s). ` +
         `Both fill their buffers as fast as they can, so latency here is mostly time queued in the client (ours holds up to kafka.producerQueueMax = ${k.producerQueueMax.toLocaleString('en-US')} messages, Java's 32 MiB buffer.memory), not broker time. ` +
-        `The Stratus side keys each record by device id (1,000 keys over ${PARTITIONS} partitions, as the gateway does, for per-device order); ProducerPerformance sends unkeyed records, which its sticky partitioner packs into fuller batches.`,
+        `The Stratus side keys each record by device id (1,000 keys over ${PARTITIONS} partitions, as the gateway does, for per-device order); ProducerPerformance sends unkeyed records, which its sticky partitioner packs into fuller batches. ` +
+        `Each record costs the Node side one native produce() call and one delivery-report callback into JavaScript (the gateway needs the report to ack the event); the Java client batches in-process without crossing a language boundary per record.` +
+        (profile === undefined ? '' : ` ${describeProfile(profile, 'the Stratus producer process')}`),
+      raw: profile === undefined ? undefined : { producerProfile: profile },
     };
   },
 };
