@@ -8,7 +8,7 @@
 #                  this platform; `-baseline` on CPUs without AVX2)
 #   node24-tree/   the project as Node 24 runs it: every top-level entry symlinked to the project,
 #                  node_modules/ symlinked package by package except @confluentinc/kafka-javascript,
-#                  a copy rebuilt against Node 24's headers (its ABI differs from Node 20's). Run it
+#                  the same version fetched again from the registry and built against Node 24's headers (its ABI differs from Node 20's). Run it
 #                  with `node24/bin/node --preserve-symlinks --preserve-symlinks-main
 #                  node24-tree/bin/stratus.js ...` so modules resolve inside the tree.
 #
@@ -59,7 +59,7 @@ addon=node_modules/@confluentinc/kafka-javascript
 stamp=$( (cat node_modules/.stratus-install; echo "$NODE24_VERSION") | sha256sum | cut -c1-16)
 if [ "$(cat "$tree/.stamp" 2>/dev/null)" != "$stamp" ]; then
   t=$(date +%s)
-  say "building @confluentinc/kafka-javascript for Node $NODE24_VERSION (about a minute and a half)"
+  say "building @confluentinc/kafka-javascript for Node $NODE24_VERSION (about three minutes)"
   rm -rf "$tree" && mkdir -p "$tree/node_modules/@confluentinc"
   for f in bin dist proto package.json; do ln -s "$root/$f" "$tree/$f"; done
   for p in node_modules/* node_modules/@*/*; do
@@ -68,11 +68,15 @@ if [ "$(cat "$tree/.stamp" 2>/dev/null)" != "$stamp" ]; then
     mkdir -p "$tree/$(dirname "$p")"
     ln -s "$root/$p" "$tree/$p"
   done
-  cp -r "$addon" "$tree/$addon"
+  # A fresh copy of the same version from the registry: a copy of the installed one carries the
+  # Node 20 build's configured librdkafka, whose objects make then takes as up to date.
+  addon_version=$(node -p "require('./$addon/package.json').version")
+  fetch "@confluentinc/kafka-javascript@$addon_version" kafka-javascript-src
+  mv "$dir/kafka-javascript-src" "$tree/$addon"
   node24="$root/$dir/node24/bin/node"
   gyp="$(npm prefix -g)/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js"
   [ -f "$gyp" ] || fail "npm's node-gyp is not at $gyp"
-  (cd "$tree/$addon" && rm -rf build && CKJS_LINKING=dynamic PATH="$(dirname "$node24"):$PATH" "$node24" "$gyp" rebuild --nodedir="$root/$dir/node24" -j 2 >>"$log" 2>&1) \
+  (cd "$tree/$addon" && rm -rf build && CKJS_LINKING=dynamic PATH="$(dirname "$node24"):$PATH" "$node24" "$gyp" rebuild --nodedir="$root/$dir/node24" >>"$log" 2>&1) \
     || fail "the librdkafka addon did not build for Node $NODE24_VERSION (see $log)"
   "$node24" --preserve-symlinks -e "require('$root/$tree/$addon')" >>"$log" 2>&1 \
     || fail "the addon built for Node $NODE24_VERSION does not load (see $log)"
