@@ -11,7 +11,11 @@
  * - the subscriber writes each result down the device's stream.
  * No sleeps and no artificial limits: library defaults, JSON on the wire between stages.
  *
- *   node dist/bench/baselines/naive-pipeline.js --prefix P    prints "listening on 127.0.0.1:PORT"
+ *   node dist/bench/baselines/naive-pipeline.js --prefix P [--ready joined|listening]
+ *
+ * Prints "listening on 127.0.0.1:PORT" once both consumers own partitions (--ready joined, the
+ * default) or as soon as the gRPC port is bound (--ready listening: the consumers join in the
+ * background and read the fresh topics from the beginning). Progress goes to stderr.
  */
 import { parseArgs } from 'node:util';
 import { Metadata, Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
@@ -19,7 +23,7 @@ import KafkaJavascript from '@confluentinc/kafka-javascript';
 import { Redis } from 'ioredis';
 import { DeviceGatewayService, type Downlink, type Uplink } from '../../src/gateway/protocol.js';
 
-const { values } = parseArgs({ options: { prefix: { type: 'string', default: 'naive.' }, brokers: { type: 'string', default: '127.0.0.1:9092' }, 'redis-port': { type: 'string', default: '6379' } } });
+const { values } = parseArgs({ options: { ready: { type: 'string', default: 'joined' }, prefix: { type: 'string', default: 'naive.' }, brokers: { type: 'string', default: '127.0.0.1:9092' }, 'redis-port': { type: 'string', default: '6379' } } });
 const prefix = values.prefix!;
 const eventsTopic = `${prefix}events`;
 const resultsTopic = `${prefix}results`;
@@ -31,6 +35,7 @@ const admin = kafka.admin();
 await admin.connect();
 await admin.createTopics({ topics: [eventsTopic, resultsTopic].map((topic) => ({ topic, numPartitions: 12, replicationFactor: 1 })) });
 await admin.disconnect();
+process.stderr.write(`naive: topics ${eventsTopic}, ${resultsTopic} created\n`);
 
 const producer = kafka.producer({ kafkaJS: { acks: -1, idempotent: true } });
 await producer.connect();
@@ -82,6 +87,8 @@ await processor.run({
 });
 
 const forwarder = kafka.consumer({ kafkaJS: { groupId: `${prefix}forwarder`, fromBeginning: true } });
+process.stderr.write('naive: processor running\n');
+
 await forwarder.connect();
 await forwarder.subscribe({ topics: [resultsTopic] });
 await forwarder.run({
@@ -94,15 +101,20 @@ await forwarder.run({
   },
 });
 
+process.stderr.write('naive: forwarder running\n');
+
 await sub.subscribe(`${prefix}gw:${instance}`);
 sub.on('message', (_channel: string, text: string) => {
   const r = JSON.parse(text) as Wire;
   calls.get(r.deviceId)?.write({ results: [{ seq: r.seq, type: 'sq', value: r.value, payload: Buffer.alloc(0), sentAtUs: 0, processedAtUs: 0 }] });
 });
 
-// Ready once both consumers own partitions (the group join takes a few seconds).
-while (processor.assignment().length === 0 || forwarder.assignment().length === 0) await new Promise((r) => setTimeout(r, 100));
 const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+const joined = (async () => {
+  while (processor.assignment().length === 0 || forwarder.assignment().length === 0) await new Promise((r) => setTimeout(r, 100));
+  process.stderr.write('naive: consumers joined\n');
+})();
+if (values.ready !== 'listening') await joined;
 process.stdout.write(`listening on 127.0.0.1:${port}\n`);
 
 const stop = async () => {

@@ -14,8 +14,13 @@ import { ratio, type BenchContext, type Scenario, type Side } from '../scenario.
 
 type Target = { target: string; stop(): Promise<void> };
 
+/**
+ * The naive pipeline in a process of its own. Full runs wait until its consumers own partitions;
+ * --quick does not (a loaded CI machine once took over 90 s to join them): its consumers then join
+ * during the warm-up and read the fresh topics from the beginning.
+ */
 async function naive(ctx: BenchContext): Promise<Target> {
-  const svc = await startService(process.execPath, [dist('bench', 'baselines', 'naive-pipeline.js'), '--prefix', `naive.${randomUUID().slice(0, 8)}.`, '--brokers', ctx.config.kafka.brokers.join(','), '--redis-port', String(ctx.config.redis.port)], /listening on (\S+)/, { timeoutMs: 90_000 });
+  const svc = await startService(process.execPath, [dist('bench', 'baselines', 'naive-pipeline.js'), '--prefix', `naive.${randomUUID().slice(0, 8)}.`, '--brokers', ctx.config.kafka.brokers.join(','), '--redis-port', String(ctx.config.redis.port), '--ready', ctx.quick ? 'listening' : 'joined'], /listening on (\S+)/, { timeoutMs: 120_000 });
   return { target: svc.match[1]!, stop: () => svc.stop() };
 }
 
