@@ -153,7 +153,9 @@ export class Fleet {
     this.driver = driverFor(opts);
     this.expectResults = this.driver.results && !opts.ackOnly;
     assert(this.driver.acks || this.expectResults, '--ack-only needs an API with acks');
-    this.creds = opts.tls ? credentials.createSsl(opts.tlsCa === null ? null : readFileSync(opts.tlsCa)) : credentials.createInsecure();
+    this.creds = opts.tls
+      ? credentials.createSsl(opts.tlsCa === null ? null : readFileSync(opts.tlsCa), opts.tlsKey === null ? null : readFileSync(opts.tlsKey), opts.tlsCert === null ? null : readFileSync(opts.tlsCert))
+      : credentials.createInsecure();
     // Every time in the fleet is ms after t0: the same seed then gives the same floating-point
     // schedule, and the same events in the measured window, whatever the absolute start.
     this.measureFromMs = opts.warmupS * 1000;

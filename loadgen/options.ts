@@ -54,6 +54,9 @@ export interface LoadgenOptions {
   connectTimeoutMs: number;
   tls: boolean;
   tlsCa: string | null;
+  /** Client certificate and key for mutual TLS; both or neither. */
+  tlsCert: string | null;
+  tlsKey: string | null;
   tokenSecret: string | null;
   reportDir: string | null;
   thresholds: ThresholdSpec[];
@@ -121,7 +124,10 @@ export function resolveOptions(flags: RawFlags, defaultTarget: string): LoadgenO
   if (!(slowReaders >= 0 && slowReaders <= 1) || String(slowRaw).trim() === '') throw usage(`--slow-readers must be a fraction from 0 to 1 (got ${JSON.stringify(slowRaw)})`);
   const api = oneOf(flags, 'api', APIS, 'stratus');
   const tlsCa = str(flags, 'tls-ca');
-  const tls = flags.tls === true || tlsCa !== null;
+  const tlsCert = str(flags, 'tls-cert');
+  const tlsKey = str(flags, 'tls-key');
+  if ((tlsCert === null) !== (tlsKey === null)) throw usage('--tls-cert and --tls-key go together (the client certificate for mutual TLS and its key)');
+  const tls = flags.tls === true || tlsCa !== null || tlsCert !== null;
   const thresholdExprs = (flags.threshold as string[] | undefined) ?? [];
   const seedRaw = flags.seed;
   const seed = seedRaw === undefined ? (Math.random() * 2 ** 32) >>> 0 : int(flags, 'seed', 0, 0, 2 ** 32 - 1);
@@ -154,6 +160,8 @@ export function resolveOptions(flags: RawFlags, defaultTarget: string): LoadgenO
     connectTimeoutMs: flags['connect-timeout'] === undefined ? 10_000 : Math.round(parseDurationS('--connect-timeout', String(flags['connect-timeout']), false) * 1000),
     tls,
     tlsCa,
+    tlsCert,
+    tlsKey,
     tokenSecret: str(flags, 'token-secret'),
     reportDir: str(flags, 'report'),
     thresholds: thresholdExprs.map((e) => parseThreshold(e)),

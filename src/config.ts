@@ -29,6 +29,8 @@ export interface OptionSpec {
   readonly secret?: boolean;
   /** For paths: resolved against the project root when relative. */
   readonly path?: boolean;
+  /** For paths: empty is allowed and means "not set". */
+  readonly optional?: boolean;
 }
 
 const port = (def: number, doc: string): OptionSpec => ({ kind: 'int', default: String(def), doc, unit: 'port', min: 1, max: 65535 });
@@ -61,10 +63,16 @@ export const OPTIONS = {
   'gateway.outboundMax': { kind: 'int', default: '2000', min: 1, max: 1000000, unit: 'results', doc: 'Results waiting for a device that does not read; beyond it its stream ends with RESOURCE_EXHAUSTED.' },
   'gateway.stallTimeoutMs': { kind: 'int', default: '10000', min: 100, max: 600000, unit: 'ms', doc: 'How long a device may take nothing while its buffered results are being sent before its stream ends with RESOURCE_EXHAUSTED.' },
   'gateway.payloadBytesMax': { kind: 'int', default: '65536', min: 0, max: 3145728, unit: 'bytes', doc: 'Largest event payload; larger ones are rejected with PAYLOAD_TOO_LARGE.' },
+  'gateway.deviceRatePerS': { kind: 'int', default: '0', min: 0, max: 1000000, unit: 'events/s', doc: 'Per-device rate limit (a token bucket shared by all of a device\'s streams and calls on this instance); events beyond it are rejected with RATE_LIMITED. 0: no limit.' },
+  'gateway.deviceBurstMax': { kind: 'int', default: '0', min: 0, max: 10000000, unit: 'events', doc: 'Size of the per-device token bucket: events a device may send at once after being quiet. 0: one second\'s worth (gateway.deviceRatePerS).' },
   'gateway.drainGraceMs': { kind: 'int', default: '10000', min: 0, max: 600000, unit: 'ms', doc: 'On SIGTERM, how long open streams get to finish before they are ended.' },
   'processor.threads': { kind: 'int', default: '0', min: 0, max: 64, unit: 'threads', doc: 'Worker threads (piscina) for processor compute; 0 runs it on the consumer\'s thread. Pays off for CPU-heavy processors (sha256).' },
   'grpc.host': { kind: 'string', default: '127.0.0.1', doc: 'Address the gRPC gateway and the HTTP surface bind; 0.0.0.0 to take devices from other hosts (docker-compose.yml sets it).' },
   'grpc.port': port(50051, 'gRPC port of the gateway.'),
+  'tls.cert': { kind: 'string', default: '', path: true, optional: true, unit: 'path', doc: 'PEM certificate chain of the gRPC gateway and the HTTP surface; with tls.key, both serve TLS only. Empty: plaintext.' },
+  'tls.key': { kind: 'string', default: '', path: true, optional: true, unit: 'path', doc: 'PEM private key for tls.cert.' },
+  'tls.ca': { kind: 'string', default: '', path: true, optional: true, unit: 'path', doc: 'PEM CA certificate(s): when set, every gRPC and HTTP client must present a certificate signed by it (mutual TLS).' },
+  'auth.tokenSecret': { kind: 'string', default: '', secret: true, doc: 'HMAC-SHA256 key of device tokens (`stratus token issue`). When set, every gRPC call (but health and reflection) and SSE request needs `authorization: Bearer <token>`, and a device can only send as itself and read its own results.' },
   'http.port': port(8080, 'HTTP port: /metrics, /livez, /readyz, SSE.'),
   'http.connectionsMax': { kind: 'int', default: '10000', min: 1, max: 1000000, unit: 'connections', doc: 'Open HTTP connections (SSE streams included) one process accepts; beyond it new ones are refused.' },
   'http.sseHeartbeatMs': { kind: 'int', default: '15000', min: 100, max: 600000, unit: 'ms', doc: 'Interval of the comment lines an idle SSE stream gets, so proxies and clients see it alive.' },
@@ -115,13 +123,20 @@ export interface Config {
     readonly outboundMax: number;
     readonly stallTimeoutMs: number;
     readonly payloadBytesMax: number;
+    readonly deviceRatePerS: number;
+    readonly deviceBurstMax: number;
     readonly drainGraceMs: number;
   };
+  readonly tls: { readonly cert: string; readonly key: string; readonly ca: string };
+  readonly auth: { readonly tokenSecret: string };
   readonly grpc: { readonly host: string; readonly port: number };
   readonly http: { readonly port: number; readonly connectionsMax: number; readonly sseHeartbeatMs: number };
   readonly queue: { readonly name: string; readonly lengthMax: number; readonly flushEventsMax: number; readonly leaseMs: number; readonly attemptsMax: number };
   readonly streams: { readonly lengthMax: number; readonly batchMetricsMax: number; readonly pendingMax: number; readonly claimIdleMs: number; readonly seriesMax: number };
 }
+
+/** A shorter HMAC key could be guessed offline from one token. */
+export const TOKEN_SECRET_BYTES_MIN = 32;
 
 /** `kafka.lingerMs` -> `STRATUS_KAFKA_LINGER_MS` */
 export function envName(key: string): string {
@@ -149,7 +164,9 @@ export interface LoadConfigInput {
 }
 
 function invalid(key: string, value: string, allowed: string): StratusError {
-  return new StratusError(ErrorCode.CONFIG_INVALID, `config ${key} must be ${allowed} (got ${JSON.stringify(value)}; set by --${flagName(key)} or ${envName(key)})`);
+  // A secret's value is never echoed, not even a wrong one.
+  const shown = (OPTIONS as Record<string, OptionSpec>)[key]?.secret ? '***' : JSON.stringify(value);
+  return new StratusError(ErrorCode.CONFIG_INVALID, `config ${key} must be ${allowed} (got ${shown}; set by --${flagName(key)} or ${envName(key)})`);
 }
 
 function parseValue(key: string, spec: OptionSpec, raw: string, root: string): unknown {
@@ -179,6 +196,7 @@ function parseValue(key: string, spec: OptionSpec, raw: string, root: string): u
     }
     case 'string':
       if (spec.path) {
+        if (raw.trim() === '' && spec.optional) return '';
         if (raw.trim() === '') throw invalid(key, raw, 'a non-empty path');
         return isAbsolute(raw) ? raw : resolve(root, raw);
       }
@@ -223,7 +241,11 @@ export function loadConfig(input: LoadConfigInput = {}): Config {
       ((out[section] ??= {}) as Record<string, unknown>)[key.slice(dot + 1)] = value;
     }
   }
-  return deepFreeze(out as unknown as Config);
+  const config = out as unknown as Config;
+  if (config.auth.tokenSecret !== '' && Buffer.byteLength(config.auth.tokenSecret) < TOKEN_SECRET_BYTES_MIN) {
+    throw invalid('auth.tokenSecret', config.auth.tokenSecret, `at least ${TOKEN_SECRET_BYTES_MIN} bytes (e.g. \`openssl rand -hex 32\`)`);
+  }
+  return deepFreeze(config);
 }
 
 /** Reads a dotted key back out of a Config. */
@@ -252,7 +274,7 @@ export function configFlagOptions(): Record<string, { type: 'string' }> {
 export function optionsMarkdown(): string {
   const rows = (Object.entries(OPTIONS) as [OptionKey, OptionSpec][]).map(([key, spec]) => {
     const def = spec.default === '' ? '(empty)' : `\`${spec.default}\``;
-    const allowed = spec.kind === 'enum' ? `one of ${spec.values!.join(', ')}` : spec.kind === 'int' ? `${spec.min}..${spec.max}` : spec.kind === 'hostPortList' ? 'host:port,...' : spec.path ? 'path' : 'text';
+    const allowed = spec.kind === 'enum' ? `one of ${spec.values!.join(', ')}` : spec.kind === 'int' ? `${spec.min}..${spec.max}` : spec.kind === 'hostPortList' ? 'host:port,...' : spec.path ? (spec.optional ? 'path or empty' : 'path') : 'text';
     return `| \`${key}\` | \`${envName(key)}\` | \`--${flagName(key)}\` | ${def} | ${spec.unit ?? ''} | ${allowed} | ${spec.doc}${spec.secret ? ' Secret: masked in `config print`.' : ''} |`;
   });
   return ['| option | environment | flag | default | unit | allowed | meaning |', '|---|---|---|---|---|---|---|', ...rows].join('\n');

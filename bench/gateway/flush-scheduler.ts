@@ -32,7 +32,7 @@ interface Turn {
 /** DEVICES real sessions whose host marks them dirty with `markDirty`; `endOfTurn` runs in the turn's setImmediate. */
 function turn(markDirty: (s: DeviceSession) => void, endOfTurn: () => void = () => {}): Turn {
   const t: Turn = { writes: 0, run: async () => {} };
-  const host = { config, types: new Set(['sq']), link: null as never, produce: () => true, markDirty, closed: () => {} } satisfies SessionHost;
+  const host = { config, types: new Set(['sq']), link: null as never, admit: () => true, produce: () => true, markDirty, closed: () => {} } satisfies SessionHost;
   const io: SessionIO = {
     write: (msg: Downlink) => {
       codecs.Downlink.serialize(msg);

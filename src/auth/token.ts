@@ -9,6 +9,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 const VERSION = 'v1';
+/** The gateway's limit on a device id (x-device-id, SSE path, Event.device_id). */
+const DEVICE_ID_BYTES_MAX = 256;
 
 function mac(secret: string, body: string): Buffer {
   return createHmac('sha256', secret).update(body).digest();
@@ -16,6 +18,8 @@ function mac(secret: string, body: string): Buffer {
 
 export function issueToken(secret: string, deviceId: string, expiresAtS: number): string {
   if (secret.length === 0) throw new TypeError('token secret must not be empty');
+  const idBytes = Buffer.byteLength(deviceId, 'utf8');
+  if (idBytes === 0 || idBytes > DEVICE_ID_BYTES_MAX) throw new TypeError(`device id must be 1..${DEVICE_ID_BYTES_MAX} bytes (got ${idBytes})`);
   if (!Number.isSafeInteger(expiresAtS) || expiresAtS <= 0) throw new TypeError(`token expiry must be a positive integer of unix seconds (got ${expiresAtS})`);
   const body = `${VERSION}.${Buffer.from(deviceId, 'utf8').toString('base64url')}.${expiresAtS}`;
   return `${body}.${mac(secret, body).toString('base64url')}`;
@@ -33,4 +37,26 @@ export function verifyToken(secret: string, token: string, nowS: number = Math.f
   const expiresAtS = Number(parts[2]);
   if (expiresAtS <= nowS) return { ok: false, reason: 'expired' };
   return { ok: true, deviceId: Buffer.from(parts[1]!, 'base64url').toString('utf8'), expiresAtS };
+}
+
+export type BearerCheck = { ok: true; deviceId: string } | { ok: false; why: string };
+
+/**
+ * Checks an `authorization` header value (`Bearer <token>`). `why` is for the caller's
+ * UNAUTHENTICATED / 401 answer: it says what is wrong and never echoes the token.
+ */
+export function checkBearer(secret: string, header: string | undefined | null, nowS?: number): BearerCheck {
+  if (header === undefined || header === null || header === '') return { ok: false, why: 'no "authorization: Bearer <token>" header; get a token with `stratus token issue --device ID`' };
+  const m = /^Bearer[ ]+(\S{1,2048})\s*$/i.exec(header);
+  if (m === null) return { ok: false, why: 'the authorization header must be "Bearer <token>"' };
+  const check = verifyToken(secret, m[1]!, nowS);
+  if (check.ok) return { ok: true, deviceId: check.deviceId };
+  switch (check.reason) {
+    case 'expired':
+      return { ok: false, why: 'the device token has expired; issue a new one' };
+    case 'forged':
+      return { ok: false, why: 'the device token is not signed by this engine\'s auth.tokenSecret' };
+    case 'malformed':
+      return { ok: false, why: 'the device token is malformed (expected v1.<device>.<expiry>.<mac>)' };
+  }
 }

@@ -39,6 +39,8 @@ export const loadgenCommand: Command = {
     'connect-timeout': { type: 'string', doc: 'a stream with no answer after this counts as STALLED (default 10s)' },
     tls: { type: 'boolean', doc: 'connect with TLS (system roots unless --tls-ca)' },
     'tls-ca': { type: 'string', doc: 'PEM file of the CA that signed the server certificate (implies --tls)' },
+    'tls-cert': { type: 'string', doc: 'PEM client certificate for mutual TLS, with --tls-key (implies --tls)' },
+    'tls-key': { type: 'string', doc: 'PEM private key of --tls-cert' },
     'token-secret': { type: 'string', doc: 'mint an HMAC device token per device (authorization: Bearer)' },
     report: { type: 'string', doc: 'write summary.json, <metric>.hgrm, intervals.hlog and report.html into this folder' },
     threshold: { type: 'string', multiple: true, doc: 'pass/fail, repeatable: ack.p99<20ms, result.p999<100ms, errors.rate<0.1%, missing.count==0; a failure exits 99' },

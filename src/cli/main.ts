@@ -18,6 +18,7 @@ const ENTRIES: readonly { name: string; load(): Promise<Command> }[] = [
   { name: 'worker', load: async () => (await import('./worker-command.js')).workerCommand },
   { name: 'loadgen', load: async () => (await import('./loadgen-command.js')).loadgenCommand },
   { name: 'bench', load: async () => (await import('./bench-command.js')).benchCommand },
+  { name: 'token', load: async () => (await import('./token-command.js')).tokenCommand },
   { name: 'config', load: async () => (await import('./config-command.js')).configCommand },
   { name: 'demo', load: async () => (await import('./demo-command.js')).demoCommand },
 ];

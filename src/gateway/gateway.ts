@@ -8,11 +8,12 @@
  * delivery report says it is durable on every in-sync replica.
  */
 import { hostname } from 'node:os';
-import { Metadata, Server, ServerCredentials, status, type sendUnaryData, type ServerDuplexStream, type ServerReadableStream, type ServerUnaryCall } from '@grpc/grpc-js';
+import { Metadata, Server, status, type sendUnaryData, type ServerDuplexStream, type ServerReadableStream, type ServerUnaryCall } from '@grpc/grpc-js';
 import { join } from 'node:path';
 import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
+import { grpcServerCredentials, tlsFiles } from '../auth/tls.js';
 import { PROJECT_ROOT, type Config } from '../config.js';
 import { KafkaProducer } from '../kafka/producer.js';
 import { metrics } from '../http/metrics.js';
@@ -23,7 +24,9 @@ import type { FrameEntry } from '../wire/delivery-frame.js';
 import { DeliveryLink } from './delivery.js';
 import { processEvent } from './nimbus.js';
 import { DeviceGatewayService, NimbusService, type BatchAck, type Downlink, type Event, type EventBatch, type EventRequest, type EventResponse, type IngestSummary, type Reject, type Uplink } from './protocol.js';
+import { authenticatedDevice, authInterceptor } from './auth.js';
 import { FlushScheduler } from './flush-scheduler.js';
+import { RateLimiter } from './rate-limit.js';
 import { GATEWAY_SERVICES, type GatewayService } from './services.js';
 import { DeviceSession, type SessionHost } from './session.js';
 import { validateEvent } from './validate.js';
@@ -57,6 +60,8 @@ export class Gateway implements SessionHost {
   private readonly serviceNames: string[];
   private renewTimer: NodeJS.Timeout | null = null;
   private readonly eventsTopic: string;
+  /** null: gateway.deviceRatePerS is 0 (no limit). */
+  private readonly rates: RateLimiter | null;
   port = 0;
 
   private constructor(
@@ -67,6 +72,8 @@ export class Gateway implements SessionHost {
     private readonly extraServices: readonly GatewayService[],
   ) {
     this.eventsTopic = topology(config).topics.events;
+    const g = config.gateway;
+    this.rates = g.deviceRatePerS === 0 ? null : new RateLimiter(g.deviceRatePerS, g.deviceBurstMax, g.devicesMax);
     this.serviceNames = ['', 'stratus.v1.DeviceGateway', 'nimbus.NimbusService', ...extraServices.flatMap((s) => s.names)];
     this.health = new HealthImplementation(Object.fromEntries(this.serviceNames.map((n) => [n, 'SERVING' as const])));
   }
@@ -96,6 +103,8 @@ export class Gateway implements SessionHost {
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_timeout_ms': 10_000,
       'grpc.keepalive_permit_without_calls': 1,
+      // Device tokens (auth.tokenSecret): checked before any handler runs; see auth.ts.
+      interceptors: this.config.auth.tokenSecret === '' ? [] : [authInterceptor(this.config.auth.tokenSecret)],
     });
     server.addService(DeviceGatewayService, {
       Connect: (call: ServerDuplexStream<Uplink, Downlink>) => this.connect(call),
@@ -112,12 +121,16 @@ export class Gateway implements SessionHost {
     const described = loadSync(['stratus/v1/gateway.proto', 'nimbus/nimbus.proto', ...this.extraServices.flatMap((s) => s.protoFiles), healthProtoPath], { includeDirs: [join(PROJECT_ROOT, 'proto')] });
     new ReflectionService(described).addToServer(server);
     this.port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`${this.config.grpc.host.includes(':') ? `[${this.config.grpc.host}]` : this.config.grpc.host}:${port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      server.bindAsync(`${this.config.grpc.host.includes(':') ? `[${this.config.grpc.host}]` : this.config.grpc.host}:${port}`, grpcServerCredentials(tlsFiles(this.config)), (err, p) => (err ? reject(err) : resolve(p))),
     );
     this.server = server;
   }
 
   // --- SessionHost ---------------------------------------------------------------------------
+
+  admit(deviceId: string): boolean {
+    return this.rates === null || this.rates.take(deviceId);
+  }
 
   produce(session: DeviceSession | Waiter, deviceId: string, event: Event, receivedAtUs: number): boolean {
     const value = encodeEvent({ seq: event.seq, value: event.value ?? 0, sentAtUs: event.sentAtUs ?? 0, receivedAtUs, type: event.type, payload: event.payload ?? EMPTY });
@@ -157,7 +170,13 @@ export class Gateway implements SessionHost {
   }
 
   private connect(call: ServerDuplexStream<Uplink, Downlink>): void {
-    const deviceId = metadataString(call.metadata, DEVICE_ID_KEY);
+    const authed = authenticatedDevice(call.metadata);
+    const named = metadataString(call.metadata, DEVICE_ID_KEY);
+    if (authed !== null && named !== null && named !== authed) {
+      call.emit('error', { code: status.PERMISSION_DENIED, details: `metadata "${DEVICE_ID_KEY}" names another device than the token; a device can only connect as itself (leave "${DEVICE_ID_KEY}" out or send the token's device id)` });
+      return;
+    }
+    const deviceId = authed ?? named;
     if (deviceId === null || deviceId === '' || Buffer.byteLength(deviceId) > DEVICE_ID_BYTES_MAX) {
       call.emit('error', { code: status.INVALID_ARGUMENT, details: `metadata "${DEVICE_ID_KEY}" must name the device (1..${DEVICE_ID_BYTES_MAX} bytes)` });
       return;
@@ -221,20 +240,23 @@ export class Gateway implements SessionHost {
       },
     };
     let refused = false;
+    // Auth on: every event is the token's device (an event naming another is rejected).
+    const authed = authenticatedDevice(call.metadata);
     call.on('data', (e: Event) => {
       if (refused) return;
-      const reject = validateEvent(e, { streamDeviceId: null, lastSeq: lastSeq.get(e.deviceId) ?? 0, payloadBytesMax: this.config.gateway.payloadBytesMax, types: this.types });
-      if (reject !== null || !this.produce(waiter, e.deviceId, e, Date.now() * 1000)) {
+      const deviceId = authed ?? e.deviceId;
+      const reject = validateEvent(e, { streamDeviceId: authed, lastSeq: lastSeq.get(deviceId) ?? 0, payloadBytesMax: this.config.gateway.payloadBytesMax, types: this.types });
+      if (reject !== null || !this.admit(deviceId) || !this.produce(waiter, deviceId, e, Date.now() * 1000)) {
         rejected++;
         return;
       }
-      if (lastSeq.size >= this.config.gateway.devicesMax && !lastSeq.has(e.deviceId)) {
+      if (lastSeq.size >= this.config.gateway.devicesMax && !lastSeq.has(deviceId)) {
         refused = true;
         cb({ code: status.RESOURCE_EXHAUSTED, details: `one Ingest call may name at most ${this.config.gateway.devicesMax} devices (gateway.devicesMax); split the stream` });
         call.destroy();
         return;
       }
-      lastSeq.set(e.deviceId, e.seq);
+      lastSeq.set(deviceId, e.seq);
       accepted++;
       waiter.pending++;
       if (waiter.pending > inflightMax && !paused) {
@@ -262,19 +284,25 @@ export class Gateway implements SessionHost {
     let settle!: () => void;
     const done = new Promise<void>((r) => (settle = r));
     const waiter: Waiter = { pending: 1, failed: null, settle: () => settle() };
+    const authed = authenticatedDevice(call.metadata);
     for (const e of events) {
-      const reject = validateEvent(e, { streamDeviceId: null, lastSeq: lastSeq.get(e.deviceId) ?? 0, payloadBytesMax: this.config.gateway.payloadBytesMax, types: this.types });
+      const deviceId = authed ?? e.deviceId;
+      const reject = validateEvent(e, { streamDeviceId: authed, lastSeq: lastSeq.get(deviceId) ?? 0, payloadBytesMax: this.config.gateway.payloadBytesMax, types: this.types });
       if (reject !== null) {
         rejects.push(reject);
         continue;
       }
-      if (!this.produce(waiter, e.deviceId, e, now)) {
+      if (!this.admit(deviceId)) {
+        rejects.push({ seq: e.seq, code: 'RATE_LIMITED', message: `device is over its rate of ${this.config.gateway.deviceRatePerS} events/s (gateway.deviceRatePerS); send this event again later` });
+        continue;
+      }
+      if (!this.produce(waiter, deviceId, e, now)) {
         rejects.push({ seq: e.seq, code: 'OVERLOADED', message: 'the engine is at its Kafka producer limit; send this event again later' });
         continue;
       }
       waiter.pending++;
-      lastSeq.set(e.deviceId, e.seq);
-      eventIds.push(`${e.deviceId}/${e.seq}`);
+      lastSeq.set(deviceId, e.seq);
+      eventIds.push(`${deviceId}/${e.seq}`);
     }
     if (--waiter.pending === 0) settle();
     await done;

@@ -8,6 +8,8 @@
  * routing as Connect, so results produced while a client reconnects wait in its buffer and reach
  * its next stream (the Go system dropped them).
  *
+ * Auth on (auth.tokenSecret): the call's token must be for device `nimbus/<client_id>`.
+ *
  * int32 overflow: result is number^2 when it fits int32 (|number| <= 46340); otherwise result is 0
  * and the trace's last step says so. result_wide (field 5, added by Stratus) always carries the
  * square as int64, computed exactly with BigInt; it is exact up to 2^53 (|number| <= 94906265) and
@@ -15,6 +17,7 @@
  */
 import { status, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { Downlink, EventRequest, EventResponse, Result, TraceStep } from './protocol.js';
+import { authenticatedDevice } from './auth.js';
 import { DeviceSession } from './session.js';
 import type { Gateway } from './gateway.js';
 
@@ -65,6 +68,11 @@ export function processEvent(gw: Gateway, call: ServerDuplexStream<EventRequest,
     return;
   }
   const deviceId = `nimbus/${clientId}`;
+  const authed = authenticatedDevice(call.metadata);
+  if (authed !== null && authed !== deviceId) {
+    call.emit('error', { code: status.PERMISSION_DENIED, details: `the token is for device "${authed}"; client "${clientId}" needs a token for device "${deviceId}"` });
+    return;
+  }
   const session = new DeviceSession(gw, deviceId, {
     write: (msg: Downlink) => {
       let ok = true;

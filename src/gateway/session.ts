@@ -27,6 +27,8 @@ export interface SessionHost {
   readonly config: Config;
   readonly link: DeliveryLink;
   readonly types: ReadonlySet<string>;
+  /** Takes one event of the device's rate; false when it is over it (RATE_LIMITED). */
+  admit(deviceId: string): boolean;
   /** Produces one event; false when the producer is full (OVERLOADED). */
   produce(session: DeviceSession, deviceId: string, event: Uplink['events'][number], receivedAtUs: number): boolean;
   /** Schedules a flush of every dirty session at the end of this event-loop turn. */
@@ -119,6 +121,11 @@ export class DeviceSession {
       if (reject !== null) {
         this.rejects.push(reject);
         metrics.eventsRejected.inc({ code: reject.code });
+        continue;
+      }
+      if (!this.host.admit(this.deviceId)) {
+        this.rejects.push({ seq: event.seq, code: 'RATE_LIMITED', message: `device is over its rate of ${cfg.deviceRatePerS} events/s (gateway.deviceRatePerS); send this event again later` });
+        metrics.eventsRejected.inc({ code: 'RATE_LIMITED' });
         continue;
       }
       if (!this.host.produce(this, this.deviceId, event, now)) {

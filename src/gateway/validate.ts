@@ -13,15 +13,17 @@ export const RejectCode = {
   INVALID_VALUE: 'INVALID_VALUE',
   /** payload is larger than gateway.payloadBytesMax. */
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
-  /** device_id differs from the stream's x-device-id (Connect), or is missing (Ingest, IngestBatch). */
+  /** device_id differs from the stream's x-device-id (Connect) or the call's token, or is missing (Ingest, IngestBatch). */
   DEVICE_MISMATCH: 'DEVICE_MISMATCH',
   /** The engine cannot take the event now (Kafka producer queue full); send it again later. */
   OVERLOADED: 'OVERLOADED',
+  /** The device is over its rate (gateway.deviceRatePerS, token bucket of gateway.deviceBurstMax); send it again later. */
+  RATE_LIMITED: 'RATE_LIMITED',
 } as const;
 export type RejectCode = (typeof RejectCode)[keyof typeof RejectCode];
 
 export interface ValidationContext {
-  /** The stream's device (Connect); null where each event names its own (Ingest, IngestBatch). */
+  /** The stream's device (Connect; Ingest and IngestBatch when auth is on: the token's); null where each event names its own. */
   streamDeviceId: string | null;
   /** Highest seq accepted for this device on this stream; 0 before the first. */
   lastSeq: number;
@@ -38,7 +40,7 @@ export function validateEvent(e: Event, ctx: ValidationContext): Reject | null {
   const deviceId = e.deviceId ?? '';
   if (ctx.streamDeviceId !== null) {
     if (deviceId !== '' && deviceId !== ctx.streamDeviceId) {
-      return reject(RejectCode.DEVICE_MISMATCH, `device_id "${deviceId.slice(0, 64)}" differs from this stream's x-device-id "${ctx.streamDeviceId}"; leave it empty or send the same id`);
+      return reject(RejectCode.DEVICE_MISMATCH, `device_id "${deviceId.slice(0, 64)}" differs from this stream's device "${ctx.streamDeviceId}" (its x-device-id or token); a device sends only as itself: leave it empty or send the same id`);
     }
   } else if (deviceId === '' || Buffer.byteLength(deviceId) > DEVICE_ID_BYTES_MAX) {
     return reject(RejectCode.DEVICE_MISMATCH, `device_id is required here and must be 1..${DEVICE_ID_BYTES_MAX} bytes`);

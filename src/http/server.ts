@@ -2,9 +2,11 @@
  * The HTTP surface of one engine process (http.port): GET /metrics (Prometheus text), GET /livez
  * (the process answers), GET /readyz (Kafka and Redis reachable and not draining: 200, else 503
  * with the reason), plus the routes the process's roles add (SSE, /metrics/ingested). Anything
- * else: 404.
+ * else: 404. With tls.cert/tls.key it serves HTTPS only (and with tls.ca, mutual TLS).
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import { tlsFiles } from '../auth/tls.js';
 import type { Config } from '../config.js';
 import { registry } from './metrics.js';
 
@@ -40,7 +42,7 @@ export class HttpSurface {
     const metricsText = options.metricsText ?? (() => registry.metrics());
     // Read per request: a role may add its route after the surface is up.
     const known = () => ['GET /metrics', 'GET /livez', 'GET /readyz', ...routes.map((r) => r.describe)].join(', ');
-    const server = createServer((req, res) => {
+    const handler: RequestListener = (req, res) => {
       let url: URL;
       try {
         url = new URL(req.url ?? '/', 'http://localhost');
@@ -71,7 +73,14 @@ export class HttpSurface {
       } else {
         res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found; this process serves ${known()}\n`);
       }
-    });
+    };
+    // TLS (tls.cert/tls.key) like the gRPC port; with tls.ca, a client without a certificate that
+    // CA signed fails the handshake (requestCert + rejectUnauthorized).
+    const tls = tlsFiles(config);
+    const server: Server =
+      tls === null
+        ? createServer(handler)
+        : createTlsServer({ cert: tls.cert, key: tls.key, ...(tls.ca === null ? {} : { ca: tls.ca, requestCert: true, rejectUnauthorized: true }) }, handler);
     // Bounded: a slow or idle client can't hold a socket forever. requestTimeout bounds receiving
     // the request only, so long-lived responses (SSE) are not cut by it.
     server.requestTimeout = 10_000;

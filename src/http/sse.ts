@@ -10,6 +10,9 @@
  * `Last-Event-ID: <seq>` (EventSource does so by itself) gets every later result, none twice.
  * Results for a device with no stream wait in its buffer (redis.deviceBufferMax).
  *
+ * Auth on (auth.tokenSecret): `authorization: Bearer <token>` is required (401 without a valid
+ * one), and the token's device must be the path's (403 otherwise).
+ *
  * Bounded per connection: results wait for a client that does not read up to gateway.outboundMax,
  * and a buffer drain waits gateway.stallTimeoutMs for it; then the stream ends with an
  * `event: end` carrying RESOURCE_EXHAUSTED, and the results stay buffered for its next request.
@@ -25,6 +28,7 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { status } from '@grpc/grpc-js';
+import { checkBearer } from '../auth/token.js';
 import type { Config } from '../config.js';
 import { DeliveryLink } from '../gateway/delivery.js';
 import { FlushScheduler } from '../gateway/flush-scheduler.js';
@@ -73,6 +77,10 @@ export class SseHub implements SessionHost {
 
   // --- SessionHost ---------------------------------------------------------------------------
 
+  admit(): boolean {
+    assert.fail('an SSE session has no uplink');
+  }
+
   produce(): boolean {
     assert.fail('an SSE session has no uplink');
   }
@@ -114,6 +122,19 @@ export class SseHub implements SessionHost {
     if (deviceId === '' || Buffer.byteLength(deviceId) > DEVICE_ID_BYTES_MAX) {
       badRequest(res, 400, `device id must be 1..${DEVICE_ID_BYTES_MAX} bytes`);
       return;
+    }
+    const secret = this.config.auth.tokenSecret;
+    if (secret !== '') {
+      // Auth on: the token's device must be the one in the path; a device reads only its own results.
+      const check = checkBearer(secret, req.headers.authorization);
+      if (!check.ok) {
+        res.writeHead(401, { 'content-type': 'text/plain; charset=utf-8', 'www-authenticate': 'Bearer realm="stratus", error="invalid_token"' }).end(`${check.why}\n`);
+        return;
+      }
+      if (check.deviceId !== deviceId) {
+        badRequest(res, 403, 'the token is for another device; a device can read only its own results');
+        return;
+      }
     }
     const header = req.headers['last-event-id'];
     const cursorText = typeof header === 'string' ? header : url.searchParams.get('lastEventId');

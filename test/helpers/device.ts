@@ -2,7 +2,7 @@
  * A simulated device for tests: a real grpc-js client speaking DeviceGateway.Connect, keeping
  * every ack, result and reject it receives so tests can account for each (device, seq).
  */
-import { Client, credentials, Metadata, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import { Client, credentials, Metadata, type ChannelCredentials, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { codecs, type Downlink, type Event, type Reject, type Result, type Uplink } from '../../src/gateway/protocol.js';
 
 export class TestDevice {
@@ -17,10 +17,15 @@ export class TestDevice {
 
   constructor(readonly deviceId: string) {}
 
-  connect(address: string, opts: { cursor?: number; read?: boolean } = {}): this {
-    this.client = new Client(address, credentials.createInsecure());
+  /**
+   * `token`: sent as `authorization: Bearer`; `deviceHeader: false` leaves x-device-id out (the
+   * token names the device); `creds`: TLS credentials (default plaintext).
+   */
+  connect(address: string, opts: { cursor?: number; read?: boolean; token?: string; deviceHeader?: string | false; creds?: ChannelCredentials } = {}): this {
+    this.client = new Client(address, opts.creds ?? credentials.createInsecure());
     const md = new Metadata();
-    md.set('x-device-id', this.deviceId);
+    if (opts.deviceHeader !== false) md.set('x-device-id', opts.deviceHeader ?? this.deviceId);
+    if (opts.token !== undefined) md.set('authorization', `Bearer ${opts.token}`);
     if (opts.cursor !== undefined) md.set('x-last-result-seq', String(opts.cursor));
     this.ended = false;
     this.status = null;

@@ -3,6 +3,7 @@
  * lines as the EventSource spec does, and keeps everything it read.
  */
 import { request, type ClientRequest, type IncomingMessage } from 'node:http';
+import { request as tlsRequest, type RequestOptions as TlsRequestOptions } from 'node:https';
 
 export interface SseEvent { id: string | null; event: string; data: string }
 
@@ -17,9 +18,10 @@ export class SseClient {
   private waiters: (() => void)[] = [];
 
   /** Resolves once response headers arrived (any status). */
-  open(url: string, headers: Record<string, string> = {}): Promise<this> {
+  open(url: string, headers: Record<string, string> = {}, tls: Pick<TlsRequestOptions, 'ca' | 'cert' | 'key'> = {}): Promise<this> {
     return new Promise((resolve, reject) => {
-      this.req = request(url, { headers: { accept: 'text/event-stream', ...headers } }, (res) => {
+      const send = url.startsWith('https:') ? (u: string, o: object, cb: (res: IncomingMessage) => void) => tlsRequest(u, { ...o, ...tls }, cb) : request;
+      this.req = send(url, { headers: { accept: 'text/event-stream', ...headers } }, (res) => {
         this.res = res;
         this.status = res.statusCode ?? 0;
         res.setEncoding('utf8');

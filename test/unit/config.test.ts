@@ -47,7 +47,9 @@ function sample(key: OptionKey): { raw: string; parsed: unknown } {
     case 'bool':
       return { raw: s.default === 'true' ? 'false' : 'true', parsed: s.default !== 'true' };
     case 'string':
-      return s.path ? { raw: '/srv/stratus-test', parsed: '/srv/stratus-test' } : { raw: `test-${key}`, parsed: `test-${key}` };
+      if (s.path) return { raw: '/srv/stratus-test', parsed: '/srv/stratus-test' };
+      // Secrets long enough for auth.tokenSecret's 32-byte minimum.
+      return s.secret ? { raw: `test-${key}`.padEnd(40, '-'), parsed: `test-${key}`.padEnd(40, '-') } : { raw: `test-${key}`, parsed: `test-${key}` };
   }
 }
 
@@ -252,6 +254,6 @@ test('formatConfig masks redis.password and never prints it', () => {
   assert.match(set, /^kafka\.brokers\s+127\.0\.0\.1:9092$/m);
   assert.match(formatConfig(loadConfig({ envFile: null, env: { STRATUS_KAFKA_BROKERS: 'a:1,b:2' } })), /^kafka\.brokers\s+a:1,b:2$/m);
   for (const key of KEYS.filter((k) => spec(k).secret)) {
-    assert.doesNotMatch(formatConfig(loadConfig({ envFile: null, env: { [envName(key)]: 'leak-me' } })), /leak-me/, key);
+    assert.doesNotMatch(formatConfig(loadConfig({ envFile: null, env: { [envName(key)]: 'leak-me'.padEnd(40, '-') } })), /leak-me/, key);
   }
 });

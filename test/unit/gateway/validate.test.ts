@@ -32,7 +32,7 @@ test('every reject code comes from the input that should produce it', () => {
 
 test('messages name the field and the fix', () => {
   assert.match(validateEvent(ev({ seq: 3 }), ctx)!.message, /seq 3 is not above 5/);
-  assert.match(validateEvent(ev({ deviceId: 'x' }), ctx)!.message, /x-device-id "dev-1"/);
+  assert.match(validateEvent(ev({ deviceId: 'x' }), ctx)!.message, /stream's device "dev-1"/);
   assert.match(validateEvent(ev({ payload: Buffer.alloc(20) }), ctx)!.message, /20 bytes; the limit is 8 \(gateway\.payloadBytesMax\)/);
 });
 
