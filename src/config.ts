@@ -63,6 +63,7 @@ export const OPTIONS = {
   'gateway.outboundMax': { kind: 'int', default: '2000', min: 1, max: 1000000, unit: 'results', doc: 'Results waiting for a device that does not read; beyond it its stream ends with RESOURCE_EXHAUSTED.' },
   'gateway.stallTimeoutMs': { kind: 'int', default: '10000', min: 100, max: 600000, unit: 'ms', doc: 'How long a device may take nothing while its buffered results are being sent before its stream ends with RESOURCE_EXHAUSTED.' },
   'gateway.payloadBytesMax': { kind: 'int', default: '65536', min: 0, max: 3145728, unit: 'bytes', doc: 'Largest event payload; larger ones are rejected with PAYLOAD_TOO_LARGE.' },
+  'gateway.ackWaitMaxMs': { kind: 'int', default: '1000', min: 10, max: 600000, unit: 'ms', doc: 'Load shedding: while the oldest event waiting for Kafka has waited longer than this, new events are rejected with OVERLOADED instead of queued, so an overload or a Kafka outage turns into clear refusals, not into acks seconds late.' },
   'gateway.deviceRatePerS': { kind: 'int', default: '0', min: 0, max: 1000000, unit: 'events/s', doc: 'Per-device rate limit (a token bucket shared by all of a device\'s streams and calls on this instance); events beyond it are rejected with RATE_LIMITED. 0: no limit.' },
   'gateway.deviceBurstMax': { kind: 'int', default: '0', min: 0, max: 10000000, unit: 'events', doc: 'Size of the per-device token bucket: events a device may send at once after being quiet. 0: one second\'s worth (gateway.deviceRatePerS).' },
   'gateway.drainGraceMs': { kind: 'int', default: '10000', min: 0, max: 600000, unit: 'ms', doc: 'On SIGTERM, how long open streams get to finish before they are ended.' },
@@ -123,6 +124,7 @@ export interface Config {
     readonly outboundMax: number;
     readonly stallTimeoutMs: number;
     readonly payloadBytesMax: number;
+    readonly ackWaitMaxMs: number;
     readonly deviceRatePerS: number;
     readonly deviceBurstMax: number;
     readonly drainGraceMs: number;

@@ -29,7 +29,7 @@ import { FlushScheduler } from './flush-scheduler.js';
 import { RateLimiter } from './rate-limit.js';
 import { GATEWAY_SERVICES, type GatewayService } from './services.js';
 import { DeviceSession, type SessionHost } from './session.js';
-import { validateEvent } from './validate.js';
+import { OVERLOADED_MESSAGE, validateEvent } from './validate.js';
 
 export const DEVICE_ID_KEY = 'x-device-id';
 export const CURSOR_KEY = 'x-last-result-seq';
@@ -133,6 +133,9 @@ export class Gateway implements SessionHost {
   }
 
   produce(session: DeviceSession | Waiter, deviceId: string, event: Event, receivedAtUs: number): boolean {
+    // Shed rather than queue: an event taken now would wait behind events already waiting too long
+    // (an overload, or Kafka away), and its device would learn nothing for seconds.
+    if (this.producer.oldestWaitMs() > this.config.gateway.ackWaitMaxMs) return false;
     const value = encodeEvent({ seq: event.seq, value: event.value ?? 0, sentAtUs: event.sentAtUs ?? 0, receivedAtUs, type: event.type, payload: event.payload ?? EMPTY });
     const opaque: Pending = session instanceof DeviceSession ? { session, seq: event.seq, receivedAtUs } : session;
     return this.producer.produce(this.eventsTopic, deviceId, value, opaque);
@@ -297,7 +300,7 @@ export class Gateway implements SessionHost {
         continue;
       }
       if (!this.produce(waiter, deviceId, e, now)) {
-        rejects.push({ seq: e.seq, code: 'OVERLOADED', message: 'the engine is at its Kafka producer limit; send this event again later' });
+        rejects.push({ seq: e.seq, code: 'OVERLOADED', message: OVERLOADED_MESSAGE });
         continue;
       }
       waiter.pending++;

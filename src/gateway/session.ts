@@ -21,7 +21,7 @@ import { metrics } from '../http/metrics.js';
 import { decodeResult } from '../wire/result-codec.js';
 import type { DeliveryLink } from './delivery.js';
 import type { Downlink, Reject, Result, Uplink } from './protocol.js';
-import { validateEvent } from './validate.js';
+import { OVERLOADED_MESSAGE, validateEvent } from './validate.js';
 
 export interface SessionHost {
   readonly config: Config;
@@ -29,7 +29,10 @@ export interface SessionHost {
   readonly types: ReadonlySet<string>;
   /** Takes one event of the device's rate; false when it is over it (RATE_LIMITED). */
   admit(deviceId: string): boolean;
-  /** Produces one event; false when the producer is full (OVERLOADED). */
+  /**
+   * Produces one event; false when the engine sheds it (OVERLOADED): the producer queue is full, or
+   * its oldest event has waited for Kafka longer than gateway.ackWaitMaxMs.
+   */
   produce(session: DeviceSession, deviceId: string, event: Uplink['events'][number], receivedAtUs: number): boolean;
   /** Schedules a flush of every dirty session at the end of this event-loop turn. */
   markDirty(session: DeviceSession): void;
@@ -129,7 +132,7 @@ export class DeviceSession {
         continue;
       }
       if (!this.host.produce(this, this.deviceId, event, now)) {
-        this.rejects.push({ seq: event.seq, code: 'OVERLOADED', message: 'the engine is at its Kafka producer limit; send this event again later' });
+        this.rejects.push({ seq: event.seq, code: 'OVERLOADED', message: OVERLOADED_MESSAGE });
         metrics.eventsRejected.inc({ code: 'OVERLOADED' });
         continue;
       }

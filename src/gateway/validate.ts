@@ -15,12 +15,14 @@ export const RejectCode = {
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   /** device_id differs from the stream's x-device-id (Connect) or the call's token, or is missing (Ingest, IngestBatch). */
   DEVICE_MISMATCH: 'DEVICE_MISMATCH',
-  /** The engine cannot take the event now (Kafka producer queue full); send it again later. */
+  /** The engine sheds the event (Kafka producer queue full, or events wait for Kafka over gateway.ackWaitMaxMs); send it again later. */
   OVERLOADED: 'OVERLOADED',
   /** The device is over its rate (gateway.deviceRatePerS, token bucket of gateway.deviceBurstMax); send it again later. */
   RATE_LIMITED: 'RATE_LIMITED',
 } as const;
 export type RejectCode = (typeof RejectCode)[keyof typeof RejectCode];
+
+export const OVERLOADED_MESSAGE = 'the engine is overloaded (its Kafka producer queue is full, or events wait for Kafka longer than gateway.ackWaitMaxMs); send this event again later';
 
 export interface ValidationContext {
   /** The stream's device (Connect; Ingest and IngestBatch when auth is on: the token's); null where each event names its own. */

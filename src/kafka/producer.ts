@@ -11,6 +11,7 @@ import KafkaJavascript from '@confluentinc/kafka-javascript';
 import type { Config } from '../config.js';
 import { ErrorCode, StratusError } from '../errors.js';
 import { metrics } from '../http/metrics.js';
+import { WaitClock } from './wait-clock.js';
 
 const { Producer, CODES } = KafkaJavascript;
 
@@ -21,9 +22,17 @@ export class KafkaProducer {
   /** Messages produced whose delivery report has not come back yet. */
   inflight = 0;
   private readonly native: InstanceType<typeof Producer>;
+  /** Produce times of the messages without a report, for load shedding (see WaitClock). */
+  private readonly waits: WaitClock;
 
-  private constructor(native: InstanceType<typeof Producer>) {
+  private constructor(native: InstanceType<typeof Producer>, queueMax: number) {
     this.native = native;
+    this.waits = new WaitClock(queueMax);
+  }
+
+  /** How long the oldest message without a delivery report has waited, in ms; 0 when none waits. */
+  oldestWaitMs(now: number = performance.now()): number {
+    return this.waits.oldestWaitMs(now);
   }
 
   static async connect(config: Config, clientId: string, onDelivery: DeliveryHandler): Promise<KafkaProducer> {
@@ -45,9 +54,10 @@ export class KafkaProducer {
       'statistics.interval.ms': 5000,
       'log_level': config.logLevel === 'debug' ? 7 : 3,
     });
-    const producer = new KafkaProducer(native);
+    const producer = new KafkaProducer(native, config.kafka.producerQueueMax);
     native.on('delivery-report', (err, report) => {
       producer.inflight--;
+      producer.waits.reported();
       onDelivery(err ? new Error(`${err.message} (librdkafka code ${err.code})`) : null, report.opaque);
     });
     native.on('event.stats', (e: { message: string }) => recordStats(e.message));
@@ -75,6 +85,9 @@ export class KafkaProducer {
       if ((err as { code?: number }).code === CODES.ERRORS.ERR__QUEUE_FULL) return false;
       throw err;
     }
+    // librdkafka counts a message out of kafka.producerQueueMax when its report leaves its thread,
+    // before JavaScript sees the report: the clock's ring may have to grow a little past it.
+    this.waits.produced(performance.now());
     this.inflight++;
     return true;
   }

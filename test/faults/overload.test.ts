@@ -1,0 +1,177 @@
+/**
+ * Overload and slow devices, against a real `stratus run` in a child process (so its RSS is its own).
+ *
+ * 1. Twice the sustainable rate: the sustainable rate is measured in this run (a closed-loop probe);
+ *    a background fleet at a quarter of it runs throughout, and an overload fleet offers twice it
+ *    for 8 s. The gateway must shed (OVERLOADED rejects, RESOURCE_EXHAUSTED, or flow control: the
+ *    overload fleet's sendLag grows) with RSS bounded; every acked event still gets exactly one
+ *    result; the background fleet's per-second p99 comes back to its pre-overload level once the
+ *    load drops, and the seconds that takes are printed.
+ * 2. A device that never reads: the same fleet's p99 with and without it (same side traffic either
+ *    way: the only difference is that the device stops reading); its stream is ended with
+ *    RESOURCE_EXHAUSTED at gateway.outboundMax.
+ *
+ * No speed is asserted: rates are this run's own, and latencies are compared as ratios within it.
+ */
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { after, before, test } from 'node:test';
+import { Client, credentials, type ServiceError } from '@grpc/grpc-js';
+import { deleteTopics, ensureTopics } from '../../src/kafka/admin.js';
+import { codecs, type BatchAck, type Event } from '../../src/gateway/protocol.js';
+import { topology } from '../../src/topology.js';
+import { runLoadgen, type LoadgenRun } from '../../loadgen/loadgen.js';
+import { resolveOptions, type RawFlags } from '../../loadgen/options.js';
+import { testConfig } from '../helpers/config.js';
+import { TestDevice } from '../helpers/device.js';
+import { metricValue, startEngineChild, type EngineChild } from '../helpers/engine-child.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
+
+const config = testConfig({ 'kafka-partitions': '4' });
+const t = topology(config);
+let engine: EngineChild;
+const MiB = 1024 * 1024;
+/** RSS the engine must stay under whatever it is offered: generous, the point is "bounded". */
+const RSS_BOUND_BYTES = 1536 * MiB;
+
+before(async () => {
+  await ensureTopics(config, [
+    { topic: t.topics.events, partitions: 4 },
+    { topic: t.topics.results, partitions: 4 },
+  ]);
+  engine = await startEngineChild(config, {
+    STRATUS_GATEWAY_OUTBOUND_MAX: '300',
+    STRATUS_GATEWAY_STALL_TIMEOUT_MS: '2000',
+    STRATUS_REDIS_DEVICE_BUFFER_MAX: '5000',
+  });
+});
+after(async () => {
+  await engine?.stop();
+  await deleteTopics(config, [t.topics.events, t.topics.results]).catch(() => {});
+});
+
+const load = (flags: RawFlags): Promise<LoadgenRun> =>
+  runLoadgen(resolveOptions({ warmup: '0s', drain: '60s', 'connect-timeout': '20s', seed: '7', ...flags }, engine.grpcAddress), { progress: new PassThrough().resume() });
+
+function assertReconciled(r: LoadgenRun, what: string): void {
+  const c = r.summary.counts;
+  assert.ok(c.acked > 0, `${what}: nothing acked`);
+  assert.deepEqual({ missing: c.missing, duplicates: c.duplicates, wrong: c.wrong }, { missing: 0, duplicates: 0, wrong: 0 }, `${what}: ${JSON.stringify(c)}`);
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+
+test('at twice the sustainable rate the gateway sheds, RSS stays bounded, nothing acked is lost, and latency recovers', { timeout: 300_000 }, async () => {
+  const probe = await load({ devices: '200', connections: '4', 'closed-loop': true, rate: '1000', duration: '4s', warmup: '1s', 'device-prefix': 'probe-' });
+  assertReconciled(probe, 'probe');
+  const sustainable = probe.summary.throughput.ackedPerS;
+  assert.ok(sustainable > 0);
+  const rssBefore = engine.rss();
+
+  const bgDurationS = 26;
+  const background = load({ devices: '100', connections: '2', 'total-rate': String(Math.max(10, sustainable / 4)), duration: `${bgDurationS}s`, 'device-prefix': 'bg-' });
+  await new Promise((r) => setTimeout(r, 6000));
+  const overload = await load({ devices: '400', connections: '8', 'total-rate': String(sustainable * 2), duration: '8s', 'device-prefix': 'over-' });
+  const bg = await background;
+  const rssAfter = engine.rss();
+  assert.ok(engine.alive(), 'the engine died under overload');
+  assertReconciled(overload, 'overload');
+  assertReconciled(bg, 'background');
+
+  // Shedding: refused events, refused calls, or pushback (sends held back by flow control).
+  const oc = overload.summary.counts;
+  const refused = Object.values(oc.rejected).reduce((a, b) => a + b, 0);
+  const exhausted = oc.errors['RESOURCE_EXHAUSTED'] ?? 0;
+  const sendLagP99 = overload.summary.latency.sendLag?.p99Ms ?? 0;
+  const bgSendLagP99 = bg.summary.latency.sendLag?.p99Ms ?? 0;
+  const offered = sustainable * 2 * 8;
+
+  // Recovery: the background fleet's per-second p99, from the second the overload stopped sending.
+  const s = bg.summary.series;
+  const bgStart = Date.parse(bg.summary.startedAt);
+  const ovStart = Date.parse(overload.summary.startedAt);
+  const ovSent = overload.summary.series.sentPerS;
+  let lastSending = ovSent.length - 1;
+  while (lastSending > 0 && ovSent[lastSending] === 0) lastSending--;
+  const overloadFrom = Math.floor((ovStart - bgStart) / 1000);
+  const dropAt = Math.ceil((ovStart + (lastSending + 1) * 1000 - bgStart) / 1000);
+  const normal = median(s.latencyP99Ms.slice(1, Math.max(2, overloadFrom)).filter((v) => v > 0));
+  const threshold = Math.max(3 * normal, normal + 25);
+  let recoveredAt = -1;
+  for (let i = Math.max(0, dropAt); i + 1 < s.latencyP99Ms.length; i++) {
+    if (s.latencyP99Ms[i]! <= threshold && s.latencyP99Ms[i + 1]! <= threshold && s.ackedPerS[i]! > 0) {
+      recoveredAt = i;
+      break;
+    }
+  }
+  const peakP99 = Math.max(...s.latencyP99Ms.slice(overloadFrom, Math.max(overloadFrom + 1, dropAt + 1)));
+  process.stdout.write(
+    `# overload: sustainable ${sustainable.toFixed(0)} acks/s (closed loop, 200 devices); offered ${(sustainable * 2).toFixed(0)}/s for 8 s (${offered.toFixed(0)} events): ` +
+      `sent ${oc.sent}, acked ${oc.acked}, rejected ${JSON.stringify(oc.rejected)}, errors ${JSON.stringify(oc.errors)}, overload fleet sendLag p99 ${sendLagP99.toFixed(0)} ms (background ${bgSendLagP99.toFixed(0)} ms)\n` +
+      `# overload: engine RSS ${(rssBefore.nowBytes / MiB).toFixed(0)} MiB before, peak ${(rssAfter.peakBytes / MiB).toFixed(0)} MiB, ${(rssAfter.nowBytes / MiB).toFixed(0)} MiB after\n` +
+      `# overload: background ack p99 per second ${s.latencyP99Ms.map((v) => v.toFixed(0)).join(' ')} ms; normal ${normal.toFixed(1)} ms, peak ${peakP99.toFixed(0)} ms; load dropped at second ${dropAt}; back under ${threshold.toFixed(0)} ms at second ${recoveredAt} (${recoveredAt < 0 ? 'not within the run' : `${Math.max(0, recoveredAt - dropAt)} s after the drop`})\n`,
+  );
+  // Flow control shows as the overload fleet's sends held back (its connections' windows stay shut
+  // while the gateway has not read), far more than the background fleet's in the same process.
+  assert.ok(refused > 0 || exhausted > 0 || sendLagP99 > 10 * Math.max(bgSendLagP99, 10), `no shedding: rejected ${JSON.stringify(oc.rejected)}, errors ${JSON.stringify(oc.errors)}, sendLag p99 ${sendLagP99} ms vs background ${bgSendLagP99} ms`);
+  assert.ok(rssAfter.peakBytes < RSS_BOUND_BYTES, `peak RSS ${(rssAfter.peakBytes / MiB).toFixed(0)} MiB`);
+  assert.ok(recoveredAt >= 0, `background p99 did not come back under ${threshold.toFixed(0)} ms within the run: ${s.latencyP99Ms.join(' ')}`);
+});
+
+test('a device that never reads: the others\' p99 is not hurt, and its stream ends with RESOURCE_EXHAUSTED', { timeout: 300_000 }, async (tt) => {
+  const payload = Buffer.alloc(16 * 1024, 7);
+  const n = 1200; // ~19 MiB of results for the side device: far beyond outboundMax (300) and the socket buffers
+  async function feed(deviceId: string): Promise<void> {
+    const client = new Client(engine.grpcAddress, credentials.createInsecure());
+    for (let s = 2; s <= n; s += 100) {
+      const batch: Event[] = [];
+      for (let seq = s; seq < Math.min(n + 1, s + 100); seq++) batch.push({ deviceId, seq, type: 'echo', value: seq, payload, sentAtUs: 0 });
+      const ack = await new Promise<BatchAck>((resolve, reject) =>
+        client.makeUnaryRequest('/stratus.v1.DeviceGateway/IngestBatch', codecs.EventBatch.serialize, codecs.BatchAck.deserialize, { events: batch }, (err: ServiceError | null, res?: BatchAck) => (err ? reject(err) : resolve(res!))),
+      );
+      assert.equal(ack.accepted, batch.length);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    client.close();
+  }
+  /** One fleet run while a side device gets n large results, reading them (reads=true) or not. */
+  async function fleetWithSideDevice(reads: boolean, tag: string): Promise<{ run: LoadgenRun; side: TestDevice }> {
+    const proxy = await TcpProxy.start(Number(engine.grpcAddress.split(':')[1]));
+    tt.after(() => proxy.close());
+    const side = new TestDevice(`side-${tag}`).connect(`127.0.0.1:${proxy.port}`);
+    side.send([{ seq: 1, type: 'sq', value: 1 }]);
+    await side.until(() => side.results.length === 1, 30_000, 'a first result');
+    if (!reads) proxy.stall();
+    const fleet = load({ devices: '50', connections: '2', rate: '10', duration: '8s', warmup: '1s', 'device-prefix': `fleet-${tag}-` });
+    await feed(side.deviceId);
+    const run = await fleet;
+    if (!reads) proxy.resume();
+    return { run, side };
+  }
+  const endedBefore = metricValue(await engine.metrics(), 'stratus_streams_ended_total{status="RESOURCE_EXHAUSTED"}');
+  const without = await fleetWithSideDevice(true, 'reader');
+  assertReconciled(without.run, 'fleet beside a reading device');
+  await without.side.until(() => without.side.results.length === n, 60_000, 'the reader\'s results');
+  without.side.close();
+
+  const withSlow = await fleetWithSideDevice(false, 'stalled');
+  assertReconciled(withSlow.run, 'fleet beside a device that never reads');
+  const ended = metricValue(await engine.metrics(), 'stratus_streams_ended_total{status="RESOURCE_EXHAUSTED"}');
+  await withSlow.side.until(() => withSlow.side.ended, 60_000, 'the stalled device\'s status');
+  const seen = withSlow.side.status?.code;
+  withSlow.side.close();
+
+  const p99 = (r: LoadgenRun) => r.summary.latency.ack!.p99Ms;
+  const rp99 = (r: LoadgenRun) => r.summary.latency.result!.p99Ms;
+  const ratio = p99(withSlow.run) / p99(without.run);
+  process.stdout.write(
+    `# slow device: fleet ack p99 ${p99(without.run).toFixed(1)} ms beside a reading device, ${p99(withSlow.run).toFixed(1)} ms beside one that never reads (ratio ${ratio.toFixed(2)}); ` +
+      `result p99 ${rp99(without.run).toFixed(1)} vs ${rp99(withSlow.run).toFixed(1)} ms; RESOURCE_EXHAUSTED streams ended ${ended - endedBefore}; the device saw status ${seen}\n`,
+  );
+  assert.equal(ended - endedBefore, 1, 'the stalled device\'s stream was ended with RESOURCE_EXHAUSTED by the gateway');
+  // The device itself sees RESOURCE_EXHAUSTED once it reads again (UNAVAILABLE only if keepalive,
+  // which it could not answer while stalled, closed the connection first).
+  assert.ok(seen === 8 || seen === 14, `status ${seen}`);
+  // Generous: the point is "not hurt", on a shared 2-core machine.
+  assert.ok(ratio < 3 || p99(withSlow.run) - p99(without.run) < 50, `the fleet's ack p99 went from ${p99(without.run)} to ${p99(withSlow.run)} ms`);
+});
