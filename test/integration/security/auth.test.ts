@@ -134,6 +134,31 @@ test('IngestBatch and Ingest with a token accept only the token\'s device; healt
   q.close();
 });
 
+test('nimbus ProcessEvent needs a token for device nimbus/<client_id>', { timeout: 60_000 }, async () => {
+  const call = (clientId: string, tok: string | null) =>
+    new Promise<{ code: number; responses: number }>((resolve) => {
+      const client = new Client(address, credentials.createInsecure());
+      const md = new Metadata();
+      md.set('client_id', clientId);
+      if (tok !== null) md.set('authorization', `Bearer ${tok}`);
+      // EventResponse bytes are counted, not decoded: the point is who gets through.
+      const c = client.makeBidiStreamRequest('/nimbus.NimbusService/ProcessEvent', (b: Buffer) => b, (b: Buffer) => b, md);
+      let responses = 0;
+      c.on('data', () => {
+        responses++;
+        c.end();
+      });
+      c.on('error', (e: ServiceError) => (client.close(), resolve({ code: e.code, responses })));
+      c.on('status', (st: { code: number }) => (client.close(), resolve({ code: st.code, responses })));
+      // EventRequest{event_name: "x", number: 3}
+      c.write(Buffer.from([0x0a, 0x01, 0x78, 0x10, 0x03]));
+    });
+  assert.equal((await call('n-1', null)).code, status.UNAUTHENTICATED);
+  assert.equal((await call('n-1', token('n-1'))).code, status.PERMISSION_DENIED);
+  const ok = await call('n-1', token('nimbus/n-1'));
+  assert.deepEqual(ok, { code: status.OK, responses: 1 });
+});
+
 test('SSE: 401 without a valid token, 403 for another device\'s results, the device\'s own results with its token', { timeout: 60_000 }, async () => {
   const url = (id: string) => `http://127.0.0.1:${surface.port}/v1/devices/${encodeURIComponent(id)}/events`;
   const none = await new SseClient().open(url('s-1'));
