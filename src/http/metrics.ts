@@ -20,6 +20,8 @@ export const metrics = {
   devicesConnected: new Gauge({ name: 'stratus_devices_connected', help: 'Device streams this process holds.', registers: [registry] }),
   streamsEnded: new Counter({ name: 'stratus_streams_ended_total', help: 'Device streams this side ended, by gRPC status.', labelNames: ['status'] as const, registers: [registry] }),
   processorBatch: new Histogram({ name: 'stratus_processor_batch_size', help: 'Events per processor batch.', buckets: [1, 10, 100, 500, 1000, 2000, 5000], registers: [registry] }),
+  kafkaCommitFailures: new Counter({ name: 'stratus_kafka_commit_failures_total', help: 'Offset commits of the processor and forwarder that failed (retried with the next commit; a batch not committed is read again).', registers: [registry] }),
+  kafkaConsumeErrors: new Counter({ name: 'stratus_kafka_consume_errors_total', help: 'Consume calls of the processor and forwarder that returned an error (Kafka away, rebalance); the stage waits and consumes again.', registers: [registry] }),
   forwarderRouted: new Counter({ name: 'stratus_forwarder_results_routed_total', help: 'Results buffered and routed by the forwarder.', registers: [registry] }),
   forwarderDuplicates: new Counter({ name: 'stratus_forwarder_duplicates_total', help: 'Results dropped as duplicates by (device, seq).', registers: [registry] }),
   clusterWorkersScraped: new Gauge({ name: 'stratus_cluster_workers_scraped', help: 'Gateway worker processes whose metrics the last scrape of the cluster primary merged (run --threads N).', aggregator: 'max', registers: [registry] }),

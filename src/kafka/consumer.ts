@@ -8,8 +8,13 @@
 import KafkaJavascript from '@confluentinc/kafka-javascript';
 import type { Config } from '../config.js';
 import { ErrorCode, StratusError } from '../errors.js';
+import { metrics } from '../http/metrics.js';
 
 const { KafkaConsumer } = KafkaJavascript;
+
+const COMMIT_TRIES = 5;
+const COMMIT_RETRY_MS = 500;
+const CONSUME_ERROR_PAUSE_MS = 200;
 
 export interface ConsumedMessage {
   topic: string;
@@ -30,6 +35,10 @@ export interface ConsumerOptions {
 export class KafkaBatchConsumer {
   private readonly native: InstanceType<typeof KafkaConsumer>;
   private readonly batchMax: number;
+  /** Offsets waiting to be committed, by topic and partition. Bounded by the partitions assigned. */
+  private readonly toCommit = new Map<string, { topic: string; partition: number; offset: number; tries: number }>();
+  /** Invariant: at most one commitCb in flight. */
+  private committing = false;
 
   private constructor(native: InstanceType<typeof KafkaConsumer>, batchMax: number) {
     this.native = native;
@@ -74,28 +83,76 @@ export class KafkaBatchConsumer {
 
   /** Up to kafka.consumeBatchMax messages; an empty array after waitMs with nothing to read. */
   consume(): Promise<ConsumedMessage[]> {
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve) => {
       this.native.consume(this.batchMax, (err, messages) => {
-        if (err) return reject(err);
+        if (err) {
+          // Kafka away or a rebalance under way: nothing to hand out now; librdkafka reconnects.
+          // Never a rejection: the stage's loop would end, and with it the stage.
+          metrics.kafkaConsumeErrors.inc();
+          setTimeout(() => resolve([]), CONSUME_ERROR_PAUSE_MS).unref();
+          return;
+        }
         resolve(messages.filter((m) => m.value != null) as ConsumedMessage[]);
       });
     });
   }
 
-  /** Commits, for each partition in the batch, the offset after its last message. */
+  /**
+   * Commits, for each partition in the batch, the offset after its last message, without blocking:
+   * librdkafka's synchronous commit would hold the event loop (the gateway's too, in one process)
+   * for as long as Kafka does not answer. One commit is in flight at a time; offsets of batches
+   * finished meanwhile are merged and sent next (a later offset covers an earlier one). A commit
+   * that fails is tried again with the next, up to COMMIT_TRIES times, then given up: the batch is
+   * read again after a restart or rebalance, which at-least-once allows.
+   */
   commitBatch(messages: readonly ConsumedMessage[]): void {
-    const next = new Map<string, { topic: string; partition: number; offset: number }>();
-    for (const m of messages) next.set(`${m.topic}\0${m.partition}`, { topic: m.topic, partition: m.partition, offset: m.offset + 1 });
-    if (next.size === 0) return;
+    for (const m of messages) {
+      const k = `${m.topic}\0${m.partition}`;
+      const had = this.toCommit.get(k);
+      if (had === undefined || had.offset <= m.offset) this.toCommit.set(k, { topic: m.topic, partition: m.partition, offset: m.offset + 1, tries: 0 });
+    }
+    this.kickCommit();
+  }
+
+  /** Resolves once nothing waits to be committed (or timeoutMs passed): before a graceful disconnect. */
+  async settleCommits(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while ((this.committing || this.toCommit.size > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  private kickCommit(): void {
+    if (this.committing || this.toCommit.size === 0) return;
+    const batch = [...this.toCommit.values()];
+    this.toCommit.clear();
+    this.committing = true;
+    // commitCb: librdkafka's commit on a libuv pool thread, answered by callback. In the library's
+    // JavaScript (lib/kafka-consumer.js, 1.10.1) but not in its type declarations.
+    const native = this.native as unknown as { commitCb(tp: { topic: string; partition: number; offset: number }[], cb: (err: { code?: number } | null) => void): void };
+    const onDone = (err: { code?: number } | null) => {
+      this.committing = false;
+      if (err !== null && err !== undefined && err.code !== KafkaJavascript.CODES.ERRORS.ERR__NO_OFFSET) {
+        metrics.kafkaCommitFailures.inc();
+        // Back in the queue unless a later batch superseded the offset, or it has had its tries.
+        for (const c of batch) {
+          const k = `${c.topic}\0${c.partition}`;
+          if (!this.toCommit.has(k) && c.tries + 1 < COMMIT_TRIES) this.toCommit.set(k, { ...c, tries: c.tries + 1 });
+        }
+        setTimeout(() => this.kickCommit(), COMMIT_RETRY_MS).unref();
+        return;
+      }
+      this.kickCommit();
+    };
     try {
-      this.native.commitSync([...next.values()]);
-    } catch (err) {
-      // Partitions revoked by a rebalance can't be committed; the new owner re-reads them (at least once).
-      if ((err as { code?: number }).code !== KafkaJavascript.CODES.ERRORS.ERR__NO_OFFSET) throw err;
+      native.commitCb(batch.map(({ topic, partition, offset }) => ({ topic, partition, offset })), onDone);
+    } catch {
+      // Disconnected: nothing can be committed any more; the batch is read again by the next owner.
+      this.committing = false;
     }
   }
 
-  disconnect(): Promise<void> {
+  /** Commits what is waiting (for up to 5 s: a graceful stop should not re-deliver), then leaves the group. */
+  async disconnect(): Promise<void> {
+    await this.settleCommits(5000);
     return new Promise((resolve) => this.native.disconnect(() => resolve()));
   }
 }
