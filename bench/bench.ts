@@ -16,9 +16,10 @@ import { producer } from './scenarios/producer.js';
 import { roundTrip } from './scenarios/round-trip.js';
 import { runtimesScenario } from './scenarios/runtimes.js';
 import { scaling } from './scenarios/scaling.js';
+import { security } from './scenarios/security.js';
 import { sustainable } from './scenarios/sustainable.js';
 
-export const SCENARIOS: readonly Scenario[] = [durableAck, roundTrip, listPath, producer, sustainable, scaling, runtimesScenario, micro];
+export const SCENARIOS: readonly Scenario[] = [durableAck, roundTrip, listPath, producer, sustainable, scaling, runtimesScenario, micro, security];
 
 export interface BenchOptions {
   quick: boolean;
