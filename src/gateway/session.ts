@@ -103,6 +103,7 @@ export class DeviceSession {
     this.drained?.();
     this.drained = null;
     this.host.markDirty(this);
+    this.maybeResume();
   }
 
   /** Claims presence, sets the cursor and reads the buffer, then live delivery takes over. */
@@ -142,9 +143,27 @@ export class DeviceSession {
     }
     if (accepted > 0) metrics.eventsAccepted.inc(accepted);
     if (this.rejects.length > 0) this.host.markDirty(this);
-    if (this.inflight >= cfg.inflightMax && !this.paused) {
+    if (!this.paused && (this.inflight >= cfg.inflightMax || this.holdsRejects())) {
       this.paused = true;
       this.io.pause();
+    }
+  }
+
+  /**
+   * Rejects wait for a device that does not read, like results: a device sending bad events and
+   * never reading would otherwise make them pile up here without limit (each ~10-byte bad event
+   * costs a Reject with its message). Past gateway.outboundMax of them, the session stops reading
+   * its uplink until the transport drains, so HTTP/2 flow control holds the device.
+   */
+  private holdsRejects(): boolean {
+    return this.blocked && this.rejects.length >= this.host.config.gateway.outboundMax;
+  }
+
+  /** Reads the uplink again once fewer than half of gateway.inflightMax wait and no rejects are held. */
+  private maybeResume(): void {
+    if (this.paused && this.inflight <= this.host.config.gateway.inflightMax / 2 && !this.holdsRejects()) {
+      this.paused = false;
+      this.io.resume();
     }
   }
 
@@ -164,10 +183,7 @@ export class DeviceSession {
       return;
     }
     this.host.markDirty(this);
-    if (this.paused && this.inflight <= this.host.config.gateway.inflightMax / 2) {
-      this.paused = false;
-      this.io.resume();
-    }
+    this.maybeResume();
   }
 
   /** An entry of a live delivery frame for this device. */
