@@ -11,8 +11,11 @@
  * below the device's cursor (x-last-result-seq, or the server's record) is skipped.
  *
  * Writes respect write()/'drain': while the device is not reading, results wait in `outbound`, up
- * to gateway.outboundMax; beyond it the stream ends with RESOURCE_EXHAUSTED. Nothing is lost by
- * that: the results stay in the device's Redis buffer for its next session.
+ * to gateway.outboundMax; beyond it live results are left in the device's Redis buffer and the
+ * session reads them from there one page at a time, each page only once the last is in the
+ * transport, so a device that reads slowly gets everything at its own pace. A device that takes
+ * nothing for gateway.stallTimeoutMs while results wait ends with RESOURCE_EXHAUSTED. Nothing is
+ * lost by that: the results stay in the device's Redis buffer for its next session.
  */
 import assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
@@ -194,9 +197,10 @@ export class DeviceSession {
       return;
     }
     if (n <= this.lastN) return;
-    if (n !== this.lastN + 1) {
+    if (n !== this.lastN + 1 || this.outbound.length >= this.host.config.gateway.outboundMax) {
       // Something between lastN and n was missed (published before this session subscribed, or
-      // while it was draining): it is in the buffer, in order.
+      // while it was draining), or the device is behind (gateway.outboundMax results wait for
+      // it): the rest is in the buffer, in order, and the drain reads it at the device's pace.
       this.liveMaxN = n;
       void this.drain();
       return;
@@ -235,6 +239,17 @@ export class DeviceSession {
       // A page never overflows outbound: the buffer is read only as fast as the device takes it.
       const pageSize = Math.min(BUFFER_PAGE, this.host.config.gateway.outboundMax);
       for (;;) {
+        // The next page only once the last is in the transport: outbound never holds more than a
+        // page, however slowly the device reads.
+        while (this.outbound.length > 0) {
+          this.flush();
+          if (this.closed) return;
+          if (this.blocked && !(await this.waitDrained())) {
+            this.endStalled();
+            return;
+          }
+          if (this.closed) return;
+        }
         // A live entry is written to the buffer before it is published, so once seen, any read
         // issued afterwards returns it (unless the buffer's cap dropped it).
         const liveAtIssue = this.liveMaxN;
@@ -245,7 +260,7 @@ export class DeviceSession {
         }
         this.flush();
         if (this.blocked && !(await this.waitDrained())) {
-          this.end({ code: status.RESOURCE_EXHAUSTED, details: `device is not reading: it took nothing for ${this.host.config.gateway.stallTimeoutMs} ms (gateway.stallTimeoutMs) while its buffered results were being sent; they stay buffered for its next stream` });
+          this.endStalled();
           return;
         }
         if (this.closed) return;
@@ -295,6 +310,10 @@ export class DeviceSession {
     metrics.downlinks.inc();
     if (!this.io.write(msg)) this.blocked = true;
     else if (this.outbound.length > 0) this.flush();
+  }
+
+  private endStalled(): void {
+    this.end({ code: status.RESOURCE_EXHAUSTED, details: `device is not reading: it took nothing for ${this.host.config.gateway.stallTimeoutMs} ms (gateway.stallTimeoutMs) while its buffered results were being sent; they stay buffered for its next stream` });
   }
 
   /** Resolves true when the transport drains (or the session closes), false after gateway.stallTimeoutMs. */
