@@ -70,6 +70,8 @@ export const OPTIONS = {
   'processor.threads': { kind: 'int', default: '0', min: 0, max: 64, unit: 'threads', doc: 'Worker threads (piscina) for processor compute; 0 runs it on the consumer\'s thread. Pays off for CPU-heavy processors (sha256).' },
   'grpc.host': { kind: 'string', default: '127.0.0.1', doc: 'Address the gRPC gateway and the HTTP surface bind; 0.0.0.0 to take devices from other hosts (docker-compose.yml sets it).' },
   'grpc.port': port(50051, 'gRPC port of the gateway.'),
+  'grpc.keepaliveTimeMs': { kind: 'int', default: '30000', min: 1000, max: 86400000, unit: 'ms', doc: 'The gateway pings a connection that has been quiet this long, to find devices that went away without closing it.' },
+  'grpc.keepaliveTimeoutMs': { kind: 'int', default: '10000', min: 1000, max: 600000, unit: 'ms', doc: 'A connection whose ping is not answered within this is closed (its streams end UNAVAILABLE on the device side).' },
   'tls.cert': { kind: 'string', default: '', path: true, optional: true, unit: 'path', doc: 'PEM certificate chain of the gRPC gateway and the HTTP surface; with tls.key, both serve TLS only. Empty: plaintext.' },
   'tls.key': { kind: 'string', default: '', path: true, optional: true, unit: 'path', doc: 'PEM private key for tls.cert.' },
   'tls.ca': { kind: 'string', default: '', path: true, optional: true, unit: 'path', doc: 'PEM CA certificate(s): when set, every gRPC and HTTP client must present a certificate signed by it (mutual TLS).' },
@@ -131,7 +133,7 @@ export interface Config {
   };
   readonly tls: { readonly cert: string; readonly key: string; readonly ca: string };
   readonly auth: { readonly tokenSecret: string };
-  readonly grpc: { readonly host: string; readonly port: number };
+  readonly grpc: { readonly host: string; readonly port: number; readonly keepaliveTimeMs: number; readonly keepaliveTimeoutMs: number };
   readonly http: { readonly port: number; readonly connectionsMax: number; readonly sseHeartbeatMs: number };
   readonly queue: { readonly name: string; readonly lengthMax: number; readonly flushEventsMax: number; readonly leaseMs: number; readonly attemptsMax: number };
   readonly streams: { readonly lengthMax: number; readonly batchMetricsMax: number; readonly pendingMax: number; readonly claimIdleMs: number; readonly seriesMax: number };

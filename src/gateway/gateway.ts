@@ -99,9 +99,10 @@ export class Gateway implements SessionHost {
       // Explicit limits (grpc-js defaults, read and kept): 4 MiB per message each way.
       'grpc.max_receive_message_length': 4 * 1024 * 1024,
       'grpc.max_send_message_length': 4 * 1024 * 1024,
-      // Detect dead devices: ping an idle connection every 30 s, drop it if no answer in 10 s.
-      'grpc.keepalive_time_ms': 30_000,
-      'grpc.keepalive_timeout_ms': 10_000,
+      // Detect dead devices: ping an idle connection every grpc.keepaliveTimeMs (30 s), drop it if
+      // no answer in grpc.keepaliveTimeoutMs (10 s).
+      'grpc.keepalive_time_ms': this.config.grpc.keepaliveTimeMs,
+      'grpc.keepalive_timeout_ms': this.config.grpc.keepaliveTimeoutMs,
       'grpc.keepalive_permit_without_calls': 1,
       // Device tokens (auth.tokenSecret): checked before any handler runs; see auth.ts.
       interceptors: this.config.auth.tokenSecret === '' ? [] : [authInterceptor(this.config.auth.tokenSecret)],

@@ -43,6 +43,9 @@ before(async () => {
     STRATUS_GATEWAY_OUTBOUND_MAX: '300',
     STRATUS_GATEWAY_STALL_TIMEOUT_MS: '2000',
     STRATUS_REDIS_DEVICE_BUFFER_MAX: '5000',
+    // The stalled device below cannot answer a keepalive ping: keep keepalive from ending its
+    // connection before the gateway finds it stalled.
+    STRATUS_GRPC_KEEPALIVE_TIME_MS: '600000',
   });
 });
 after(async () => {
@@ -68,7 +71,8 @@ test('at twice the sustainable rate the gateway sheds, RSS stays bounded, nothin
   assert.ok(sustainable > 0);
   const rssBefore = engine.rss();
 
-  const bgDurationS = 26;
+  // The background fleet runs 6 s before the overload, through it (about 9 s), and up to 20 s after.
+  const bgDurationS = 36;
   const background = load({ devices: '100', connections: '2', 'total-rate': String(Math.max(10, sustainable / 4)), duration: `${bgDurationS}s`, 'device-prefix': 'bg-' });
   await new Promise((r) => setTimeout(r, 6000));
   const overload = await load({ devices: '400', connections: '8', 'total-rate': String(sustainable * 2), duration: '8s', 'device-prefix': 'over-' });
@@ -148,30 +152,41 @@ test('a device that never reads: the others\' p99 is not hurt, and its stream en
     if (!reads) proxy.resume();
     return { run, side };
   }
-  const endedBefore = metricValue(await engine.metrics(), 'stratus_streams_ended_total{status="RESOURCE_EXHAUSTED"}');
-  const without = await fleetWithSideDevice(true, 'reader');
-  assertReconciled(without.run, 'fleet beside a reading device');
-  await without.side.until(() => without.side.results.length === n, 60_000, 'the reader\'s results');
-  without.side.close();
+  // Two rounds, interleaved (reading, stalled, reading, stalled), and the better of each kind: a
+  // busy moment on a shared machine must not decide the comparison.
+  const readers: LoadgenRun[] = [];
+  const stalled: LoadgenRun[] = [];
+  const seen: (number | undefined)[] = [];
+  let ended = 0;
+  for (let round = 1; round <= 2; round++) {
+    const endedBefore = metricValue(await engine.metrics(), 'stratus_streams_ended_total{status="RESOURCE_EXHAUSTED"}');
+    const without = await fleetWithSideDevice(true, `reader-${round}`);
+    assertReconciled(without.run, 'fleet beside a reading device');
+    await without.side.until(() => without.side.results.length === n, 60_000, 'the reader\'s results');
+    without.side.close();
+    readers.push(without.run);
 
-  const withSlow = await fleetWithSideDevice(false, 'stalled');
-  assertReconciled(withSlow.run, 'fleet beside a device that never reads');
-  const ended = metricValue(await engine.metrics(), 'stratus_streams_ended_total{status="RESOURCE_EXHAUSTED"}');
-  await withSlow.side.until(() => withSlow.side.ended, 60_000, 'the stalled device\'s status');
-  const seen = withSlow.side.status?.code;
-  withSlow.side.close();
-
+    const withSlow = await fleetWithSideDevice(false, `stalled-${round}`);
+    assertReconciled(withSlow.run, 'fleet beside a device that never reads');
+    ended += metricValue(await engine.metrics(), 'stratus_streams_ended_total{status="RESOURCE_EXHAUSTED"}') - endedBefore;
+    await withSlow.side.until(() => withSlow.side.ended, 60_000, 'the stalled device\'s status');
+    seen.push(withSlow.side.status?.code);
+    withSlow.side.close();
+    stalled.push(withSlow.run);
+  }
+  const best = (runs: LoadgenRun[], f: (r: LoadgenRun) => number) => Math.min(...runs.map(f));
   const p99 = (r: LoadgenRun) => r.summary.latency.ack!.p99Ms;
   const rp99 = (r: LoadgenRun) => r.summary.latency.result!.p99Ms;
-  const ratio = p99(withSlow.run) / p99(without.run);
+  const [a0, a1, r0, r1] = [best(readers, p99), best(stalled, p99), best(readers, rp99), best(stalled, rp99)];
   process.stdout.write(
-    `# slow device: fleet ack p99 ${p99(without.run).toFixed(1)} ms beside a reading device, ${p99(withSlow.run).toFixed(1)} ms beside one that never reads (ratio ${ratio.toFixed(2)}); ` +
-      `result p99 ${rp99(without.run).toFixed(1)} vs ${rp99(withSlow.run).toFixed(1)} ms; RESOURCE_EXHAUSTED streams ended ${ended - endedBefore}; the device saw status ${seen}\n`,
+    `# slow device: fleet ack p99 (better of 2 rounds) ${a0.toFixed(1)} ms beside a reading device, ${a1.toFixed(1)} ms beside one that never reads (ratio ${(a1 / a0).toFixed(2)}); ` +
+      `result p99 ${r0.toFixed(1)} vs ${r1.toFixed(1)} ms (ratio ${(r1 / r0).toFixed(2)}); streams the gateway ended RESOURCE_EXHAUSTED: ${ended}; the stalled devices saw status ${seen.join(', ')}\n`,
   );
-  assert.equal(ended - endedBefore, 1, 'the stalled device\'s stream was ended with RESOURCE_EXHAUSTED by the gateway');
-  // The device itself sees RESOURCE_EXHAUSTED once it reads again (UNAVAILABLE only if keepalive,
-  // which it could not answer while stalled, closed the connection first).
-  assert.ok(seen === 8 || seen === 14, `status ${seen}`);
-  // Generous: the point is "not hurt", on a shared 2-core machine.
-  assert.ok(ratio < 3 || p99(withSlow.run) - p99(without.run) < 50, `the fleet's ack p99 went from ${p99(without.run)} to ${p99(withSlow.run)} ms`);
+  assert.equal(ended, 2, 'each stalled device\'s stream was ended with RESOURCE_EXHAUSTED by the gateway, and no other');
+  // The device itself sees RESOURCE_EXHAUSTED once it reads again.
+  assert.deepEqual(seen, [8, 8]);
+  // Generous: the point is "not hurt", on a shared 2-core machine where two runs of the same load
+  // differ by up to 2x in p99.
+  assert.ok(a1 <= Math.max(3 * a0, a0 + 100), `the fleet's ack p99 went from ${a0} to ${a1} ms`);
+  assert.ok(r1 <= Math.max(3 * r0, r0 + 100), `the fleet's result p99 went from ${r0} to ${r1} ms`);
 });

@@ -15,7 +15,9 @@ import type { Gateway } from '../../../src/gateway/gateway.js';
 // 100,000 events are sent at once below: on a 2-core machine that is far more than
 // gateway.ackWaitMaxMs of Kafka work, which the gateway would (rightly) shed. This file is about
 // exactly-once delivery of what was accepted, so the shedding limit is set out of the way.
-const config = testConfig({ 'kafka-partitions': '4', 'gateway-ack-wait-max-ms': '300000', 'gateway-drain-grace-ms': '1000', 'gateway-outbound-max': '300', 'gateway-stall-timeout-ms': '2000', 'redis-device-buffer-max': '5000' });
+// Keepalive far out: the stalled device below could not answer a ping, and on a loaded machine a
+// keepalive close (30 s by default) can come before the gateway sees it stalled.
+const config = testConfig({ 'kafka-partitions': '4', 'grpc-keepalive-time-ms': '600000', 'gateway-ack-wait-max-ms': '300000', 'gateway-drain-grace-ms': '1000', 'gateway-outbound-max': '300', 'gateway-stall-timeout-ms': '2000', 'redis-device-buffer-max': '5000' });
 let pipeline: TestPipeline;
 let gateways: Gateway[] = [];
 before(async () => {
