@@ -468,7 +468,7 @@ test('metadata floods: huge header values and thousands of headers get a status 
       kinds.set(key, (kinds.get(key) ?? 0) + 1);
       return o;
     } finally {
-      s.destroy();
+      await s.shutdown();
     }
   });
   process.stderr.write(`metadata floods: ${JSON.stringify(Object.fromEntries(kinds))}\n`);
@@ -558,7 +558,7 @@ test('10,000 concurrent streams claiming one device id: all but the newest end A
     assert.equal((await outcome(survivor, 'the surviving stream')).grpcStatus, 0);
     count('streams claiming one device', n, n - 1 + 1);
   } finally {
-    for (const s of sessions) s.destroy();
+    await Promise.all(sessions.map((s) => s.shutdown()));
   }
   assertAlive();
 });
@@ -588,7 +588,7 @@ test('a device that floods bad events and never reads: its pending rejects are b
     assert.ok(grown < 256 * 2 ** 20, `RSS grew ${(grown / 2 ** 20).toFixed(1)} MiB for one non-reading device`);
     call.cancel();
   } finally {
-    session.destroy();
+    await session.shutdown();
   }
   assertAlive();
 });
