@@ -17,44 +17,43 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { Client, credentials, type ServiceError } from '@grpc/grpc-js';
-import { deleteTopics, ensureTopics } from '../../src/kafka/admin.js';
 import { codecs, type BatchAck, type Event } from '../../src/gateway/protocol.js';
-import { topology } from '../../src/topology.js';
 import { runLoadgen, type LoadgenRun } from '../../loadgen/loadgen.js';
 import { resolveOptions, type RawFlags } from '../../loadgen/options.js';
-import { testConfig } from '../helpers/config.js';
 import { TestDevice } from '../helpers/device.js';
-import { metricValue, startEngineChild, type EngineChild } from '../helpers/engine-child.js';
+import { EngineProcess } from '../helpers/engine-process.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 
-const config = testConfig({ 'kafka-partitions': '4' });
-const t = topology(config);
-let engine: EngineChild;
+let engine: EngineProcess;
 const MiB = 1024 * 1024;
 /** RSS the engine must stay under whatever it is offered: generous, the point is "bounded". */
 const RSS_BOUND_BYTES = 1536 * MiB;
 
 before(async () => {
-  await ensureTopics(config, [
-    { topic: t.topics.events, partitions: 4 },
-    { topic: t.topics.results, partitions: 4 },
-  ]);
-  engine = await startEngineChild(config, {
+  engine = await EngineProcess.start({
+    STRATUS_KAFKA_PARTITIONS: '4',
     STRATUS_GATEWAY_OUTBOUND_MAX: '300',
     STRATUS_GATEWAY_STALL_TIMEOUT_MS: '2000',
     STRATUS_REDIS_DEVICE_BUFFER_MAX: '5000',
     // The stalled device below cannot answer a keepalive ping: keep keepalive from ending its
     // connection before the gateway finds it stalled.
     STRATUS_GRPC_KEEPALIVE_TIME_MS: '600000',
+    STRATUS_LOG_LEVEL: 'info',
   });
 });
 after(async () => {
   await engine?.stop();
-  await deleteTopics(config, [t.topics.events, t.topics.results]).catch(() => {});
 });
 
+/** The value of one Prometheus sample (`name{labels}`) on the engine's /metrics, 0 when absent. */
+async function metricValue(sample: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${engine.httpPort}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(sample + ' '));
+  return line === undefined ? 0 : Number(line.slice(sample.length + 1));
+}
+
 const load = (flags: RawFlags): Promise<LoadgenRun> =>
-  runLoadgen(resolveOptions({ warmup: '0s', drain: '60s', 'connect-timeout': '20s', seed: '7', ...flags }, engine.grpcAddress), { progress: new PassThrough().resume() });
+  runLoadgen(resolveOptions({ warmup: '0s', drain: '60s', 'connect-timeout': '20s', seed: '7', ...flags }, engine.address), { progress: new PassThrough().resume() });
 
 function assertReconciled(r: LoadgenRun, what: string): void {
   const c = r.summary.counts;
@@ -69,7 +68,7 @@ test('at twice the sustainable rate the gateway sheds, RSS stays bounded, nothin
   assertReconciled(probe, 'probe');
   const sustainable = probe.summary.throughput.ackedPerS;
   assert.ok(sustainable > 0);
-  const rssBefore = engine.rss();
+  const rssBefore = engine.memory();
 
   // The background fleet runs 6 s before the overload, through it (about 9 s), and up to 20 s after.
   const bgDurationS = 36;
@@ -77,8 +76,8 @@ test('at twice the sustainable rate the gateway sheds, RSS stays bounded, nothin
   await new Promise((r) => setTimeout(r, 6000));
   const overload = await load({ devices: '400', connections: '8', 'total-rate': String(sustainable * 2), duration: '8s', 'device-prefix': 'over-' });
   const bg = await background;
-  const rssAfter = engine.rss();
-  assert.ok(engine.alive(), 'the engine died under overload');
+  const rssAfter = engine.memory();
+  assert.equal(engine.exit, null, `the engine died under overload: ${engine.stderr.slice(-2000)}`);
   assertReconciled(overload, 'overload');
   assertReconciled(bg, 'background');
 
@@ -112,7 +111,7 @@ test('at twice the sustainable rate the gateway sheds, RSS stays bounded, nothin
   process.stdout.write(
     `# overload: sustainable ${sustainable.toFixed(0)} acks/s (closed loop, 200 devices); offered ${(sustainable * 2).toFixed(0)}/s for 8 s (${offered.toFixed(0)} events): ` +
       `sent ${oc.sent}, acked ${oc.acked}, rejected ${JSON.stringify(oc.rejected)}, errors ${JSON.stringify(oc.errors)}, overload fleet sendLag p99 ${sendLagP99.toFixed(0)} ms (background ${bgSendLagP99.toFixed(0)} ms)\n` +
-      `# overload: engine RSS ${(rssBefore.nowBytes / MiB).toFixed(0)} MiB before, peak ${(rssAfter.peakBytes / MiB).toFixed(0)} MiB, ${(rssAfter.nowBytes / MiB).toFixed(0)} MiB after\n` +
+      `# overload: engine RSS ${(rssBefore.rssBytes / MiB).toFixed(0)} MiB before, peak ${(rssAfter.peakBytes / MiB).toFixed(0)} MiB, ${(rssAfter.rssBytes / MiB).toFixed(0)} MiB after\n` +
       `# overload: background ack p99 per second ${s.latencyP99Ms.map((v) => v.toFixed(0)).join(' ')} ms; normal ${normal.toFixed(1)} ms, peak ${peakP99.toFixed(0)} ms; load dropped at second ${dropAt}; back under ${threshold.toFixed(0)} ms at second ${recoveredAt} (${recoveredAt < 0 ? 'not within the run' : `${Math.max(0, recoveredAt - dropAt)} s after the drop`})\n`,
   );
   // Flow control shows as the overload fleet's sends held back (its connections' windows stay shut
@@ -126,7 +125,7 @@ test('a device that never reads: the others\' p99 is not hurt, and its stream en
   const payload = Buffer.alloc(16 * 1024, 7);
   const n = 1200; // ~19 MiB of results for the side device: far beyond outboundMax (300) and the socket buffers
   async function feed(deviceId: string): Promise<void> {
-    const client = new Client(engine.grpcAddress, credentials.createInsecure());
+    const client = new Client(engine.address, credentials.createInsecure());
     for (let s = 2; s <= n; s += 100) {
       const batch: Event[] = [];
       for (let seq = s; seq < Math.min(n + 1, s + 100); seq++) batch.push({ deviceId, seq, type: 'echo', value: seq, payload, sentAtUs: 0 });
@@ -140,7 +139,7 @@ test('a device that never reads: the others\' p99 is not hurt, and its stream en
   }
   /** One fleet run while a side device gets n large results, reading them (reads=true) or not. */
   async function fleetWithSideDevice(reads: boolean, tag: string): Promise<{ run: LoadgenRun; side: TestDevice }> {
-    const proxy = await TcpProxy.start(Number(engine.grpcAddress.split(':')[1]));
+    const proxy = await TcpProxy.start(Number(engine.address.split(':')[1]));
     tt.after(() => proxy.close());
     const side = new TestDevice(`side-${tag}`).connect(`127.0.0.1:${proxy.port}`);
     side.send([{ seq: 1, type: 'sq', value: 1 }]);
@@ -159,7 +158,7 @@ test('a device that never reads: the others\' p99 is not hurt, and its stream en
   const seen: (number | undefined)[] = [];
   let ended = 0;
   for (let round = 1; round <= 2; round++) {
-    const endedBefore = metricValue(await engine.metrics(), 'stratus_streams_ended_total{status="RESOURCE_EXHAUSTED"}');
+    const endedBefore = (await metricValue('stratus_streams_ended_total{status="RESOURCE_EXHAUSTED"}'));
     const without = await fleetWithSideDevice(true, `reader-${round}`);
     assertReconciled(without.run, 'fleet beside a reading device');
     await without.side.until(() => without.side.results.length === n, 60_000, 'the reader\'s results');
@@ -168,7 +167,7 @@ test('a device that never reads: the others\' p99 is not hurt, and its stream en
 
     const withSlow = await fleetWithSideDevice(false, `stalled-${round}`);
     assertReconciled(withSlow.run, 'fleet beside a device that never reads');
-    ended += metricValue(await engine.metrics(), 'stratus_streams_ended_total{status="RESOURCE_EXHAUSTED"}') - endedBefore;
+    ended += (await metricValue('stratus_streams_ended_total{status="RESOURCE_EXHAUSTED"}')) - endedBefore;
     await withSlow.side.until(() => withSlow.side.ended, 60_000, 'the stalled device\'s status');
     seen.push(withSlow.side.status?.code);
     withSlow.side.close();
