@@ -73,6 +73,18 @@ export function processEvent(gw: Gateway, call: ServerDuplexStream<EventRequest,
     call.emit('error', { code: status.PERMISSION_DENIED, details: `the token is for device "${authed}"; client "${clientId}" needs a token for device "${deviceId}"` });
     return;
   }
+  // The call is paused while the session holds too many unacknowledged events (its pause/resume)
+  // or while too many requests wait for seqs (the queue below): read again only when neither does.
+  let sessionPaused = false;
+  let queuePaused = false;
+  let paused = false;
+  const applyPause = () => {
+    const want = sessionPaused || queuePaused;
+    if (want === paused) return;
+    paused = want;
+    if (want) call.pause();
+    else call.resume();
+  };
   const session = new DeviceSession(gw, deviceId, {
     write: (msg: Downlink) => {
       let ok = true;
@@ -82,8 +94,14 @@ export function processEvent(gw: Gateway, call: ServerDuplexStream<EventRequest,
       }
       return ok;
     },
-    pause: () => call.pause(),
-    resume: () => call.resume(),
+    pause: () => {
+      sessionPaused = true;
+      applyPause();
+    },
+    resume: () => {
+      sessionPaused = false;
+      applyPause();
+    },
     end: (st) => (st === null ? call.end() : call.emit('error', st)),
   });
   gw.register(session);
@@ -107,6 +125,10 @@ export function processEvent(gw: Gateway, call: ServerDuplexStream<EventRequest,
       events.push({ deviceId: '', seq: next++, type: 'sq', value: req.number ?? 0, payload: payloadOf(req), sentAtUs: Date.now() * 1000 });
     }
     if (events.length > 0) session.onUplink({ events });
+    if (queuePaused && queue.length <= gw.config.gateway.inflightMax / 2) {
+      queuePaused = false;
+      applyPause();
+    }
     if (queue.length === 0 && halfClosed) session.onHalfClose();
     if (queue.length > 0) {
       reserving = reserve().then(
@@ -120,7 +142,10 @@ export function processEvent(gw: Gateway, call: ServerDuplexStream<EventRequest,
   };
   call.on('data', (req: EventRequest) => {
     queue.push(req);
-    if (queue.length > gw.config.gateway.inflightMax) call.pause();
+    if (queue.length > gw.config.gateway.inflightMax && !queuePaused) {
+      queuePaused = true;
+      applyPause();
+    }
     pump();
   });
   call.on('end', () => {
