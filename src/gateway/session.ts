@@ -254,6 +254,13 @@ export class DeviceSession {
         // issued afterwards returns it (unless the buffer's cap dropped it).
         const liveAtIssue = this.liveMaxN;
         const page = await this.host.link.readBuffer(this.deviceId, this.lastN, pageSize);
+        // Buffer indexes are consecutive per device: once this session has taken one, a hole after
+        // it is results the buffer's cap dropped while the device was behind. Say so rather than
+        // skip them silently.
+        if (page.length > 0 && this.lastN > 0 && page[0]!.n > this.lastN + 1) {
+          this.endBehind(page[0]!.n - this.lastN - 1);
+          return;
+        }
         for (const e of page) {
           if (this.closed) return;
           if (!this.take(e.n, e.result)) confirmedN = e.n;
@@ -269,6 +276,10 @@ export class DeviceSession {
           // Seen after this read was issued: read again. Seen before it, yet not returned: the cap
           // dropped it; skip ahead.
           if (this.liveMaxN > liveAtIssue) continue;
+          if (this.lastN > 0) {
+            this.endBehind(this.liveMaxN - this.lastN);
+            return;
+          }
           this.lastN = this.liveMaxN;
         }
         // No await between this check and `draining = false`: nothing live can slip past.
@@ -310,6 +321,10 @@ export class DeviceSession {
     metrics.downlinks.inc();
     if (!this.io.write(msg)) this.blocked = true;
     else if (this.outbound.length > 0) this.flush();
+  }
+
+  private endBehind(dropped: number): void {
+    this.end({ code: status.RESOURCE_EXHAUSTED, details: `device is not reading fast enough: it fell more than ${this.host.config.redis.deviceBufferMax} results (redis.deviceBufferMax) behind and ${dropped} results after the last it was sent were dropped from its buffer; reconnect for the newest` });
   }
 
   private endStalled(): void {
