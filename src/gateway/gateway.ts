@@ -152,7 +152,7 @@ export class Gateway implements SessionHost {
     if (this.sessions.get(session.deviceId) === session) {
       this.sessions.delete(session.deviceId);
       metrics.devicesConnected.set(this.sessions.size);
-      void this.link.release(session.deviceId, session.cursor).catch(() => {});
+      void this.link.release(session.deviceId, session.sentSeq).catch(() => {});
     }
   }
 

@@ -70,8 +70,15 @@ export class DeviceSession {
   /** Highest seq durable in Kafka; sent as Downlink.acked_seq. Invariant: ackedSeq <= lastSeq. */
   ackedSeq = 0;
   private ackSent = 0;
-  /** Seq of the last result handed to the device (or confirmed by it): the dedupe cursor. */
+  /** Seq of the last result taken for the device (or confirmed by it): the dedupe cursor. */
   cursor = 0;
+  /**
+   * Seq of the last result written to the transport (or confirmed by the device): what the server
+   * records as delivered when the session ends, for devices that reconnect without
+   * x-last-result-seq. Invariant: sentSeq <= cursor. Results taken but still waiting in `outbound`
+   * when the session ends are not counted: they are sent again by the next session.
+   */
+  sentSeq = 0;
   /** Buffer index of the last result taken from the buffer or from a frame, in order. */
   lastN = 0;
   private draining = false;
@@ -113,6 +120,7 @@ export class DeviceSession {
   async start(cursorFromDevice: number | null): Promise<void> {
     await this.host.link.claim(this.deviceId);
     this.cursor = cursorFromDevice ?? (await this.host.link.deliveredSeq(this.deviceId));
+    this.sentSeq = this.cursor;
     await this.drain();
   }
 
@@ -316,7 +324,10 @@ export class DeviceSession {
       bytes += size;
       i++;
     }
-    if (i > 0) msg.results = i === this.outbound.length ? this.outbound : this.outbound.slice(0, i);
+    if (i > 0) {
+      msg.results = i === this.outbound.length ? this.outbound : this.outbound.slice(0, i);
+      this.sentSeq = msg.results[i - 1]!.seq;
+    }
     this.outbound = i === this.outbound.length ? [] : this.outbound.slice(i);
     metrics.downlinks.inc();
     if (!this.io.write(msg)) this.blocked = true;

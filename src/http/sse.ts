@@ -95,7 +95,7 @@ export class SseHub implements SessionHost {
     if (this.sessions.get(session.deviceId) === session) {
       this.sessions.delete(session.deviceId);
       metrics.sseStreams.set(this.sessions.size);
-      void this.link.release(session.deviceId, session.cursor).catch(() => {});
+      void this.link.release(session.deviceId, session.sentSeq).catch(() => {});
     }
   }
 
