@@ -11,12 +11,15 @@
  *    way: the only difference is that the device stops reading); its stream is ended with
  *    RESOURCE_EXHAUSTED at gateway.outboundMax.
  *
+ * 3. A Nimbus client writing 5,000 requests at once: every request is read and made durable, and
+ *    it gets every response or a RESOURCE_EXHAUSTED naming what its buffer dropped, never silence.
+ *
  * No speed is asserted: rates are this run's own, and latencies are compared as ratios within it.
  */
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { after, before, test } from 'node:test';
-import { Client, credentials, type ServiceError } from '@grpc/grpc-js';
+import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { codecs, type BatchAck, type Event } from '../../src/gateway/protocol.js';
 import { runLoadgen, type LoadgenRun } from '../../loadgen/loadgen.js';
 import { resolveOptions, type RawFlags } from '../../loadgen/options.js';
@@ -188,4 +191,36 @@ test('a device that never reads: the others\' p99 is not hurt, and its stream en
   // differ by up to 2x in p99.
   assert.ok(a1 <= Math.max(3 * a0, a0 + 100), `the fleet's ack p99 went from ${a0} to ${a1} ms`);
   assert.ok(r1 <= Math.max(3 * r0, r0 + 100), `the fleet's result p99 went from ${r0} to ${r1} ms`);
+});
+
+test('a Nimbus client writing 5,000 requests at once: every request is read, and it gets every response or a clear RESOURCE_EXHAUSTED, never silence', { timeout: 120_000 }, async () => {
+  const n = 5000;
+  const durable = async () => Number(/^stratus_events_durable_total (\d+)$/m.exec(await (await fetch(`http://127.0.0.1:${engine.httpPort}/metrics`)).text())?.[1] ?? 0);
+  const before = await durable();
+  const client = new Client(engine.address, credentials.createInsecure());
+  const md = new Metadata();
+  md.set('client_id', `burst-${Date.now()}`);
+  const call = client.makeBidiStreamRequest('/nimbus.NimbusService/ProcessEvent', codecs.EventRequest.serialize, codecs.EventResponse.deserialize, md);
+  let responses = 0;
+  let ended: ServiceError | 'ok' | null = null;
+  call.on('data', () => responses++);
+  call.on('error', (err: ServiceError) => (ended = err));
+  call.on('end', () => (ended ??= 'ok'));
+  for (let i = 0; i < n; i++) call.write({ eventName: `burst-${i}`, number: i });
+  const deadline = Date.now() + 60_000;
+  while (responses < n && ended === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  let durableNow = await durable();
+  while (durableNow - before < n && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+    durableNow = await durable();
+  }
+  process.stderr.write(`nimbus burst: ${responses} of ${n} responses, ${durableNow - before} requests durable, call ${ended === null ? 'still open' : ended === 'ok' ? 'ended OK' : `ended ${(ended as ServiceError).code} ${(ended as ServiceError).details}`}\n`);
+  call.cancel();
+  client.close();
+  assert.equal(durableNow - before, n, 'every request was read and made durable');
+  if (responses < n) {
+    assert.notEqual(ended, null, `${responses} of ${n} responses and no status: silence`);
+    assert.equal((ended as unknown as ServiceError).code, 8 /* RESOURCE_EXHAUSTED */);
+    assert.match((ended as unknown as ServiceError).details, /not reading fast enough/);
+  }
 });
