@@ -53,6 +53,8 @@ interface Fault {
   inject(): Promise<void>;
   /** Ends it (restart, heal); resolves when the restarted part is ready again. */
   restore(): Promise<void>;
+  /** Seconds of load when the default is too short to see the flow come back (a JVM restart takes 20 s and more here). */
+  durationS?: number;
 }
 
 const killRole = (...names: string[]): Pick<Fault, 'inject' | 'restore'> => ({
@@ -69,7 +71,7 @@ async function runFault(f: Fault): Promise<FaultRow> {
   for (const p of Object.values(roles)) if (!p.alive) await p.start();
   const prefix = `f-${f.name.replace(/\W+/g, '-')}-${Date.now().toString(36)}-`;
   const run = startLoadgen(`127.0.0.1:${balancer.port}`, stack.env(), [
-    '--devices', String(DEVICES), '--rate', '1', '--duration', `${DURATION_S}s`, '--warmup', '0s', '--drain', '90s', '--device-prefix', prefix,
+    '--devices', String(DEVICES), '--rate', '1', '--duration', `${f.durationS ?? DURATION_S}s`, '--warmup', '0s', '--drain', '90s', '--device-prefix', prefix,
   ]);
   let faultAtMs = 0;
   let restoredAtMs = 0;
@@ -112,6 +114,7 @@ const faults: Fault[] = [
     name: 'kill -9 Kafka',
     inject: () => stack.killKafka(),
     restore: () => stack.startKafka(),
+    durationS: 60,
   },
   {
     name: 'Kafka link: +200 ms latency',
@@ -163,6 +166,7 @@ const faults: Fault[] = [
       await stack.startKafka();
       await roles.forwarder!.start();
     },
+    durationS: 60,
   },
 ];
 

@@ -35,6 +35,9 @@ const PARTITIONS = 6;
 /** Every process this harness started, so a failed test still leaves nothing running. */
 const children = new Set<number>();
 
+/** Engine processes that exited without being killed by the harness: name, exit status, stderr tail. */
+export const unexpectedExits: { name: string; atMs: number; status: string; stderr: string }[] = [];
+
 function kill9(pid: number): void {
   try {
     process.kill(pid, 'SIGKILL');
@@ -172,6 +175,10 @@ export class EngineProcess {
     return Number(this.args[this.args.indexOf('--grpc-port') + 1]);
   }
 
+  get httpPort(): number {
+    return Number(this.args[this.args.indexOf('--http-port') + 1]);
+  }
+
   get alive(): boolean {
     return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
   }
@@ -188,6 +195,14 @@ export class EngineProcess {
     });
     this.child = child;
     children.add(child.pid!);
+    child.once('exit', (code, sig) => {
+      // kill9() clears this.child first: an exit seen here with this.child still set is the process's own.
+      if (this.child !== child) return;
+      this.child = null;
+      children.delete(child.pid!);
+      unexpectedExits.push({ name: this.name, atMs: Date.now(), status: String(code ?? sig), stderr: this.stderr.slice(-3000) });
+      process.stdout.write(`# ${this.name} exited by itself (${code ?? sig}); stderr ends with:\n${this.stderr.slice(-1500).replace(/^/gm, '#   ')}\n`);
+    });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${this.name} not ready within ${timeoutMs} ms:\n${this.stderr.slice(-2000)}`)), timeoutMs);
       child.stderr!.on('data', (b: Buffer) => {
@@ -271,22 +286,23 @@ export interface FaultRow {
 }
 
 /**
- * Recovery time from the load generator's per-second series (whole seconds after its start):
- * the first second at or after the one in which the restart completed in which both acks and
- * results reach half their mean rate before the fault. Resolution one second.
+ * Recovery time from the load generator's per-second series (whole seconds after its start): the
+ * whole seconds from the one in which the restart (or heal) completed to the first second, from
+ * that one on, in which both acks and results reach half their mean rate before the fault.
+ * 0: the flow was at half rate or more in the very second of the restart. Resolution one second.
  */
 export function recoveryS(summary: LoadgenSummary, startedAtMs: number, faultAtMs: number, restoredAtMs: number): number | null {
   const s = summary.series;
   const faultSec = Math.floor((faultAtMs - startedAtMs) / 1000);
-  const restoredSec = (restoredAtMs - startedAtMs) / 1000;
+  const restoredSec = Math.floor((restoredAtMs - startedAtMs) / 1000);
   const before = (xs: number[]) => {
     const w = xs.slice(2, Math.max(3, faultSec));
     return w.reduce((a, b) => a + b, 0) / Math.max(1, w.length);
   };
   const ackBase = before(s.ackedPerS);
   const resBase = before(s.resultsPerS);
-  for (let i = Math.floor(restoredSec); i < s.tS.length; i++) {
-    if (s.ackedPerS[i]! >= ackBase / 2 && s.resultsPerS[i]! >= resBase / 2) return Math.max(0, Math.round((i + 1 - restoredSec) * 10) / 10);
+  for (let i = restoredSec; i < s.tS.length; i++) {
+    if (s.ackedPerS[i]! >= ackBase / 2 && s.resultsPerS[i]! >= resBase / 2) return i - restoredSec;
   }
   return null;
 }
