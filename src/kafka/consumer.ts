@@ -82,16 +82,29 @@ export class KafkaBatchConsumer {
     });
   }
 
-  /** Commits, for each partition in the batch, the offset after its last message. */
-  commitBatch(messages: readonly ConsumedMessage[]): void {
+  /**
+   * Commits, for each partition in the batch, the offset after its last message. Returns false when
+   * Kafka did not take the commit. Callers commit only batches whose output is already durable, so
+   * an uncommitted batch is only read again (at least once; the stages after dedupe), by this member
+   * or by the partition's next owner, and the partition's next commit covers it. So no broker-side
+   * refusal is fatal here: a partition revoked by a rebalance (ERR__NO_OFFSET), and, after a broker
+   * restart, a group generation the new coordinator does not know (ILLEGAL_GENERATION,
+   * UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS, coordinator not available) until the member rejoins.
+   * Throwing on those ended the processor and the forwarder on every Kafka restart (fault suite,
+   * kill -9 Kafka). Anything that is not a librdkafka error is a programmer error and still throws.
+   */
+  commitBatch(messages: readonly ConsumedMessage[]): boolean {
     const next = new Map<string, { topic: string; partition: number; offset: number }>();
     for (const m of messages) next.set(`${m.topic}\0${m.partition}`, { topic: m.topic, partition: m.partition, offset: m.offset + 1 });
-    if (next.size === 0) return;
+    if (next.size === 0) return true;
     try {
       this.native.commitSync([...next.values()]);
+      return true;
     } catch (err) {
-      // Partitions revoked by a rebalance can't be committed; the new owner re-reads them (at least once).
-      if ((err as { code?: number }).code !== KafkaJavascript.CODES.ERRORS.ERR__NO_OFFSET) throw err;
+      // A librdkafka error (the package does not export its class): a numeric code and an origin.
+      const e = err as { code?: unknown; origin?: unknown };
+      if (typeof e.code !== 'number' || typeof e.origin !== 'string') throw err;
+      return false;
     }
   }
 
