@@ -13,7 +13,7 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PROJECT_ROOT } from '../../src/config.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
-import { EngineProcess, FaultStack, killAll, printTable, recoveryS, rowOf, startLoadgen, type FaultRow } from '../helpers/fault-harness.js';
+import { EngineProcess, FaultStack, killAll, unexpectedExits, printTable, recoveryS, rowOf, startLoadgen, type FaultRow } from '../helpers/fault-harness.js';
 
 const DEVICES = Number(process.env.FAULTS_DEVICES ?? 1000);
 /** Seconds of load; the fault starts FAULT_AT_S in and the run ends DURATION_S after the start. */
@@ -75,6 +75,7 @@ async function runFault(f: Fault): Promise<FaultRow> {
   ]);
   let faultAtMs = 0;
   let restoredAtMs = 0;
+  const exitsBefore = unexpectedExits.length;
   try {
     await sleep(FAULT_AT_S * 1000);
     faultAtMs = Date.now();
@@ -90,6 +91,9 @@ async function runFault(f: Fault): Promise<FaultRow> {
   const row = rowOf(f.name, summary, recoveryS(summary, run.startedAtMs, faultAtMs, restoredAtMs), (restoredAtMs - faultAtMs) / 1000);
   rows.push(row);
   process.stdout.write(`# ${f.name}: ${JSON.stringify(row)}\n`);
+  const exits = unexpectedExits.slice(exitsBefore).map((e) => `${e.name} (${e.status})`);
+  // A role that ends itself under a fault needs a supervisor to bring the flow back: a defect here.
+  assert.deepEqual(exits, [], `${f.name}: engine processes exited by themselves`);
   return row;
 }
 
