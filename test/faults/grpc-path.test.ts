@@ -88,7 +88,7 @@ async function runFault(f: Fault): Promise<FaultRow> {
     throw err;
   }
   const summary = await run.done;
-  const row = rowOf(f.name, summary, recoveryS(summary, run.startedAtMs, faultAtMs, restoredAtMs), (restoredAtMs - faultAtMs) / 1000);
+  const row = rowOf(f.name, summary, recoveryS(summary, faultAtMs, restoredAtMs, f.durationS ?? DURATION_S), (restoredAtMs - faultAtMs) / 1000);
   rows.push(row);
   process.stdout.write(`# ${f.name}: ${JSON.stringify(row)}\n`);
   const exits = unexpectedExits.slice(exitsBefore).map((e) => `${e.name} (${e.status})`);
@@ -118,7 +118,7 @@ const faults: Fault[] = [
     name: 'kill -9 Kafka',
     inject: () => stack.killKafka(),
     restore: () => stack.startKafka(),
-    durationS: 60,
+    durationS: 90,
   },
   {
     name: 'Kafka link: +200 ms latency',
@@ -170,7 +170,7 @@ const faults: Fault[] = [
       await stack.startKafka();
       await roles.forwarder!.start();
     },
-    durationS: 60,
+    durationS: 90,
   },
 ];
 

@@ -175,7 +175,7 @@ async function runFault(f: Fault): Promise<FaultRow[]> {
       duplicates: Math.max(0, processed - c.acked - c.unacked),
       wrong: c.wrong,
       unacked: c.unacked,
-      recoveryS: recoveryOfAcks(summary, r.run.startedAtMs, faultAtMs, restoredAtMs),
+      recoveryS: recoveryOfAcks(summary, faultAtMs, restoredAtMs),
       outageS: Math.round((restoredAtMs - faultAtMs) / 100) / 10,
       reconnects: c.reconnects,
       errors: c.errors,
@@ -190,8 +190,8 @@ async function runFault(f: Fault): Promise<FaultRow[]> {
 }
 
 /** These APIs have no results: acks stand for both series in recoveryS. */
-function recoveryOfAcks(s: LoadgenSummary, startedAtMs: number, faultAtMs: number, restoredAtMs: number): number | null {
-  return recoveryS({ ...s, series: { ...s.series, resultsPerS: s.series.ackedPerS } }, startedAtMs, faultAtMs, restoredAtMs);
+function recoveryOfAcks(s: LoadgenSummary, faultAtMs: number, restoredAtMs: number): number | null {
+  return recoveryS({ ...s, series: { ...s.series, resultsPerS: s.series.ackedPerS } }, faultAtMs, restoredAtMs, DURATION_S);
 }
 
 function check(row: FaultRow): void {

@@ -286,13 +286,16 @@ export interface FaultRow {
 }
 
 /**
- * Recovery time from the load generator's per-second series (whole seconds after its start): the
- * whole seconds from the one in which the restart (or heal) completed to the first second, from
- * that one on, in which both acks and results reach half their mean rate before the fault.
+ * Recovery time from the load generator's per-second series (second i covers [i, i+1) s after its
+ * start, taken as its startedAt, a fraction of a second before its first device): the whole
+ * seconds from the one in which the restart (or heal) completed to the first second, from that one
+ * on, in which acks and results both reach half their mean rate before the fault. Once the load
+ * has stopped (second >= sendingS) only results count: what is left is the backlog.
  * 0: the flow was at half rate or more in the very second of the restart. Resolution one second.
  */
-export function recoveryS(summary: LoadgenSummary, startedAtMs: number, faultAtMs: number, restoredAtMs: number): number | null {
+export function recoveryS(summary: LoadgenSummary, faultAtMs: number, restoredAtMs: number, sendingS: number): number | null {
   const s = summary.series;
+  const startedAtMs = Date.parse(summary.startedAt);
   const faultSec = Math.floor((faultAtMs - startedAtMs) / 1000);
   const restoredSec = Math.floor((restoredAtMs - startedAtMs) / 1000);
   const before = (xs: number[]) => {
@@ -301,8 +304,8 @@ export function recoveryS(summary: LoadgenSummary, startedAtMs: number, faultAtM
   };
   const ackBase = before(s.ackedPerS);
   const resBase = before(s.resultsPerS);
-  for (let i = restoredSec; i < s.tS.length; i++) {
-    if (s.ackedPerS[i]! >= ackBase / 2 && s.resultsPerS[i]! >= resBase / 2) return i - restoredSec;
+  for (let i = Math.max(0, restoredSec); i < s.tS.length; i++) {
+    if ((i >= sendingS || s.ackedPerS[i]! >= ackBase / 2) && s.resultsPerS[i]! >= resBase / 2) return i - restoredSec;
   }
   return null;
 }
