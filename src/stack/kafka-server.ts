@@ -54,7 +54,15 @@ function checkPrerequisites(config: Config, paths: StackPaths): void {
   }
 }
 
-function serverProperties(config: Config, paths: StackPaths): string {
+/**
+ * advertisedPort: the port clients are told to use after bootstrap, when it is not the listener's
+ * (the fault suite puts a fault-injecting proxy there, so every connection of a client crosses it).
+ */
+export interface KafkaStartOptions {
+  advertisedPort?: number;
+}
+
+function serverProperties(config: Config, paths: StackPaths, options: KafkaStartOptions): string {
   const { host, port } = kafkaListener(config);
   const c = config.kafka.controllerPort;
   return [
@@ -63,7 +71,7 @@ function serverProperties(config: Config, paths: StackPaths): string {
     `node.id=${NODE_ID}`,
     `controller.quorum.voters=${NODE_ID}@${host}:${c}`,
     `listeners=PLAINTEXT://${host}:${port},CONTROLLER://${host}:${c}`,
-    `advertised.listeners=PLAINTEXT://${host}:${port}`,
+    `advertised.listeners=PLAINTEXT://${host}:${options.advertisedPort ?? port}`,
     'controller.listener.names=CONTROLLER',
     'inter.broker.listener.name=PLAINTEXT',
     'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
@@ -146,7 +154,7 @@ function ensureFormatted(paths: StackPaths): void {
   }
 }
 
-export async function startKafka(config: Config, paths: StackPaths): Promise<number> {
+export async function startKafka(config: Config, paths: StackPaths, options: KafkaStartOptions = {}): Promise<number> {
   checkPrerequisites(config, paths);
   const { host, port } = kafkaListener(config);
   for (const [p, what] of [[port, 'broker'], [config.kafka.controllerPort, 'controller']] as const) {
@@ -159,7 +167,7 @@ export async function startKafka(config: Config, paths: StackPaths): Promise<num
   }
   mkdirSync(paths.kafkaDir, { recursive: true });
   mkdirSync(paths.logDir, { recursive: true });
-  writeFileSync(paths.kafkaProps, serverProperties(config, paths));
+  writeFileSync(paths.kafkaProps, serverProperties(config, paths, options));
   writeFileSync(paths.log4jProps, log4jProperties(paths));
   ensureFormatted(paths);
 
