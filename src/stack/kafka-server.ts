@@ -109,8 +109,16 @@ function log4jProperties(paths: StackPaths): string {
 }
 
 /** Kafka's Uuid text form: 16 random bytes, base64url without padding. */
+/**
+ * A random KRaft cluster id (16 bytes, base64url, as Kafka's own). Never one starting with '-':
+ * StorageTool's argument parser would take it for an option ("--cluster-id/-t: expected one
+ * argument"), which failed one `stack up` in 64.
+ */
 function clusterId(): string {
-  return randomBytes(16).toString('base64url');
+  for (;;) {
+    const id = randomBytes(16).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
 }
 
 function classpath(paths: StackPaths): string {
