@@ -38,6 +38,8 @@ export interface Service {
   stop(): Promise<void>;
 }
 
+const STOP_GRACE_MS = 15_000;
+
 /** Starts a long-running process and waits for `ready` on its stdout or stderr. */
 export function startService(cmd: string, args: string[], ready: RegExp, opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Service> {
   return new Promise((resolve, reject) => {
@@ -59,10 +61,17 @@ export function startService(cmd: string, args: string[], ready: RegExp, opts: {
       resolve({
         child,
         match: m,
+        // SIGTERM, and SIGKILL if it has not exited STOP_GRACE_MS later: a baseline whose consumers
+        // are still joining their group can take minutes to disconnect on a loaded machine (a
+        // clean-clone CI run's quick bench sat in such a stop until the test's timeout).
         stop: () =>
           new Promise<void>((r) => {
-            if (child.exitCode !== null) return r();
-            child.once('exit', () => r());
+            if (child.exitCode !== null || child.signalCode !== null) return r();
+            const kill = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+            child.once('exit', () => {
+              clearTimeout(kill);
+              r();
+            });
             child.kill('SIGTERM');
           }),
       });

@@ -15,7 +15,7 @@ export const security: Scenario = {
   title: 'TLS and device tokens vs plaintext',
   async run(ctx) {
     const fleet: Fleet = ctx.quick
-      ? { devices: 200, totalRate: 8000, durationS: 3, warmupS: 2, workers: 1, extra: ['--ack-only', '--closed-loop'] }
+      ? { devices: 100, totalRate: 4000, durationS: 2, warmupS: 1, drainS: 5, workers: 1, extra: ['--ack-only', '--closed-loop'] }
       : { devices: 1000, totalRate: 50000, durationS: 15, warmupS: 5, workers: 2, extra: ['--ack-only', '--closed-loop'] };
     const certs = makeCerts();
     const secret = randomBytes(32).toString('hex');

@@ -13,7 +13,7 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PROJECT_ROOT } from '../../src/config.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
-import { EngineProcess, FaultStack, killAll, unexpectedExits, printTable, recoveryS, rowOf, startLoadgen, type FaultRow } from '../helpers/fault-harness.js';
+import { RoleProcess, FaultStack, killAll, unexpectedExits, printTable, recoveryS, rowOf, startLoadgen, type FaultRow } from '../helpers/fault-harness.js';
 
 const DEVICES = Number(process.env.FAULTS_DEVICES ?? 1000);
 /** Seconds of load; the fault starts FAULT_AT_S in and the run ends DURATION_S after the start. */
@@ -24,15 +24,15 @@ const OUTAGE_S = 4;
 
 let stack: FaultStack;
 let balancer: FaultProxy;
-const roles: Record<string, EngineProcess> = {};
+const roles: Record<string, RoleProcess> = {};
 const rows: FaultRow[] = [];
 
 before(async () => {
   stack = await FaultStack.start();
-  roles.processor = await EngineProcess.run('processor', 'processor', stack);
-  roles.forwarder = await EngineProcess.run('forwarder', 'forwarder', stack);
-  roles.gatewayA = await EngineProcess.run('gateway-a', 'gateway', stack);
-  roles.gatewayB = await EngineProcess.run('gateway-b', 'gateway', stack);
+  roles.processor = await RoleProcess.run('processor', 'processor', stack);
+  roles.forwarder = await RoleProcess.run('forwarder', 'forwarder', stack);
+  roles.gatewayA = await RoleProcess.run('gateway-a', 'gateway', stack);
+  roles.gatewayB = await RoleProcess.run('gateway-b', 'gateway', stack);
   balancer = await FaultProxy.start([roles.gatewayA.grpcPort, roles.gatewayB.grpcPort]);
 }, { timeout: 240_000 });
 

@@ -23,7 +23,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PROJECT_ROOT } from '../../src/config.js';
 import { connectRedis, createRedis, disconnectRedis, type RedisClient } from '../../src/redis/client.js';
 import { topology } from '../../src/topology.js';
-import { EngineProcess, FaultStack, killAll, printTable, recoveryS, type FaultRow, startLoadgen } from '../helpers/fault-harness.js';
+import { RoleProcess, FaultStack, killAll, printTable, recoveryS, type FaultRow, startLoadgen } from '../helpers/fault-harness.js';
 import type { LoadgenSummary } from '../../loadgen/summary.js';
 
 const DEVICES = Number(process.env.FAULTS_SIDE_DEVICES ?? 200);
@@ -36,7 +36,7 @@ const CLAIM_IDLE_MS = 3000;
 
 let stack: FaultStack;
 let redis: RedisClient;
-const procs: Record<string, EngineProcess> = {};
+const procs: Record<string, RoleProcess> = {};
 const rows: FaultRow[] = [];
 let scraping = true;
 let scraper: Promise<void> = Promise.resolve();
@@ -44,13 +44,13 @@ let scraper: Promise<void> = Promise.resolve();
 before(async () => {
   stack = await FaultStack.start();
   const env = { ...stack.env(), STRATUS_QUEUE_LEASE_MS: String(LEASE_MS), STRATUS_STREAMS_CLAIM_IDLE_MS: String(CLAIM_IDLE_MS) };
-  procs.gateway = await EngineProcess.run('gateway', 'gateway', stack, env);
+  procs.gateway = await RoleProcess.run('gateway', 'gateway', stack, env);
   for (const id of ['worker-1', 'worker-2']) {
-    procs[id] = new EngineProcess(id, ['worker', '--queue', QUEUE, '--concurrency', '4', '--handler', 'record'], env, 'stratus worker:');
+    procs[id] = new RoleProcess(id, ['worker', '--queue', QUEUE, '--concurrency', '4', '--handler', 'record'], env, 'stratus worker:');
     await procs[id].start();
   }
-  procs['exporter-1'] = await EngineProcess.run('exporter-1', 'exporter', stack, env);
-  procs['exporter-2'] = await EngineProcess.run('exporter-2', 'exporter', stack, env);
+  procs['exporter-1'] = await RoleProcess.run('exporter-1', 'exporter', stack, env);
+  procs['exporter-2'] = await RoleProcess.run('exporter-2', 'exporter', stack, env);
   // Reconciliation reads Redis directly, not through the proxy the faults go through.
   redis = createRedis(stack.stackConfig, 'faults-check');
   await connectRedis(redis);

@@ -153,7 +153,7 @@ export class FaultStack {
 }
 
 /** One engine process (`stratus run --roles ...` or `stratus worker`) that can be killed and started again. */
-export class EngineProcess {
+export class RoleProcess {
   private child: ChildProcess | null = null;
   private stderr = '';
   constructor(
@@ -164,9 +164,9 @@ export class EngineProcess {
     private readonly readyLine: string,
   ) {}
 
-  static async run(name: string, roles: string, stack: FaultStack, extra: Record<string, string> = {}): Promise<EngineProcess> {
+  static async run(name: string, roles: string, stack: FaultStack, extra: Record<string, string> = {}): Promise<RoleProcess> {
     const args = ['run', '--roles', roles, '--grpc-port', String(await unusedPort()), '--http-port', String(await unusedPort()), '--instance-id', name];
-    const p = new EngineProcess(name, args, { ...stack.env(), ...extra }, 'stratus run:');
+    const p = new RoleProcess(name, args, { ...stack.env(), ...extra }, 'stratus run:');
     await p.start();
     return p;
   }

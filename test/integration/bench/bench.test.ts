@@ -13,12 +13,12 @@ import { SCENARIOS } from '../../../bench/bench.js';
 import { plotsDirOf, renderPlots, renderResultsMd, type BenchRun } from '../../../bench/results-md.js';
 import { PROJECT_ROOT } from '../../../src/config.js';
 
-test('bench --quick: every scenario with both sides and a ratio; RESULTS.md and its plots regenerate identically from the JSON', { timeout: 240_000 }, async () => {
+test('bench --quick: every scenario with both sides and a ratio; RESULTS.md and its plots regenerate identically from the JSON', { timeout: 420_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'bench-quick-'));
   try {
     const md = join(dir, 'RESULTS.md');
     const { code, stderr } = await new Promise<{ code: number; stderr: string }>((resolve) =>
-      execFile(process.execPath, [join(PROJECT_ROOT, 'bin', 'stratus.js'), 'bench', '--quick', '--results-dir', dir, '--results-md', md], { timeout: 230_000 }, (err, _out, stderr) =>
+      execFile(process.execPath, [join(PROJECT_ROOT, 'bin', 'stratus.js'), 'bench', '--quick', '--results-dir', dir, '--results-md', md], { timeout: 400_000 }, (err, _out, stderr) =>
         resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stderr }),
       ),
     );
