@@ -25,6 +25,7 @@ export const SCENARIO_PLAN: readonly { id: string; title: string }[] = [
   { id: 'scaling', title: '6. Scaling: threads and piscina shards' },
   { id: 'runtimes', title: '7. Runtimes: Node 20, Node 24, Bun' },
   { id: 'micro', title: '8. Micro-benchmarks' },
+  { id: 'security', title: '9. TLS and device tokens vs plaintext' },
 ];
 
 const titleOf = (s: ScenarioResult) => SCENARIO_PLAN.find((p) => p.id === s.id)?.title ?? s.title;
