@@ -29,7 +29,7 @@ import { FlushScheduler } from './flush-scheduler.js';
 import { RateLimiter } from './rate-limit.js';
 import { GATEWAY_SERVICES, type GatewayService } from './services.js';
 import { DeviceSession, type SessionHost } from './session.js';
-import { OVERLOADED_MESSAGE, validateEvent } from './validate.js';
+import { OVERLOADED_MESSAGE, rateLimitedMessage, validateEvent } from './validate.js';
 
 export const DEVICE_ID_KEY = 'x-device-id';
 export const CURSOR_KEY = 'x-last-result-seq';
@@ -297,7 +297,7 @@ export class Gateway implements SessionHost {
         continue;
       }
       if (!this.admit(deviceId)) {
-        rejects.push({ seq: e.seq, code: 'RATE_LIMITED', message: `device is over its rate of ${this.config.gateway.deviceRatePerS} events/s (gateway.deviceRatePerS); send this event again later` });
+        rejects.push({ seq: e.seq, code: 'RATE_LIMITED', message: rateLimitedMessage(this.config.gateway.deviceRatePerS) });
         continue;
       }
       if (!this.produce(waiter, deviceId, e, now)) {

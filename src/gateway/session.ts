@@ -24,7 +24,7 @@ import { metrics } from '../http/metrics.js';
 import { decodeResult } from '../wire/result-codec.js';
 import type { DeliveryLink } from './delivery.js';
 import type { Downlink, Reject, Result, Uplink } from './protocol.js';
-import { OVERLOADED_MESSAGE, validateEvent } from './validate.js';
+import { OVERLOADED_MESSAGE, rateLimitedMessage, validateEvent } from './validate.js';
 
 export interface SessionHost {
   readonly config: Config;
@@ -139,7 +139,7 @@ export class DeviceSession {
         continue;
       }
       if (!this.host.admit(this.deviceId)) {
-        this.rejects.push({ seq: event.seq, code: 'RATE_LIMITED', message: `device is over its rate of ${cfg.deviceRatePerS} events/s (gateway.deviceRatePerS); send this event again later` });
+        this.rejects.push({ seq: event.seq, code: 'RATE_LIMITED', message: rateLimitedMessage(cfg.deviceRatePerS) });
         metrics.eventsRejected.inc({ code: 'RATE_LIMITED' });
         continue;
       }

@@ -22,6 +22,8 @@ export const RejectCode = {
 } as const;
 export type RejectCode = (typeof RejectCode)[keyof typeof RejectCode];
 
+export const rateLimitedMessage = (ratePerS: number): string => `device is over its rate of ${ratePerS} events/s (gateway.deviceRatePerS); send this event again later`;
+
 export const OVERLOADED_MESSAGE = 'the engine is overloaded (its Kafka producer queue is full, or events wait for Kafka longer than gateway.ackWaitMaxMs); send this event again later';
 
 export interface ValidationContext {
