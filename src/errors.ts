@@ -27,6 +27,8 @@ export const ErrorCode = {
   KAFKA_TOPIC_MISMATCH: 'STRATUS_KAFKA_TOPIC_MISMATCH',
   /** Redis did not answer or refused a command. */
   REDIS_UNAVAILABLE: 'STRATUS_REDIS_UNAVAILABLE',
+  /** Redis is set to evict keys (maxmemory-policy allkeys-* or volatile-*): device state would be lost silently. */
+  REDIS_POLICY_UNSAFE: 'STRATUS_REDIS_POLICY_UNSAFE',
   /** A Kafka or Redis value is not in the format this version writes (truncated, wrong version). */
   WIRE_CORRUPT: 'STRATUS_WIRE_CORRUPT',
 } as const;
