@@ -67,6 +67,12 @@ export const OPTIONS = {
   'gateway.deviceRatePerS': { kind: 'int', default: '0', min: 0, max: 1000000, unit: 'events/s', doc: 'Per-device rate limit (a token bucket shared by all of a device\'s streams and calls on this instance); events beyond it are rejected with RATE_LIMITED. 0: no limit.' },
   'gateway.deviceBurstMax': { kind: 'int', default: '0', min: 0, max: 10000000, unit: 'events', doc: 'Size of the per-device token bucket: events a device may send at once after being quiet. 0: one second\'s worth (gateway.deviceRatePerS).' },
   'gateway.drainGraceMs': { kind: 'int', default: '10000', min: 0, max: 600000, unit: 'ms', doc: 'On SIGTERM, how long open streams get to finish before they are ended.' },
+  'forwarder.scriptResultsMax': { kind: 'int', default: '500', min: 1, max: 100000, unit: 'results', doc: 'Results the forwarder hands Redis in one script call; a larger Kafka batch is split into several calls, in order, so one call never holds Redis for long.' },
+  'forwarder.scriptBytesMax': { kind: 'int', default: '1048576', min: 1024, max: 536870912, unit: 'bytes', doc: 'Result bytes in one forwarder script call (a single larger result goes alone).' },
+  'forwarder.deviceRetriesMax': { kind: 'int', default: '3', min: 0, max: 100, unit: 'retries', doc: 'Times the results of a device whose Redis write failed (a key of the wrong type, say) are tried again before they go to the dead-letter stream `<redis.keyPrefix>results:dead`; the other devices\' results are not held up.' },
+  'forwarder.deviceRetryBaseMs': { kind: 'int', default: '150', min: 1, max: 60000, unit: 'ms', doc: 'Wait before the first retry of a failed device\'s results, doubled for each further retry (150: 150 + 300 + 600 ms).' },
+  'forwarder.redisRetryMaxMs': { kind: 'int', default: '2000', min: 10, max: 600000, unit: 'ms', doc: 'Longest wait between retries of a script call while Redis is unreachable (starts at 100 ms and doubles); the batch is not committed until it goes through.' },
+  'forwarder.deadLettersMax': { kind: 'int', default: '100000', min: 100, max: 100000000, unit: 'entries', doc: 'Approximate cap (XADD MAXLEN ~) of the forwarder\'s dead-letter stream `<redis.keyPrefix>results:dead`.' },
   'processor.threads': { kind: 'int', default: '0', min: 0, max: 64, unit: 'threads', doc: 'Worker threads (piscina) for processor compute; 0 runs it on the consumer\'s thread. Pays off for CPU-heavy processors (sha256).' },
   'grpc.host': { kind: 'string', default: '127.0.0.1', doc: 'Address the gRPC gateway and the HTTP surface bind; 0.0.0.0 to take devices from other hosts (docker-compose.yml sets it).' },
   'grpc.port': port(50051, 'gRPC port of the gateway.'),
@@ -119,6 +125,7 @@ export interface Config {
   readonly stack: { readonly startTimeoutMs: number };
   readonly instanceId: string;
   readonly processor: { readonly threads: number };
+  readonly forwarder: { readonly scriptResultsMax: number; readonly scriptBytesMax: number; readonly deviceRetriesMax: number; readonly deviceRetryBaseMs: number; readonly redisRetryMaxMs: number; readonly deadLettersMax: number };
   readonly gateway: {
     readonly presenceLeaseMs: number;
     readonly devicesMax: number;

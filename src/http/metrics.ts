@@ -53,5 +53,8 @@ export const metrics = {
   queueItemsProcessed: new Counter({ name: 'stratus_queue_items_processed_total', help: 'Items a worker finished, by outcome (done; duplicate: the record handler had it already; failed: the handler threw).', labelNames: ['outcome'] as const, registers: [registry] }),
   queueItemsDeadLettered: new Counter({ name: 'stratus_queue_items_dead_lettered_total', help: 'Items moved to the dead-letter list after queue.attemptsMax tries.', registers: [registry] }),
   queueItemsReclaimed: new Counter({ name: 'stratus_queue_items_reclaimed_total', help: 'Items moved back to the queue from the processing list of a worker whose lease lapsed.', registers: [registry] }),
+  forwarderRedisRetries: new Counter({ name: 'stratus_forwarder_redis_retries_total', help: 'Script calls of the forwarder tried again as a whole, by reason (connection: Redis unreachable or timed out; redis: Redis refused the call, e.g. OOM, LOADING, BUSY).', labelNames: ['reason'] as const, registers: [registry] }),
+  forwarderDeviceFailures: new Counter({ name: 'stratus_forwarder_device_failures_total', help: 'Results the forwarder\'s script could not write for their device (its later results in the call skipped too); retried up to forwarder.deviceRetriesMax times.', registers: [registry] }),
+  forwarderDeadLetters: new Counter({ name: 'stratus_forwarder_dead_letters_total', help: 'Results written to the forwarder\'s dead-letter stream after forwarder.deviceRetriesMax failed retries.', registers: [registry] }),
   redisScriptSeconds: new Histogram({ name: 'stratus_forwarder_redis_script_seconds', help: 'Time of the forwarder\'s one Redis call per batch.', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [registry] }),
 };
