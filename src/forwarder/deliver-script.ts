@@ -1,21 +1,38 @@
 /**
- * The forwarder's one Redis round trip per consumed batch, as a Lua script (atomic, so a crash
- * between its steps can't leave a result half-routed).
+ * The forwarder's Redis round trip for a slice of a consumed batch (at most forwarder.scriptResultsMax
+ * results and forwarder.scriptBytesMax bytes), as a Lua script.
+ *
+ * Redis does not roll a script back when one of its commands fails, so the order of the writes is
+ * what makes a retry safe: a result's seq is recorded as routed (h) only after its XADD succeeded.
+ *
+ * Per device, loaded once per call (`dev:<id>` hash: h = highest seq routed, n = last buffer
+ * index; a = last taken seq and d = last delivered seq belong to the gateway and are never written
+ * here):
+ *   - the hash has no n (it was evicted, deleted, or only the gateway's fields came back): n and h
+ *     are rebuilt from the buffer `buf:<id>`: n = its last generated id (XINFO, which survives the
+ *     gateway's XTRIM) and its last entry's id, h = max(h, d, field s of the last entry).
  *
  * For each (device, seq, result) in order:
- *   1. Dedupe: `dev:<id>` hash field h is the highest seq routed for the device. seq <= h is a
- *      duplicate (a re-read batch, or an event the device sent twice) and is dropped. Results of one
- *      device arrive in seq order (one partition), so a high-water mark is enough.
- *   2. Buffer: XADD to the device's stream `buf:<id>` with id `n-0`, n = ++dev.n, capped at
- *      ARGV[2] entries (MAXLEN ~). Every result is buffered, so a result published to a gateway that
- *      just lost the device, or published with no subscriber, is never lost: the device's next
- *      session reads the buffer.
- *   3. Route: `presence:<id>` names the gateway instance holding the device; the entry joins that
+ *   1. Dedupe: seq <= h is a duplicate (a re-read batch) and is dropped. Results of one device
+ *      arrive in seq order (one partition), so a high-water mark is enough.
+ *   2. Buffer: XADD `buf:<id>` id `(n+1)-0`, fields r = result, s = seq, capped at redis.deviceBufferMax
+ *      (MAXLEN ~). If Redis says the id is not above the stream's top (n in the hash is behind the
+ *      buffer, e.g. a hash restored from an older snapshot), n and h are rebuilt as above and the
+ *      result is tried once more (it may now be a duplicate).
+ *   3. Only then HSET n and h.
+ *   4. Route: `presence:<id>` names the gateway instance holding the device; the entry joins that
  *      instance's frame. After the loop, one PUBLISH per instance on `gw:<instance>`, the frame
- *      behind a type byte 1 (gateway/delivery.ts).
+ *      behind a type byte 1 (wire/delivery-frame.ts, gateway/delivery.ts).
+ *
+ * Every write is a redis.pcall: an error (wrong key type, OOM before the script's first write...)
+ * fails that device for the rest of this call (its later results are skipped, so its order holds)
+ * and the script goes on with the other devices. The devices' keys get PEXPIRE redis.deviceStateTtlMs.
  *
  * Keys are computed inside the script, so it is for a single Redis (not Redis Cluster).
- * Returns { routed, duplicates, published frames }.
+ *
+ * ARGV: prefix, deviceBufferMax, deviceStateTtlMs, then (device, seq as decimal, result) per result.
+ * Returns { routed, duplicates, frames published, failures } where failures is a flat list
+ * (index of the result in this call, 0-based; error text) with one pair per result not written.
  */
 export const DELIVER_SCRIPT = `
 local prefix = ARGV[1]
@@ -23,33 +40,155 @@ local bufMax = ARGV[2]
 local ttlMs = ARGV[3]
 local frames = {}
 local instances = {}
+local devs = {}
+local touched = {}
+local failures = {}
 local routed, dups = 0, 0
+
+local function idNum(id)
+  return tonumber(string.match(id, '^(%d+)')) or 0
+end
+
+local function errText(r)
+  if type(r) == 'table' and r.err then return r.err end
+  return nil
+end
+
+-- n and h from the buffer: returns nil, error text when the buffer can't be read.
+local function rebuild(st)
+  local n = 0
+  local info = redis.pcall('XINFO', 'STREAM', st.bkey)
+  local e = errText(info)
+  if e then
+    if not string.find(e, 'no such key', 1, true) then return nil, e end
+  else
+    for j = 1, #info, 2 do
+      if info[j] == 'last-generated-id' then n = idNum(info[j + 1]) end
+    end
+  end
+  local top = redis.pcall('XREVRANGE', st.bkey, '+', '-', 'COUNT', 1)
+  e = errText(top)
+  if e then return nil, e end
+  local h = st.h
+  if st.d > h then h = st.d end
+  if top[1] then
+    local id = idNum(top[1][1])
+    if id > n then n = id end
+    local fields = top[1][2]
+    for j = 1, #fields, 2 do
+      if fields[j] == 's' then
+        local s = tonumber(fields[j + 1]) or 0
+        if s > h then h = s end
+      end
+    end
+  end
+  st.n = n
+  st.h = h
+  st.rebuilt = true
+  return true
+end
+
+local function load(dev)
+  local st = { dkey = prefix .. 'dev:' .. dev, bkey = prefix .. 'buf:' .. dev, rebuilt = false }
+  local v = redis.pcall('HMGET', st.dkey, 'h', 'n', 'd')
+  local e = errText(v)
+  if e then st.failed = e; return st end
+  st.h = tonumber(v[1]) or 0
+  st.d = tonumber(v[3]) or 0
+  if v[2] then
+    st.n = tonumber(v[2]) or 0
+  else
+    local ok, re = rebuild(st)
+    if not ok then st.failed = re end
+  end
+  return st
+end
+
+local function xadd(st, seqText, res)
+  local id = string.format('%.0f', st.n + 1) .. '-0'
+  return redis.pcall('XADD', st.bkey, 'MAXLEN', '~', bufMax, id, 'r', res, 's', seqText)
+end
+
 for i = 4, #ARGV, 3 do
+  local index = (i - 4) / 3
   local dev = ARGV[i]
-  local seq = tonumber(ARGV[i + 1])
+  local seqText = ARGV[i + 1]
+  local seq = tonumber(seqText)
   local res = ARGV[i + 2]
-  local dkey = prefix .. 'dev:' .. dev
-  local h = tonumber(redis.call('HGET', dkey, 'h') or '0')
-  if seq <= h then
+  local st = devs[dev]
+  if not st then st = load(dev); devs[dev] = st end
+  if st.failed then
+    failures[#failures + 1] = index
+    failures[#failures + 1] = st.failed
+  elseif seq <= st.h then
     dups = dups + 1
   else
-    local n = redis.call('HINCRBY', dkey, 'n', 1)
-    redis.call('HSET', dkey, 'h', ARGV[i + 1])
-    redis.call('PEXPIRE', dkey, ttlMs)
-    local bkey = prefix .. 'buf:' .. dev
-    redis.call('XADD', bkey, 'MAXLEN', '~', bufMax, n .. '-0', 'r', res)
-    redis.call('PEXPIRE', bkey, ttlMs)
-    routed = routed + 1
-    local inst = redis.call('GET', prefix .. 'presence:' .. dev)
-    if inst then
-      local f = frames[inst]
-      if not f then f = {}; frames[inst] = f; instances[#instances + 1] = inst end
-      f[#f + 1] = struct.pack('<H', #dev) .. dev .. struct.pack('<d', n) .. struct.pack('<I4', #res) .. res
+    local r = xadd(st, seqText, res)
+    local e = errText(r)
+    if e and not st.rebuilt and string.find(e, 'equal or smaller', 1, true) then
+      -- n in the hash is behind the buffer: rebuild, then this result may be a duplicate.
+      local ok, re = rebuild(st)
+      if not ok then
+        e = re
+      elseif seq <= st.h then
+        e = nil
+        r = nil
+        dups = dups + 1
+      else
+        r = xadd(st, seqText, res)
+        e = errText(r)
+      end
     end
+    if e then
+      st.failed = e
+      failures[#failures + 1] = index
+      failures[#failures + 1] = e
+    elseif r then
+      st.n = st.n + 1
+      st.h = seq
+      touched[#touched + 1] = st
+      local w = redis.pcall('HSET', st.dkey, 'n', string.format('%.0f', st.n), 'h', seqText)
+      e = errText(w)
+      if e then
+        -- The result is buffered but h is not recorded: a retry finds it there (rebuild by field s).
+        st.failed = e
+      end
+      routed = routed + 1
+      local inst = redis.pcall('GET', prefix .. 'presence:' .. dev)
+      -- A presence key of the wrong type routes nothing: the result waits in the buffer.
+      if type(inst) == 'string' then
+        local f = frames[inst]
+        if not f then f = {}; frames[inst] = f; instances[#instances + 1] = inst end
+        f[#f + 1] = struct.pack('<H', #dev) .. dev .. struct.pack('<d', st.n) .. struct.pack('<I4', #res) .. res
+      end
+    end
+  end
+end
+for _, st in ipairs(touched) do
+  if not st.expired then
+    st.expired = true
+    redis.pcall('PEXPIRE', st.dkey, ttlMs)
+    redis.pcall('PEXPIRE', st.bkey, ttlMs)
   end
 end
 for _, inst in ipairs(instances) do
   redis.call('PUBLISH', prefix .. 'gw:' .. inst, '\\1' .. table.concat(frames[inst]))
 end
-return { routed, dups, #instances }
+return { routed, dups, #instances, failures }
 `;
+
+/** What one script call returns, decoded. */
+export interface DeliverReply {
+  routed: number;
+  duplicates: number;
+  frames: number;
+  /** One per result not written: its index in the call and Redis's error text. */
+  failures: { index: number; error: string }[];
+}
+
+export function decodeDeliverReply(raw: unknown): DeliverReply {
+  const [routed, duplicates, frames, flat] = raw as [number, number, number, (number | string)[]];
+  const failures: { index: number; error: string }[] = [];
+  for (let i = 0; i < flat.length; i += 2) failures.push({ index: Number(flat[i]), error: String(flat[i + 1]) });
+  return { routed, duplicates, frames, failures };
+}

@@ -2,21 +2,36 @@
  * Forwarder: results topic -> Redis -> the gateway instance holding the device.
  *
  * Reads the results topic as consumer group <prefix>forwarder, a batch at a time, and hands the
- * whole batch to one Redis script call (deliver-script.ts): dedupe by (device, seq), buffer in the
+ * batch to the deliver script (deliver-script.ts) in slices of at most forwarder.scriptResultsMax
+ * results and forwarder.scriptBytesMax bytes, in order: dedupe by (device, seq), buffer in the
  * device's bounded Redis Stream, one PUBLISH per gateway instance. Offsets are committed only after
- * Redis acknowledged the script.
+ * every result of the batch is either buffered or in the dead-letter stream.
  *
- * Guarantee: every result is in its device's buffer before its offset is committed; a re-read
- * batch is deduplicated by the script, so each (device, seq) is routed once.
+ * Failures, told apart:
+ *   - the call as a whole fails (Redis unreachable, timed out, or refusing it: OOM, LOADING, BUSY):
+ *     the slice is sent again with backoff (100 ms doubling to forwarder.redisRetryMaxMs) until it
+ *     goes through. Safe because the script records a seq as routed only after buffering it.
+ *     Counted (stratus_forwarder_redis_retries_total) and logged once when lost and once when back.
+ *   - one device's writes fail (a key of the wrong type...): the script goes on with the other
+ *     devices and names the results it did not write. Those are tried again up to
+ *     forwarder.deviceRetriesMax times (150, 300, 600 ms by default), then written to the
+ *     dead-letter stream `<prefix>results:dead` with the device, seq, error and Kafka position, counted
+ *     (stratus_forwarder_dead_letters_total) and logged (at most one line per 10 s).
+ *
+ * Guarantee: every result is in its device's buffer, or in the dead-letter stream, before its
+ * offset is committed; a re-read batch is deduplicated by the script, so each (device, seq) is
+ * buffered once.
  */
 import type { Config } from '../config.js';
-import { KafkaBatchConsumer } from '../kafka/consumer.js';
-import { createRedis } from '../redis/client.js';
+import { KafkaBatchConsumer, type ConsumedMessage } from '../kafka/consumer.js';
+import { connectRedis, createRedis, disconnectRedis } from '../redis/client.js';
+import { refuseEvictingPolicy } from '../redis/eviction-policy.js';
 import { topology } from '../topology.js';
 import { resultSeq, resultTimesUs } from '../wire/result-codec.js';
 import type { RunningStage } from '../processor/processor.js';
-import { DELIVER_SCRIPT } from './deliver-script.js';
+import { DELIVER_SCRIPT, decodeDeliverReply, type DeliverReply } from './deliver-script.js';
 import { metrics } from '../http/metrics.js';
+import { ForwarderLog } from './forwarder-log.js';
 
 export interface ForwarderStats {
   batches: number;
@@ -25,30 +40,160 @@ export interface ForwarderStats {
   duplicates: number;
   frames: number;
   skipped: number;
+  /** Results a script call could not write for their device (before retries). */
+  deviceFailures: number;
+  /** Results written to the dead-letter stream. */
+  deadLetters: number;
+  /** Script calls tried again as a whole (Redis unreachable or refusing). */
+  redisRetries: number;
 }
+
+/** One result of a batch, as the script takes it. */
+interface Item {
+  device: string;
+  seq: number;
+  value: Buffer;
+  message: ConsumedMessage;
+}
+
+/**
+ * The forwarder's dead-letter stream. Defined here until topology.ts gets it (one place for names):
+ * `<redis.keyPrefix>results:dead`.
+ */
+export function resultsDeadKey(config: Config): string {
+  return `${topology(config).redis.prefix}results:dead`;
+}
+
+/** Redis error texts that are about Redis as a whole, not the device: the call is retried as a whole. */
+const REDIS_WIDE = /^(OOM|READONLY|LOADING|BUSY|MASTERDOWN|NOREPLICAS|CLUSTERDOWN|TRYAGAIN|MISCONF)\b/;
+const REDIS_RETRY_FIRST_MS = 100;
 
 export async function startForwarder(config: Config, instanceId: string): Promise<RunningStage<ForwarderStats>> {
   const t = topology(config);
-  const stats: ForwarderStats = { batches: 0, results: 0, routed: 0, duplicates: 0, frames: 0, skipped: 0 };
+  const deadKey = resultsDeadKey(config);
+  const log = new ForwarderLog(config, instanceId);
+  const stats: ForwarderStats = { batches: 0, results: 0, routed: 0, duplicates: 0, frames: 0, skipped: 0, deviceFailures: 0, deadLetters: 0, redisRetries: 0 };
+  // Offline queue on: a command issued while Redis is away waits for the reconnect (bounded: one
+  // script call and at most one dead-letter write are in flight at a time).
   const redis = createRedis(config, `${instanceId}-forwarder`, { offlineQueue: true });
-  redis.on('error', () => {});
-  await redis.connect();
+  await connectRedis(redis);
+  const warning = await refuseEvictingPolicy(redis, config).catch((err: unknown) => {
+    disconnectRedis(redis);
+    throw err;
+  });
+  if (warning !== null) log.warn(warning);
   redis.defineCommand('stratusDeliver', { numberOfKeys: 0, lua: DELIVER_SCRIPT });
-  const deliver = (args: (string | Buffer | number)[]) =>
-    (redis as unknown as { stratusDeliver(...a: (string | Buffer | number)[]): Promise<[number, number, number]> }).stratusDeliver(...args);
+  const deliver = async (items: readonly Item[]): Promise<DeliverReply> => {
+    const args: (string | Buffer | number)[] = [t.redis.prefix, config.redis.deviceBufferMax, config.redis.deviceStateTtlMs];
+    for (const it of items) args.push(it.device, String(it.seq), it.value);
+    const stopTimer = metrics.redisScriptSeconds.startTimer();
+    const raw = await (redis as unknown as { stratusDeliver(...a: (string | Buffer | number)[]): Promise<unknown> }).stratusDeliver(...args);
+    stopTimer();
+    return decodeDeliverReply(raw);
+  };
   const consumer = await KafkaBatchConsumer.connect(config, { groupId: t.groups.forwarder, topics: [t.topics.results], clientId: `${instanceId}-forwarder` });
   let running = true;
+  /** Invariant: lostSince !== null iff the last whole call failed and none has succeeded since. */
+  let lostSince: number | null = null;
+  let retriesWhileLost = 0;
+
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  /** Runs `call` until it goes through; null when the forwarder stopped meanwhile. */
+  async function untilThrough<T>(call: () => Promise<T>, what: string): Promise<T | null> {
+    let waitMs = REDIS_RETRY_FIRST_MS;
+    for (;;) {
+      let failure: unknown;
+      try {
+        const out = await call();
+        if (lostSince !== null) {
+          log.info(`Redis back: ${what} went through after ${Date.now() - lostSince} ms and ${retriesWhileLost} retries`);
+          lostSince = null;
+          retriesWhileLost = 0;
+        }
+        return out;
+      } catch (err) {
+        failure = err;
+      }
+      const reason = isRedisReply(failure) ? 'redis' : 'connection';
+      metrics.forwarderRedisRetries.inc({ reason });
+      stats.redisRetries++;
+      if (lostSince === null) {
+        lostSince = Date.now();
+        log.warn(`Redis lost (${reason}: ${errorText(failure)}): ${what} is retried every ${REDIS_RETRY_FIRST_MS}..${config.forwarder.redisRetryMaxMs} ms until it goes through; offsets wait`);
+      }
+      retriesWhileLost++;
+      if (!running) return null;
+      await sleep(waitMs);
+      if (!running) return null;
+      waitMs = Math.min(waitMs * 2, config.forwarder.redisRetryMaxMs);
+    }
+  }
+
+  /** One script call; a device failure naming a Redis-wide condition fails the call as a whole. */
+  async function deliverOnce(items: readonly Item[]): Promise<DeliverReply> {
+    const reply = await deliver(items);
+    const wide = reply.failures.find((f) => REDIS_WIDE.test(f.error));
+    if (wide !== undefined) throw new RedisWideError(wide.error);
+    return reply;
+  }
+
+  /** Delivers one slice: true when every result is buffered or dead-lettered, false when stopped. */
+  async function deliverSlice(slice: readonly Item[]): Promise<boolean> {
+    let pending = slice;
+    for (let attempt = 0; ; attempt++) {
+      const reply = await untilThrough(() => deliverOnce(pending), `a script call of ${pending.length} results`);
+      if (reply === null) return false;
+      metrics.redisPipelineDepth.observe({ path: 'forwarder' }, pending.length);
+      metrics.forwarderRouted.inc(reply.routed);
+      metrics.forwarderDuplicates.inc(reply.duplicates);
+      stats.routed += reply.routed;
+      stats.duplicates += reply.duplicates;
+      stats.frames += reply.frames;
+      if (reply.failures.length === 0) return true;
+      metrics.forwarderDeviceFailures.inc(reply.failures.length);
+      stats.deviceFailures += reply.failures.length;
+      const failed = reply.failures.map((f) => ({ item: pending[f.index]!, error: f.error }));
+      if (attempt >= config.forwarder.deviceRetriesMax) {
+        return deadLetter(failed);
+      }
+      // Only the failed devices' results wait; the others are buffered and published already.
+      await sleep(config.forwarder.deviceRetryBaseMs * 2 ** attempt);
+      if (!running) return false;
+      pending = failed.map((f) => f.item);
+    }
+  }
+
+  async function deadLetter(failed: { item: Item; error: string }[]): Promise<boolean> {
+    const written = await untilThrough(async () => {
+      const p = redis.pipeline();
+      for (const { item, error } of failed) {
+        p.xadd(deadKey, 'MAXLEN', '~', String(config.forwarder.deadLettersMax), '*', 'device', item.device, 's', String(item.seq), 'r', item.value, 'error', error, 'topic', item.message.topic, 'partition', String(item.message.partition), 'offset', String(item.message.offset));
+      }
+      const out = await p.exec();
+      const err = out?.find(([e]) => e !== null)?.[0];
+      if (err) throw err;
+      return true;
+    }, `the dead-letter write of ${failed.length} results`);
+    if (written === null) return false;
+    metrics.forwarderDeadLetters.inc(failed.length);
+    stats.deadLetters += failed.length;
+    const devices = [...new Set(failed.map((f) => f.item.device))];
+    log.rateLimited('dead-letter', `${failed.length} results of ${devices.length} device(s) (${devices.slice(0, 3).join(', ')}${devices.length > 3 ? ', ...' : ''}) could not be buffered after ${config.forwarder.deviceRetriesMax} retries (${failed[0]!.error}); written to ${deadKey}`);
+    return true;
+  }
 
   const loop = (async () => {
     while (running) {
       const messages = await consumer.consume();
       if (messages.length === 0) continue;
-      const args: (string | Buffer | number)[] = [t.redis.prefix, config.redis.deviceBufferMax, config.redis.deviceStateTtlMs];
+      const items: Item[] = [];
       for (const m of messages) {
         let seq: number;
         try {
           seq = resultSeq(m.value);
         } catch {
+          // Counted in stats.skipped: a result this version can't read has nowhere to go.
           stats.skipped++;
           continue;
         }
@@ -56,26 +201,13 @@ export async function startForwarder(config: Config, instanceId: string): Promis
           stats.skipped++;
           continue;
         }
-        args.push(m.key, String(seq), m.value);
+        items.push({ device: m.key.toString(), seq, value: m.value, message: m });
       }
-      for (;;) {
-        try {
-          const stopTimer = metrics.redisScriptSeconds.startTimer();
-          const [routed, dups, frames] = await deliver(args);
-          stopTimer();
-          metrics.redisPipelineDepth.observe({ path: 'forwarder' }, messages.length);
-          observeStages(args);
-          metrics.forwarderRouted.inc(routed);
-          metrics.forwarderDuplicates.inc(dups);
-          stats.routed += routed;
-          stats.duplicates += dups;
-          stats.frames += frames;
-          break;
-        } catch {
-          // Redis unreachable: the batch is retried as a whole (the script is idempotent per seq).
-          if (!running) return;
-          await new Promise((r) => setTimeout(r, 200));
-        }
+      for (const slice of slices(items, config.forwarder.scriptResultsMax, config.forwarder.scriptBytesMax)) {
+        const done = await deliverSlice(slice);
+        // Stopped mid-batch: nothing committed, the batch is read again (the script dedupes).
+        if (!done) return;
+        observeStages(slice);
       }
       consumer.commitBatch(messages);
       stats.results += messages.length;
@@ -89,17 +221,47 @@ export async function startForwarder(config: Config, instanceId: string): Promis
       running = false;
       await loop;
       await consumer.disconnect();
-      redis.disconnect();
+      disconnectRedis(redis);
     },
   };
 }
 
-/** Per-stage latency of a routed batch: process (received -> processed) and route (processed -> now). */
-function observeStages(args: readonly (string | Buffer | number)[]): void {
+/** A batch cut into script calls, in order: each at most resultsMax results and bytesMax bytes (a larger single result goes alone). */
+export function* slices<T extends { device: string; value: Buffer }>(items: readonly T[], resultsMax: number, bytesMax: number): Generator<T[]> {
+  let slice: T[] = [];
+  let bytes = 0;
+  for (const it of items) {
+    const size = it.value.length + Buffer.byteLength(it.device) + 20;
+    if (slice.length > 0 && (slice.length >= resultsMax || bytes + size > bytesMax)) {
+      yield slice;
+      slice = [];
+      bytes = 0;
+    }
+    slice.push(it);
+    bytes += size;
+  }
+  if (slice.length > 0) yield slice;
+}
+
+/** A device failure whose text says Redis as a whole refuses writes (OOM...). */
+class RedisWideError extends Error {
+  override readonly name = 'ReplyError';
+}
+
+/** A reply from Redis (it answered, and refused), as opposed to a connection that failed or timed out. */
+function isRedisReply(err: unknown): boolean {
+  return err instanceof Error && err.name === 'ReplyError';
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Per-stage latency of a routed slice: process (received -> processed) and route (processed -> now). */
+function observeStages(items: readonly Item[]): void {
   const nowUs = Date.now() * 1000;
-  // args: 3 script parameters, then (device, seq, value) per result.
-  for (let i = 5; i < args.length; i += 3) {
-    const { receivedAtUs, processedAtUs } = resultTimesUs(args[i] as Buffer);
+  for (const it of items) {
+    const { receivedAtUs, processedAtUs } = resultTimesUs(it.value);
     metrics.stageSeconds.observe({ stage: 'process' }, (processedAtUs - receivedAtUs) / 1e6);
     metrics.stageSeconds.observe({ stage: 'route' }, (nowUs - processedAtUs) / 1e6);
   }
