@@ -66,6 +66,12 @@ export const OPTIONS = {
   'gateway.ackWaitMaxMs': { kind: 'int', default: '5000', min: 10, max: 600000, unit: 'ms', doc: 'Load shedding: while the oldest event waiting for Kafka has waited longer than this, new events are rejected with OVERLOADED instead of queued, so a sustained overload or a Kafka outage turns into clear refusals instead of an ever later ack. Long enough to absorb a burst or a Kafka hiccup (the first produce to a topic, a leader move).' },
   'gateway.deviceRatePerS': { kind: 'int', default: '0', min: 0, max: 1000000, unit: 'events/s', doc: 'Per-device rate limit (a token bucket shared by all of a device\'s streams and calls on this instance); events beyond it are rejected with RATE_LIMITED. 0: no limit.' },
   'gateway.deviceBurstMax': { kind: 'int', default: '0', min: 0, max: 10000000, unit: 'events', doc: 'Size of the per-device token bucket: events a device may send at once after being quiet. 0: one second\'s worth (gateway.deviceRatePerS).' },
+  'gateway.admitLeaseMs': { kind: 'int', default: '10000', min: 1000, max: 600000, unit: 'ms', doc: 'Lease an instance holds on a device while it has events of that device waiting for Kafka (renewed at a third of this while they wait): one instance at a time, so a device\'s events reach Kafka in seq order. An event whose delivery report comes after its lease was lost is not acknowledged.' },
+  'gateway.admitWaitMs': { kind: 'int', default: '2000', min: 0, max: 600000, unit: 'ms', doc: 'How long an event waits while another gateway instance holds its device\'s admission lease (a concurrent call on that instance) before it is rejected with BUSY.' },
+  'gateway.admitTimeoutMs': { kind: 'int', default: '3000', min: 100, max: 600000, unit: 'ms', doc: 'How long the gateway waits for Redis to order a turn\'s events before rejecting them with UNAVAILABLE.' },
+  'gateway.admitBatchMax': { kind: 'int', default: '4096', min: 1, max: 1000000, unit: 'events', doc: 'Events ordered in one Redis script call; more wait for the next call.' },
+  'gateway.admitQueueMax': { kind: 'int', default: '100000', min: 1, max: 10000000, unit: 'events', doc: 'Events waiting to be ordered on one instance; beyond it new events are rejected with OVERLOADED.' },
+  'gateway.handoffWaitMs': { kind: 'int', default: '2000', min: 0, max: 60000, unit: 'ms', doc: 'On a takeover, how long a new stream without a client cursor waits for the instance holding the old stream to record what it sent, before it starts from the last recorded position.' },
   'gateway.drainGraceMs': { kind: 'int', default: '10000', min: 0, max: 600000, unit: 'ms', doc: 'On SIGTERM, how long open streams get to finish before they are ended.' },
   'forwarder.scriptResultsMax': { kind: 'int', default: '500', min: 1, max: 100000, unit: 'results', doc: 'Results the forwarder hands Redis in one script call; a larger Kafka batch is split into several calls, in order, so one call never holds Redis for long.' },
   'forwarder.scriptBytesMax': { kind: 'int', default: '1048576', min: 1024, max: 536870912, unit: 'bytes', doc: 'Result bytes in one forwarder script call (a single larger result goes alone).' },
@@ -137,6 +143,12 @@ export interface Config {
     readonly deviceRatePerS: number;
     readonly deviceBurstMax: number;
     readonly drainGraceMs: number;
+    readonly admitLeaseMs: number;
+    readonly admitWaitMs: number;
+    readonly admitTimeoutMs: number;
+    readonly admitBatchMax: number;
+    readonly admitQueueMax: number;
+    readonly handoffWaitMs: number;
   };
   readonly tls: { readonly cert: string; readonly key: string; readonly ca: string };
   readonly auth: { readonly tokenSecret: string };

@@ -22,10 +22,16 @@ export interface Topology {
   };
   readonly redis: {
     readonly prefix: string;
-    /** Hash per device: h = highest seq routed (dedupe), n = last buffer index, d = last seq delivered. */
+    /**
+     * Hash per device: a = last seq taken (admission), k = highest seq known durable in Kafka (a
+     * contiguous prefix of what was taken), h = highest seq routed (the forwarder's dedupe), n = last
+     * buffer index, d = last seq written to the device by any session (the server-side cursor).
+     */
     deviceState(deviceId: string): string;
     /** Stream per device: every routed result, ids `n-0`, capped at redis.deviceBufferMax. */
     deviceBuffer(deviceId: string): string;
+    /** String per device: the instance id that has events of it waiting for Kafka (gateway.admitLeaseMs). */
+    admission(deviceId: string): string;
     /** String per device: the instance id holding it, with a lease. */
     presence(deviceId: string): string;
     /** Pub/sub channel of one gateway instance: delivery frames. */
@@ -65,6 +71,7 @@ export function topology(config: Config): Topology {
       prefix: r,
       deviceState: (id: string) => `${r}dev:${id}`,
       deviceBuffer: (id: string) => `${r}buf:${id}`,
+      admission: (id: string) => `${r}adm:${id}`,
       presence: (id: string) => `${r}presence:${id}`,
       instanceChannel: (id: string) => `${r}gw:${id}`,
       probeChannel: (runId: string) => `${r}probe:${runId}`,

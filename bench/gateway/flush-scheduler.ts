@@ -5,7 +5,8 @@
  * one Downlink with its cumulative ack per turn, not one per report.
  *
  * One turn here: 1,024 delivery reports for 64 devices (16 each, interleaved as a batch across
- * partitions comes), through real DeviceSessions (session.ts onDurable/flush) whose stream
+ * partitions comes), through real DeviceSessions and UplinkSessions (uplink-session.ts onDurable,
+ * session.ts flush) whose stream
  * serializes each Downlink with the service's codec, as grpc-js does on write. Compared with an
  * array pushed per report and deduplicated at the end of the turn (same writes, other structure),
  * and with flushing on every report (no batching: 1,024 Downlinks). Every task awaits the end of
@@ -17,6 +18,7 @@ import { loadConfig } from '../../src/config.js';
 import { FlushScheduler } from '../../src/gateway/flush-scheduler.js';
 import { codecs, type Downlink } from '../../src/gateway/protocol.js';
 import { DeviceSession, type SessionHost, type SessionIO } from '../../src/gateway/session.js';
+import { UplinkSession, type UplinkHost } from '../../src/gateway/uplink-session.js';
 import { microBench } from '../micro-bench.js';
 
 const DEVICES = 64;
@@ -32,24 +34,26 @@ interface Turn {
 /** DEVICES real sessions whose host marks them dirty with `markDirty`; `endOfTurn` runs in the turn's setImmediate. */
 function turn(markDirty: (s: DeviceSession) => void, endOfTurn: () => void = () => {}): Turn {
   const t: Turn = { writes: 0, run: async () => {} };
-  const host = { config, types: new Set(['sq']), link: null as never, admit: () => true, produce: () => true, markDirty, closed: () => {} } satisfies SessionHost;
+  const host = { config, types: new Set(['sq']), link: null as never, admit: () => true, submit: () => {}, markDirty, closed: () => {} } satisfies SessionHost & UplinkHost;
   const io: SessionIO = {
     write: (msg: Downlink) => {
       codecs.Downlink.serialize(msg);
       t.writes++;
       return true;
     },
-    pause: () => {},
-    resume: () => {},
     end: () => {},
   };
-  const sessions = Array.from({ length: DEVICES }, (_, i) => new DeviceSession(host, `device-${i}`, io));
+  const sessions = Array.from({ length: DEVICES }, (_, i) => {
+    const s = new DeviceSession(host, `device-${i}`, io);
+    s.uplink = new UplinkSession(host, s, { pause: () => {}, resume: () => {} });
+    return s;
+  });
   let seq = 0;
   t.run = async () => {
-    for (const s of sessions) s.inflight += REPORTS_PER_DEVICE;
+    for (const s of sessions) s.uplink!.pending += REPORTS_PER_DEVICE;
     for (let r = 0; r < REPORTS_PER_DEVICE; r++) {
       seq++;
-      for (const s of sessions) s.onDurable(seq, null);
+      for (const s of sessions) s.uplink!.onDurable(seq, null);
     }
     await new Promise<void>((resolve) =>
       setImmediate(() => {

@@ -1,10 +1,17 @@
 /**
- * The gateway's Redis side: presence (device -> this instance, leased), the instance's delivery
- * channel, and reading a device's buffer.
+ * The Redis side of a device-stream host (a gateway instance, or the SSE hub): presence (device ->
+ * instance, leased), the instance's delivery channel, the takeover handoff, reading a device's
+ * buffer, and the server-side cursor.
  *
  * Channel messages start with one type byte:
  *   1  delivery frame (wire/delivery-frame.ts), published by the forwarder's script
- *   2  takeover: the rest is a device id that another instance now holds; end its session here
+ *   2  takeover: [u16 LE length][new holder's instance id][device id]: another instance now holds
+ *      the device; end its session here, then answer the new holder with a 3
+ *   3  handoff: [device id]: the old holder ended its session and recorded what it wrote (field d)
+ *
+ * Presence is renewed (every gateway.presenceLeaseMs / 3) only where it still names this instance;
+ * a device found held by another instance has its session ended here. Each renewal also records
+ * what every session wrote so far, so a crash loses at most a third of a lease of that record.
  */
 import type { Config } from '../config.js';
 import { createRedis, type RedisClient } from '../redis/client.js';
@@ -14,15 +21,65 @@ import { metrics } from '../http/metrics.js';
 
 export const MSG_FRAME = 1;
 export const MSG_TAKEOVER = 2;
+export const MSG_HANDOFF = 3;
 
-/** Deletes the presence entry only if it still names this instance (a newer holder keeps it). */
+/**
+ * A session's end: records what it wrote (d only grows) and, if asked, deletes the presence entry
+ * when it still names this instance (a newer holder keeps it).
+ * KEYS: presence, dev. ARGV: me, d, drop (1/0), ttlMs.
+ */
 const RELEASE_SCRIPT = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if ARGV[3] == '1' and redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+local d = tonumber(ARGV[2])
+if d > 0 and d > tonumber(redis.call('HGET', KEYS[2], 'd') or '0') then
+  redis.call('HSET', KEYS[2], 'd', ARGV[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+end
 return 0`;
+
+/**
+ * Presence renewal for many devices: extends an entry that names this instance, takes one that ran
+ * out (nobody holds the device, and a session here still serves it), leaves another instance's
+ * alone. Records each session's written position like RELEASE_SCRIPT.
+ * ARGV: prefix, me, leaseMs, ttlMs, then (device, d) pairs. Returns per device 1 (held) or 0 (held elsewhere).
+ */
+const RENEW_SCRIPT = `
+local prefix, me, leaseMs, ttlMs = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local out = {}
+for i = 5, #ARGV, 2 do
+  local dev, d = ARGV[i], ARGV[i + 1]
+  local pkey = prefix .. 'presence:' .. dev
+  local holder = redis.call('GET', pkey)
+  if holder == me then
+    redis.call('PEXPIRE', pkey, leaseMs)
+    out[#out + 1] = 1
+  elseif not holder then
+    redis.call('SET', pkey, me, 'PX', leaseMs)
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+  local dkey = prefix .. 'dev:' .. dev
+  if tonumber(d) > tonumber(redis.call('HGET', dkey, 'd') or '0') then
+    redis.call('HSET', dkey, 'd', d)
+    redis.call('PEXPIRE', dkey, ttlMs)
+  end
+end
+return out`;
 
 export interface DeliveryHandlers {
   onEntries(entries: FrameEntry[]): void;
+  /** Another instance took the device: end its session here now (its end records what it wrote). */
   onTakeover(deviceId: string): void;
+}
+
+/** What a host tells the renewal about one of its sessions. */
+export interface HeldDevice {
+  readonly deviceId: string;
+  /** The session's written position (DeviceSession.sentSeq). */
+  readonly sentSeq: number;
+  /** Called when a renewal finds the device held by another instance. */
+  lost(): void;
 }
 
 export interface BufferEntry {
@@ -30,7 +87,7 @@ export interface BufferEntry {
   result: Buffer;
 }
 
-/** Presence renewals per pipeline (see renew()). */
+/** Presence renewals per script call (see renew()). */
 const RENEW_CHUNK = 250;
 
 export class DeliveryLink {
@@ -38,8 +95,11 @@ export class DeliveryLink {
   private readonly sub: RedisClient;
   private readonly t: Topology;
   private readonly channel: string;
+  /** Takeovers of this instance waiting for the old holder's handoff, by device. */
+  private readonly handoffs = new Map<string, () => void>();
+  private renewTimer: NodeJS.Timeout | null = null;
 
-  private constructor(private readonly config: Config, private readonly instanceId: string, commands: RedisClient, sub: RedisClient) {
+  private constructor(private readonly config: Config, readonly instanceId: string, commands: RedisClient, sub: RedisClient) {
     this.commands = commands;
     this.sub = sub;
     this.t = topology(config);
@@ -53,14 +113,16 @@ export class DeliveryLink {
     commands.on('error', () => {});
     sub.on('error', () => {});
     await Promise.all([commands.connect(), sub.connect()]);
-    commands.defineCommand('stratusRelease', { numberOfKeys: 1, lua: RELEASE_SCRIPT });
+    commands.defineCommand('stratusRelease', { numberOfKeys: 2, lua: RELEASE_SCRIPT });
+    commands.defineCommand('stratusRenew', { numberOfKeys: 0, lua: RENEW_SCRIPT });
     const link = new DeliveryLink(config, instanceId, commands, sub);
     sub.on('messageBuffer', (_channel: Buffer, message: Buffer) => {
       // A corrupt message must not throw into ioredis's parser: it is counted and dropped. The
       // results it carried are in their devices' buffers and reach them on the next gap or stream.
       try {
         if (message[0] === MSG_FRAME) handlers.onEntries(decodeFrame(message.subarray(1)));
-        else if (message[0] === MSG_TAKEOVER) handlers.onTakeover(message.toString('utf8', 1));
+        else if (message[0] === MSG_TAKEOVER) link.onTakeover(message, handlers);
+        else if (message[0] === MSG_HANDOFF) link.handoffs.get(message.toString('utf8', 1))?.();
         else metrics.deliveryMessagesCorrupt.inc();
       } catch {
         metrics.deliveryMessagesCorrupt.inc();
@@ -70,54 +132,111 @@ export class DeliveryLink {
     return link;
   }
 
+  /** Ends the local session (which records what it wrote), then tells the new holder. */
+  private onTakeover(message: Buffer, handlers: DeliveryHandlers): void {
+    const len = message.readUInt16LE(1);
+    const newHolder = message.toString('utf8', 3, 3 + len);
+    const deviceId = message.toString('utf8', 3 + len);
+    handlers.onTakeover(deviceId);
+    // Sent on the command connection after the session's record (RELEASE_SCRIPT, issued as it
+    // ended): Redis runs them in that order, so the new holder reads the record after it.
+    void this.commands.publish(this.t.redis.instanceChannel(newHolder), Buffer.concat([Buffer.from([MSG_HANDOFF]), Buffer.from(deviceId)])).catch(() => {});
+  }
+
   /**
-   * Claims the device for this instance and returns the instance that held it before (or null).
-   * The caller tells that instance to end its session.
+   * Claims the device for this instance. When another instance held it, that one is told to end its
+   * session; with `awaitHandoff` (a session without a client cursor) this waits, at most
+   * gateway.handoffWaitMs, until the old holder has recorded what it wrote.
    */
-  async claim(deviceId: string): Promise<string | null> {
+  async claim(deviceId: string, awaitHandoff: boolean): Promise<void> {
     const previous = await this.commands.set(this.t.redis.presence(deviceId), this.instanceId, 'PX', this.config.gateway.presenceLeaseMs, 'GET');
-    if (previous !== null && previous !== this.instanceId) {
-      await this.commands.publish(this.t.redis.instanceChannel(previous), Buffer.concat([Buffer.from([MSG_TAKEOVER]), Buffer.from(deviceId)]));
+    if (previous === null || previous === this.instanceId) return;
+    let settle: ((outcome: string) => void) | null = null;
+    const handoff = new Promise<string>((resolve) => (settle = resolve));
+    if (awaitHandoff) {
+      // Registered before the takeover is published, so the answer cannot come first.
+      this.handoffs.get(deviceId)?.();
+      this.handoffs.set(deviceId, () => settle!('recorded'));
     }
-    return previous;
+    const me = Buffer.from(this.instanceId);
+    const head = Buffer.alloc(3);
+    head[0] = MSG_TAKEOVER;
+    head.writeUInt16LE(me.length, 1);
+    const receivers = await this.commands.publish(this.t.redis.instanceChannel(previous), Buffer.concat([head, me, Buffer.from(deviceId)]));
+    if (!awaitHandoff) return;
+    let timer: NodeJS.Timeout | undefined;
+    // Nobody listens on the old holder's channel: it is gone, and its last renewal's record stands.
+    const outcome = receivers === 0 ? 'absent' : await Promise.race([handoff, new Promise<string>((r) => (timer = setTimeout(() => r('timeout'), this.config.gateway.handoffWaitMs)))]);
+    clearTimeout(timer);
+    this.handoffs.delete(deviceId);
+    metrics.handoffs.inc({ outcome });
   }
 
-  /** Renews the lease of every device held here, in one pipeline. */
   /**
-   * Renews the presence lease of every device given, RENEW_CHUNK at a time, each chunk's pipeline
-   * awaited before the next is built: building and parsing one pipeline for every device of a big
-   * gateway (10,000 SETs) held the event loop for ~100 ms every renewal, which was the ack p99.
+   * Renews presence for every device given, RENEW_CHUNK at a time, each chunk's call awaited
+   * before the next is built (one call for every device of a big gateway held the event loop for
+   * ~100 ms). A device held by another instance gets lost().
    */
-  async renew(deviceIds: Iterable<string>): Promise<void> {
-    const ids = [...deviceIds];
-    for (let i = 0; i < ids.length; i += RENEW_CHUNK) {
-      const p = this.commands.pipeline();
-      for (const id of ids.slice(i, i + RENEW_CHUNK)) p.set(this.t.redis.presence(id), this.instanceId, 'PX', this.config.gateway.presenceLeaseMs);
-      await p.exec();
+  async renew(devices: Iterable<HeldDevice>): Promise<void> {
+    const list = [...devices];
+    for (let i = 0; i < list.length; i += RENEW_CHUNK) {
+      const chunk = list.slice(i, i + RENEW_CHUNK);
+      const args: (string | number)[] = [this.t.redis.prefix, this.instanceId, this.config.gateway.presenceLeaseMs, this.config.redis.deviceStateTtlMs];
+      for (const d of chunk) args.push(d.deviceId, d.sentSeq);
+      const held = (await (this.commands as unknown as { stratusRenew(...a: (string | number)[]): Promise<number[]> }).stratusRenew(...args));
+      chunk.forEach((d, j) => {
+        if (Number(held[j]) === 0) {
+          metrics.presenceLost.inc();
+          d.lost();
+        }
+      });
     }
   }
 
-  async release(deviceId: string, deliveredSeq: number): Promise<void> {
-    const p = this.commands.pipeline();
-    (p as unknown as { stratusRelease(k: string, v: string): void }).stratusRelease(this.t.redis.presence(deviceId), this.instanceId);
-    // The server-side cursor for devices that do not send x-last-result-seq.
-    if (deliveredSeq > 0) p.hset(this.t.redis.deviceState(deviceId), 'd', String(deliveredSeq));
-    await p.exec();
+  /** Renews presence every gateway.presenceLeaseMs / 3 for the devices `held` returns. */
+  startRenewing(held: () => Iterable<HeldDevice>): void {
+    this.renewTimer = setInterval(() => void this.renew(held()).catch(() => {}), Math.floor(this.config.gateway.presenceLeaseMs / 3));
+    this.renewTimer.unref();
+  }
+
+  /** A session ended: records what it wrote; with `dropPresence`, lets go of the device too. */
+  async release(deviceId: string, sentSeq: number, dropPresence: boolean): Promise<void> {
+    await (this.commands as unknown as { stratusRelease(...a: (string | number)[]): Promise<number> }).stratusRelease(
+      this.t.redis.presence(deviceId),
+      this.t.redis.deviceState(deviceId),
+      this.instanceId,
+      sentSeq,
+      dropPresence ? 1 : 0,
+      this.config.redis.deviceStateTtlMs,
+    );
   }
 
   deviceStateKey(deviceId: string): string {
     return this.t.redis.deviceState(deviceId);
   }
 
-  /** The server-side cursor: the last seq delivered to the device by any session, 0 if none. */
+  /** The server-side cursor: the last seq written to the device by any session, 0 if none. */
   async deliveredSeq(deviceId: string): Promise<number> {
     return Number((await this.commands.hget(this.t.redis.deviceState(deviceId), 'd')) ?? 0);
+  }
+
+  /**
+   * The device's last seq (the highest taken, or routed), for the x-last-seq header: a device whose
+   * counter restarted continues above it. A lost state hash is read from the buffer's last result.
+   */
+  async lastSeq(deviceId: string): Promise<number> {
+    const [a, h] = await this.commands.hmget(this.t.redis.deviceState(deviceId), 'a', 'h');
+    if (a !== null || h !== null) return Math.max(Number(a ?? 0), Number(h ?? 0));
+    const last = (await this.commands.xrevrange(this.t.redis.deviceBuffer(deviceId), '+', '-', 'COUNT', 1)) as [string, string[]][];
+    const fields = last[0]?.[1] ?? [];
+    const at = fields.indexOf('s');
+    return at >= 0 && at % 2 === 0 ? Number(fields[at + 1]) : 0;
   }
 
   /** Buffer entries with index > afterN, oldest first, at most count. */
   async readBuffer(deviceId: string, afterN: number, count: number): Promise<BufferEntry[]> {
     const rows = (await this.commands.xrangeBuffer(this.t.redis.deviceBuffer(deviceId), `(${afterN}-0`, '+', 'COUNT', count)) as [Buffer, Buffer[]][];
-    return rows.map(([id, fields]) => ({ n: Number(id.toString().split('-')[0]), result: fields[1]! }));
+    return rows.map(([id, fields]) => ({ n: Number(id.toString().split('-')[0]), result: bufferField(fields, 'r') }));
   }
 
   /** Drops buffer entries the device has confirmed (index <= n). */
@@ -126,7 +245,16 @@ export class DeliveryLink {
   }
 
   async close(): Promise<void> {
+    if (this.renewTimer !== null) clearInterval(this.renewTimer);
+    for (const settle of this.handoffs.values()) settle();
+    this.handoffs.clear();
     this.sub.disconnect();
     this.commands.disconnect();
   }
+}
+
+/** The value of field `name` of a stream entry's [field, value, ...] list. */
+function bufferField(fields: Buffer[], name: string): Buffer {
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i]!.toString() === name) return fields[i + 1]!;
+  throw new Error(`buffer entry without field ${name}`);
 }

@@ -4,8 +4,9 @@
  * Reads: gRPC streams and calls from devices (DeviceGateway), delivery frames on this instance's
  * Redis channel. Writes: the events topic (key = device id), presence and cursors in Redis,
  * Downlinks to devices.
- * Guarantee: an event is acknowledged (acked_seq, IngestSummary, BatchAck) only after Kafka's
- * delivery report says it is durable on every in-sync replica.
+ * Guarantee: an event is acknowledged (acked_seq, IngestSummary, BatchAck) only after it was taken
+ * into its device's one order (admission.ts) and Kafka's delivery report says it is durable on every
+ * in-sync replica, while this instance held the device's admission lease (README "Delivery contract").
  */
 import { hostname } from 'node:os';
 import { Metadata, Server, status, type sendUnaryData, type ServerDuplexStream, type ServerReadableStream, type ServerUnaryCall } from '@grpc/grpc-js';
@@ -21,6 +22,8 @@ import { PROCESSORS } from '../processor/registry.js';
 import { topology } from '../topology.js';
 import { encodeEvent } from '../wire/event-codec.js';
 import type { FrameEntry } from '../wire/delivery-frame.js';
+import { refuseEvictingPolicy } from '../redis/eviction-policy.js';
+import { Admission } from './admission.js';
 import { DeliveryLink } from './delivery.js';
 import { processEvent } from './nimbus.js';
 import { DeviceGatewayService, NimbusService, type BatchAck, type Downlink, type Event, type EventBatch, type EventRequest, type EventResponse, type IngestSummary, type Reject, type Uplink } from './protocol.js';
@@ -29,37 +32,78 @@ import { FlushScheduler } from './flush-scheduler.js';
 import { RateLimiter } from './rate-limit.js';
 import { GATEWAY_SERVICES, type GatewayService } from './services.js';
 import { DeviceSession, type SessionHost } from './session.js';
-import { OVERLOADED_MESSAGE, rateLimitedMessage, validateEvent } from './validate.js';
+import { UplinkSession, type EventSink, type UplinkHost } from './uplink-session.js';
+import { OVERLOADED_MESSAGE, rateLimitedMessage, RejectCode, validateEvent } from './validate.js';
 
 export const DEVICE_ID_KEY = 'x-device-id';
 export const CURSOR_KEY = 'x-last-result-seq';
+/** Connect response header: the device's last seq when the stream started (README "Delivery contract"). */
+export const LAST_SEQ_KEY = 'x-last-seq';
 const DEVICE_ID_BYTES_MAX = 256;
 const BATCH_EVENTS_MAX = 10_000;
 
-/** What a delivery report settles: a Connect session's event, or a unary/client-stream call's. */
-type Pending = { session: DeviceSession; seq: number; receivedAtUs: number } | Waiter;
-interface Waiter {
-  /** Reports still to come, plus one while the call may still add events. */
-  pending: number;
-  failed: Error | null;
-  settle: () => void;
-  /** Called after each report, for flow control. */
-  progress?: () => void;
+/** What a delivery report settles: one event of a stream or a call. */
+interface Pending {
+  sink: EventSink;
+  deviceId: string;
+  seq: number;
+  receivedAtUs: number;
+}
+
+/** The outcome sink of an Ingest or IngestBatch call: answers once every event has its outcome. */
+class CallSink implements EventSink {
+  /** Events without an outcome yet, plus one while the call may still add events. */
+  pending = 1;
+  durable = 0;
+  readonly rejects: Reject[] = [];
+  readonly eventIds: string[] = [];
+  failed: Error | null = null;
+  constructor(
+    private readonly settle: () => void,
+    /** Called after each outcome, for flow control. */
+    private readonly progress?: () => void,
+  ) {}
+
+  add(): void {
+    this.pending++;
+  }
+
+  onRejected(reject: Reject): void {
+    this.rejects.push(reject);
+    metrics.eventsRejected.inc({ code: reject.code });
+    this.one();
+  }
+
+  onDurable(_seq: number, err: Error | null): void {
+    if (err !== null) this.failed = err;
+    else this.durable++;
+    this.one();
+  }
+
+  /** The call will add no more events. */
+  close(): void {
+    this.one();
+  }
+
+  private one(): void {
+    if (--this.pending === 0) this.settle();
+    else this.progress?.();
+  }
 }
 
 export function defaultInstanceId(config: Config): string {
   return config.instanceId !== '' ? config.instanceId : `${hostname()}-${process.pid}`;
 }
 
-export class Gateway implements SessionHost {
+export class Gateway implements SessionHost, UplinkHost {
   readonly types: ReadonlySet<string> = new Set(PROCESSORS.keys());
   readonly sessions = new Map<string, DeviceSession>();
   private readonly flushes = new FlushScheduler();
   private server: Server | null = null;
   private readonly health: HealthImplementation;
   private readonly serviceNames: string[];
-  private renewTimer: NodeJS.Timeout | null = null;
   private readonly eventsTopic: string;
+  readonly admission: Admission;
   /** null: gateway.deviceRatePerS is 0 (no limit). */
   private readonly rates: RateLimiter | null;
   port = 0;
@@ -72,6 +116,7 @@ export class Gateway implements SessionHost {
     private readonly extraServices: readonly GatewayService[],
   ) {
     this.eventsTopic = topology(config).topics.events;
+    this.admission = new Admission(config, instanceId, link.commands);
     const g = config.gateway;
     this.rates = g.deviceRatePerS === 0 ? null : new RateLimiter(g.deviceRatePerS, g.deviceBurstMax, g.devicesMax);
     this.serviceNames = ['', 'stratus.v1.DeviceGateway', 'nimbus.NimbusService', ...extraServices.flatMap((s) => s.names)];
@@ -85,12 +130,13 @@ export class Gateway implements SessionHost {
       onEntries: (entries) => gateway!.onEntries(entries),
       onTakeover: (deviceId) => gateway!.sessions.get(deviceId)?.end({ code: status.ABORTED, details: `device ${deviceId} connected to another gateway instance; this stream is superseded` }),
     });
+    const warning = await refuseEvictingPolicy(link.commands, config);
+    if (warning !== null) process.stderr.write(`gateway: ${warning}\n`);
     const extra: GatewayService[] = [];
     for (const start of GATEWAY_SERVICES) extra.push(await start(config, instanceId));
     gateway = new Gateway(config, instanceId, link, producer, extra);
     await gateway.listen(port);
-    gateway.renewTimer = setInterval(() => void link.renew(gateway!.sessions.keys()).catch(() => {}), Math.floor(config.gateway.presenceLeaseMs / 3));
-    gateway.renewTimer.unref();
+    link.startRenewing(() => [...gateway!.sessions.values()].map((s) => ({ deviceId: s.deviceId, sentSeq: s.sentSeq, lost: () => s.end({ code: status.ABORTED, details: `device ${s.deviceId} is held by another instance; this stream is superseded` }) })));
     return gateway;
   }
 
@@ -133,13 +179,35 @@ export class Gateway implements SessionHost {
     return this.rates === null || this.rates.take(deviceId);
   }
 
-  produce(session: DeviceSession | Waiter, deviceId: string, event: Event, receivedAtUs: number): boolean {
-    // Shed rather than queue: an event taken now would wait behind events already waiting too long
-    // (an overload, or Kafka away), and its device would learn nothing for seconds.
-    if (this.producer.oldestWaitMs() > this.config.gateway.ackWaitMaxMs) return false;
-    const value = encodeEvent({ seq: event.seq, value: event.value ?? 0, sentAtUs: event.sentAtUs ?? 0, receivedAtUs, type: event.type, payload: event.payload ?? EMPTY });
-    const opaque: Pending = session instanceof DeviceSession ? { session, seq: event.seq, receivedAtUs } : session;
-    return this.producer.produce(this.eventsTopic, deviceId, value, opaque);
+  /**
+   * Orders the event into its device's sequence (admission.ts), then produces it; the outcome goes to
+   * the sink. Shed first rather than queue: an event taken now would wait behind events already
+   * waiting too long (an overload, or Kafka away), and its device would learn nothing for seconds.
+   */
+  submit(sink: EventSink, deviceId: string, event: Event, receivedAtUs: number): void {
+    if (this.producer.oldestWaitMs() > this.config.gateway.ackWaitMaxMs) {
+      sink.onRejected({ seq: event.seq, code: RejectCode.OVERLOADED, message: OVERLOADED_MESSAGE });
+      return;
+    }
+    this.admission.submit({
+      deviceId,
+      seq: event.seq,
+      done: (o) => {
+        if (!o.taken) {
+          sink.onRejected(o.reject);
+          return;
+        }
+        const value = encodeEvent({ seq: o.seq, value: event.value ?? 0, sentAtUs: event.sentAtUs ?? 0, receivedAtUs, type: event.type, payload: event.payload ?? EMPTY });
+        const pending: Pending = { sink, deviceId, seq: o.seq, receivedAtUs };
+        if (this.producer.produce(this.eventsTopic, deviceId, value, pending)) {
+          metrics.eventsAccepted.inc();
+          return;
+        }
+        // Taken but not produced: its seq is in (k, a] and is taken again on a resend.
+        this.admission.settled(deviceId, o.seq, false);
+        sink.onRejected({ seq: event.seq, code: RejectCode.OVERLOADED, message: OVERLOADED_MESSAGE });
+      },
+    });
   }
 
   markDirty(session: DeviceSession): void {
@@ -148,25 +216,22 @@ export class Gateway implements SessionHost {
 
   closed(session: DeviceSession): void {
     this.flushes.forget(session);
-    // A newer session for the same device may already be registered: never deregister it.
-    if (this.sessions.get(session.deviceId) === session) {
+    // A newer session for the same device may already be registered: never deregister it, and keep
+    // its presence. What this one wrote is recorded either way, before the newer one reads it.
+    const current = this.sessions.get(session.deviceId) === session;
+    if (current) {
       this.sessions.delete(session.deviceId);
       metrics.devicesConnected.set(this.sessions.size);
-      void this.link.release(session.deviceId, session.sentSeq).catch(() => {});
     }
+    void this.link.release(session.deviceId, session.sentSeq, current).catch(() => {});
   }
 
   // --- inputs ----------------------------------------------------------------------------------
 
   private onDelivery(err: Error | null, p: Pending): void {
-    if ('session' in p) {
-      if (err === null) metrics.stageSeconds.observe({ stage: 'ack' }, (Date.now() * 1000 - p.receivedAtUs) / 1e6);
-      p.session.onDurable(p.seq, err);
-    } else {
-      if (err !== null) p.failed = err;
-      if (--p.pending === 0) p.settle();
-      else p.progress?.();
-    }
+    const ackable = this.admission.settled(p.deviceId, p.seq, err === null);
+    if (ackable) metrics.stageSeconds.observe({ stage: 'ack' }, (Date.now() * 1000 - p.receivedAtUs) / 1e6);
+    p.sink.onDurable(p.seq, ackable ? null : err ?? new Error(LEASE_LOST_MESSAGE));
   }
 
   private onEntries(entries: FrameEntry[]): void {
@@ -193,19 +258,27 @@ export class Gateway implements SessionHost {
     }
     const session = new DeviceSession(this, deviceId, {
       write: (msg) => call.write(msg),
-      pause: () => call.pause(),
-      resume: () => call.resume(),
       end: (st) => (st === null ? call.end() : call.emit('error', st)),
     });
-    call.on('data', (uplink: Uplink) => session.onUplink(uplink));
-    call.on('end', () => session.onHalfClose());
+    const uplink = (session.uplink = new UplinkSession(this, session, { pause: () => call.pause(), resume: () => call.resume() }));
+    call.on('data', (u: Uplink) => uplink.onUplink(u));
+    call.on('end', () => uplink.onHalfClose());
     call.on('error', () => session.peerGone());
     call.on('cancelled', () => session.peerGone());
     call.on('drain', () => session.onDrain());
+    // Read before any of this stream's events is ordered (one Redis connection runs commands in
+    // order), so x-last-seq is the device's last seq before this stream.
+    const lastSeq = this.link.lastSeq(deviceId);
     this.register(session, cursor);
-    // Response headers now, not with the first Downlink: the device learns at once that the
-    // stream was accepted (and a load generator can count connected devices).
-    call.sendMetadata(new Metadata());
+    // Response headers as soon as the last seq is known, not with the first Downlink: the device
+    // learns at once that the stream was accepted and where its seqs continue.
+    const headers = (last: number | null) => {
+      if (session.closed) return;
+      const md = new Metadata();
+      if (last !== null) md.set(LAST_SEQ_KEY, String(last));
+      call.sendMetadata(md);
+    };
+    lastSeq.then(headers, () => headers(null));
   }
 
   /** Makes the session the device's one session here (ending an older one), then starts it. */
@@ -221,97 +294,91 @@ export class Gateway implements SessionHost {
     session.start(cursor).catch(() => session.end({ code: status.UNAVAILABLE, details: 'Redis did not answer while this stream was starting; reconnect' }));
   }
 
-  /** Client stream: answers once every accepted event is durable. */
+  /**
+   * Client stream: answers once every event has its outcome: accepted = acknowledged (durable),
+   * rejected = refused (validation, rate, order: DUPLICATE, BUSY, ...). Any event Kafka did not take
+   * fails the call with UNAVAILABLE.
+   */
   private ingest(call: ServerReadableStream<Event, IngestSummary>, cb: sendUnaryData<IngestSummary>): void {
-    const lastSeq = new Map<string, number>();
-    let accepted = 0;
+    const devices = new Set<string>();
     let rejected = 0;
     let paused = false;
+    let refused = false;
     const inflightMax = this.config.gateway.inflightMax;
-    const waiter: Waiter = {
-      pending: 1,
-      failed: null,
-      settle: () => {
+    const sink: CallSink = new CallSink(
+      () => {
         if (refused) return;
-        if (waiter.failed !== null) cb({ code: status.UNAVAILABLE, details: `Kafka did not take every event (${waiter.failed.message}); send them again` });
-        else cb(null, { accepted, rejected });
+        if (sink.failed !== null) cb({ code: status.UNAVAILABLE, details: `Kafka did not take every event (${sink.failed.message}); send the events again (one refused as DUPLICATE is in)` });
+        else cb(null, { accepted: sink.durable, rejected: rejected + sink.rejects.length });
       },
-      progress: () => {
-        if (paused && waiter.pending <= inflightMax / 2) {
+      () => {
+        if (paused && sink.pending <= inflightMax / 2) {
           paused = false;
           call.resume();
         }
       },
-    };
-    let refused = false;
+    );
     // Auth on: every event is the token's device (an event naming another is rejected).
     const authed = authenticatedDevice(call.metadata);
     call.on('data', (e: Event) => {
       if (refused) return;
       const deviceId = authed ?? e.deviceId;
-      const reject = validateEvent(e, { streamDeviceId: authed, lastSeq: lastSeq.get(deviceId) ?? 0, payloadBytesMax: this.config.gateway.payloadBytesMax, types: this.types });
-      if (reject !== null || !this.admit(deviceId) || !this.produce(waiter, deviceId, e, Date.now() * 1000)) {
+      if (validateEvent(e, { streamDeviceId: authed, payloadBytesMax: this.config.gateway.payloadBytesMax, types: this.types }) !== null) {
         rejected++;
         return;
       }
-      if (lastSeq.size >= this.config.gateway.devicesMax && !lastSeq.has(deviceId)) {
+      // Before anything of this event is taken or produced: a refused call leaves nothing behind.
+      if (!devices.has(deviceId) && devices.size >= this.config.gateway.devicesMax) {
         refused = true;
         cb({ code: status.RESOURCE_EXHAUSTED, details: `one Ingest call may name at most ${this.config.gateway.devicesMax} devices (gateway.devicesMax); split the stream` });
         call.destroy();
         return;
       }
-      lastSeq.set(deviceId, e.seq);
-      accepted++;
-      waiter.pending++;
-      if (waiter.pending > inflightMax && !paused) {
-        // Stop reading: HTTP/2 flow control holds the client until reports come back.
+      if (!this.admit(deviceId)) {
+        rejected++;
+        return;
+      }
+      devices.add(deviceId);
+      sink.add();
+      this.submit(sink, deviceId, e, Date.now() * 1000);
+      if (sink.pending > inflightMax && !paused) {
+        // Stop reading: HTTP/2 flow control holds the client until outcomes come back.
         paused = true;
         call.pause();
       }
     });
-    call.on('end', () => {
-      if (--waiter.pending === 0) waiter.settle();
-    });
+    call.on('end', () => sink.close());
     call.on('error', () => {});
   }
 
-  private async ingestBatch(call: ServerUnaryCall<EventBatch, BatchAck>, cb: sendUnaryData<BatchAck>): Promise<void> {
+  /** Unary: answers once every event has its outcome; event_ids lists the acknowledged ones. */
+  private ingestBatch(call: ServerUnaryCall<EventBatch, BatchAck>, cb: sendUnaryData<BatchAck>): void {
     const events = call.request.events ?? [];
     if (events.length > BATCH_EVENTS_MAX) {
       cb({ code: status.INVALID_ARGUMENT, details: `events has ${events.length} entries; at most ${BATCH_EVENTS_MAX} per IngestBatch` });
       return;
     }
-    const rejects: Reject[] = [];
-    const eventIds: string[] = [];
-    const lastSeq = new Map<string, number>();
-    const now = Date.now() * 1000;
-    let settle!: () => void;
-    const done = new Promise<void>((r) => (settle = r));
-    const waiter: Waiter = { pending: 1, failed: null, settle: () => settle() };
     const authed = authenticatedDevice(call.metadata);
+    const now = Date.now() * 1000;
+    const sink: CallSink = new CallSink(() => {
+      if (sink.failed !== null) cb({ code: status.UNAVAILABLE, details: `Kafka did not take every event (${sink.failed.message}); send the batch again (events refused as DUPLICATE are in)` });
+      else cb(null, { accepted: sink.eventIds.length, rejects: sink.rejects, eventIds: sink.eventIds });
+    });
     for (const e of events) {
       const deviceId = authed ?? e.deviceId;
-      const reject = validateEvent(e, { streamDeviceId: authed, lastSeq: lastSeq.get(deviceId) ?? 0, payloadBytesMax: this.config.gateway.payloadBytesMax, types: this.types });
+      const reject = validateEvent(e, { streamDeviceId: authed, payloadBytesMax: this.config.gateway.payloadBytesMax, types: this.types });
       if (reject !== null) {
-        rejects.push(reject);
+        sink.rejects.push(reject);
         continue;
       }
       if (!this.admit(deviceId)) {
-        rejects.push({ seq: e.seq, code: 'RATE_LIMITED', message: rateLimitedMessage(this.config.gateway.deviceRatePerS) });
+        sink.rejects.push({ seq: e.seq, code: RejectCode.RATE_LIMITED, message: rateLimitedMessage(this.config.gateway.deviceRatePerS) });
         continue;
       }
-      if (!this.produce(waiter, deviceId, e, now)) {
-        rejects.push({ seq: e.seq, code: 'OVERLOADED', message: OVERLOADED_MESSAGE });
-        continue;
-      }
-      waiter.pending++;
-      lastSeq.set(deviceId, e.seq);
-      eventIds.push(`${deviceId}/${e.seq}`);
+      sink.add();
+      this.submit(deviceSink(sink, deviceId), deviceId, e, now);
     }
-    if (--waiter.pending === 0) settle();
-    await done;
-    if (waiter.failed !== null) cb({ code: status.UNAVAILABLE, details: `Kafka did not take every event (${waiter.failed.message}); send the batch again` });
-    else cb(null, { accepted: eventIds.length, rejects, eventIds });
+    sink.close();
   }
 
   /**
@@ -319,7 +386,6 @@ export class Gateway implements SessionHost {
    * UNAVAILABLE; the producer is flushed so every event already acknowledged stays durable.
    */
   async stop(): Promise<void> {
-    if (this.renewTimer) clearInterval(this.renewTimer);
     for (const name of this.serviceNames) this.health.setStatus(name, 'NOT_SERVING');
     const server = this.server;
     if (server !== null) {
@@ -338,6 +404,7 @@ export class Gateway implements SessionHost {
         });
       });
     }
+    this.admission.stop();
     await this.producer.disconnect();
     for (const s of [...this.sessions.values()]) s.end({ code: status.UNAVAILABLE, details: 'gateway shutting down' });
     await this.link.close();
@@ -346,6 +413,18 @@ export class Gateway implements SessionHost {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** IngestBatch names each acknowledged event `device/seq`: a sink per event that knows its device. */
+function deviceSink(sink: CallSink, deviceId: string): EventSink {
+  return {
+    onRejected: (r) => sink.onRejected(r),
+    onDurable: (seq, err) => {
+      if (err === null) sink.eventIds.push(`${deviceId}/${seq}`);
+      sink.onDurable(seq, err);
+    },
+  };
+}
+const LEASE_LOST_MESSAGE = "durable, but reported after this instance's admission lease on the device ran out (Redis did not answer its renewals), so it cannot be acknowledged here";
 
 function metadataString(md: Metadata, key: string): string | null {
   const v = md.get(key);

@@ -3,10 +3,12 @@
  * clients work unchanged. Client id in metadata "client_id".
  *
  * Each EventRequest becomes an `sq` event of device `nimbus/<client_id>` (value = number, payload =
- * number as int32 LE + event_name), with a seq from a per-client counter in Redis, reserved in blocks
- * so seqs keep increasing across reconnects. Results come back through the same presence + buffer
+ * number as int32 LE + event_name). Nimbus clients do not number their requests: the engine does, as
+ * it takes each into the device's one order (admission: seq = last seq + 1), so two copies of a
+ * client, on any instances, share one sequence. Results come back through the same presence + buffer
  * routing as Connect, so results produced while a client reconnects wait in its buffer and reach
- * its next stream (the Go system dropped them).
+ * its next stream (the Go system dropped them). A client without a cursor (all of them) resumes
+ * after what its earlier stream was sent (the takeover handoff, session.ts).
  *
  * Auth on (auth.tokenSecret): the call's token must be for device `nimbus/<client_id>`.
  *
@@ -19,10 +21,10 @@ import { status, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { Downlink, EventRequest, EventResponse, Result, TraceStep } from './protocol.js';
 import { authenticatedDevice } from './auth.js';
 import { DeviceSession } from './session.js';
+import { UplinkSession } from './uplink-session.js';
 import type { Gateway } from './gateway.js';
 
 export const CLIENT_ID_KEY = 'client_id';
-const SEQ_BLOCK = 1024;
 const SERVICE = 'stratus-gateway';
 const INT32_MAX = 2 ** 31 - 1;
 
@@ -73,18 +75,6 @@ export function processEvent(gw: Gateway, call: ServerDuplexStream<EventRequest,
     call.emit('error', { code: status.PERMISSION_DENIED, details: `the token is for device "${authed}"; client "${clientId}" needs a token for device "${deviceId}"` });
     return;
   }
-  // The call is paused while the session holds too many unacknowledged events (its pause/resume)
-  // or while too many requests wait for seqs (the queue below): read again only when neither does.
-  let sessionPaused = false;
-  let queuePaused = false;
-  let paused = false;
-  const applyPause = () => {
-    const want = sessionPaused || queuePaused;
-    if (want === paused) return;
-    paused = want;
-    if (want) call.pause();
-    else call.resume();
-  };
   const session = new DeviceSession(gw, deviceId, {
     write: (msg: Downlink) => {
       let ok = true;
@@ -94,65 +84,15 @@ export function processEvent(gw: Gateway, call: ServerDuplexStream<EventRequest,
       }
       return ok;
     },
-    pause: () => {
-      sessionPaused = true;
-      applyPause();
-    },
-    resume: () => {
-      sessionPaused = false;
-      applyPause();
-    },
     end: (st) => (st === null ? call.end() : call.emit('error', st)),
   });
+  // seq 0: the engine numbers each request as it takes it.
+  const uplink = (session.uplink = new UplinkSession(gw, session, { pause: () => call.pause(), resume: () => call.resume() }, true));
   gw.register(session);
-
-  // Seqs come from a per-client counter in Redis, a block at a time; requests wait for a block.
-  let next = 0;
-  let top = 0;
-  let reserving: Promise<void> | null = null;
-  const queue: EventRequest[] = [];
-  let halfClosed = false;
-  const reserve = async () => {
-    const t = await gw.link.commands.hincrby(gw.link.deviceStateKey(deviceId), 's', SEQ_BLOCK);
-    top = t;
-    next = t - SEQ_BLOCK + 1;
-  };
-  const pump = () => {
-    if (reserving !== null || session.closed) return;
-    const events = [];
-    while (queue.length > 0 && next <= top && next > 0) {
-      const req = queue.shift()!;
-      events.push({ deviceId: '', seq: next++, type: 'sq', value: req.number ?? 0, payload: payloadOf(req), sentAtUs: Date.now() * 1000 });
-    }
-    if (events.length > 0) session.onUplink({ events });
-    if (queuePaused && queue.length <= gw.config.gateway.inflightMax / 2) {
-      queuePaused = false;
-      applyPause();
-    }
-    if (queue.length === 0 && halfClosed) session.onHalfClose();
-    if (queue.length > 0) {
-      reserving = reserve().then(
-        () => {
-          reserving = null;
-          pump();
-        },
-        () => session.end({ code: status.UNAVAILABLE, details: 'Redis did not answer while numbering events; reconnect' }),
-      );
-    }
-  };
   call.on('data', (req: EventRequest) => {
-    queue.push(req);
-    if (queue.length > gw.config.gateway.inflightMax && !queuePaused) {
-      queuePaused = true;
-      applyPause();
-    }
-    pump();
+    uplink.onUplink({ events: [{ deviceId: '', seq: 0, type: 'sq', value: req.number ?? 0, payload: payloadOf(req), sentAtUs: Date.now() * 1000 }] });
   });
-  call.on('end', () => {
-    // Requests still waiting for seqs are produced first; the session then ends once they are durable.
-    halfClosed = true;
-    pump();
-  });
+  call.on('end', () => uplink.onHalfClose());
   call.on('error', () => session.peerGone());
   call.on('cancelled', () => session.peerGone());
   call.on('drain', () => session.onDrain());

@@ -21,7 +21,7 @@ protobuf.configure();
 export interface Event { deviceId: string; seq: number; type: string; value: number; payload: Uint8Array; sentAtUs: number }
 export interface Uplink { events: Event[] }
 export interface Result { seq: number; type: string; value: number; payload: Uint8Array; sentAtUs: number; processedAtUs: number }
-export interface Reject { seq: number; code: string; message: string }
+export interface Reject { seq: number; code: string; message: string; lastSeq?: number }
 export interface Downlink { ackedSeq?: number; results?: Result[]; rejects?: Reject[] }
 export interface EventBatch { events: Event[] }
 export interface BatchAck { accepted: number; rejects: Reject[]; eventIds: string[] }

@@ -1,14 +1,15 @@
 /**
- * One device's Connect stream.
+ * The downlink of one device stream (Connect, Nimbus ProcessEvent, SSE): delivery of its results.
+ * A stream that also sends (Connect, Nimbus) has an UplinkSession beside it (uplink-session.ts),
+ * whose acks and rejects go out in the same Downlinks.
  *
- * Uplink: each event is validated, encoded and produced (key = device id); a delivery report makes
- * it durable and advances the cumulative acked_seq. At most gateway.inflightMax events wait for
- * their report; past that the stream is paused, so HTTP/2 flow control pushes back on the device.
- *
- * Downlink: results come from the device's Redis buffer (read on connect and whenever a gap shows)
- * and from live delivery frames. Every buffered result has an index n (its stream id); the session
- * delivers indexes in order, so results reach the device in seq order, each once: a result at or
- * below the device's cursor (x-last-result-seq, or the server's record) is skipped.
+ * Reads: the device's Redis buffer (on start and whenever a gap shows) and live delivery frames.
+ * Every buffered result has an index n (its stream id); the session delivers indexes in order, so
+ * results reach the device in seq order, each once: a result at or below the device's cursor is
+ * skipped. The cursor is the client's (x-last-result-seq, Last-Event-ID) or, without one, the
+ * server's record of what any earlier session wrote (`dev:<id>` field d). On a takeover the earlier
+ * session, on whatever instance, is ended and records its position before this one reads it
+ * (DeliveryLink.claim's handoff), so a client without a cursor gets nothing twice.
  *
  * Writes respect write()/'drain': while the device is not reading, results wait in `outbound`, up
  * to gateway.outboundMax; beyond it live results are left in the device's Redis buffer and the
@@ -23,20 +24,12 @@ import type { Config } from '../config.js';
 import { metrics } from '../http/metrics.js';
 import { decodeResult } from '../wire/result-codec.js';
 import type { DeliveryLink } from './delivery.js';
-import type { Downlink, Reject, Result, Uplink } from './protocol.js';
-import { OVERLOADED_MESSAGE, rateLimitedMessage, validateEvent } from './validate.js';
+import type { Downlink, Result } from './protocol.js';
+import type { UplinkSession } from './uplink-session.js';
 
 export interface SessionHost {
   readonly config: Config;
   readonly link: DeliveryLink;
-  readonly types: ReadonlySet<string>;
-  /** Takes one event of the device's rate; false when it is over it (RATE_LIMITED). */
-  admit(deviceId: string): boolean;
-  /**
-   * Produces one event; false when the engine sheds it (OVERLOADED): the producer queue is full, or
-   * its oldest event has waited for Kafka longer than gateway.ackWaitMaxMs.
-   */
-  produce(session: DeviceSession, deviceId: string, event: Uplink['events'][number], receivedAtUs: number): boolean;
   /** Schedules a flush of every dirty session at the end of this event-loop turn. */
   markDirty(session: DeviceSession): void;
   /** Called once when the session ends, whatever the reason. */
@@ -56,20 +49,13 @@ const RESULT_OVERHEAD_BYTES = 64;
 export interface SessionIO {
   /** false: the transport is full; wait for onDrain before writing again. */
   write(msg: Downlink): boolean;
-  pause(): void;
-  resume(): void;
   /** Ends the call: with a status, or (null) normally. */
   end(st: { code: status; details: string } | null): void;
 }
 
 export class DeviceSession {
-  /** Highest seq accepted (validated and produced) on this stream. */
-  lastSeq = 0;
-  /** Events produced whose delivery report has not come back. */
-  inflight = 0;
-  /** Highest seq durable in Kafka; sent as Downlink.acked_seq. Invariant: ackedSeq <= lastSeq. */
-  ackedSeq = 0;
-  private ackSent = 0;
+  /** The stream's sending side (Connect, Nimbus); null for SSE. */
+  uplink: UplinkSession | null = null;
   /** Seq of the last result taken for the device (or confirmed by it): the dedupe cursor. */
   cursor = 0;
   /**
@@ -85,10 +71,8 @@ export class DeviceSession {
   /** Highest index seen in a live frame while draining: a drain must end past it. */
   private liveMaxN = 0;
   private outbound: Result[] = [];
-  private rejects: Reject[] = [];
-  private blocked = false;
-  private paused = false;
-  private halfClosed = false;
+  /** Invariant: true while the transport's last write() returned false and 'drain' has not come. */
+  blocked = false;
   /** Set while a buffer drain waits for the transport to take what it wrote. */
   private drained: (() => void) | null = null;
   /** The status this side ended the stream with; null while open or when the peer ended it. */
@@ -102,99 +86,28 @@ export class DeviceSession {
     private readonly io: SessionIO,
   ) {}
 
-  /** The device has nothing more to send: end once what it sent is durable and acked. */
-  onHalfClose(): void {
-    this.halfClosed = true;
-    if (this.inflight === 0) this.end(null);
-  }
-
   onDrain(): void {
     this.blocked = false;
     this.drained?.();
     this.drained = null;
     this.host.markDirty(this);
-    this.maybeResume();
+    this.uplink?.onDrain();
   }
 
-  /** Claims presence, sets the cursor and reads the buffer, then live delivery takes over. */
-  async start(cursorFromDevice: number | null): Promise<void> {
-    await this.host.link.claim(this.deviceId);
-    this.cursor = cursorFromDevice ?? (await this.host.link.deliveredSeq(this.deviceId));
-    this.sentSeq = this.cursor;
-    await this.drain();
-  }
-
-  onUplink(uplink: Uplink): void {
-    if (this.closed) return;
-    const now = Date.now() * 1000;
-    const cfg = this.host.config.gateway;
-    const events = uplink.events ?? [];
-    metrics.eventsReceived.inc(events.length);
-    let accepted = 0;
-    for (const event of events) {
-      const reject = validateEvent(event, { streamDeviceId: this.deviceId, lastSeq: this.lastSeq, payloadBytesMax: cfg.payloadBytesMax, types: this.host.types });
-      if (reject !== null) {
-        this.rejects.push(reject);
-        metrics.eventsRejected.inc({ code: reject.code });
-        continue;
-      }
-      if (!this.host.admit(this.deviceId)) {
-        this.rejects.push({ seq: event.seq, code: 'RATE_LIMITED', message: rateLimitedMessage(cfg.deviceRatePerS) });
-        metrics.eventsRejected.inc({ code: 'RATE_LIMITED' });
-        continue;
-      }
-      if (!this.host.produce(this, this.deviceId, event, now)) {
-        this.rejects.push({ seq: event.seq, code: 'OVERLOADED', message: OVERLOADED_MESSAGE });
-        metrics.eventsRejected.inc({ code: 'OVERLOADED' });
-        continue;
-      }
-      this.lastSeq = event.seq;
-      this.inflight++;
-      accepted++;
-    }
-    if (accepted > 0) metrics.eventsAccepted.inc(accepted);
-    if (this.rejects.length > 0) this.host.markDirty(this);
-    if (!this.paused && (this.inflight >= cfg.inflightMax || this.holdsRejects())) {
-      this.paused = true;
-      this.io.pause();
-    }
+  markDirty(): void {
+    this.host.markDirty(this);
   }
 
   /**
-   * Rejects wait for a device that does not read, like results: a device sending bad events and
-   * never reading would otherwise make them pile up here without limit (each ~10-byte bad event
-   * costs a Reject with its message). Past gateway.outboundMax of them, the session stops reading
-   * its uplink until the transport drains, so HTTP/2 flow control holds the device.
+   * Claims presence (ending an earlier session of the device on any instance, which records what it
+   * wrote), sets the cursor and reads the buffer; then live delivery takes over.
    */
-  private holdsRejects(): boolean {
-    return this.blocked && this.rejects.length >= this.host.config.gateway.outboundMax;
-  }
-
-  /** Reads the uplink again once fewer than half of gateway.inflightMax wait and no rejects are held. */
-  private maybeResume(): void {
-    if (this.paused && this.inflight <= this.host.config.gateway.inflightMax / 2 && !this.holdsRejects()) {
-      this.paused = false;
-      this.io.resume();
-    }
-  }
-
-  /** A delivery report for one of this session's events (reports of one device come in order). */
-  onDurable(seq: number, err: Error | null): void {
-    this.inflight--;
+  async start(cursorFromDevice: number | null): Promise<void> {
+    await this.host.link.claim(this.deviceId, cursorFromDevice === null);
     if (this.closed) return;
-    if (err !== null) {
-      metrics.produceFailures.inc();
-      this.end({ code: status.UNAVAILABLE, details: `Kafka did not take event seq ${seq} (${err.message}); reconnect and resend the events after acked_seq ${this.ackedSeq}` });
-      return;
-    }
-    metrics.eventsDurable.inc();
-    if (seq > this.ackedSeq) this.ackedSeq = seq;
-    if (this.halfClosed && this.inflight === 0) {
-      this.end(null);
-      return;
-    }
-    this.host.markDirty(this);
-    this.maybeResume();
+    this.cursor = cursorFromDevice ?? (await this.host.link.deliveredSeq(this.deviceId));
+    this.sentSeq = this.cursor;
+    await this.drain();
   }
 
   /** An entry of a live delivery frame for this device. */
@@ -308,14 +221,12 @@ export class DeviceSession {
    */
   flush(): void {
     if (this.closed || this.blocked) return;
-    const ack = this.ackedSeq > this.ackSent;
-    if (!ack && this.outbound.length === 0 && this.rejects.length === 0) return;
+    const ack = this.uplink?.takeAck();
+    const rejects = this.uplink?.takeRejects();
+    if (ack === undefined && rejects === undefined && this.outbound.length === 0) return;
     const msg: Downlink = {};
-    if (ack) msg.ackedSeq = this.ackSent = this.ackedSeq;
-    if (this.rejects.length > 0) {
-      msg.rejects = this.rejects;
-      this.rejects = [];
-    }
+    if (ack !== undefined) msg.ackedSeq = ack;
+    if (rejects !== undefined) msg.rejects = rejects;
     let bytes = 0;
     let i = 0;
     while (i < this.outbound.length) {
@@ -376,7 +287,7 @@ export class DeviceSession {
     this.host.closed(this);
   }
 
-  /** Half-close by the device: what is already durable is acked before the server ends the call. */
+  /** Half-close by the device: what is already settled is acked and rejected before the server ends the call. */
   private flushFinal(): void {
     this.closed = false;
     this.blocked = false;

@@ -7,8 +7,24 @@ import type { Event, Reject } from './protocol.js';
 export const RejectCode = {
   /** `type` names no processor (see `stratus run --help` for the list). */
   UNKNOWN_TYPE: 'UNKNOWN_TYPE',
-  /** seq is 0, above 2^53-1, not an integer, or not above the last seq this stream accepted. */
+  /** seq is 0, above 2^53-1, or not an integer. */
   INVALID_SEQ: 'INVALID_SEQ',
+  /**
+   * seq is not above the device's last seq (Reject.last_seq), and an event with this seq was taken
+   * and is durable. Nothing new is produced. A resend: done, its result comes once. A device whose
+   * counter restarted (new readings under old seqs): continue from last_seq + 1.
+   */
+  DUPLICATE: 'DUPLICATE',
+  /**
+   * seq is not above the device's last seq (Reject.last_seq) and was never taken: a device's events
+   * are taken in seq order across all its calls and streams, so it never can be. Nothing is produced;
+   * send the reading again with seq last_seq + 1.
+   */
+  OUT_OF_ORDER: 'OUT_OF_ORDER',
+  /** Another call of this device on another gateway instance has events waiting for Kafka; send again shortly. */
+  BUSY: 'BUSY',
+  /** The engine could not order the event (Redis did not answer in time); send it again later. */
+  UNAVAILABLE: 'UNAVAILABLE',
   /** value is NaN or +-Infinity. */
   INVALID_VALUE: 'INVALID_VALUE',
   /** payload is larger than gateway.payloadBytesMax. */
@@ -29,10 +45,10 @@ export const OVERLOADED_MESSAGE = 'the engine is overloaded (its Kafka producer 
 export interface ValidationContext {
   /** The stream's device (Connect; Ingest and IngestBatch when auth is on: the token's); null where each event names its own. */
   streamDeviceId: string | null;
-  /** Highest seq accepted for this device on this stream; 0 before the first. */
-  lastSeq: number;
   payloadBytesMax: number;
   types: ReadonlySet<string>;
+  /** The engine numbers the events (Nimbus): seq is not the device's and is not checked. */
+  assignSeq?: boolean;
 }
 
 const DEVICE_ID_BYTES_MAX = 256;
@@ -40,7 +56,7 @@ const DEVICE_ID_BYTES_MAX = 256;
 /** null when the event is acceptable, else the Reject to send. */
 export function validateEvent(e: Event, ctx: ValidationContext): Reject | null {
   const seq = e.seq ?? 0;
-  const reject = (code: RejectCode, message: string): Reject => ({ seq: Number.isSafeInteger(seq) ? seq : 0, code, message });
+  const reject = (code: RejectCode, message: string): Reject => ({ seq: Number.isSafeInteger(seq) ? seq : 0, code, message, lastSeq: 0 });
   const deviceId = e.deviceId ?? '';
   if (ctx.streamDeviceId !== null) {
     if (deviceId !== '' && deviceId !== ctx.streamDeviceId) {
@@ -49,11 +65,8 @@ export function validateEvent(e: Event, ctx: ValidationContext): Reject | null {
   } else if (deviceId === '' || Buffer.byteLength(deviceId) > DEVICE_ID_BYTES_MAX) {
     return reject(RejectCode.DEVICE_MISMATCH, `device_id is required here and must be 1..${DEVICE_ID_BYTES_MAX} bytes`);
   }
-  if (!Number.isSafeInteger(seq) || seq <= 0) {
+  if (ctx.assignSeq !== true && (!Number.isSafeInteger(seq) || seq <= 0)) {
     return reject(RejectCode.INVALID_SEQ, `seq must be an integer from 1 to 2^53-1 (got ${seq > Number.MAX_SAFE_INTEGER ? 'a value above 2^53-1' : seq})`);
-  }
-  if (seq <= ctx.lastSeq) {
-    return reject(RejectCode.INVALID_SEQ, `seq ${seq} is not above ${ctx.lastSeq}, the last seq accepted on this stream; seqs must increase`);
   }
   const value = e.value ?? 0;
   if (!Number.isFinite(value)) {

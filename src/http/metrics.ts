@@ -24,6 +24,11 @@ export const metrics = {
   kafkaConsumeErrors: new Counter({ name: 'stratus_kafka_consume_errors_total', help: 'Consume calls of the processor and forwarder that returned an error (Kafka away, rebalance); the stage waits and consumes again.', registers: [registry] }),
   forwarderRouted: new Counter({ name: 'stratus_forwarder_results_routed_total', help: 'Results buffered and routed by the forwarder.', registers: [registry] }),
   forwarderDuplicates: new Counter({ name: 'stratus_forwarder_duplicates_total', help: 'Results dropped as duplicates by (device, seq).', registers: [registry] }),
+  admissionSeconds: new Histogram({ name: 'stratus_gateway_admission_seconds', help: 'Time of the gateway\'s one Redis call per turn that orders the turn\'s events (admission).', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [registry] }),
+  admissionFailures: new Counter({ name: 'stratus_gateway_admission_failures_total', help: 'Admission calls and lease renewals Redis failed or did not answer in gateway.admitTimeoutMs (their events rejected UNAVAILABLE).', registers: [registry] }),
+  admissionLeaseLost: new Counter({ name: 'stratus_gateway_admission_lease_lost_total', help: 'Durable events not acknowledged because their report came after this instance\'s admission lease on the device ran out.', registers: [registry] }),
+  presenceLost: new Counter({ name: 'stratus_gateway_presence_lost_total', help: 'Sessions ended because a presence renewal found the device held by another instance.', registers: [registry] }),
+  handoffs: new Counter({ name: 'stratus_gateway_handoffs_total', help: 'Takeovers of a device held elsewhere, by outcome (recorded: the old holder recorded its position; timeout: gateway.handoffWaitMs ran out).', labelNames: ['outcome'] as const, registers: [registry] }),
   clusterWorkersScraped: new Gauge({ name: 'stratus_cluster_workers_scraped', help: 'Gateway worker processes whose metrics the last scrape of the cluster primary merged (run --threads N).', aggregator: 'max', registers: [registry] }),
   sseStreams: new Gauge({ name: 'stratus_sse_streams', help: 'SSE device streams this process holds.', registers: [registry] }),
   stageSeconds: new Histogram({

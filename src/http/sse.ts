@@ -2,7 +2,8 @@
  * GET /v1/devices/{id}/events: a device's results as Server-Sent Events.
  *
  * Reads: the device's Redis buffer and live delivery frames, exactly like a gRPC Connect session
- * (the same DeviceSession: presence claim, buffer drain, gap detection, cursor). The hub is an
+ * (the same DeviceSession: presence claim and renewal, takeover handoff, buffer drain, gap detection,
+ * cursor). The hub is an
  * instance of its own in the presence registry (`<instance>-sse`) with its own Redis channel, so
  * it works in any process that serves HTTP, and a device reading over SSE takes over its gRPC
  * stream (and the other way round) like two gRPC streams would.
@@ -25,12 +26,12 @@
  *   event: end                         (only when this side ends the stream)
  *   data: {"code":"ABORTED","details":"..."}
  */
-import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { status } from '@grpc/grpc-js';
 import { checkBearer } from '../auth/token.js';
 import type { Config } from '../config.js';
 import { DeliveryLink } from '../gateway/delivery.js';
+import { refuseEvictingPolicy } from '../redis/eviction-policy.js';
 import { FlushScheduler } from '../gateway/flush-scheduler.js';
 import type { Downlink } from '../gateway/protocol.js';
 import { DeviceSession, type SessionHost } from '../gateway/session.js';
@@ -41,10 +42,8 @@ import type { HttpRoute } from './server.js';
 const PREFIX = '/v1/devices/';
 const SUFFIX = '/events';
 const DEVICE_ID_BYTES_MAX = 256;
-const NO_TYPES: ReadonlySet<string> = new Set();
 
 export class SseHub implements SessionHost {
-  readonly types = NO_TYPES;
   readonly sessions = new Map<string, DeviceSession>();
   private readonly flushes = new FlushScheduler();
   private readonly responses = new Map<DeviceSession, ServerResponse>();
@@ -66,7 +65,11 @@ export class SseHub implements SessionHost {
       },
       onTakeover: (deviceId) => hub!.sessions.get(deviceId)?.end({ code: status.ABORTED, details: `device ${deviceId} connected elsewhere; this stream is superseded` }),
     });
+    const warning = await refuseEvictingPolicy(link.commands, config);
+    if (warning !== null) process.stderr.write(`sse: ${warning}\n`);
     hub = new SseHub(config, link);
+    // Presence is held and renewed like a gRPC session's, so the forwarder keeps routing here.
+    link.startRenewing(() => [...hub!.sessions.values()].map((s) => ({ deviceId: s.deviceId, sentSeq: s.sentSeq, lost: () => s.end({ code: status.ABORTED, details: `device ${s.deviceId} is held by another stream; this one is superseded` }) })));
     return hub;
   }
 
@@ -77,14 +80,6 @@ export class SseHub implements SessionHost {
 
   // --- SessionHost ---------------------------------------------------------------------------
 
-  admit(): boolean {
-    assert.fail('an SSE session has no uplink');
-  }
-
-  produce(): boolean {
-    assert.fail('an SSE session has no uplink');
-  }
-
   markDirty(session: DeviceSession): void {
     this.flushes.mark(session);
   }
@@ -92,11 +87,13 @@ export class SseHub implements SessionHost {
   closed(session: DeviceSession): void {
     this.flushes.forget(session);
     this.responses.delete(session);
-    if (this.sessions.get(session.deviceId) === session) {
+    const current = this.sessions.get(session.deviceId) === session;
+    if (current) {
       this.sessions.delete(session.deviceId);
       metrics.sseStreams.set(this.sessions.size);
-      void this.link.release(session.deviceId, session.sentSeq).catch(() => {});
     }
+    // Recorded whether or not a newer session took over, before that one reads it.
+    void this.link.release(session.deviceId, session.sentSeq, current).catch(() => {});
   }
 
   // --- HTTP ----------------------------------------------------------------------------------
@@ -159,8 +156,6 @@ export class SseHub implements SessionHost {
     res.write('retry: 1000\n\n');
     const session = new DeviceSession(this, deviceId, {
       write: (msg) => res.write(sseText(msg)),
-      pause: () => {},
-      resume: () => {},
       end: (st) => {
         if (st !== null) res.write(`event: end\ndata: ${JSON.stringify({ code: status[st.code], details: st.details })}\n\n`);
         res.end();

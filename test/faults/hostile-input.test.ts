@@ -101,8 +101,11 @@ const GOOD_SEQ = 1_000_000;
 const BAD_EVENTS: { name: string; code: string; make: (deviceId: string, k: number) => Buffer }[] = [
   { name: 'seq 0', code: 'INVALID_SEQ', make: () => rawEvent({ seq: 0, type: 'sq', value: 1 }) },
   { name: 'seq absent', code: 'INVALID_SEQ', make: () => rawEvent({ type: 'sq', value: 1 }) },
-  { name: 'seq backwards', code: 'INVALID_SEQ', make: (_, k) => rawEvent({ seq: 1 + (k % (GOOD_SEQ - 1)), type: 'sq', value: 1 }) },
-  { name: 'seq repeated', code: 'INVALID_SEQ', make: () => rawEvent({ seq: GOOD_SEQ, type: 'sq', value: 1 }) },
+  // At or below the device's last seq: the device's order refuses them (README "Delivery contract").
+  // GOOD_SEQ is durable by then; seqs over 1,024 below it are too old for the taken-seq window and
+  // count as taken, so both kinds are DUPLICATE (OUT_OF_ORDER is for a never-taken seq inside it).
+  { name: 'seq backwards', code: 'DUPLICATE', make: (_, k) => rawEvent({ seq: 1 + (k % (GOOD_SEQ - 2000)), type: 'sq', value: 1 }) },
+  { name: 'seq repeated', code: 'DUPLICATE', make: () => rawEvent({ seq: GOOD_SEQ, type: 'sq', value: 1 }) },
   { name: 'seq 2^64-1', code: 'INVALID_SEQ', make: () => rawEvent({ seq: 2n ** 64n - 1n, type: 'sq', value: 1 }) },
   { name: 'seq 2^53', code: 'INVALID_SEQ', make: () => rawEvent({ seq: 2n ** 53n, type: 'sq', value: 1 }) },
   { name: 'value NaN', code: 'INVALID_VALUE', make: (_, k) => rawEvent({ seq: GOOD_SEQ + 1 + k, type: 'sq', value: Number.NaN }) },

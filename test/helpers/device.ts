@@ -10,6 +10,8 @@ export class TestDevice {
   readonly results: Result[] = [];
   readonly rejects: Reject[] = [];
   status: ServiceError | null = null;
+  /** The response headers of the current stream (x-last-seq), once they came. */
+  headers: Metadata | null = null;
   ended = false;
   private call: ClientDuplexStream<Uplink, Downlink> | null = null;
   private client: Client | null = null;
@@ -31,6 +33,11 @@ export class TestDevice {
     this.status = null;
     const call = this.client.makeBidiStreamRequest('/stratus.v1.DeviceGateway/Connect', codecs.Uplink.serialize, codecs.Downlink.deserialize, md);
     this.call = call;
+    this.headers = null;
+    call.on('metadata', (md: Metadata) => {
+      this.headers = md;
+      this.wake();
+    });
     if (opts.read !== false) this.startReading();
     call.on('error', (err: ServiceError) => {
       this.status = err;

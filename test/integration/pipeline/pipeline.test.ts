@@ -114,7 +114,10 @@ test('bad input: each gets its Reject code, nothing is produced for it, the stre
     { seq: 2, type: 'sq', value: 3 },
   ]);
   await d.until(() => d.results.length === 2 && d.rejects.length === 7, 30_000, 'results and rejects');
-  assert.deepEqual(d.rejects.map((r) => r.code), ['INVALID_SEQ', 'INVALID_SEQ', 'UNKNOWN_TYPE', 'INVALID_VALUE', 'INVALID_VALUE', 'PAYLOAD_TOO_LARGE', 'DEVICE_MISMATCH']);
+  // Validation answers at once; seq 1 again is the device's order's to judge: it waits until the
+  // first seq 1 is durable, then is a DUPLICATE (and seq 2 after it waits with it, never overtaking).
+  assert.deepEqual(d.rejects.map((r) => r.code), ['INVALID_SEQ', 'UNKNOWN_TYPE', 'INVALID_VALUE', 'INVALID_VALUE', 'PAYLOAD_TOO_LARGE', 'DEVICE_MISMATCH', 'DUPLICATE']);
+  assert.equal(d.rejects.at(-1)!.lastSeq, 2);
   assert.deepEqual(d.results.map((r) => [r.seq, r.value]), [[1, 4], [2, 9]]);
   assert.equal(d.ackedSeq, 2);
   d.close();

@@ -16,7 +16,7 @@ test('renew(): every lease set with its TTL, in chunks that let the event loop r
     const ids = Array.from({ length: 10_000 }, (_, i) => `dev-${i}`);
     let ticks = 0;
     const timer = setInterval(() => ticks++, 1);
-    await link.renew(ids);
+    await link.renew(ids.map((deviceId) => ({ deviceId, sentSeq: 0, lost: () => assert.fail(`${deviceId} lost`) })));
     clearInterval(timer);
     const t = topology(config);
     const p = link.commands.pipeline();

@@ -1,0 +1,172 @@
+/**
+ * The gateway's one Redis round trip per event-loop turn that puts events into their devices' one
+ * order (see admission.ts and README "Delivery contract"). Atomic: no other instance's call, and no
+ * forwarder call, runs between its steps.
+ *
+ * Per device, in the hash `dev:<id>`:
+ *   a  last seq taken (every seq ever taken for the device is <= a)
+ *   k  highest seq known durable in Kafka, written by the instance that took it (seqs <= k were all
+ *      taken, produced and reported durable, or routed); h (the forwarder's highest routed seq) counts too
+ *   w  the lowest seq the taken-seq window is valid from
+ * the taken-seq window `seqs:<id>`: a ring of SEQ_WINDOW bits, bit (s mod SEQ_WINDOW) set iff seq s
+ * was taken, valid for seqs in (a - SEQ_WINDOW, a] at or above w, so a seq at or below a can be told
+ * apart: taken (a resend) or never taken (out of order, or skipped);
+ * and the admission lease `adm:<id>` = the instance that has events of the device waiting for Kafka.
+ *
+ * ARGV: prefix, me, leaseMs, ttlMs, nUpdates,
+ *       nUpdates x (device, k, release)        k: durable seq to record (0: none); release: 1 drops the lease
+ *       then groups to the end: device, myMaxSeq, count, count x seq
+ *         myMaxSeq: the highest seq this instance has waiting for Kafka for the device (0: none)
+ *         seq "0": number it (a + 1), for clients that do not number their events (Nimbus)
+ *
+ * Updates run first (an instance only records k while it holds the lease: its reports are in seq
+ * order, so k stays a contiguous durable prefix), then every group in order. Each seq gets:
+ *   > 0  taken, with that seq (a advanced, or a seq in (k, a] taken again, see below)
+ *   -1   DUPLICATE: seq <= max(k, h) and it was taken (or is older than the window): durable already
+ *   -3   OUT_OF_ORDER: seq <= a and it was never taken: it can never be (a device's events reach
+ *        Kafka in seq order); final
+ *   -2   WAIT: another instance holds the lease, or the seq is in (k, a] below something this
+ *        instance still has waiting for Kafka; retried by the caller (and every later seq of the
+ *        device in the call waits too, so nothing overtakes it)
+ * A seq in (k, a] was taken but its fate is unknown (its instance died, or Kafka failed it): it is
+ * taken again once nothing of the device that could land after it is waiting for Kafka. If the first
+ * copy did land, the forwarder's dedupe drops the second.
+ *
+ * Returns, per group: a, max(k, h), then one verdict per seq.
+ * A lost `dev:` hash is rebuilt from the result buffer's last entry (field s = its seq): what was
+ * routed was durable; the window starts anew above it.
+ */
+export const SEQ_WINDOW = 1024;
+export const ADMIT_SCRIPT = /* lua */ `
+local prefix, me, leaseMs, ttlMs = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local W = ${SEQ_WINDOW}
+local nUpdates = tonumber(ARGV[5])
+local i = 6
+for _ = 1, nUpdates do
+  local dev, k, release = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  i = i + 3
+  local akey = prefix .. 'adm:' .. dev
+  if redis.call('GET', akey) == me then
+    if k ~= '0' then
+      local dkey = prefix .. 'dev:' .. dev
+      local cur = tonumber(redis.call('HGET', dkey, 'k') or '0')
+      if tonumber(k) > cur then
+        redis.call('HSET', dkey, 'k', k)
+        redis.call('PEXPIRE', dkey, ttlMs)
+      end
+    end
+    if release == '1' then redis.call('DEL', akey) end
+  end
+end
+local out = {}
+while i <= #ARGV do
+  local dev, myMax, count = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  i = i + 3
+  local dkey = prefix .. 'dev:' .. dev
+  local akey = prefix .. 'adm:' .. dev
+  local skey = prefix .. 'seqs:' .. dev
+  local st = redis.call('HMGET', dkey, 'a', 'k', 'h', 'w')
+  local a, k, w
+  local rebuilt = false
+  if st[1] then
+    a = tonumber(st[1])
+    k = math.max(tonumber(st[2] or '0'), tonumber(st[3] or '0'))
+    w = tonumber(st[4] or '0')
+    if w == 0 or redis.call('EXISTS', skey) == 0 then w = a + 1 end
+  else
+    -- The hash is gone (or the device is new): rebuild from the buffer's last routed result.
+    a = tonumber(st[3] or '0')
+    local last = redis.pcall('XREVRANGE', prefix .. 'buf:' .. dev, '+', '-', 'COUNT', 1)
+    if type(last) == 'table' and not last.err and last[1] then
+      local f = last[1][2]
+      for j = 1, #f, 2 do
+        if f[j] == 's' then a = math.max(a, tonumber(f[j + 1]) or 0) end
+      end
+    end
+    k = a
+    w = a + 1
+    rebuilt = true
+    redis.call('DEL', skey)
+  end
+  local w0 = w
+  -- Takes seq n above a: the seqs skipped in between are marked never taken.
+  local function advance(n)
+    if n - a >= W then
+      redis.call('DEL', skey)
+      w = n
+    else
+      for x = a + 1, n - 1 do redis.call('SETBIT', skey, x % W, 0) end
+    end
+    redis.call('SETBIT', skey, n % W, 1)
+    a = n
+  end
+  local function wasTaken(n)
+    if n < w or n <= a - W then return true end
+    return redis.call('GETBIT', skey, n % W) == 1
+  end
+  local owner = redis.call('GET', akey)
+  local verdicts = {}
+  local took = false
+  if owner and owner ~= me then
+    for j = 1, count do verdicts[j] = -2 end
+  else
+    local running = myMax
+    local blocked = false
+    for j = 1, count do
+      local n = tonumber(ARGV[i + j - 1])
+      if blocked then
+        verdicts[j] = -2
+      elseif n == 0 or n > a then
+        if n == 0 then n = a + 1 end
+        advance(n)
+        verdicts[j] = n
+        running = n
+        took = true
+      elseif not wasTaken(n) then
+        verdicts[j] = -3
+      elseif n <= k then
+        verdicts[j] = -1
+      elseif n > running then
+        verdicts[j] = n
+        running = n
+        took = true
+      else
+        verdicts[j] = -2
+        blocked = true
+      end
+    end
+  end
+  i = i + count
+  if took then
+    redis.call('HSET', dkey, 'a', string.format('%.0f', a))
+    if rebuilt then redis.call('HSET', dkey, 'k', string.format('%.0f', k)) end
+    if w ~= w0 or rebuilt or st[4] == false then redis.call('HSET', dkey, 'w', string.format('%.0f', w)) end
+    redis.call('PEXPIRE', dkey, ttlMs)
+    redis.call('PEXPIRE', skey, ttlMs)
+    redis.call('SET', akey, me, 'PX', leaseMs)
+  end
+  out[#out + 1] = a
+  out[#out + 1] = k
+  for j = 1, count do out[#out + 1] = verdicts[j] end
+end
+return out
+`;
+
+/**
+ * Renews the admission leases this instance still holds: PEXPIRE only where `adm:<id>` names it.
+ * ARGV: prefix, me, leaseMs, devices... Returns one 1 (renewed) or 0 (not ours any more) per device.
+ */
+export const ADMIT_RENEW_SCRIPT = `
+local prefix, me, leaseMs = ARGV[1], ARGV[2], ARGV[3]
+local out = {}
+for i = 4, #ARGV do
+  local key = prefix .. 'adm:' .. ARGV[i]
+  if redis.call('GET', key) == me then
+    redis.call('PEXPIRE', key, leaseMs)
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
+`;

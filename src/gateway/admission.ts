@@ -1,0 +1,305 @@
+/**
+ * Admission: puts every event a gateway instance receives into its device's one order, shared by
+ * every call and stream of the device on every instance (README "Delivery contract").
+ *
+ * Reads and writes: `dev:<id>` fields a and k, and the admission lease `adm:<id>`, through one Lua
+ * script call (admission-script.ts) per event-loop turn for every event received in that turn.
+ *
+ *   submit() ──> queue ──(one call per turn, at most one call in flight)──> verdicts, in order
+ *                  ^                                                          │
+ *                  └── waiting[device] <── WAIT (lease held elsewhere) ───────┤
+ *                                                                             ├─ taken: produce
+ *                                                                             └─ DUPLICATE / BUSY /
+ *                                                                                UNAVAILABLE: reject
+ *
+ * Guarantee: an event is taken only with a seq above every seq taken for its device before (or a
+ * seq whose earlier taking never became durable, once nothing of the device can land after it);
+ * while this instance has events of a device waiting for Kafka it holds the device's lease, so no
+ * other instance's event of that device can reach Kafka in between: a device's events are in its
+ * partition in seq order, which is what the forwarder's dedupe relies on. A delivery report that
+ * comes after the lease was lost is not acknowledged (settled() returns false).
+ */
+import assert from 'node:assert/strict';
+import type { Config } from '../config.js';
+import { metrics } from '../http/metrics.js';
+import type { RedisClient } from '../redis/client.js';
+import { topology } from '../topology.js';
+import { ADMIT_RENEW_SCRIPT, ADMIT_SCRIPT } from './admission-script.js';
+import { RejectCode } from './validate.js';
+import type { Reject } from './protocol.js';
+
+export type AdmitOutcome = { readonly taken: true; readonly seq: number } | { readonly taken: false; readonly reject: Reject };
+
+export interface AdmitItem {
+  readonly deviceId: string;
+  /** 0: the engine numbers the event (Nimbus). */
+  readonly seq: number;
+  /** Called once, with the seq taken or the Reject to send. */
+  readonly done: (outcome: AdmitOutcome) => void;
+}
+
+interface Queued extends AdmitItem {
+  /** When the event first asked; a WAIT older than gateway.admitWaitMs turns into BUSY. */
+  readonly firstAtMs: number;
+}
+
+/** A device with events of this instance waiting for Kafka. */
+interface Held {
+  inflight: number;
+  /** Highest seq taken here while held: a seq in (k, a] at or below it must wait. */
+  maxSeq: number;
+  /** Reports are acknowledged only before this (local clock): the lease is surely still ours. */
+  leaseUntilMs: number;
+  /** Highest seq reported durable, in order; frozen once a report failed. */
+  durableSeq: number;
+  failed: boolean;
+}
+
+/** A verdict of the script for one seq (see admission-script.ts). */
+const DUPLICATE = -1;
+const WAIT = -2;
+const OUT_OF_ORDER = -3;
+/** How often events that got WAIT ask again. */
+const RETRY_MS = 25;
+/** The lease is treated as lost this long before it would expire in Redis (clock rates, transit). */
+const LEASE_MARGIN = 0.8;
+/** Lease renewals per script call. */
+const RENEW_CHUNK = 500;
+
+export const duplicateMessage = (seq: number, lastSeq: number): string =>
+  `seq ${seq} is not above ${lastSeq}, this device's last seq, and an event with seq ${seq} is already durable: if this is a resend it is done (its result comes once); if the device's counter restarted, continue from seq ${lastSeq + 1}`;
+export const outOfOrderMessage = (seq: number, lastSeq: number): string =>
+  `seq ${seq} is not above ${lastSeq}, this device's last seq, and was never taken: a device's events are taken in seq order across all its calls and streams; send this reading again with seq ${lastSeq + 1} or above`;
+export const BUSY_MESSAGE = 'another call of this device on another gateway instance has events waiting for Kafka; send this event again shortly';
+export const UNAVAILABLE_MESSAGE = 'Redis did not order this event in time (gateway.admitTimeoutMs); send it again later (if that seq is then refused as DUPLICATE, continue from last_seq + 1)';
+
+export class Admission {
+  private readonly queue: Queued[] = [];
+  /** Devices whose events wait for a retry, each with its events in order; later events join them. */
+  private readonly waiting = new Map<string, Queued[]>();
+  private waitingCount = 0;
+  private readonly held = new Map<string, Held>();
+  /** k to record and leases to drop, sent with the next call. */
+  private readonly updates = new Map<string, { k: number; release: boolean }>();
+  private calling = false;
+  private scheduled = false;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private readonly renewTimer: NodeJS.Timeout;
+  private readonly prefix: string;
+  private readonly cfg: Config['gateway'];
+  private readonly ttlMs: number;
+  private stopped = false;
+
+  constructor(
+    config: Config,
+    private readonly instanceId: string,
+    private readonly redis: RedisClient,
+  ) {
+    this.prefix = topology(config).redis.prefix;
+    this.cfg = config.gateway;
+    this.ttlMs = config.redis.deviceStateTtlMs;
+    redis.defineCommand('stratusAdmit', { numberOfKeys: 0, lua: ADMIT_SCRIPT });
+    redis.defineCommand('stratusAdmitRenew', { numberOfKeys: 0, lua: ADMIT_RENEW_SCRIPT });
+    this.renewTimer = setInterval(() => void this.renew(), Math.floor(this.cfg.admitLeaseMs / 3));
+    this.renewTimer.unref();
+  }
+
+  /** Events waiting for a verdict, on this instance. */
+  get pending(): number {
+    return this.queue.length + this.waitingCount;
+  }
+
+  submit(item: AdmitItem): void {
+    if (this.stopped || this.pending >= this.cfg.admitQueueMax) {
+      item.done({ taken: false, reject: { seq: item.seq, code: RejectCode.OVERLOADED, message: `more than ${this.cfg.admitQueueMax} events wait to be ordered on this instance (gateway.admitQueueMax); send this event again later`, lastSeq: 0 } });
+      return;
+    }
+    const q: Queued = { ...item, firstAtMs: Date.now() };
+    const w = this.waiting.get(item.deviceId);
+    if (w !== undefined) {
+      w.push(q);
+      this.waitingCount++;
+    } else {
+      this.queue.push(q);
+    }
+    this.schedule();
+  }
+
+  /**
+   * A delivery report for a taken event. Returns true when it may be acknowledged: durable, and
+   * reported while this instance surely held the device's lease.
+   */
+  settled(deviceId: string, seq: number, durable: boolean): boolean {
+    const h = this.held.get(deviceId);
+    assert.ok(h !== undefined && h.inflight > 0, `a report for device ${deviceId} seq ${seq} with nothing of it in flight`);
+    h.inflight--;
+    const ackable = durable && Date.now() <= h.leaseUntilMs;
+    if (durable && !h.failed) h.durableSeq = Math.max(h.durableSeq, seq);
+    else if (!durable) h.failed = true;
+    if (h.inflight === 0) {
+      this.held.delete(deviceId);
+      this.updates.set(deviceId, { k: h.durableSeq, release: true });
+      this.schedule();
+    } else if (!h.failed) {
+      // Recorded with the next call that happens anyway; not a reason for a call of its own.
+      this.updates.set(deviceId, { k: h.durableSeq, release: false });
+    }
+    if (!ackable && durable) metrics.admissionLeaseLost.inc();
+    return ackable;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.renewTimer);
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.calling) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.call();
+    });
+  }
+
+  private async call(): Promise<void> {
+    if (this.calling) return;
+    const items = this.queue.splice(0, this.cfg.admitBatchMax);
+    const releases = [...this.updates].filter(([, u]) => u.release).length;
+    if (items.length === 0 && releases === 0) return;
+    const updates = [...this.updates];
+    this.updates.clear();
+    // Groups by device, each in arrival order; groups in order of first arrival.
+    const groups = new Map<string, Queued[]>();
+    for (const it of items) {
+      const g = groups.get(it.deviceId);
+      if (g === undefined) groups.set(it.deviceId, [it]);
+      else g.push(it);
+    }
+    const args: (string | number)[] = [this.prefix, this.instanceId, this.cfg.admitLeaseMs, this.ttlMs, updates.length];
+    for (const [dev, u] of updates) args.push(dev, u.k, u.release ? 1 : 0);
+    for (const [dev, g] of groups) {
+      args.push(dev, this.held.get(dev)?.maxSeq ?? 0, g.length);
+      for (const it of g) args.push(it.seq);
+    }
+    this.calling = true;
+    const issuedAtMs = Date.now();
+    const stopTimer = metrics.admissionSeconds.startTimer();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const reply = (await Promise.race([
+        (this.redis as unknown as { stratusAdmit(...a: (string | number)[]): Promise<number[]> }).stratusAdmit(...args),
+        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('admission timed out')), this.cfg.admitTimeoutMs))),
+      ])) as number[];
+      stopTimer();
+      this.apply(groups, reply, issuedAtMs);
+    } catch {
+      // Redis did not answer in time, or failed the call: these events are not taken by us (the
+      // call may still run later; then their seqs are in (k, a] and are taken again on a resend).
+      // Leases the late call might take for devices we hold nothing of are dropped after it.
+      metrics.admissionFailures.inc();
+      for (const dev of groups.keys()) if (!this.held.has(dev)) this.updates.set(dev, { k: 0, release: true });
+      for (const g of groups.values()) for (const it of g) it.done({ taken: false, reject: { seq: it.seq, code: RejectCode.UNAVAILABLE, message: UNAVAILABLE_MESSAGE, lastSeq: 0 } });
+      // What the lost call carried is sent again with the next one.
+      for (const [dev, u] of updates) if (!this.updates.has(dev)) this.updates.set(dev, u);
+    } finally {
+      clearTimeout(timer);
+      this.calling = false;
+    }
+    if (this.queue.length > 0 || [...this.updates.values()].some((u) => u.release)) this.schedule();
+  }
+
+  private apply(groups: Map<string, Queued[]>, reply: number[], issuedAtMs: number): void {
+    const now = Date.now();
+    let r = 0;
+    for (const [dev, g] of groups) {
+      const a = Number(reply[r++]);
+      r++; // max(k, h): not needed here
+      let waitFrom = -1;
+      for (let j = 0; j < g.length; j++) {
+        const v = Number(reply[r++]);
+        const it = g[j]!;
+        if (v > 0) {
+          let h = this.held.get(dev);
+          if (h === undefined) {
+            h = { inflight: 0, maxSeq: 0, leaseUntilMs: 0, durableSeq: 0, failed: false };
+            this.held.set(dev, h);
+          }
+          h.inflight++;
+          if (v > h.maxSeq) h.maxSeq = v;
+          h.leaseUntilMs = issuedAtMs + this.cfg.admitLeaseMs * LEASE_MARGIN;
+          it.done({ taken: true, seq: v });
+        } else if (v === DUPLICATE) {
+          it.done({ taken: false, reject: { seq: it.seq, code: RejectCode.DUPLICATE, message: duplicateMessage(it.seq, a), lastSeq: a } });
+        } else if (v === OUT_OF_ORDER) {
+          it.done({ taken: false, reject: { seq: it.seq, code: RejectCode.OUT_OF_ORDER, message: outOfOrderMessage(it.seq, a), lastSeq: a } });
+        } else {
+          assert.equal(v, WAIT, `admission verdict ${v}`);
+          waitFrom = j;
+          break;
+        }
+      }
+      if (waitFrom >= 0) {
+        r += g.length - waitFrom - 1;
+        this.wait(dev, g.slice(waitFrom), a, now);
+      }
+    }
+  }
+
+  /** Events that got WAIT: they, and every later event of their device, ask again in RETRY_MS. */
+  private wait(dev: string, items: Queued[], lastSeq: number, now: number): void {
+    const list: Queued[] = [];
+    for (const it of items) {
+      if (now - it.firstAtMs > this.cfg.admitWaitMs) {
+        it.done({ taken: false, reject: { seq: it.seq, code: RejectCode.BUSY, message: BUSY_MESSAGE, lastSeq } });
+      } else {
+        list.push(it);
+      }
+    }
+    // Later events of the device still in the queue must not overtake these.
+    for (let i = 0; i < this.queue.length; ) {
+      if (this.queue[i]!.deviceId === dev) list.push(...this.queue.splice(i, 1));
+      else i++;
+    }
+    if (list.length === 0) return;
+    const w = this.waiting.get(dev);
+    if (w !== undefined) {
+      w.unshift(...list);
+    } else {
+      this.waiting.set(dev, list);
+    }
+    this.waitingCount += list.length;
+    if (this.retryTimer === null) {
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = null;
+        const back: Queued[] = [];
+        for (const l of this.waiting.values()) back.push(...l);
+        this.waiting.clear();
+        this.waitingCount = 0;
+        this.queue.unshift(...back);
+        this.schedule();
+      }, RETRY_MS);
+    }
+  }
+
+  /** Extends the leases of the devices with events waiting for Kafka here; a lost one stops acks. */
+  private async renew(): Promise<void> {
+    const devices = [...this.held.keys()];
+    for (let i = 0; i < devices.length; i += RENEW_CHUNK) {
+      const chunk = devices.slice(i, i + RENEW_CHUNK);
+      const issuedAtMs = Date.now();
+      try {
+        const reply = await (this.redis as unknown as { stratusAdmitRenew(...a: (string | number)[]): Promise<number[]> }).stratusAdmitRenew(this.prefix, this.instanceId, this.cfg.admitLeaseMs, ...chunk);
+        chunk.forEach((dev, j) => {
+          const h = this.held.get(dev);
+          if (h !== undefined && Number(reply[j]) === 1) h.leaseUntilMs = issuedAtMs + this.cfg.admitLeaseMs * LEASE_MARGIN;
+        });
+      } catch {
+        // Redis did not answer: the leases run out and reports after that are not acknowledged
+        // (counted in stratus_admission_lease_lost_total); the next renewal tries again.
+        metrics.admissionFailures.inc();
+      }
+    }
+  }
+}
