@@ -36,6 +36,12 @@ export interface AdmitItem {
   readonly seq: number;
   /** Called once, with the seq taken or the Reject to send. */
   readonly done: (outcome: AdmitOutcome) => void;
+  /**
+   * The event was taken by a call whose answer came after its device had been told UNAVAILABLE:
+   * it must still be produced (nobody waits for its outcome), so that every taken seq reaches Kafka
+   * in order and no later seq of the device lands before it.
+   */
+  readonly orphaned: (seq: number) => void;
 }
 
 interface Queued extends AdmitItem {
@@ -186,31 +192,37 @@ export class Admission {
     this.calling = true;
     const issuedAtMs = Date.now();
     const stopTimer = metrics.admissionSeconds.startTimer();
+    const reply = (this.redis as unknown as { stratusAdmit(...a: (string | number)[]): Promise<number[]> }).stratusAdmit(...args);
     let timer: NodeJS.Timeout | undefined;
-    try {
-      const reply = (await Promise.race([
-        (this.redis as unknown as { stratusAdmit(...a: (string | number)[]): Promise<number[]> }).stratusAdmit(...args),
-        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('admission timed out')), this.cfg.admitTimeoutMs))),
-      ])) as number[];
-      stopTimer();
-      this.apply(groups, reply, issuedAtMs);
-    } catch {
-      // Redis did not answer in time, or failed the call: these events are not taken by us (the
-      // call may still run later; then their seqs are in (k, a] and are taken again on a resend).
-      // Leases the late call might take for devices we hold nothing of are dropped after it.
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), this.cfg.admitTimeoutMs)));
+    const first = await Promise.race([reply.then((r) => ({ r }), (err: unknown) => ({ err })), late]);
+    clearTimeout(timer);
+    this.calling = false;
+    if (first === 'late') {
+      // Redis has not answered in gateway.admitTimeoutMs: the devices are told UNAVAILABLE now. The
+      // call may still run (ioredis sends it again after a reconnect); whatever it takes then is
+      // produced all the same (orphaned), so a taken seq is never left out of Kafka. Calls after
+      // this one run after it in Redis, and their answers come after its answer.
       metrics.admissionFailures.inc();
-      for (const dev of groups.keys()) if (!this.held.has(dev)) this.updates.set(dev, { k: 0, release: true });
       for (const g of groups.values()) for (const it of g) it.done({ taken: false, reject: { seq: it.seq, code: RejectCode.UNAVAILABLE, message: UNAVAILABLE_MESSAGE, lastSeq: 0 } });
-      // What the lost call carried is sent again with the next one.
+      reply.then(
+        (r) => this.apply(groups, r, issuedAtMs, true),
+        () => {},
+      );
+    } else if ('err' in first) {
+      // Redis refused the call (an error reply): the script did not take anything.
+      metrics.admissionFailures.inc();
+      for (const g of groups.values()) for (const it of g) it.done({ taken: false, reject: { seq: it.seq, code: RejectCode.UNAVAILABLE, message: UNAVAILABLE_MESSAGE, lastSeq: 0 } });
       for (const [dev, u] of updates) if (!this.updates.has(dev)) this.updates.set(dev, u);
-    } finally {
-      clearTimeout(timer);
-      this.calling = false;
+    } else {
+      stopTimer();
+      this.apply(groups, first.r, issuedAtMs, false);
     }
     if (this.queue.length > 0 || [...this.updates.values()].some((u) => u.release)) this.schedule();
   }
 
-  private apply(groups: Map<string, Queued[]>, reply: number[], issuedAtMs: number): void {
+  /** `orphans`: the devices were already told UNAVAILABLE; only what was taken matters (it is produced). */
+  private apply(groups: Map<string, Queued[]>, reply: number[], issuedAtMs: number, orphans: boolean): void {
     const now = Date.now();
     let r = 0;
     for (const [dev, g] of groups) {
@@ -229,7 +241,10 @@ export class Admission {
           h.inflight++;
           if (v > h.maxSeq) h.maxSeq = v;
           h.leaseUntilMs = issuedAtMs + this.cfg.admitLeaseMs * LEASE_MARGIN;
-          it.done({ taken: true, seq: v });
+          if (orphans) it.orphaned(v);
+          else it.done({ taken: true, seq: v });
+        } else if (orphans) {
+          // Not taken: nothing to produce, and the device already has its answer.
         } else if (v === DUPLICATE) {
           it.done({ taken: false, reject: { seq: it.seq, code: RejectCode.DUPLICATE, message: duplicateMessage(it.seq, a), lastSeq: a } });
         } else if (v === OUT_OF_ORDER) {

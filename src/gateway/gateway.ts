@@ -104,6 +104,9 @@ export class Gateway implements SessionHost, UplinkHost {
   private readonly serviceNames: string[];
   private readonly eventsTopic: string;
   readonly admission: Admission;
+  /** Taken events the producer's full queue refused, in order (see produceTaken). */
+  private readonly unproduced: { p: Pending; value: Buffer }[] = [];
+  private unproducedTimer: NodeJS.Timeout | null = null;
   /** null: gateway.deviceRatePerS is 0 (no limit). */
   private readonly rates: RateLimiter | null;
   port = 0;
@@ -185,29 +188,44 @@ export class Gateway implements SessionHost, UplinkHost {
    * waiting too long (an overload, or Kafka away), and its device would learn nothing for seconds.
    */
   submit(sink: EventSink, deviceId: string, event: Event, receivedAtUs: number): void {
-    if (this.producer.oldestWaitMs() > this.config.gateway.ackWaitMaxMs) {
+    if (this.unproduced.length > 0 || this.producer.oldestWaitMs() > this.config.gateway.ackWaitMaxMs) {
       sink.onRejected({ seq: event.seq, code: RejectCode.OVERLOADED, message: OVERLOADED_MESSAGE });
       return;
     }
+    const produce = (seq: number, to: EventSink) => {
+      const value = encodeEvent({ seq, value: event.value ?? 0, sentAtUs: event.sentAtUs ?? 0, receivedAtUs, type: event.type, payload: event.payload ?? EMPTY });
+      this.produceTaken({ sink: to, deviceId, seq, receivedAtUs }, value);
+    };
     this.admission.submit({
       deviceId,
       seq: event.seq,
-      done: (o) => {
-        if (!o.taken) {
-          sink.onRejected(o.reject);
-          return;
-        }
-        const value = encodeEvent({ seq: o.seq, value: event.value ?? 0, sentAtUs: event.sentAtUs ?? 0, receivedAtUs, type: event.type, payload: event.payload ?? EMPTY });
-        const pending: Pending = { sink, deviceId, seq: o.seq, receivedAtUs };
-        if (this.producer.produce(this.eventsTopic, deviceId, value, pending)) {
-          metrics.eventsAccepted.inc();
-          return;
-        }
-        // Taken but not produced: its seq is in (k, a] and is taken again on a resend.
-        this.admission.settled(deviceId, o.seq, false);
-        sink.onRejected({ seq: event.seq, code: RejectCode.OVERLOADED, message: OVERLOADED_MESSAGE });
-      },
+      done: (o) => (o.taken ? produce(o.seq, sink) : sink.onRejected(o.reject)),
+      orphaned: (seq) => produce(seq, NO_SINK),
     });
+  }
+
+  /**
+   * Every taken event reaches Kafka, in the order taken: one the producer's full queue refused waits
+   * here (and every later one behind it) until there is room; meanwhile new events are shed.
+   */
+  private produceTaken(p: Pending, value: Buffer): void {
+    if (this.unproduced.length === 0 && this.producer.produce(this.eventsTopic, p.deviceId, value, p)) {
+      metrics.eventsAccepted.inc();
+      return;
+    }
+    this.unproduced.push({ p, value });
+    if (this.unproducedTimer === null) this.unproducedTimer = setTimeout(() => this.produceWaiting(), UNPRODUCED_RETRY_MS);
+  }
+
+  private produceWaiting(): void {
+    this.unproducedTimer = null;
+    while (this.unproduced.length > 0) {
+      const { p, value } = this.unproduced[0]!;
+      if (!this.producer.produce(this.eventsTopic, p.deviceId, value, p)) break;
+      metrics.eventsAccepted.inc();
+      this.unproduced.shift();
+    }
+    if (this.unproduced.length > 0) this.unproducedTimer = setTimeout(() => this.produceWaiting(), UNPRODUCED_RETRY_MS);
   }
 
   markDirty(session: DeviceSession): void {
@@ -405,6 +423,14 @@ export class Gateway implements SessionHost, UplinkHost {
       });
     }
     this.admission.stop();
+    // Taken events still waiting for room go out before the producer flushes and disconnects (for
+    // at most gateway.drainGraceMs: Kafka may be gone; they were never acknowledged).
+    const deadline = Date.now() + this.config.gateway.drainGraceMs;
+    while (this.unproduced.length > 0 && Date.now() < deadline) {
+      this.produceWaiting();
+      if (this.unproduced.length > 0) await new Promise((r) => setTimeout(r, UNPRODUCED_RETRY_MS));
+    }
+    if (this.unproducedTimer !== null) clearTimeout(this.unproducedTimer);
     await this.producer.disconnect();
     for (const s of [...this.sessions.values()]) s.end({ code: status.UNAVAILABLE, details: 'gateway shutting down' });
     await this.link.close();
@@ -413,6 +439,9 @@ export class Gateway implements SessionHost, UplinkHost {
 }
 
 const EMPTY = new Uint8Array(0);
+const UNPRODUCED_RETRY_MS = 10;
+/** The outcome of an event nobody waits for any more (its device was told UNAVAILABLE). */
+const NO_SINK: EventSink = { onRejected: () => {}, onDurable: () => {} };
 
 /** IngestBatch names each acknowledged event `device/seq`: a sink per event that knows its device. */
 function deviceSink(sink: CallSink, deviceId: string): EventSink {
