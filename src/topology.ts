@@ -54,6 +54,8 @@ export interface Topology {
     queueDead(name: string): string;
     /** Hash: what the `record` handler stored (event_id -> item). */
     queueDone(name: string): string;
+    /** Stream of results the forwarder could not buffer for their device (dead-letter). */
+    readonly resultsDead: string;
     /** Stream of ingested metrics (data_nexus.MetricsService). */
     readonly metricsStream: string;
     /** Stream of metric entries that could not be decoded or exported (dead-letter). */
@@ -84,6 +86,7 @@ export function topology(config: Config): Topology {
       queueAttempts: (name: string) => `${r}q:{${name}}:attempts`,
       queueDead: (name: string) => `${r}q:{${name}}:dead`,
       queueDone: (name: string) => `${r}q:{${name}}:done`,
+      resultsDead: `${r}results:dead`,
       metricsStream: `${r}metrics`,
       metricsDead: `${r}metrics:dead`,
     }),

@@ -16,7 +16,8 @@
  *     devices and names the results it did not write. Those are tried again up to
  *     forwarder.deviceRetriesMax times (150, 300, 600 ms by default), then written to the
  *     dead-letter stream `<prefix>results:dead` with the device, seq, error and Kafka position, counted
- *     (stratus_forwarder_dead_letters_total) and logged (at most one line per 10 s).
+ *     (stratus_forwarder_dead_letters_total) and logged (at most one line per 10 s). For 30 s after,
+ *     that device's failures go to the dead-letter stream at once, so it cannot slow other batches.
  *
  * Guarantee: every result is in its device's buffer, or in the dead-letter stream, before its
  * offset is committed; a re-read batch is deduplicated by the script, so each (device, seq) is
@@ -56,17 +57,17 @@ interface Item {
   message: ConsumedMessage;
 }
 
-/**
- * The forwarder's dead-letter stream. Defined here until topology.ts gets it (one place for names):
- * `<redis.keyPrefix>results:dead`.
- */
+/** The forwarder's dead-letter stream, `<redis.keyPrefix>results:dead` (topology.ts). */
 export function resultsDeadKey(config: Config): string {
-  return `${topology(config).redis.prefix}results:dead`;
+  return topology(config).redis.resultsDead;
 }
 
 /** Redis error texts that are about Redis as a whole, not the device: the call is retried as a whole. */
 const REDIS_WIDE = /^(OOM|READONLY|LOADING|BUSY|MASTERDOWN|NOREPLICAS|CLUSTERDOWN|TRYAGAIN|MISCONF)\b/;
 const REDIS_RETRY_FIRST_MS = 100;
+/** How long a dead-lettered device skips the retries' wait when it fails again. */
+const QUARANTINE_MS = 30_000;
+const QUARANTINE_MAX = 10_000;
 
 export async function startForwarder(config: Config, instanceId: string): Promise<RunningStage<ForwarderStats>> {
   const t = topology(config);
@@ -98,6 +99,13 @@ export async function startForwarder(config: Config, instanceId: string): Promis
   let retriesWhileLost = 0;
 
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  /** Devices dead-lettered lately, until when (ms); at most QUARANTINE_MAX, the oldest dropped first. */
+  const quarantined = new Map<string, number>();
+  const quarantine = (device: string, now: number) => {
+    quarantined.delete(device);
+    quarantined.set(device, now + QUARANTINE_MS);
+    if (quarantined.size > QUARANTINE_MAX) quarantined.delete(quarantined.keys().next().value!);
+  };
 
   /** Runs `call` until it goes through; null when the forwarder stopped meanwhile. */
   async function untilThrough<T>(call: () => Promise<T>, what: string): Promise<T | null> {
@@ -153,14 +161,22 @@ export async function startForwarder(config: Config, instanceId: string): Promis
       if (reply.failures.length === 0) return true;
       metrics.forwarderDeviceFailures.inc(reply.failures.length);
       stats.deviceFailures += reply.failures.length;
+      const now = Date.now();
       const failed = reply.failures.map((f) => ({ item: pending[f.index]!, error: f.error }));
+      // A device that just went to the dead-letter stream goes there at once again, without the
+      // retries' wait: a device whose keys stay broken must not slow every batch down.
+      const known = failed.filter((f) => (quarantined.get(f.item.device) ?? 0) > now);
+      const fresh = failed.filter((f) => (quarantined.get(f.item.device) ?? 0) <= now);
+      if (known.length > 0 && !(await deadLetter(known))) return false;
+      if (fresh.length === 0) return true;
       if (attempt >= config.forwarder.deviceRetriesMax) {
-        return deadLetter(failed);
+        for (const f of fresh) quarantine(f.item.device, now);
+        return deadLetter(fresh);
       }
       // Only the failed devices' results wait; the others are buffered and published already.
       await sleep(config.forwarder.deviceRetryBaseMs * 2 ** attempt);
       if (!running) return false;
-      pending = failed.map((f) => f.item);
+      pending = fresh.map((f) => f.item);
     }
   }
 

@@ -113,6 +113,12 @@ test('a device whose buffer key has the wrong type is dead-lettered after bounde
   // a restart: the dead-lettered batch was committed.
   await r.produce('good', 31, 31);
   await until('good 31', async () => (await r.redis.xlen(r.topo.redis.deviceBuffer('good'))) === 31, 5_000);
+  // bad fails again: straight to the dead-letter stream, one try each, no retries' wait that would
+  // hold up every batch its results are in.
+  const failuresBefore = forwarder.stats.deviceFailures;
+  await r.produce('bad', 31, 40);
+  await until('bad 31..40 dead-lettered', async () => (await r.redis.xlen(resultsDeadKey(config))) === 40, 10_000);
+  assert.equal(forwarder.stats.deviceFailures - failuresBefore, 10, 'one try each while the device is quarantined');
   await forwarder.stop();
   stopped = true;
   const again = await startForwarder(config, 'test-dead-letter-2');
@@ -121,7 +127,7 @@ test('a device whose buffer key has the wrong type is dead-lettered after bounde
   await until('good 32', async () => (await r.redis.xlen(r.topo.redis.deviceBuffer('good'))) === 32, 15_000);
   assert.equal(again.stats.duplicates, 0, 'nothing committed was read again');
   assert.equal(again.stats.deadLetters, 0);
-  assert.equal(await r.redis.xlen(resultsDeadKey(config)), 30);
+  assert.equal(await r.redis.xlen(resultsDeadKey(config)), 40);
 });
 
 /** A TCP proxy to Redis that can be cut (every connection closed, new ones refused) and restored. */
