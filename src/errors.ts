@@ -31,6 +31,28 @@ export const ErrorCode = {
   REDIS_POLICY_UNSAFE: 'STRATUS_REDIS_POLICY_UNSAFE',
   /** A Kafka or Redis value is not in the format this version writes (truncated, wrong version). */
   WIRE_CORRUPT: 'STRATUS_WIRE_CORRUPT',
+  /** Another stream (this or another instance, gRPC or SSE) took over the device; this one is ended. */
+  STREAM_SUPERSEDED: 'STRATUS_STREAM_SUPERSEDED',
+  /** The device does not take its results (gateway.outboundMax, gateway.stallTimeoutMs); they stay buffered. Retryable. */
+  DEVICE_NOT_READING: 'STRATUS_DEVICE_NOT_READING',
+  /** The device fell more than redis.deviceBufferMax results behind and some were dropped. Retryable. */
+  DEVICE_BEHIND: 'STRATUS_DEVICE_BEHIND',
+  /** This gateway instance holds gateway.devicesMax streams. Retryable (later, or another instance). */
+  INSTANCE_FULL: 'STRATUS_INSTANCE_FULL',
+  /** One call names more devices than gateway.devicesMax allows; the call must be split. */
+  CALL_DEVICES_MAX: 'STRATUS_CALL_DEVICES_MAX',
+  /** A queue is at queue.lengthMax; events after the stored ones were not taken. Retryable. */
+  QUEUE_FULL: 'STRATUS_QUEUE_FULL',
+  /** The server is shutting down; reconnect (to another instance). Retryable. */
+  SHUTTING_DOWN: 'STRATUS_SHUTTING_DOWN',
+  /** A call's metadata entry is missing or malformed (device id, cursor, client id, queue name). */
+  METADATA_INVALID: 'STRATUS_METADATA_INVALID',
+  /** A request's content is refused as it is (batch size, a malformed event or metric). */
+  REQUEST_INVALID: 'STRATUS_REQUEST_INVALID',
+  /** The call's bearer token is missing, malformed, forged or expired. */
+  UNAUTHENTICATED: 'STRATUS_UNAUTHENTICATED',
+  /** The token is valid but for another device than the one the call acts for. */
+  DEVICE_FORBIDDEN: 'STRATUS_DEVICE_FORBIDDEN',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -10,8 +10,10 @@
  * AUTH_DEVICE_KEY. The interceptor removes any such entry the client sent before it sets its own,
  * so a handler can trust it: it is there only when this interceptor put it there.
  */
-import { Metadata, ServerInterceptingCall, status, type ServerInterceptor } from '@grpc/grpc-js';
+import { Metadata, ServerInterceptingCall, type ServerInterceptor } from '@grpc/grpc-js';
 import { checkBearer } from '../auth/token.js';
+import { ErrorCode } from '../errors.js';
+import { grpcError } from './grpc-status.js';
 
 export const AUTH_DEVICE_KEY = 'stratus-authenticated-device-bin';
 const OPEN_PREFIXES = ['/grpc.health.v1.', '/grpc.reflection.'];
@@ -29,7 +31,7 @@ export function authInterceptor(secret: string): ServerInterceptor {
             const check = checkBearer(secret, header.length === 1 && typeof header[0] === 'string' ? header[0] : header.length === 0 ? null : 'invalid');
             if (!check.ok) {
               // The handler never runs: nothing of the call is read or produced.
-              call.sendStatus({ code: status.UNAUTHENTICATED, details: check.why });
+              call.sendStatus(grpcError(ErrorCode.UNAUTHENTICATED, check.why));
               return;
             }
             md.set(AUTH_DEVICE_KEY, Buffer.from(check.deviceId, 'utf8'));

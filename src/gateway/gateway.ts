@@ -9,13 +9,14 @@
  * in-sync replica, while this instance held the device's admission lease (README "Delivery contract").
  */
 import { hostname } from 'node:os';
-import { Metadata, Server, status, type sendUnaryData, type ServerDuplexStream, type ServerReadableStream, type ServerUnaryCall } from '@grpc/grpc-js';
+import { Metadata, Server, type sendUnaryData, type ServerDuplexStream, type ServerReadableStream, type ServerUnaryCall } from '@grpc/grpc-js';
 import { join } from 'node:path';
 import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import { grpcServerCredentials, tlsFiles } from '../auth/tls.js';
 import { PROJECT_ROOT, type Config } from '../config.js';
+import { ErrorCode } from '../errors.js';
 import { KafkaProducer } from '../kafka/producer.js';
 import { metrics } from '../http/metrics.js';
 import { PROCESSORS } from '../processor/registry.js';
@@ -29,6 +30,7 @@ import { processEvent } from './nimbus.js';
 import { DeviceGatewayService, NimbusService, type BatchAck, type Downlink, type Event, type EventBatch, type EventRequest, type EventResponse, type IngestSummary, type Reject, type Uplink } from './protocol.js';
 import { authenticatedDevice, authInterceptor } from './auth.js';
 import { FlushScheduler } from './flush-scheduler.js';
+import { grpcError } from './grpc-status.js';
 import { RateLimiter } from './rate-limit.js';
 import { GATEWAY_SERVICES, type GatewayService } from './services.js';
 import { DeviceSession, type SessionHost } from './session.js';
@@ -131,7 +133,7 @@ export class Gateway implements SessionHost, UplinkHost {
     const producer = await KafkaProducer.connect(config, `${instanceId}-gateway`, (err, opaque) => gateway!.onDelivery(err, opaque as Pending));
     const link = await DeliveryLink.connect(config, instanceId, {
       onEntries: (entries) => gateway!.onEntries(entries),
-      onTakeover: (deviceId) => gateway!.sessions.get(deviceId)?.end({ code: status.ABORTED, details: `device ${deviceId} connected to another gateway instance; this stream is superseded` }),
+      onTakeover: (deviceId) => gateway!.sessions.get(deviceId)?.end(grpcError(ErrorCode.STREAM_SUPERSEDED, `device ${deviceId} connected to another gateway instance; this stream is superseded`)),
     });
     const warning = await refuseEvictingPolicy(link.commands, config);
     if (warning !== null) process.stderr.write(`gateway: ${warning}\n`);
@@ -139,7 +141,7 @@ export class Gateway implements SessionHost, UplinkHost {
     for (const start of GATEWAY_SERVICES) extra.push(await start(config, instanceId));
     gateway = new Gateway(config, instanceId, link, producer, extra);
     await gateway.listen(port);
-    link.startRenewing(() => [...gateway!.sessions.values()].map((s) => ({ deviceId: s.deviceId, sentSeq: s.sentSeq, lost: () => s.end({ code: status.ABORTED, details: `device ${s.deviceId} is held by another instance; this stream is superseded` }) })));
+    link.startRenewing(() => [...gateway!.sessions.values()].map((s) => ({ deviceId: s.deviceId, sentSeq: s.sentSeq, lost: () => s.end(grpcError(ErrorCode.STREAM_SUPERSEDED, `device ${s.deviceId} is held by another instance; this stream is superseded`)) })));
     return gateway;
   }
 
@@ -260,18 +262,18 @@ export class Gateway implements SessionHost, UplinkHost {
     const authed = authenticatedDevice(call.metadata);
     const named = metadataString(call.metadata, DEVICE_ID_KEY);
     if (authed !== null && named !== null && named !== authed) {
-      call.emit('error', { code: status.PERMISSION_DENIED, details: `metadata "${DEVICE_ID_KEY}" names another device than the token; a device can only connect as itself (leave "${DEVICE_ID_KEY}" out or send the token's device id)` });
+      call.emit('error', grpcError(ErrorCode.DEVICE_FORBIDDEN, `metadata "${DEVICE_ID_KEY}" names another device than the token; a device can only connect as itself (leave "${DEVICE_ID_KEY}" out or send the token's device id)`));
       return;
     }
     const deviceId = authed ?? named;
     if (deviceId === null || deviceId === '' || Buffer.byteLength(deviceId) > DEVICE_ID_BYTES_MAX) {
-      call.emit('error', { code: status.INVALID_ARGUMENT, details: `metadata "${DEVICE_ID_KEY}" must name the device (1..${DEVICE_ID_BYTES_MAX} bytes)` });
+      call.emit('error', grpcError(ErrorCode.METADATA_INVALID, `metadata "${DEVICE_ID_KEY}" must name the device (1..${DEVICE_ID_BYTES_MAX} bytes)`));
       return;
     }
     const cursorText = metadataString(call.metadata, CURSOR_KEY);
     const cursor = cursorText === null ? null : Number(cursorText);
     if (cursor !== null && !(Number.isSafeInteger(cursor) && cursor >= 0)) {
-      call.emit('error', { code: status.INVALID_ARGUMENT, details: `metadata "${CURSOR_KEY}" must be a whole number from 0 to 2^53-1 (got "${cursorText!.slice(0, 32)}")` });
+      call.emit('error', grpcError(ErrorCode.METADATA_INVALID, `metadata "${CURSOR_KEY}" must be a whole number from 0 to 2^53-1 (got "${cursorText!.slice(0, 32)}")`));
       return;
     }
     const session = new DeviceSession(this, deviceId, {
@@ -303,13 +305,13 @@ export class Gateway implements SessionHost, UplinkHost {
   register(session: DeviceSession, cursor: number | null = null): void {
     const previous = this.sessions.get(session.deviceId);
     if (previous === undefined && this.sessions.size >= this.config.gateway.devicesMax) {
-      session.end({ code: status.RESOURCE_EXHAUSTED, details: `this gateway instance holds ${this.config.gateway.devicesMax} streams (gateway.devicesMax); connect to another instance or later` });
+      session.end(grpcError(ErrorCode.INSTANCE_FULL, `this gateway instance holds ${this.config.gateway.devicesMax} streams (gateway.devicesMax); connect to another instance or later`));
       return;
     }
     this.sessions.set(session.deviceId, session);
     metrics.devicesConnected.set(this.sessions.size);
-    previous?.end({ code: status.ABORTED, details: `a newer stream for device ${session.deviceId} took over this one` });
-    session.start(cursor).catch(() => session.end({ code: status.UNAVAILABLE, details: 'Redis did not answer while this stream was starting; reconnect' }));
+    previous?.end(grpcError(ErrorCode.STREAM_SUPERSEDED, `a newer stream for device ${session.deviceId} took over this one`));
+    session.start(cursor).catch(() => session.end(grpcError(ErrorCode.REDIS_UNAVAILABLE, 'Redis did not answer while this stream was starting; reconnect')));
   }
 
   /**
@@ -326,7 +328,7 @@ export class Gateway implements SessionHost, UplinkHost {
     const sink: CallSink = new CallSink(
       () => {
         if (refused) return;
-        if (sink.failed !== null) cb({ code: status.UNAVAILABLE, details: `Kafka did not take every event (${sink.failed.message}); send the events again (one refused as DUPLICATE is in)` });
+        if (sink.failed !== null) cb(grpcError(ErrorCode.KAFKA_UNAVAILABLE, `Kafka did not take every event (${sink.failed.message}); send the events again (one refused as DUPLICATE is in)`));
         else cb(null, { accepted: sink.durable, rejected: rejected + sink.rejects.length });
       },
       () => {
@@ -348,7 +350,7 @@ export class Gateway implements SessionHost, UplinkHost {
       // Before anything of this event is taken or produced: a refused call leaves nothing behind.
       if (!devices.has(deviceId) && devices.size >= this.config.gateway.devicesMax) {
         refused = true;
-        cb({ code: status.RESOURCE_EXHAUSTED, details: `one Ingest call may name at most ${this.config.gateway.devicesMax} devices (gateway.devicesMax); split the stream` });
+        cb(grpcError(ErrorCode.CALL_DEVICES_MAX, `one Ingest call may name at most ${this.config.gateway.devicesMax} devices (gateway.devicesMax); split the stream`));
         call.destroy();
         return;
       }
@@ -373,13 +375,13 @@ export class Gateway implements SessionHost, UplinkHost {
   private ingestBatch(call: ServerUnaryCall<EventBatch, BatchAck>, cb: sendUnaryData<BatchAck>): void {
     const events = call.request.events ?? [];
     if (events.length > BATCH_EVENTS_MAX) {
-      cb({ code: status.INVALID_ARGUMENT, details: `events has ${events.length} entries; at most ${BATCH_EVENTS_MAX} per IngestBatch` });
+      cb(grpcError(ErrorCode.REQUEST_INVALID, `events has ${events.length} entries; at most ${BATCH_EVENTS_MAX} per IngestBatch`));
       return;
     }
     const authed = authenticatedDevice(call.metadata);
     const now = Date.now() * 1000;
     const sink: CallSink = new CallSink(() => {
-      if (sink.failed !== null) cb({ code: status.UNAVAILABLE, details: `Kafka did not take every event (${sink.failed.message}); send the batch again (events refused as DUPLICATE are in)` });
+      if (sink.failed !== null) cb(grpcError(ErrorCode.KAFKA_UNAVAILABLE, `Kafka did not take every event (${sink.failed.message}); send the batch again (events refused as DUPLICATE are in)`));
       else cb(null, { accepted: sink.eventIds.length, rejects: sink.rejects, eventIds: sink.eventIds });
     });
     for (const e of events) {
@@ -412,7 +414,7 @@ export class Gateway implements SessionHost, UplinkHost {
         // Grace over: end the streams with a status (tryShutdown then completes once they are
         // finished); a call that still hangs a second later is cut.
         const grace = setTimeout(() => {
-          for (const s of [...this.sessions.values()]) s.end({ code: status.UNAVAILABLE, details: 'gateway shutting down; reconnect (to another instance) and resend unacked events' });
+          for (const s of [...this.sessions.values()]) s.end(grpcError(ErrorCode.SHUTTING_DOWN, 'gateway shutting down; reconnect (to another instance) and resend unacked events'));
           last = setTimeout(() => server.forceShutdown(), 1000);
         }, this.config.gateway.drainGraceMs);
         server.tryShutdown(() => {
@@ -432,7 +434,7 @@ export class Gateway implements SessionHost, UplinkHost {
     }
     if (this.unproducedTimer !== null) clearTimeout(this.unproducedTimer);
     await this.producer.disconnect();
-    for (const s of [...this.sessions.values()]) s.end({ code: status.UNAVAILABLE, details: 'gateway shutting down' });
+    for (const s of [...this.sessions.values()]) s.end(grpcError(ErrorCode.SHUTTING_DOWN, 'gateway shutting down'));
     await this.link.close();
     for (const s of this.extraServices) await s.stop();
   }

@@ -17,9 +17,11 @@
  * square as int64, computed exactly with BigInt; it is exact up to 2^53 (|number| <= 94906265) and
  * the nearest double above that, because the codecs carry 64-bit integers as JS numbers.
  */
-import { status, type ServerDuplexStream } from '@grpc/grpc-js';
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import { ErrorCode } from '../errors.js';
 import type { Downlink, EventRequest, EventResponse, Result, TraceStep } from './protocol.js';
 import { authenticatedDevice } from './auth.js';
+import { grpcError } from './grpc-status.js';
 import { DeviceSession } from './session.js';
 import { UplinkSession } from './uplink-session.js';
 import type { Gateway } from './gateway.js';
@@ -66,13 +68,13 @@ export function processEvent(gw: Gateway, call: ServerDuplexStream<EventRequest,
   const v = call.metadata.get(CLIENT_ID_KEY);
   const clientId = v.length === 0 ? '' : String(v[0]);
   if (clientId === '' || Buffer.byteLength(clientId) > 200) {
-    call.emit('error', { code: status.INVALID_ARGUMENT, details: `metadata "${CLIENT_ID_KEY}" must name the client (1..200 bytes)` });
+    call.emit('error', grpcError(ErrorCode.METADATA_INVALID, `metadata "${CLIENT_ID_KEY}" must name the client (1..200 bytes)`));
     return;
   }
   const deviceId = `nimbus/${clientId}`;
   const authed = authenticatedDevice(call.metadata);
   if (authed !== null && authed !== deviceId) {
-    call.emit('error', { code: status.PERMISSION_DENIED, details: `the token is for device "${authed}"; client "${clientId}" needs a token for device "${deviceId}"` });
+    call.emit('error', grpcError(ErrorCode.DEVICE_FORBIDDEN, `the token is for device "${authed}"; client "${clientId}" needs a token for device "${deviceId}"`));
     return;
   }
   const session = new DeviceSession(gw, deviceId, {

@@ -21,9 +21,11 @@
 import assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
 import type { Config } from '../config.js';
+import { ErrorCode } from '../errors.js';
 import { metrics } from '../http/metrics.js';
 import { decodeResult } from '../wire/result-codec.js';
 import type { DeliveryLink } from './delivery.js';
+import { grpcError } from './grpc-status.js';
 import type { Downlink, Result } from './protocol.js';
 import type { UplinkSession } from './uplink-session.js';
 
@@ -140,7 +142,7 @@ export class DeviceSession {
     metrics.stageSeconds.observe({ stage: 'deliver' }, (Date.now() * 1000 - r.processedAtUs) / 1e6);
     this.outbound.push({ seq: r.seq, type: r.type, value: r.value, payload: r.payload, sentAtUs: r.sentAtUs, processedAtUs: r.processedAtUs });
     if (this.outbound.length > this.host.config.gateway.outboundMax) {
-      this.end({ code: status.RESOURCE_EXHAUSTED, details: `device is not reading: more than ${this.host.config.gateway.outboundMax} results (gateway.outboundMax) wait for it; they stay buffered for its next stream` });
+      this.end(grpcError(ErrorCode.DEVICE_NOT_READING, `device is not reading: more than ${this.host.config.gateway.outboundMax} results (gateway.outboundMax) wait for it; they stay buffered for its next stream`));
     } else {
       this.host.markDirty(this);
     }
@@ -209,7 +211,7 @@ export class DeviceSession {
       // Entries the device confirmed having (at or below its cursor) are not needed again.
       if (confirmedN > 0) void this.host.link.trimBuffer(this.deviceId, confirmedN).catch(() => {});
     } catch {
-      if (!this.closed) this.end({ code: status.UNAVAILABLE, details: "Redis did not answer while reading this device's buffered results; reconnect" });
+      if (!this.closed) this.end(grpcError(ErrorCode.REDIS_UNAVAILABLE, "Redis did not answer while reading this device's buffered results; reconnect"));
     } finally {
       this.draining = false;
     }
@@ -246,11 +248,11 @@ export class DeviceSession {
   }
 
   private endBehind(dropped: number): void {
-    this.end({ code: status.RESOURCE_EXHAUSTED, details: `device is not reading fast enough: it fell more than ${this.host.config.redis.deviceBufferMax} results (redis.deviceBufferMax) behind and ${dropped} results after the last it was sent were dropped from its buffer; reconnect for the newest` });
+    this.end(grpcError(ErrorCode.DEVICE_BEHIND, `device is not reading fast enough: it fell more than ${this.host.config.redis.deviceBufferMax} results (redis.deviceBufferMax) behind and ${dropped} results after the last it was sent were dropped from its buffer; reconnect for the newest`));
   }
 
   private endStalled(): void {
-    this.end({ code: status.RESOURCE_EXHAUSTED, details: `device is not reading: it took nothing for ${this.host.config.gateway.stallTimeoutMs} ms (gateway.stallTimeoutMs) while its buffered results were being sent; they stay buffered for its next stream` });
+    this.end(grpcError(ErrorCode.DEVICE_NOT_READING, `device is not reading: it took nothing for ${this.host.config.gateway.stallTimeoutMs} ms (gateway.stallTimeoutMs) while its buffered results were being sent; they stay buffered for its next stream`));
   }
 
   /** Resolves true when the transport drains (or the session closes), false after gateway.stallTimeoutMs. */

@@ -15,9 +15,10 @@
  * a device that does not read, like results: past gateway.outboundMax of them the stream is paused
  * until the transport drains.
  */
-import { status } from '@grpc/grpc-js';
 import type { Config } from '../config.js';
+import { ErrorCode } from '../errors.js';
 import { metrics } from '../http/metrics.js';
+import { grpcError } from './grpc-status.js';
 import type { Event, Reject, Uplink } from './protocol.js';
 import type { DeviceSession } from './session.js';
 import { rateLimitedMessage, RejectCode, validateEvent } from './validate.js';
@@ -101,7 +102,7 @@ export class UplinkSession implements EventSink {
     if (this.session.closed) return;
     if (err !== null) {
       metrics.produceFailures.inc();
-      this.session.end({ code: status.UNAVAILABLE, details: `event seq ${seq} was not acknowledged (${err.message}); reconnect and send the events after acked_seq ${this.ackedSeq} again (one refused as DUPLICATE is in)` });
+      this.session.end(grpcError(ErrorCode.KAFKA_UNAVAILABLE, `event seq ${seq} was not acknowledged (${err.message}); reconnect and send the events after acked_seq ${this.ackedSeq} again (one refused as DUPLICATE is in)`));
       return;
     }
     metrics.eventsDurable.inc();

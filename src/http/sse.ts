@@ -27,12 +27,13 @@
  *   data: {"code":"ABORTED","details":"..."}
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { status } from '@grpc/grpc-js';
 import { checkBearer } from '../auth/token.js';
 import type { Config } from '../config.js';
+import { ErrorCode } from '../errors.js';
 import { DeliveryLink } from '../gateway/delivery.js';
 import { refuseEvictingPolicy } from '../redis/eviction-policy.js';
 import { FlushScheduler } from '../gateway/flush-scheduler.js';
+import { grpcError, statusName } from '../gateway/grpc-status.js';
 import type { Downlink } from '../gateway/protocol.js';
 import { DeviceSession, type SessionHost } from '../gateway/session.js';
 import type { FrameEntry } from '../wire/delivery-frame.js';
@@ -63,13 +64,13 @@ export class SseHub implements SessionHost {
       onEntries: (entries: FrameEntry[]) => {
         for (const e of entries) hub!.sessions.get(e.deviceId)?.onLive(e.n, e.result);
       },
-      onTakeover: (deviceId) => hub!.sessions.get(deviceId)?.end({ code: status.ABORTED, details: `device ${deviceId} connected elsewhere; this stream is superseded` }),
+      onTakeover: (deviceId) => hub!.sessions.get(deviceId)?.end(grpcError(ErrorCode.STREAM_SUPERSEDED, `device ${deviceId} connected elsewhere; this stream is superseded`)),
     });
     const warning = await refuseEvictingPolicy(link.commands, config);
     if (warning !== null) process.stderr.write(`sse: ${warning}\n`);
     hub = new SseHub(config, link);
     // Presence is held and renewed like a gRPC session's, so the forwarder keeps routing here.
-    link.startRenewing(() => [...hub!.sessions.values()].map((s) => ({ deviceId: s.deviceId, sentSeq: s.sentSeq, lost: () => s.end({ code: status.ABORTED, details: `device ${s.deviceId} is held by another stream; this one is superseded` }) })));
+    link.startRenewing(() => [...hub!.sessions.values()].map((s) => ({ deviceId: s.deviceId, sentSeq: s.sentSeq, lost: () => s.end(grpcError(ErrorCode.STREAM_SUPERSEDED, `device ${s.deviceId} is held by another stream; this one is superseded`)) })));
     return hub;
   }
 
@@ -157,7 +158,7 @@ export class SseHub implements SessionHost {
     const session = new DeviceSession(this, deviceId, {
       write: (msg) => res.write(sseText(msg)),
       end: (st) => {
-        if (st !== null) res.write(`event: end\ndata: ${JSON.stringify({ code: status[st.code], details: st.details })}\n\n`);
+        if (st !== null) res.write(`event: end\ndata: ${JSON.stringify({ code: statusName(st.code), details: st.details })}\n\n`);
         res.end();
       },
     });
@@ -166,8 +167,8 @@ export class SseHub implements SessionHost {
     this.sessions.set(deviceId, session);
     this.responses.set(session, res);
     metrics.sseStreams.set(this.sessions.size);
-    previous?.end({ code: status.ABORTED, details: `a newer stream for device ${deviceId} took over this one` });
-    session.start(cursor).catch(() => session.end({ code: status.UNAVAILABLE, details: 'Redis did not answer while this stream was starting; reconnect' }));
+    previous?.end(grpcError(ErrorCode.STREAM_SUPERSEDED, `a newer stream for device ${deviceId} took over this one`));
+    session.start(cursor).catch(() => session.end(grpcError(ErrorCode.REDIS_UNAVAILABLE, 'Redis did not answer while this stream was starting; reconnect')));
   }
 
   /** A comment line on every stream: keeps proxies from timing it out and shows the client it is alive. */
@@ -180,7 +181,7 @@ export class SseHub implements SessionHost {
   /** Ends every stream (the client reconnects elsewhere with its Last-Event-ID) and lets go of Redis. */
   async stop(): Promise<void> {
     clearInterval(this.heartbeat);
-    for (const s of [...this.sessions.values()]) s.end({ code: status.UNAVAILABLE, details: 'server shutting down; reconnect' });
+    for (const s of [...this.sessions.values()]) s.end(grpcError(ErrorCode.SHUTTING_DOWN, 'server shutting down; reconnect'));
     await this.link.close();
   }
 }

@@ -25,6 +25,8 @@
  */
 import { Metadata, status, type sendUnaryData, type Server, type ServerReadableStream, type ServiceDefinition } from '@grpc/grpc-js';
 import type { Config } from '../config.js';
+import { ErrorCode } from '../errors.js';
+import { grpcError, statusName } from '../gateway/grpc-status.js';
 import type { GatewayService } from '../gateway/services.js';
 import { metrics } from '../http/metrics.js';
 import { connectRedis, createRedis, disconnectRedis, redisUnavailable } from '../redis/client.js';
@@ -91,8 +93,9 @@ export async function startEventService(config: Config, instanceId: string): Pro
     const name = md.length === 0 ? config.queue.name : String(md[0]);
     const problem = queueNameProblem(name);
     if (problem !== null) {
-      metrics.queueCallsRefused.inc({ status: 'INVALID_ARGUMENT' });
-      cb({ code: status.INVALID_ARGUMENT, details: `metadata ${QUEUE_METADATA_KEY} ${problem}` });
+      const st = grpcError(ErrorCode.METADATA_INVALID, `metadata ${QUEUE_METADATA_KEY} ${problem}`);
+      metrics.queueCallsRefused.inc({ status: statusName(st.code) });
+      cb(st);
       call.destroy();
       return;
     }
@@ -163,7 +166,7 @@ export async function startEventService(config: Config, instanceId: string): Pro
           metrics.queueEventsPushed.inc(n);
           metrics.redisPipelineDepth.observe({ path: 'queue' }, items.length);
           if (n < items.length) {
-            finish({ code: status.RESOURCE_EXHAUSTED, details: `queue ${name} is full (queue.lengthMax ${config.queue.lengthMax}); ${stored} events of this call were stored, the ones after them were not; send those again later` });
+            finish(grpcError(ErrorCode.QUEUE_FULL, `queue ${name} is full (queue.lengthMax ${config.queue.lengthMax}); ${stored} events of this call were stored, the ones after them were not; send those again later`));
             return;
           }
         }
@@ -171,7 +174,7 @@ export async function startEventService(config: Config, instanceId: string): Pro
         flushing = false;
       }
       if (finished) return;
-      if (refusal !== null) finish({ code: status.INVALID_ARGUMENT, details: refusal });
+      if (refusal !== null) finish(grpcError(ErrorCode.REQUEST_INVALID, refusal));
       else if (ended) finish(null);
     };
     const schedule = () => {

@@ -12,8 +12,10 @@
  * whose protobufjs has Long disabled: `longs: String` hands int64 timestamps over as exact decimal
  * strings, and they are stored as such.
  */
-import { status, type sendUnaryData, type Server, type ServerUnaryCall, type ServiceDefinition } from '@grpc/grpc-js';
+import type { sendUnaryData, Server, ServerUnaryCall, ServiceDefinition } from '@grpc/grpc-js';
 import type { Config } from '../config.js';
+import { ErrorCode } from '../errors.js';
+import { grpcError } from '../gateway/grpc-status.js';
 import type { GatewayService } from '../gateway/services.js';
 import { metrics as engineMetrics } from '../http/metrics.js';
 import { connectRedis, createRedis, disconnectRedis, redisUnavailable, type RedisClient } from '../redis/client.js';
@@ -83,11 +85,11 @@ export async function startMetricsService(config: Config, instanceId: string): P
 
 function refuse(cb: sendUnaryData<never>, details: string): void {
   engineMetrics.streamsRejected.inc();
-  cb({ code: status.INVALID_ARGUMENT, details });
+  cb(grpcError(ErrorCode.REQUEST_INVALID, details));
 }
 
 function unavailable(err: unknown) {
-  return { code: status.UNAVAILABLE, details: `Redis did not take the metrics (${err instanceof Error ? err.message : String(err)}); send them again` };
+  return grpcError(ErrorCode.REDIS_UNAVAILABLE, `Redis did not take the metrics (${err instanceof Error ? err.message : String(err)}); send them again`);
 }
 
 /**
