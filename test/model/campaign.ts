@@ -19,6 +19,8 @@ export interface CampaignOptions {
   budgetMs: number;
   /** Re-runs allowed to shrink the first failing schedule (0: no shrinking). */
   shrinkReruns: number;
+  /** Shrink for this violation kind only (default: any kind the failure showed). */
+  shrinkKind?: string;
   opsMax: number;
   kills: boolean;
   /** The command that replays a seed, for the printed replay line. */
@@ -60,6 +62,7 @@ export function optionsFromEnv(env: Readonly<Record<string, string | undefined>>
   if (env.STRATUS_MODEL_SEED !== undefined && env.STRATUS_MODEL_SEED !== '') o.seed = Number(env.STRATUS_MODEL_SEED) >>> 0;
   if (env.STRATUS_MODEL_OPS !== undefined && env.STRATUS_MODEL_OPS !== '') o.ops = env.STRATUS_MODEL_OPS.split(',').map(Number);
   if (env.STRATUS_MODEL_RUNS !== undefined && env.STRATUS_MODEL_RUNS !== '') o.runs = Number(env.STRATUS_MODEL_RUNS);
+  if (env.STRATUS_MODEL_KIND !== undefined && env.STRATUS_MODEL_KIND !== '') o.shrinkKind = env.STRATUS_MODEL_KIND;
   if (o.seed !== undefined && env.STRATUS_MODEL_RUNS === undefined) o.runs = 1;
   return o;
 }
@@ -88,8 +91,9 @@ export async function campaign(engine: ModelEngine, o: CampaignOptions): Promise
     for (const v of r.violations.slice(0, 8)) o.print(`  ${v.kind} ${v.device}${v.seq !== undefined ? ` seq ${v.seq}` : ''}: ${v.detail}`);
     const failure: Failure = { seed, violations: r.violations, shrunk: null, replay: replayLine(seed, o.ops ?? null, o.replayEntry) };
     // Shrink the first failure of the campaign only: each re-run costs a schedule.
-    if (o.shrinkReruns > 0 && sum.failures.length === 0 && o.ops === undefined) {
-      const s = await shrink(engine, r, { reruns: o.shrinkReruns, deadlineMs: started + o.budgetMs + 120_000 }, (line) => o.print(`  ${line}`));
+    const shrinkable = o.shrinkKind === undefined || r.violations.some((v) => v.kind === o.shrinkKind);
+    if (o.shrinkReruns > 0 && shrinkable && !sum.failures.some((f) => f.shrunk !== null) && o.ops === undefined) {
+      const s = await shrink(engine, r, { reruns: o.shrinkReruns, deadlineMs: started + o.budgetMs, ...(o.shrinkKind !== undefined ? { kind: o.shrinkKind } : {}) }, (line) => o.print(`  ${line}`));
       const text = describe(schedule, s.keep);
       failure.shrunk = { keep: s.keep, text, violations: s.result.violations, reruns: s.reruns };
       failure.replay = replayLine(seed, s.keep, o.replayEntry);

@@ -159,6 +159,11 @@ export class ConnectChannel extends Waitable {
     return this.attempts.filter((x) => x.a.outcome === null).length;
   }
 
+  /** The device is done sending: the engine ends the stream (OK) once everything is acked. */
+  halfClose(): void {
+    if (this.state === 'open') this.call.end();
+  }
+
   /** The device cuts the stream: what it sent without an ack is unacked (abandoned). */
   cancel(): void {
     if (this.state === 'open') {

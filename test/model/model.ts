@@ -123,7 +123,8 @@ export function check(obs: Observations): Violation[] {
     // Every result the device received, on any channel.
     const received = new Map<number, { value: number; channel: string }[]>();
     for (const ch of channels) {
-      for (const r of ch.results) received.set(r.seq, [...(received.get(r.seq) ?? []), { value: r.value, channel: ch.id }]);
+      const name = `${ch.id}(${ch.cursor === null ? 'no cursor' : `cursor ${ch.cursor}`}, op ${ch.op})`;
+      for (const r of ch.results) received.set(r.seq, [...(received.get(r.seq) ?? []), { value: r.value, channel: name }]);
     }
 
     // (iv) one outcome per attempt

@@ -1,6 +1,7 @@
 /**
  * The model test from the command line: `node dist/test/model/run.js --runs N [--seed S]
- * [--ops i,j,k] [--ops-max N] [--no-kills] [--shrink N] [--budget-s S]`. Prints one line per
+ * [--ops i,j,k] [--ops-max N] [--no-kills] [--shrink N] [--kind K] [--budget-s S]`; --kind shrinks
+ * the first failure showing violation kind K, for that kind only. Prints one line per
  * schedule, the shrunk schedule and replay line of the first failure, and a summary; exits 1 when
  * any schedule broke the contract. STRATUS_MODEL_SEED / STRATUS_MODEL_OPS work here too.
  */
@@ -17,6 +18,7 @@ const { values } = parseArgs({
     'no-kills': { type: 'boolean', default: false },
     shrink: { type: 'string', default: '12' },
     'budget-s': { type: 'string', default: '3600' },
+    kind: { type: 'string' },
   },
 });
 
@@ -30,6 +32,7 @@ const opts = optionsFromEnv(MODEL_ENV, {
   print: (line) => process.stdout.write(`${line}\n`),
 });
 if (values.seed !== undefined) opts.seed = Number(values.seed) >>> 0;
+if (values.kind !== undefined) opts.shrinkKind = values.kind;
 if (values.ops !== undefined) opts.ops = values.ops.split(',').map(Number);
 
 const engine = await ModelEngine.start();

@@ -21,8 +21,9 @@ import { formatOp, subset, type Instance, type Op, type Schedule } from './sched
 export interface RunStats { ops: number; events: number; acked: number; results: number; seconds: number; skipped: number }
 export interface RunResult { schedule: Schedule; violations: Violation[]; stats: RunStats; obs: Observations; log: string[] }
 
-const SENTINEL_RESULT_MS = 30_000;
-const SENTINEL_RESULT_AFTER_KILL_MS = 60_000;
+const SENTINEL_RESULT_MS = 15_000;
+/** A killed processor or forwarder is back only after its consumer group's session timeout (10 s). */
+const SENTINEL_RESULT_AFTER_KILL_MS = 45_000;
 
 class DeviceRt {
   nextSeq = 1;
@@ -281,8 +282,13 @@ class Run extends Waitable {
   }
 
   private async quiesceDevice(d: DeviceRt, on: Instance, resultWaitMs: number): Promise<void> {
-    const open = d.openConnect();
-    if (open !== undefined) await open.until(() => open.outstanding() === 0 || open.state !== 'open', 5000);
+    // Open streams end the plain way first (half-close; the engine ends them once all is acked), so
+    // the quiesce itself is no takeover: a takeover is an operation of its own in the schedules.
+    for (const open of d.connects.filter((c) => c.state === 'open')) {
+      await open.until(() => open.outstanding() === 0 || open.state !== 'open', 5000);
+      open.halfClose();
+      await open.until(() => open.state !== 'open', 5000);
+    }
     let ch = this.connect(d, on, -1);
     let seq = 0;
     let value = 0;
@@ -382,8 +388,8 @@ export interface Shrunk { keep: number[]; result: RunResult; reruns: number }
  * Timing makes a run not exactly repeatable, so a chunk that "passes" may only have been lucky:
  * the result is a small failing schedule, not necessarily the smallest.
  */
-export async function shrink(engine: ModelEngine, failing: RunResult, budget: { reruns: number; deadlineMs: number }, progress: (s: string) => void = () => {}): Promise<Shrunk> {
-  const kinds = new Set<string>(failing.violations.map((v) => v.kind).filter((k) => k !== 'harness'));
+export async function shrink(engine: ModelEngine, failing: RunResult, budget: { reruns: number; deadlineMs: number; kind?: string }, progress: (s: string) => void = () => {}): Promise<Shrunk> {
+  const kinds = new Set<string>(budget.kind !== undefined ? [budget.kind] : failing.violations.map((v) => v.kind).filter((k) => k !== 'harness'));
   const fails = (r: RunResult) => r.violations.some((v) => (kinds.size === 0 ? true : kinds.has(v.kind)));
   let keep = failing.schedule.ops.map((_, i) => i).filter((i) => failing.schedule.ops[i]!.op !== 'wait' || (failing.schedule.ops[i] as { ms: number }).ms > 0);
   let best = failing;
