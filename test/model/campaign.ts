@@ -23,6 +23,8 @@ export interface CampaignOptions {
   shrinkKind?: string;
   opsMax: number;
   kills: boolean;
+  /** Plain schedules only (see GenOptions.plain). */
+  plain?: boolean;
   /** The command that replays a seed, for the printed replay line. */
   replayEntry: string;
   print: (line: string) => void;
@@ -67,8 +69,8 @@ export function optionsFromEnv(env: Readonly<Record<string, string | undefined>>
   return o;
 }
 
-export function scheduleOf(seed: number, o: Pick<CampaignOptions, 'ops' | 'opsMax' | 'kills'>): Schedule {
-  const s = generate(seed, { opsMax: o.opsMax, kills: o.kills });
+export function scheduleOf(seed: number, o: Pick<CampaignOptions, 'ops' | 'opsMax' | 'kills' | 'plain'>): Schedule {
+  const s = generate(seed, { opsMax: o.opsMax, kills: o.kills, plain: o.plain === true });
   return o.ops !== undefined ? subset(s, o.ops) : s;
 }
 

@@ -1,6 +1,7 @@
 /**
  * The model test from the command line: `node dist/test/model/run.js --runs N [--seed S]
- * [--ops i,j,k] [--ops-max N] [--no-kills] [--shrink N] [--kind K] [--budget-s S]`; --kind shrinks
+ * [--ops i,j,k] [--ops-max N] [--no-kills] [--shrink N] [--kind K] [--plain] [--budget-s S]`; --plain: only plain
+ * schedules (one Connect stream per device, increasing seqs); --kind shrinks
  * the first failure showing violation kind K, for that kind only. Prints one line per
  * schedule, the shrunk schedule and replay line of the first failure, and a summary; exits 1 when
  * any schedule broke the contract. STRATUS_MODEL_SEED / STRATUS_MODEL_OPS work here too.
@@ -19,6 +20,7 @@ const { values } = parseArgs({
     shrink: { type: 'string', default: '12' },
     'budget-s': { type: 'string', default: '3600' },
     kind: { type: 'string' },
+    plain: { type: 'boolean', default: false },
   },
 });
 
@@ -28,6 +30,7 @@ const opts = optionsFromEnv(MODEL_ENV, {
   shrinkReruns: Number(values.shrink),
   opsMax: Number(values['ops-max']),
   kills: !values['no-kills'],
+  plain: values.plain,
   replayEntry: 'node dist/test/model/run.js',
   print: (line) => process.stdout.write(`${line}\n`),
 });

@@ -53,8 +53,13 @@ export interface Schedule {
 
 export interface GenOptions {
   opsMax: number;
-  /** Probability weight of kill operations (0: none). */
+  /** Kill operations allowed (at most one per schedule). */
   kills: boolean;
+  /**
+   * Plain behaviour only: each device connects once and sends increasing seqs on that stream.
+   * What today's engine already promises: the harness's own soundness check.
+   */
+  plain?: boolean;
 }
 
 export function generate(seed: number, opts: GenOptions = { opsMax: 40, kills: true }): Schedule {
@@ -66,6 +71,14 @@ export function generate(seed: number, opts: GenOptions = { opsMax: 40, kills: t
   const d = () => rng.int(0, devices.length - 1);
   let killed = 0;
   const count = rng.int(Math.min(8, opts.opsMax), opts.opsMax);
+  if (opts.plain === true) {
+    devices.forEach((_, k) => ops.push({ op: 'connect', d: k, on: inst() }));
+    while (ops.length < count) {
+      ops.push({ op: 'send', d: d(), n: rng.int(1, 4), batch: rng.bool(0.3), on: 'a' });
+      if (rng.bool(0.6)) ops.push({ op: 'wait', ms: rng.int(0, 250) });
+    }
+    return { seed, devices, nimbusClients: 0, ops };
+  }
   while (ops.length < count) {
     const kind = rng.weighted({
       connect: 5,
