@@ -281,6 +281,10 @@ export class NimbusStream extends Waitable {
     return mine.length <= this.record.rejects.length;
   }
 
+  halfClose(): void {
+    if (this.open) this.call.end();
+  }
+
   cancel(): void {
     if (this.open) this.record.failed ??= 'CANCELLED (by the client)';
     this.call.cancel();

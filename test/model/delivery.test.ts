@@ -44,6 +44,14 @@ test('delivery contract: model vs engine', { timeout: 600_000 }, async (t) => {
     assert.equal(r.stats.results, 14);
   });
 
+  await t.test('generated plain schedules pass', async () => {
+    const s = await campaign(engine, { runs: 5, budgetMs: 30_000, shrinkReruns: 0, opsMax: 20, kills: false, plain: true, replayEntry: 'node dist/test/model/run.js --plain', print: (text) => t.diagnostic(text) });
+    assert.ok(s.runs > 0);
+    assert.equal(s.violations, 0, `plain seeds ${s.seeds.join(',')}: ${s.failures.map((f) => summarize(f.violations)).join(' | ')}`);
+    assert.equal(s.acked, s.events);
+    assert.equal(s.results, s.events);
+  });
+
   await t.test('generated schedules keep the contract', async () => {
     const opts = optionsFromEnv(MODEL_ENV, {
       runs: 20,

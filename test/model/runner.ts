@@ -183,6 +183,7 @@ class Run extends Waitable {
         if (o.blind) {
           await sleep(50);
           ch.send([1, 2, 3].map((seq) => ({ seq, value: this.nextValue() })), i, false);
+          d.maxSent = Math.max(d.maxSent, 3);
           await ch.until(() => ch.outstanding() === 0 || ch.state !== 'open', 3000);
         }
         const known = Math.max(ch.lastSeqHeader ?? 0, ch.rejectLastSeq);
@@ -282,6 +283,9 @@ class Run extends Waitable {
   }
 
   private async quiesceDevice(d: DeviceRt, on: Instance, resultWaitMs: number): Promise<void> {
+    // SSE readers are closed by the device: its last connection is a fresh Connect, not a
+    // takeover (SSE <-> Connect takeovers are operations of the schedules).
+    for (const s of d.sses) s.close();
     // Open streams end the plain way first (half-close; the engine ends them once all is acked), so
     // the quiesce itself is no takeover: a takeover is an operation of its own in the schedules.
     for (const open of d.connects.filter((c) => c.state === 'open')) {
@@ -325,8 +329,13 @@ class Run extends Waitable {
     const answered = () => new Set(this.obs.nimbusChannels.filter((x) => x.client === c.id).flatMap((x) => x.responses.map((r) => r.number)));
     for (const s of c.streams.filter((x) => x.open)) {
       await s.until(() => !s.open || s.allAnswered(answered()), 10_000);
-      // Still open after 10 s: it had every chance; its requests must be answered.
-      if (s.open) s.record.settled = true;
+      // Still open after 10 s: it had every chance; its requests must be answered. It ends the
+      // plain way (half-close), so the final stream below is no takeover.
+      if (s.open) {
+        s.halfClose();
+        await s.until(() => !s.open, 5000);
+        s.record.settled = true;
+      }
     }
     const i = this.live(on);
     const s = new NimbusStream(this.obs, c.id, this.client(i), i, -1);
