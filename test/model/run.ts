@@ -31,7 +31,8 @@ const opts = optionsFromEnv(MODEL_ENV, {
   opsMax: Number(values['ops-max']),
   kills: !values['no-kills'],
   plain: values.plain,
-  replayEntry: 'node dist/test/model/run.js',
+  // The generation options are part of a seed's schedule: the replay line repeats them.
+  replayEntry: `node dist/test/model/run.js --ops-max ${values['ops-max']}${values['no-kills'] ? ' --no-kills' : ''}${values.plain ? ' --plain' : ''}`,
   print: (line) => process.stdout.write(`${line}\n`),
 });
 if (values.seed !== undefined) opts.seed = Number(values.seed) >>> 0;
