@@ -19,6 +19,8 @@ export interface CampaignOptions {
   budgetMs: number;
   /** Re-runs allowed to shrink the first failing schedule (0: no shrinking). */
   shrinkReruns: number;
+  /** Runs a shrink candidate gets to show the failure (racy bugs); default 1. */
+  shrinkTries?: number;
   /** Shrink for this violation kind only (default: any kind the failure showed). */
   shrinkKind?: string;
   opsMax: number;
@@ -95,7 +97,7 @@ export async function campaign(engine: ModelEngine, o: CampaignOptions): Promise
     // Shrink the first failure of the campaign only: each re-run costs a schedule.
     const shrinkable = o.shrinkKind === undefined || r.violations.some((v) => v.kind === o.shrinkKind);
     if (o.shrinkReruns > 0 && shrinkable && !sum.failures.some((f) => f.shrunk !== null) && o.ops === undefined) {
-      const s = await shrink(engine, r, { reruns: o.shrinkReruns, deadlineMs: started + o.budgetMs, ...(o.shrinkKind !== undefined ? { kind: o.shrinkKind } : {}) }, (line) => o.print(`  ${line}`));
+      const s = await shrink(engine, r, { reruns: o.shrinkReruns, deadlineMs: started + o.budgetMs, tries: o.shrinkTries ?? 1, ...(o.shrinkKind !== undefined ? { kind: o.shrinkKind } : {}) }, (line) => o.print(`  ${line}`));
       const text = describe(schedule, s.keep);
       failure.shrunk = { keep: s.keep, text, violations: s.result.violations, reruns: s.reruns };
       failure.replay = replayLine(seed, s.keep, o.replayEntry);

@@ -56,7 +56,8 @@ test('delivery contract: model vs engine', { timeout: 600_000 }, async (t) => {
     const opts = optionsFromEnv(MODEL_ENV, {
       runs: 20,
       budgetMs: Number(MODEL_ENV.STRATUS_MODEL_BUDGET_S ?? 120) * 1000,
-      shrinkReruns: 6,
+      shrinkReruns: 8,
+      shrinkTries: 2,
       opsMax: 30,
       kills: true,
       replayEntry: 'node --test dist/test/model/delivery.test.js',

@@ -1,6 +1,6 @@
 /**
  * The model test from the command line: `node dist/test/model/run.js --runs N [--seed S]
- * [--ops i,j,k] [--ops-max N] [--no-kills] [--shrink N] [--kind K] [--plain] [--budget-s S]`; --plain: only plain
+ * [--ops i,j,k] [--ops-max N] [--no-kills] [--shrink N] [--shrink-tries T] [--kind K] [--plain] [--budget-s S]`; --plain: only plain
  * schedules (one Connect stream per device, increasing seqs); --kind shrinks
  * the first failure showing violation kind K, for that kind only. Prints one line per
  * schedule, the shrunk schedule and replay line of the first failure, and a summary; exits 1 when
@@ -17,7 +17,8 @@ const { values } = parseArgs({
     ops: { type: 'string' },
     'ops-max': { type: 'string', default: '40' },
     'no-kills': { type: 'boolean', default: false },
-    shrink: { type: 'string', default: '12' },
+    shrink: { type: 'string', default: '24' },
+    'shrink-tries': { type: 'string', default: '2' },
     'budget-s': { type: 'string', default: '3600' },
     kind: { type: 'string' },
     plain: { type: 'boolean', default: false },
@@ -28,6 +29,7 @@ const opts = optionsFromEnv(MODEL_ENV, {
   runs: Number(values.runs),
   budgetMs: Number(values['budget-s']) * 1000,
   shrinkReruns: Number(values.shrink),
+  shrinkTries: Number(values['shrink-tries']),
   opsMax: Number(values['ops-max']),
   kills: !values['no-kills'],
   plain: values.plain,

@@ -397,7 +397,7 @@ export interface Shrunk { keep: number[]; result: RunResult; reruns: number }
  * Timing makes a run not exactly repeatable, so a chunk that "passes" may only have been lucky:
  * the result is a small failing schedule, not necessarily the smallest.
  */
-export async function shrink(engine: ModelEngine, failing: RunResult, budget: { reruns: number; deadlineMs: number; kind?: string }, progress: (s: string) => void = () => {}): Promise<Shrunk> {
+export async function shrink(engine: ModelEngine, failing: RunResult, budget: { reruns: number; deadlineMs: number; kind?: string; tries?: number }, progress: (s: string) => void = () => {}): Promise<Shrunk> {
   const kinds = new Set<string>(budget.kind !== undefined ? [budget.kind] : failing.violations.map((v) => v.kind).filter((k) => k !== 'harness'));
   const fails = (r: RunResult) => r.violations.some((v) => (kinds.size === 0 ? true : kinds.has(v.kind)));
   let keep = failing.schedule.ops.map((_, i) => i).filter((i) => failing.schedule.ops[i]!.op !== 'wait' || (failing.schedule.ops[i] as { ms: number }).ms > 0);
@@ -410,8 +410,10 @@ export async function shrink(engine: ModelEngine, failing: RunResult, budget: { 
     for (let k = 0; k < n && reruns < budget.reruns && Date.now() < budget.deadlineMs; k++) {
       const candidate = keep.filter((_, j) => j < k * size || j >= (k + 1) * size);
       if (candidate.length === 0 || candidate.length === keep.length) continue;
+      // A racy failure may not show in one run: a candidate gets `tries` runs to show it.
+      let r = await runSchedule(engine, subset(failing.schedule, candidate));
       reruns++;
-      const r = await runSchedule(engine, subset(failing.schedule, candidate));
+      for (let t = 1; t < (budget.tries ?? 1) && !fails(r) && reruns < budget.reruns; t++, reruns++) r = await runSchedule(engine, subset(failing.schedule, candidate));
       progress(`shrink: ${candidate.length} ops -> ${fails(r) ? 'still fails' : 'passes'}`);
       if (fails(r)) {
         keep = candidate;
