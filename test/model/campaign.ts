@@ -90,7 +90,7 @@ export async function campaign(engine: ModelEngine, o: CampaignOptions): Promise
     sum.acked += r.stats.acked;
     sum.results += r.stats.results;
     sum.violations += r.violations.length;
-    o.print(`schedule ${k + 1} seed ${seed}: ${r.stats.ops} ops (${r.stats.skipped} skipped), ${r.stats.events} events, ${r.stats.acked} acked, ${r.stats.results} results, ${r.stats.seconds.toFixed(1)} s: ${r.violations.length === 0 ? 'ok' : `${r.violations.length} violations: ${summarize(r.violations)}`}`);
+    o.print(`schedule ${k + 1} seed ${seed}: ${r.stats.ops} ops (${r.stats.skipped} skipped), ${r.stats.events} events, ${r.stats.acked} acked, ${r.stats.results} results, ${r.stats.seconds.toFixed(1)} s: ${r.violations.length === 0 ? 'ok' : `${r.violations.length} violations: ${summarize(r.violations)}`}${r.advisories.length > 0 ? ` (advisory: ${summarize(r.advisories)})` : ''}`);
     if (r.violations.length === 0) continue;
     for (const v of r.violations.slice(0, 8)) o.print(`  ${v.kind} ${v.device}${v.seq !== undefined ? ` seq ${v.seq}` : ''}: ${v.detail}`);
     const failure: Failure = { seed, violations: r.violations, shrunk: null, replay: replayLine(seed, o.ops ?? null, o.replayEntry) };

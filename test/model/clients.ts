@@ -13,6 +13,12 @@ import type { Attempt, Channel, NimbusChannel, Observations } from './model.js';
 
 const CALL_DEADLINE_MS = 20_000;
 
+let clock = 0;
+/** The harness's logical clock: orders channel opens and result arrivals. */
+export function tick(): number {
+  return ++clock;
+}
+
 export function statusName(code: number): string {
   return grpcStatus[code] ?? String(code);
 }
@@ -84,7 +90,7 @@ export class ConnectChannel extends Waitable {
     op: number,
   ) {
     super();
-    this.record = { id: `connect#${obs.channels.length}@${instance}`, device: deviceId, kind: 'connect', cursor, op, results: [] };
+    this.record = { id: `connect#${obs.channels.length}@${instance}`, device: deviceId, kind: 'connect', cursor, op, openedAt: tick(), results: [] };
     obs.channels.push(this.record);
     const md = new Metadata();
     md.set('x-device-id', deviceId);
@@ -122,7 +128,7 @@ export class ConnectChannel extends Waitable {
       }
       this.ackedSeq = acked;
     }
-    for (const r of d.results ?? []) this.record.results.push({ seq: r.seq, value: r.value });
+    for (const r of d.results ?? []) this.record.results.push({ seq: r.seq, value: r.value, at: tick() });
     this.wake();
   }
 
@@ -180,21 +186,32 @@ export class SseChannel {
   readonly record: Channel;
   readonly client = new SseClient();
   constructor(obs: Observations, readonly deviceId: string, readonly instance: string, cursor: number | null, op: number) {
-    this.record = { id: `sse#${obs.channels.length}@${instance}`, device: deviceId, kind: 'sse', cursor, op, results: [] };
+    this.record = { id: `sse#${obs.channels.length}@${instance}`, device: deviceId, kind: 'sse', cursor, op, openedAt: tick(), results: [] };
     obs.channels.push(this.record);
   }
+
+  private closed = false;
 
   async open(httpPort: number): Promise<void> {
     const headers: Record<string, string> = this.record.cursor !== null ? { 'last-event-id': String(this.record.cursor) } : {};
     await this.client.open(`http://127.0.0.1:${httpPort}/v1/devices/${encodeURIComponent(this.deviceId)}/events`, headers);
+    // SseClient wakes its waiters on every parsed chunk: a waiter that syncs stamps each result's
+    // arrival on the logical clock.
+    void this.client.until(() => {
+      this.sync();
+      return this.closed || this.client.ended;
+    }, 24 * 3600_000, "the end of the stream").catch(() => {});
   }
 
+  /** Copies new results from the reader, stamping their arrival. */
   sync(): void {
-    this.record.results = this.client.results().map((r) => ({ seq: r.seq, value: r.value }));
+    const all = this.client.results();
+    for (let k = this.record.results.length; k < all.length; k++) this.record.results.push({ seq: all[k]!.seq, value: all[k]!.value, at: tick() });
   }
 
   close(): void {
     this.sync();
+    this.closed = true;
     this.client.close();
   }
 }

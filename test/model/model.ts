@@ -50,7 +50,8 @@ export interface Attempt {
   excused?: boolean;
 }
 
-export interface Delivery { seq: number; value: number }
+/** `at`: the harness's logical clock (clients.ts tick()) when it arrived. */
+export interface Delivery { seq: number; value: number; at: number }
 
 export interface Channel {
   id: string;
@@ -59,6 +60,8 @@ export interface Channel {
   /** The cursor sent when it opened (x-last-result-seq / Last-Event-ID); null: none. */
   cursor: number | null;
   op: number;
+  /** The harness's logical clock when it was opened. */
+  openedAt: number;
   results: Delivery[];
 }
 
@@ -89,6 +92,7 @@ export interface Violation {
     | 'acked-no-result'
     | 'acked-wrong-value'
     | 'duplicate-result'
+    | 'duplicate-stale-cursor'
     | 'result-for-unsent-seq'
     | 'result-of-rejected-event'
     | 'out-of-order'
@@ -104,6 +108,14 @@ export interface Violation {
   seq?: number;
   detail: string;
 }
+
+/**
+ * Kinds reported but not failing a schedule. duplicate-stale-cursor: a device holding two streams
+ * at once (a takeover while the first is open) got a result on the old stream after it had opened
+ * the new one with a cursor below that result; the new stream then sent it again. The contract
+ * says the client's cursor wins, so the engine cannot know: open question for the contract.
+ */
+export const ADVISORY: ReadonlySet<Violation['kind']> = new Set(['duplicate-stale-cursor']);
 
 export function emptyObservations(): Observations {
   return { attempts: [], channels: [], nimbusRequests: [], nimbusChannels: [], harness: [] };
@@ -121,10 +133,10 @@ export function check(obs: Observations): Violation[] {
     for (const a of attempts) bySeq.set(a.seq, [...(bySeq.get(a.seq) ?? []), a]);
     const bySquare = new Map(attempts.map((a) => [a.value * a.value, a] as const));
     // Every result the device received, on any channel.
-    const received = new Map<number, { value: number; channel: string }[]>();
+    const received = new Map<number, { value: number; channel: string; at: number; ch: Channel }[]>();
     for (const ch of channels) {
       const name = `${ch.id}(${ch.cursor === null ? 'no cursor' : `cursor ${ch.cursor}`}, op ${ch.op})`;
-      for (const r of ch.results) received.set(r.seq, [...(received.get(r.seq) ?? []), { value: r.value, channel: name }]);
+      for (const r of ch.results) received.set(r.seq, [...(received.get(r.seq) ?? []), { value: r.value, channel: name, at: r.at, ch }]);
     }
 
     // (iv) one outcome per attempt
@@ -145,7 +157,13 @@ export function check(obs: Observations): Violation[] {
 
     // (ii) at most one result per (device, seq), only for a sent seq, never of a rejected attempt
     for (const [seq, got] of received) {
-      if (got.length > 1) out.push({ kind: 'duplicate-result', device, seq, detail: `${got.length} results: ${got.map((r) => `${r.value} on ${r.channel}`).join('; ')}` });
+      if (got.length > 1) {
+        // Stale cursor: every later copy came on a channel opened with a cursor before the
+        // earlier copy arrived (on another channel), so the device could not have told it.
+        const byTime = [...got].sort((x, y) => x.at - y.at);
+        const stale = byTime.every((q, k) => k === 0 || byTime.slice(0, k).every((p) => q.ch !== p.ch && q.ch.cursor !== null && q.ch.openedAt < p.at));
+        out.push({ kind: stale ? 'duplicate-stale-cursor' : 'duplicate-result', device, seq, detail: `${got.length} results: ${got.map((r) => `${r.value} on ${r.channel}`).join('; ')}` });
+      }
       const sent = bySeq.get(seq);
       if (sent === undefined) {
         out.push({ kind: 'result-for-unsent-seq', device, seq, detail: `result value ${got[0]!.value} for a seq never sent` });

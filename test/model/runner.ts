@@ -15,11 +15,11 @@ import type { Client } from '@grpc/grpc-js';
 import type { ModelEngine } from '../helpers/model-engine.js';
 import { FreezingProxy } from '../helpers/model-proxy.js';
 import { ConnectChannel, grpcClient, ingest, ingestBatch, NimbusStream, SseChannel, Waitable } from './clients.js';
-import { check, emptyObservations, type Observations, type Violation } from './model.js';
+import { ADVISORY, check, emptyObservations, type Observations, type Violation } from './model.js';
 import { formatOp, subset, type Instance, type Op, type Schedule } from './schedule.js';
 
 export interface RunStats { ops: number; events: number; acked: number; results: number; seconds: number; skipped: number }
-export interface RunResult { schedule: Schedule; violations: Violation[]; stats: RunStats; obs: Observations; log: string[] }
+export interface RunResult { schedule: Schedule; violations: Violation[]; advisories: Violation[]; stats: RunStats; obs: Observations; log: string[] }
 
 const SENTINEL_RESULT_MS = 15_000;
 /** A killed processor or forwarder is back only after its consumer group's session timeout (10 s). */
@@ -371,11 +371,13 @@ export async function runSchedule(engine: ModelEngine, schedule: Schedule): Prom
   } finally {
     run.close();
   }
-  const violations = check(run.obs);
+  const all = check(run.obs);
+  const violations = all.filter((v) => !ADVISORY.has(v.kind));
   const obs = run.obs;
   return {
     schedule,
     violations,
+    advisories: all.filter((v) => ADVISORY.has(v.kind)),
     obs,
     log: run.log,
     stats: {
