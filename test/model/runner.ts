@@ -229,7 +229,15 @@ class Run extends Waitable {
         }
         this.killed = true;
         await this.engine.roles[o.role].kill9();
-        const p = this.engine.roles[o.role].start().catch((err: unknown) => {
+        const p = this.engine.roles[o.role].start().then(() => {
+          if (o.role !== 'a' && o.role !== 'b') return;
+          // The old channel is in reconnect backoff and fails new calls at once: calls after the
+          // restart go through a new one (the old one is closed at the end of the run).
+          const addr = this.engine.grpcAddress(o.role);
+          const old = this.clients.get(addr);
+          if (old !== undefined) this.extraClients.push(old);
+          this.clients.delete(addr);
+        }).catch((err: unknown) => {
           this.obs.harness.push({ device: '-', detail: `restart of ${o.role} failed: ${String(err)}` });
         });
         this.restarts.add(p);
@@ -296,7 +304,8 @@ class Run extends Waitable {
     let ch = this.connect(d, on, -1);
     let seq = 0;
     let value = 0;
-    for (let attempt = 0; attempt < 8; attempt++) {
+    const tries = 20;
+    for (let attempt = 0; attempt < tries; attempt++) {
       await ch.until(() => ch.headersSeen || ch.state !== 'open', 5000);
       if (seq === 0) seq = Math.max(ch.lastSeqHeader ?? 0, d.maxSent) + 1;
       value = this.nextValue();
@@ -306,9 +315,9 @@ class Run extends Waitable {
       const out = a!.outcome;
       if (out?.kind === 'acked') break;
       if (out?.kind === 'rejected' && out.code === 'SEQ_TAKEN') seq = (out.lastSeq ?? seq) + 1;
-      else if (out?.kind === 'rejected' || out?.kind === 'failed') await sleep(200);
+      else if (out?.kind === 'rejected' || out?.kind === 'failed') await sleep(300);
       if (ch.state !== 'open') ch = this.connect(d, on, -1);
-      if (attempt === 7) {
+      if (attempt === tries - 1) {
         this.obs.harness.push({ device: d.id, detail: `quiesce: the sentinel was never acked (last outcome ${JSON.stringify(out)})` });
         return;
       }
