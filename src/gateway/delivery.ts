@@ -87,6 +87,23 @@ export interface BufferEntry {
   result: Buffer;
 }
 
+/**
+ * Records written positions (d only grows). ARGV: prefix, ttlMs, then (device, d) pairs.
+ */
+const RECORD_SCRIPT = `
+local prefix, ttlMs = ARGV[1], ARGV[2]
+for i = 3, #ARGV, 2 do
+  local dkey = prefix .. 'dev:' .. ARGV[i]
+  if tonumber(ARGV[i + 1]) > tonumber(redis.call('HGET', dkey, 'd') or '0') then
+    redis.call('HSET', dkey, 'd', ARGV[i + 1])
+    redis.call('PEXPIRE', dkey, ttlMs)
+  end
+end
+return 0`;
+
+/** How often positions noted by sessions without a client cursor are recorded (noteSent). */
+const RECORD_EVERY_MS = 100;
+
 /** Presence renewals per script call (see renew()). */
 const RENEW_CHUNK = 250;
 
@@ -98,6 +115,9 @@ export class DeliveryLink {
   /** Takeovers of this instance waiting for the old holder's handoff, by device. */
   private readonly handoffs = new Map<string, () => void>();
   private renewTimer: NodeJS.Timeout | null = null;
+  /** Written positions to record, by device (one entry per held device at most). */
+  private readonly sent = new Map<string, number>();
+  private recordTimer: NodeJS.Timeout | null = null;
 
   private constructor(private readonly config: Config, readonly instanceId: string, commands: RedisClient, sub: RedisClient) {
     this.commands = commands;
@@ -115,6 +135,7 @@ export class DeliveryLink {
     await Promise.all([commands.connect(), sub.connect()]);
     commands.defineCommand('stratusRelease', { numberOfKeys: 2, lua: RELEASE_SCRIPT });
     commands.defineCommand('stratusRenew', { numberOfKeys: 0, lua: RENEW_SCRIPT });
+    commands.defineCommand('stratusRecord', { numberOfKeys: 0, lua: RECORD_SCRIPT });
     const link = new DeliveryLink(config, instanceId, commands, sub);
     sub.on('messageBuffer', (_channel: Buffer, message: Buffer) => {
       // A corrupt message must not throw into ioredis's parser: it is counted and dropped. The
@@ -199,6 +220,30 @@ export class DeliveryLink {
     this.renewTimer.unref();
   }
 
+  /**
+   * A session whose client gave no cursor wrote results up to `sentSeq`: recorded within
+   * RECORD_EVERY_MS, so if this instance dies, such a client is sent again at most what it got in
+   * that last moment (a client with a cursor needs none of this).
+   */
+  noteSent(deviceId: string, sentSeq: number): void {
+    this.sent.set(deviceId, sentSeq);
+    if (this.recordTimer === null) this.recordTimer = setTimeout(() => void this.recordSent(), RECORD_EVERY_MS);
+  }
+
+  private async recordSent(): Promise<void> {
+    const args: (string | number)[] = [this.t.redis.prefix, this.config.redis.deviceStateTtlMs];
+    for (const [dev, d] of this.sent) args.push(dev, d);
+    this.sent.clear();
+    try {
+      await (this.commands as unknown as { stratusRecord(...a: (string | number)[]): Promise<number> }).stratusRecord(...args);
+    } catch {
+      // Redis did not answer: the next renewal and the session's end record the position again.
+    } finally {
+      this.recordTimer = null;
+      if (this.sent.size > 0) this.recordTimer = setTimeout(() => void this.recordSent(), RECORD_EVERY_MS);
+    }
+  }
+
   /** A session ended: records what it wrote; with `dropPresence`, lets go of the device too. */
   async release(deviceId: string, sentSeq: number, dropPresence: boolean): Promise<void> {
     await (this.commands as unknown as { stratusRelease(...a: (string | number)[]): Promise<number> }).stratusRelease(
@@ -246,6 +291,7 @@ export class DeliveryLink {
 
   async close(): Promise<void> {
     if (this.renewTimer !== null) clearInterval(this.renewTimer);
+    if (this.recordTimer !== null) clearTimeout(this.recordTimer);
     for (const settle of this.handoffs.values()) settle();
     this.handoffs.clear();
     this.sub.disconnect();

@@ -67,6 +67,8 @@ export class DeviceSession {
    * when the session ends are not counted: they are sent again by the next session.
    */
   sentSeq = 0;
+  /** The client gave no cursor: what this session writes is recorded promptly (DeliveryLink.noteSent). */
+  private noteSent = false;
   /** Buffer index of the last result taken from the buffer or from a frame, in order. */
   lastN = 0;
   private draining = false;
@@ -109,6 +111,7 @@ export class DeviceSession {
     if (this.closed) return;
     this.cursor = cursorFromDevice ?? (await this.host.link.deliveredSeq(this.deviceId));
     this.sentSeq = this.cursor;
+    this.noteSent = cursorFromDevice === null;
     await this.drain();
   }
 
@@ -240,6 +243,7 @@ export class DeviceSession {
     if (i > 0) {
       msg.results = i === this.outbound.length ? this.outbound : this.outbound.slice(0, i);
       this.sentSeq = msg.results[i - 1]!.seq;
+      if (this.noteSent) this.host.link.noteSent(this.deviceId, this.sentSeq);
     }
     this.outbound = i === this.outbound.length ? [] : this.outbound.slice(i);
     metrics.downlinks.inc();

@@ -128,7 +128,7 @@ export class ConnectChannel extends Waitable {
       }
       this.ackedSeq = acked;
     }
-    for (const r of d.results ?? []) this.record.results.push({ seq: r.seq, value: r.value, at: tick() });
+    for (const r of d.results ?? []) this.record.results.push({ seq: r.seq, value: r.value, at: tick(), atMs: Date.now() });
     this.wake();
   }
 
@@ -206,7 +206,7 @@ export class SseChannel {
   /** Copies new results from the reader, stamping their arrival. */
   sync(): void {
     const all = this.client.results();
-    for (let k = this.record.results.length; k < all.length; k++) this.record.results.push({ seq: all[k]!.seq, value: all[k]!.value, at: tick() });
+    for (let k = this.record.results.length; k < all.length; k++) this.record.results.push({ seq: all[k]!.seq, value: all[k]!.value, at: tick(), atMs: Date.now() });
   }
 
   close(): void {
@@ -268,7 +268,7 @@ export class NimbusStream extends Waitable {
     md.set('client_id', clientId);
     this.call = client.makeBidiStreamRequest('/nimbus.NimbusService/ProcessEvent', codecs.EventRequest.serialize, codecs.EventResponse.deserialize, md);
     this.call.on('data', (r: EventResponse) => {
-      if (r.number !== 0) this.record.responses.push({ number: r.number, result: r.result, resultWide: r.resultWide });
+      if (r.number !== 0) this.record.responses.push({ number: r.number, result: r.result, resultWide: r.resultWide, at: tick(), atMs: Date.now() });
       else this.record.rejects.push(r.log?.steps?.[0]?.metadata?.error ?? 'UNKNOWN');
       this.wake();
     });

@@ -50,8 +50,19 @@ export interface Attempt {
   excused?: boolean;
 }
 
-/** `at`: the harness's logical clock (clients.ts tick()) when it arrived. */
-export interface Delivery { seq: number; value: number; at: number }
+/** `at`: the harness's logical clock (clients.ts tick()) when it arrived; atMs: the wall clock. */
+export interface Delivery { seq: number; value: number; at: number; atMs: number }
+
+/** A gateway instance killed with SIGKILL: at (logical clock) and atMs (wall clock) of the kill. */
+export interface Kill { instance: string; at: number; atMs: number }
+
+/**
+ * The contract's one allowance after a crash: a client without a cursor may be sent again what the
+ * killed instance wrote to it in its last moment (positions of cursorless sessions are recorded
+ * every 100 ms, src/gateway/delivery.ts noteSent). A copy delivered earlier than this before the
+ * kill and sent again is a violation.
+ */
+export const CRASH_WINDOW_MS = 1000;
 
 export interface Channel {
   id: string;
@@ -70,7 +81,7 @@ export interface NimbusChannel {
   id: string;
   client: string;
   op: number;
-  responses: { number: number; result: number; resultWide: number }[];
+  responses: { number: number; result: number; resultWide: number; at: number; atMs: number }[];
   rejects: string[];
   /** null while open or ended OK; otherwise the status it failed with (or 'CANCELLED' by us). */
   failed: string | null;
@@ -83,6 +94,7 @@ export interface Observations {
   channels: Channel[];
   nimbusRequests: NimbusRequest[];
   nimbusChannels: NimbusChannel[];
+  kills: Kill[];
   /** Things the harness itself could not do (a quiesce that timed out): reported, counted as violations. */
   harness: { device: string; detail: string }[];
 }
@@ -93,6 +105,8 @@ export interface Violation {
     | 'acked-wrong-value'
     | 'duplicate-result'
     | 'duplicate-stale-cursor'
+    | 'duplicate-after-crash'
+    | 'duplicate-no-result'
     | 'result-for-unsent-seq'
     | 'result-of-rejected-event'
     | 'out-of-order'
@@ -115,10 +129,20 @@ export interface Violation {
  * the new one with a cursor below that result; the new stream then sent it again. The contract
  * says the client's cursor wins, so the engine cannot know: open question for the contract.
  */
-export const ADVISORY: ReadonlySet<Violation['kind']> = new Set(['duplicate-stale-cursor']);
+export const ADVISORY: ReadonlySet<Violation['kind']> = new Set(['duplicate-stale-cursor', 'duplicate-after-crash']);
+
+/**
+ * A copy that came on a channel of `instance` at (at, atMs) and was sent again after that instance
+ * was killed: within CRASH_WINDOW_MS of the kill, the contract's allowance for cursorless clients.
+ */
+function crashAllowance(kills: readonly Kill[], instance: string, at: number, atMs: number, laterOpenedAt: number): boolean {
+  return kills.some((k) => k.instance === instance && k.at > at && k.atMs - atMs <= CRASH_WINDOW_MS && laterOpenedAt > k.at);
+}
+
+const instanceOf = (channelId: string) => channelId.slice(channelId.lastIndexOf('@') + 1).replace('(proxy)', '');
 
 export function emptyObservations(): Observations {
-  return { attempts: [], channels: [], nimbusRequests: [], nimbusChannels: [], harness: [] };
+  return { attempts: [], channels: [], nimbusRequests: [], nimbusChannels: [], kills: [], harness: [] };
 }
 
 const isAcked = (a: Attempt) => a.outcome?.kind === 'acked';
@@ -133,10 +157,10 @@ export function check(obs: Observations): Violation[] {
     for (const a of attempts) bySeq.set(a.seq, [...(bySeq.get(a.seq) ?? []), a]);
     const bySquare = new Map(attempts.map((a) => [a.value * a.value, a] as const));
     // Every result the device received, on any channel.
-    const received = new Map<number, { value: number; channel: string; at: number; ch: Channel }[]>();
+    const received = new Map<number, { value: number; channel: string; at: number; atMs: number; ch: Channel }[]>();
     for (const ch of channels) {
       const name = `${ch.id}(${ch.cursor === null ? 'no cursor' : `cursor ${ch.cursor}`}, op ${ch.op})`;
-      for (const r of ch.results) received.set(r.seq, [...(received.get(r.seq) ?? []), { value: r.value, channel: name, at: r.at, ch }]);
+      for (const r of ch.results) received.set(r.seq, [...(received.get(r.seq) ?? []), { value: r.value, channel: name, at: r.at, atMs: r.atMs, ch }]);
     }
 
     // (iv) one outcome per attempt
@@ -155,6 +179,13 @@ export function check(obs: Observations): Violation[] {
       }
     }
 
+    // (i') DUPLICATE says an event with that seq was taken and is durable: its one result comes.
+    for (const a of attempts.filter((x) => x.outcome?.kind === 'rejected' && x.outcome.code === 'DUPLICATE')) {
+      const got = received.get(a.seq) ?? [];
+      const earlier = (bySeq.get(a.seq) ?? []).filter((x) => x !== a && x.outcome?.kind !== 'rejected');
+      if (got.length === 0 && !a.excused) out.push({ kind: 'duplicate-no-result', device, seq: a.seq, detail: `attempt value ${a.value} (op ${a.op}) was refused DUPLICATE, yet seq ${a.seq} got no result (earlier attempts: ${earlier.map((x) => `${x.value} ${x.outcome?.kind ?? 'none'}`).join(', ') || 'none'})` });
+    }
+
     // (ii) at most one result per (device, seq), only for a sent seq, never of a rejected attempt
     for (const [seq, got] of received) {
       if (got.length > 1) {
@@ -162,7 +193,9 @@ export function check(obs: Observations): Violation[] {
         // earlier copy arrived (on another channel), so the device could not have told it.
         const byTime = [...got].sort((x, y) => x.at - y.at);
         const stale = byTime.every((q, k) => k === 0 || byTime.slice(0, k).every((p) => q.ch !== p.ch && q.ch.cursor !== null && q.ch.openedAt < p.at));
-        out.push({ kind: stale ? 'duplicate-stale-cursor' : 'duplicate-result', device, seq, detail: `${got.length} results: ${got.map((r) => `${r.value} on ${r.channel}`).join('; ')}` });
+        const first = byTime[0]!;
+        const crash = first.ch.cursor === null && byTime.slice(1).every((q) => q.ch.cursor === null && crashAllowance(obs.kills, instanceOf(first.ch.id), first.at, first.atMs, q.ch.openedAt));
+        out.push({ kind: stale ? 'duplicate-stale-cursor' : crash ? 'duplicate-after-crash' : 'duplicate-result', device, seq, detail: `${got.length} results: ${got.map((r) => `${r.value} on ${r.channel}`).join('; ')}` });
       }
       const sent = bySeq.get(seq);
       if (sent === undefined) {
@@ -195,14 +228,23 @@ export function check(obs: Observations): Violation[] {
     const chans = obs.nimbusChannels.filter((c) => c.client === client);
     const numbers = new Set(requests.map((r) => r.number));
     const answered = new Map<number, number>();
+    const copies = new Map<number, { ch: NimbusChannel; at: number; atMs: number }[]>();
     for (const ch of chans) {
       for (const r of ch.responses) {
         answered.set(r.number, (answered.get(r.number) ?? 0) + 1);
+        copies.set(r.number, [...(copies.get(r.number) ?? []), { ch, at: r.at, atMs: r.atMs }]);
         if (!numbers.has(r.number)) out.push({ kind: 'nimbus-unknown-number', device, detail: `response number ${r.number} on ${ch.id} names no request` });
         if (r.resultWide !== r.number * r.number || r.result !== r.number * r.number) out.push({ kind: 'nimbus-wrong-result', device, detail: `number ${r.number}: result ${r.result}, result_wide ${r.resultWide}` });
       }
     }
-    for (const [n, count] of answered) if (count > 1) out.push({ kind: 'nimbus-duplicate-response', device, detail: `number ${n} answered ${count} times` });
+    for (const [n, count] of answered) {
+      if (count <= 1) continue;
+      const byTime = [...copies.get(n)!].sort((x, y) => x.at - y.at);
+      const first = byTime[0]!;
+      // A Nimbus client has no cursor: the crash allowance applies (its next stream opened after the kill).
+      const crash = byTime.slice(1).every((q) => q.ch !== first.ch && crashAllowance(obs.kills, instanceOf(first.ch.id), first.at, first.atMs, q.at));
+      out.push({ kind: crash ? 'duplicate-after-crash' : 'nimbus-duplicate-response', device, detail: `number ${n} answered ${count} times (${byTime.map((q) => q.ch.id).join(', ')})` });
+    }
     // A channel that did not fail: every request on it is answered (on any of the client's
     // channels) or covered by one of its rejected responses.
     for (const ch of chans.filter((c) => c.failed === null && c.settled)) {

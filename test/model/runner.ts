@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@grpc/grpc-js';
 import type { ModelEngine } from '../helpers/model-engine.js';
 import { FreezingProxy } from '../helpers/model-proxy.js';
-import { ConnectChannel, grpcClient, ingest, ingestBatch, NimbusStream, SseChannel, Waitable } from './clients.js';
+import { ConnectChannel, grpcClient, ingest, ingestBatch, NimbusStream, SseChannel, tick, Waitable } from './clients.js';
 import { ADVISORY, check, emptyObservations, type Observations, type Violation } from './model.js';
 import { formatOp, subset, type Instance, type Op, type Schedule } from './schedule.js';
 
@@ -228,6 +228,7 @@ class Run extends Waitable {
           if (!this.engine.roles[other].alive) await Promise.all(this.restarts);
         }
         this.killed = true;
+        if (o.role === 'a' || o.role === 'b') this.obs.kills.push({ instance: o.role, at: tick(), atMs: Date.now() });
         await this.engine.roles[o.role].kill9();
         const p = this.engine.roles[o.role].start().then(() => {
           if (o.role !== 'a' && o.role !== 'b') return;
@@ -314,7 +315,7 @@ class Run extends Waitable {
       await ch.until(() => a!.outcome !== null, 20_000);
       const out = a!.outcome;
       if (out?.kind === 'acked') break;
-      if (out?.kind === 'rejected' && out.code === 'SEQ_TAKEN') seq = (out.lastSeq ?? seq) + 1;
+      if (out?.kind === 'rejected' && (out.code === 'DUPLICATE' || out.code === 'OUT_OF_ORDER')) seq = (out.lastSeq ?? seq) + 1;
       else if (out?.kind === 'rejected' || out?.kind === 'failed') await sleep(300);
       if (ch.state !== 'open') ch = this.connect(d, on, -1);
       if (attempt === tries - 1) {
