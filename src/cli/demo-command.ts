@@ -1,6 +1,6 @@
 /**
- * `stratus demo`: what a newcomer sees after `npm run demo`. It runs what exists today and says
- * plainly what does not exist yet.
+ * `stratus demo`: what a newcomer sees after `npm run demo`: the local stack, round trips through
+ * the real servers, and a device fleet through the whole pipeline, with measured figures.
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -80,8 +80,9 @@ export const demoCommand: Command = {
     out('`npx stratus loadgen --devices 10000 --rate 0.1 --duration 30s --report out/` (out/report.html).');
     out('To compare it with what you would pick instead: `npx stratus bench` (about 20 minutes) writes');
     out('RESULTS.md, every figure against a baseline measured in the same run.');
-    out('Not built yet (open issue): the fault and security suite (the gateway does not check device');
-    out('tokens or serve TLS yet).');
+    out('What a device may rely on (every acknowledged event gets exactly one result, one order per');
+    out('device across calls and instances): README "Delivery contract"; `npm run test:model` checks it');
+    out('against generated schedules of reconnects, takeovers, restarts and kills.');
     out();
     out('The stack keeps running: `npx stratus stack status`, `npx stratus stack down`.');
     const wrong = k.produced - k.consumed + k.outOfOrder + (r.published - r.received) + r.outOfOrder + (r.pushed - r.popped) + r.notFifo;
