@@ -69,6 +69,11 @@ const OUT_OF_ORDER = -3;
 const RETRY_MS = 25;
 /** The lease is treated as lost this long before it would expire in Redis (clock rates, transit). */
 const LEASE_MARGIN = 0.8;
+/**
+ * Admission calls in flight at once. Redis runs them in order and answers in order, so they are
+ * pipelined: a turn's events go out at once instead of waiting for the previous turn's answer.
+ */
+const CALLS_MAX = 8;
 /** Lease renewals per script call. */
 const RENEW_CHUNK = 500;
 
@@ -87,7 +92,10 @@ export class Admission {
   private readonly held = new Map<string, Held>();
   /** k to record and leases to drop, sent with the next call. */
   private readonly updates = new Map<string, { k: number; release: boolean }>();
-  private calling = false;
+  /** Admission calls sent and not yet answered (or timed out); at most CALLS_MAX. */
+  private calls = 0;
+  /** Devices with events in calls not yet answered, and how many: such a device never has a seq taken again (myMaxSeq). */
+  private readonly inCalls = new Map<string, number>();
   private scheduled = false;
   private retryTimer: NodeJS.Timeout | null = null;
   private readonly renewTimer: NodeJS.Timeout;
@@ -161,7 +169,7 @@ export class Admission {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.calling) return;
+    if (this.scheduled || this.calls >= CALLS_MAX) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -170,7 +178,7 @@ export class Admission {
   }
 
   private async call(): Promise<void> {
-    if (this.calling) return;
+    if (this.calls >= CALLS_MAX) return;
     const items = this.queue.splice(0, this.cfg.admitBatchMax);
     const releases = [...this.updates].filter(([, u]) => u.release).length;
     if (items.length === 0 && releases === 0) return;
@@ -186,18 +194,31 @@ export class Admission {
     const args: (string | number)[] = [this.prefix, this.instanceId, this.cfg.admitLeaseMs, this.ttlMs, updates.length];
     for (const [dev, u] of updates) args.push(dev, u.k, u.release ? 1 : 0);
     for (const [dev, g] of groups) {
-      args.push(dev, this.held.get(dev)?.maxSeq ?? 0, g.length);
+      // A device with events in an earlier call still unanswered may have later seqs taken by it:
+      // nothing of it is taken again (re-taking is only safe with nothing of the device that could
+      // land after it), so its seqs in (k, a] wait.
+      args.push(dev, this.inCalls.has(dev) ? Number.MAX_SAFE_INTEGER : (this.held.get(dev)?.maxSeq ?? 0), g.length);
       for (const it of g) args.push(it.seq);
+      this.inCalls.set(dev, (this.inCalls.get(dev) ?? 0) + 1);
     }
-    this.calling = true;
+    const answered = () => {
+      for (const dev of groups.keys()) {
+        const n = this.inCalls.get(dev)! - 1;
+        if (n === 0) this.inCalls.delete(dev);
+        else this.inCalls.set(dev, n);
+      }
+    };
+    this.calls++;
     const issuedAtMs = Date.now();
     const stopTimer = metrics.admissionSeconds.startTimer();
     const reply = (this.redis as unknown as { stratusAdmit(...a: (string | number)[]): Promise<number[]> }).stratusAdmit(...args);
+    // More calls may go out while this one waits.
+    if (this.queue.length > 0) this.schedule();
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), this.cfg.admitTimeoutMs)));
     const first = await Promise.race([reply.then((r) => ({ r }), (err: unknown) => ({ err })), late]);
     clearTimeout(timer);
-    this.calling = false;
+    this.calls--;
     if (first === 'late') {
       // Redis has not answered in gateway.admitTimeoutMs: the devices are told UNAVAILABLE now. The
       // call may still run (ioredis sends it again after a reconnect); whatever it takes then is
@@ -206,16 +227,22 @@ export class Admission {
       metrics.admissionFailures.inc();
       for (const g of groups.values()) for (const it of g) it.done({ taken: false, reject: { seq: it.seq, code: RejectCode.UNAVAILABLE, message: UNAVAILABLE_MESSAGE, lastSeq: 0 } });
       reply.then(
-        (r) => this.apply(groups, r, issuedAtMs, true),
+        (r) => {
+          answered();
+          this.apply(groups, r, issuedAtMs, true);
+        },
+        // Never answered (the connection failed for good): those devices stay without re-takes.
         () => {},
       );
     } else if ('err' in first) {
       // Redis refused the call (an error reply): the script did not take anything.
+      answered();
       metrics.admissionFailures.inc();
       for (const g of groups.values()) for (const it of g) it.done({ taken: false, reject: { seq: it.seq, code: RejectCode.UNAVAILABLE, message: UNAVAILABLE_MESSAGE, lastSeq: 0 } });
       for (const [dev, u] of updates) if (!this.updates.has(dev)) this.updates.set(dev, u);
     } else {
       stopTimer();
+      answered();
       this.apply(groups, first.r, issuedAtMs, false);
     }
     if (this.queue.length > 0 || [...this.updates.values()].some((u) => u.release)) this.schedule();
