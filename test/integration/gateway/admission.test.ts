@@ -32,9 +32,13 @@ async function harness(t: TestContext, overrides: Record<string, string> = {}, i
   const admission = new Admission(config, instanceId, redis);
   t.after(async () => {
     admission.stop();
-    const keys = await redis.keys(`${topo.redis.prefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
     disconnectRedis(redis);
+    // Its own connection: a test may have closed the Admission's.
+    const admin = createRedis(config, 'test-admission-cleanup');
+    await connectRedis(admin);
+    const keys = await admin.keys(`${topo.redis.prefix}*`);
+    if (keys.length > 0) await admin.del(...keys);
+    disconnectRedis(admin);
   });
   let calls = 0;
   const r = redis as unknown as { stratusAdmit(...a: unknown[]): Promise<unknown> };
@@ -189,16 +193,17 @@ test('UNAVAILABLE when Redis does not answer within gateway.admitTimeoutMs', asy
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
-  t.after(() => {
-    for (const s of sockets) s.destroy();
-    server.close();
-  });
   const config = testConfig({ 'redis-port': String(port), 'gateway-admit-timeout-ms': '300' });
   const redis = createRedis(config, 'test-admission-silent', { offlineQueue: true });
   const admission = new Admission(config, 'gw-me', redis);
   t.after(() => {
     admission.stop();
+    // The failed call queued a lease release for d, retried with every call until one succeeds,
+    // even after stop() (see the BUG test below): let the next one succeed so the loop ends.
+    (redis as unknown as { stratusAdmit(): Promise<number[]> }).stratusAdmit = async () => [];
     disconnectRedis(redis);
+    for (const s of sockets) s.destroy();
+    server.close();
   });
   const start = Date.now();
   const outcomes = await Promise.all([1, 2].map((seq) => new Promise<AdmitOutcome>((resolve) => admission.submit({ deviceId: 'd', seq, done: resolve }))));
@@ -278,4 +283,58 @@ test('BUG (see report): a release queued while a call that takes the device is i
   await until('the release call', () => h.calls() >= 3);
   await until('the release call answered', async () => (await h.redis.hget(h.t.redis.deviceState('d'), 'k')) === '1');
   assert.equal(await h.redis.get(h.t.redis.admission('d')), 'gw-me', 'd:2 is in flight here: the lease must stay');
+});
+
+test('BUG (see report): a failed call loses the k it carried for a device that also had events in it', async (t) => {
+  // d:1..5 taken and reported durable: {k: 5, release} waits for the next call. d:6 arrives in the
+  // same turn, so that call carries the update and a group for d. Redis fails the call (here: the
+  // connection is closed before it is sent, so it never runs). The catch block first queues
+  // {k: 0, release} for d (nothing held), then re-queues the lost updates only for devices not
+  // already queued: {k: 5} is dropped. The lease is released with k still 0, so a resend of a
+  // durable seq (a device whose counter restarted) is taken again instead of DUPLICATE; its result
+  // is dropped by the forwarder's dedupe (h): acked, never delivered.
+  const h = await harness(t);
+  assert.deepEqual(await Promise.all([1, 2, 3, 4, 5].map((s) => h.submit('d', s))), [1, 2, 3, 4, 5].map(taken));
+  const r = h.redis as unknown as { stratusAdmit(...a: unknown[]): Promise<unknown> };
+  const counted = r.stratusAdmit;
+  let failed = false;
+  r.stratusAdmit = (...a: unknown[]) => {
+    if (!failed) {
+      // Call 2, never sent to Redis.
+      failed = true;
+      return Promise.reject(new Error('Connection is closed.'));
+    }
+    return counted(...a);
+  };
+  for (const s of [1, 2, 3, 4, 5]) h.admission.settled('d', s, true);
+  assert.equal(code(await h.submit('d', 6)), RejectCode.UNAVAILABLE);
+  await until('the release call answered', async () => h.calls() >= 2 && (await h.redis.exists(h.t.redis.admission('d'))) === 0);
+  assert.equal(await h.redis.hget(h.t.redis.deviceState('d'), 'k'), '5', 'k of the durable prefix recorded');
+  assert.equal(code(await h.submit('d', 3)), RejectCode.DUPLICATE);
+});
+
+test('BUG (see report): a call that fails at once is retried in a hot loop, forever, even after stop()', async (t) => {
+  // A lease release that cannot be sent is put back and the call scheduled again with setImmediate,
+  // with no backoff and no check of stop(). With a client that fails at once (here: disconnected,
+  // as after gateway.close()'s link.close()) that is one script call per event-loop turn, 100% CPU,
+  // and a process that never exits (the gateway stops Admission before its producer flushes, so
+  // reports, and their releases, still come after stop()).
+  const h = await harness(t);
+  assert.deepEqual(await h.submit('d', 1), taken(1));
+  h.admission.stop();
+  disconnectRedis(h.redis);
+  const r = h.redis as unknown as { stratusAdmit(...a: unknown[]): Promise<unknown> };
+  let failedCalls = 0;
+  const counted = r.stratusAdmit;
+  r.stratusAdmit = (...a: unknown[]) => {
+    failedCalls++;
+    return counted(...a);
+  };
+  t.after(() => {
+    // End the loop whatever the outcome: the next call succeeds.
+    r.stratusAdmit = async () => [];
+  });
+  h.admission.settled('d', 1, true);
+  for (let turn = 0; turn < 100; turn++) await new Promise((resolve) => setImmediate(resolve));
+  assert.ok(failedCalls <= 2, `${failedCalls} script calls in 100 event-loop turns after stop()`);
 });
