@@ -23,8 +23,8 @@
  * order, so k stays a contiguous durable prefix), then every group in order. Each seq gets:
  *   > 0  taken, with that seq (a advanced, or a seq in (k, a] taken again, see below)
  *   -1   DUPLICATE: seq <= max(k, h) and it was taken (or is older than the window): durable already
- *   -3   OUT_OF_ORDER: seq <= a and it was never taken: it can never be (a device's events reach
- *        Kafka in seq order); final
+ *   -3   OUT_OF_ORDER: seq <= a and it was never taken (or is older than the window and not known
+ *        durable): it can never be (a device's events reach Kafka in seq order); final
  *   -2   WAIT: another instance holds the lease, or the seq is in (k, a] below something this
  *        instance still has waiting for Kafka; retried by the caller (and every later seq of the
  *        device in the call waits too, so nothing overtakes it)
@@ -75,7 +75,7 @@ while i <= #ARGV do
     if w == 0 or redis.call('EXISTS', skey) == 0 then w = a + 1 end
   else
     -- The hash is gone (or the device is new): rebuild from the buffer's last routed result.
-    a = tonumber(st[3] or '0')
+    a = math.max(tonumber(st[3] or '0'), tonumber(st[2] or '0'))
     local last = redis.pcall('XREVRANGE', prefix .. 'buf:' .. dev, '+', '-', 'COUNT', 1)
     if type(last) == 'table' and not last.err and last[1] then
       local f = last[1][2]
@@ -92,17 +92,19 @@ while i <= #ARGV do
   -- Takes seq n above a: the seqs skipped in between are marked never taken.
   local function advance(n)
     if n - a >= W then
+      -- Every seq of the window below n was skipped: all bits zero, valid from n - W + 1.
       redis.call('DEL', skey)
-      w = n
+      w = n - W + 1
     else
       for x = a + 1, n - 1 do redis.call('SETBIT', skey, x % W, 0) end
     end
     redis.call('SETBIT', skey, n % W, 1)
     a = n
   end
-  local function wasTaken(n)
-    if n < w or n <= a - W then return true end
-    return redis.call('GETBIT', skey, n % W) == 1
+  -- 1: taken, 0: never taken, -1: unknown (older than the window, or from before a lost hash).
+  local function taken(n)
+    if n < w or n <= a - W then return -1 end
+    return redis.call('GETBIT', skey, n % W)
   end
   local owner = redis.call('GET', akey)
   local verdicts = {}
@@ -122,17 +124,30 @@ while i <= #ARGV do
         verdicts[j] = n
         running = n
         took = true
-      elseif not wasTaken(n) then
-        verdicts[j] = -3
-      elseif n <= k then
-        verdicts[j] = -1
-      elseif n > running then
-        verdicts[j] = n
-        running = n
-        took = true
       else
-        verdicts[j] = -2
-        blocked = true
+        local t = taken(n)
+        if t == 0 then
+          verdicts[j] = -3
+        elseif n <= k then
+          verdicts[j] = -1
+        elseif t == -1 then
+          -- Too old to tell, and not known durable: never taken again (something above it may be
+          -- in Kafka already). While this instance has events of the device waiting for Kafka, k
+          -- may still pass it: wait; else the device renumbers.
+          if owner then
+            verdicts[j] = -2
+            blocked = true
+          else
+            verdicts[j] = -3
+          end
+        elseif n > running then
+          verdicts[j] = n
+          running = n
+          took = true
+        else
+          verdicts[j] = -2
+          blocked = true
+        end
       end
     end
   end

@@ -98,6 +98,7 @@ export class Admission {
   private readonly inCalls = new Map<string, number>();
   private scheduled = false;
   private retryTimer: NodeJS.Timeout | null = null;
+  private waitTimer: NodeJS.Timeout | null = null;
   private readonly renewTimer: NodeJS.Timeout;
   private readonly prefix: string;
   private readonly cfg: Config['gateway'];
@@ -151,25 +152,44 @@ export class Admission {
     if (durable && !h.failed) h.durableSeq = Math.max(h.durableSeq, seq);
     else if (!durable) h.failed = true;
     if (h.inflight === 0) {
-      this.held.delete(deviceId);
-      this.updates.set(deviceId, { k: h.durableSeq, release: true });
-      this.schedule();
+      this.maybeRelease(deviceId);
     } else if (!h.failed) {
       // Recorded with the next call that happens anyway; not a reason for a call of its own.
-      this.updates.set(deviceId, { k: h.durableSeq, release: false });
+      this.update(deviceId, h.durableSeq, false);
     }
     if (!ackable && durable) metrics.admissionLeaseLost.inc();
     return ackable;
+  }
+
+  /**
+   * Lets go of the device's lease, with its durable prefix, once nothing of it waits for Kafka, for
+   * an answer, or for a retry here. A release must never reach Redis after a call that took the
+   * device again: so none is queued while a call carrying the device is unanswered (its answer
+   * comes back here), and a call carries queued releases before its own takes.
+   */
+  private maybeRelease(dev: string): void {
+    const h = this.held.get(dev);
+    if (h === undefined || h.inflight > 0 || this.inCalls.has(dev) || this.waiting.has(dev)) return;
+    this.held.delete(dev);
+    this.update(dev, h.durableSeq, true);
+    this.schedule();
+  }
+
+  /** Queues k (the highest wins) and, with `release`, the lease's release, for the next call. */
+  private update(dev: string, k: number, release: boolean): void {
+    const u = this.updates.get(dev);
+    this.updates.set(dev, { k: Math.max(u?.k ?? 0, k), release: (u?.release ?? false) || release });
   }
 
   stop(): void {
     this.stopped = true;
     clearInterval(this.renewTimer);
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    if (this.waitTimer !== null) clearTimeout(this.waitTimer);
   }
 
   private schedule(): void {
-    if (this.scheduled || this.calls >= CALLS_MAX) return;
+    if (this.stopped || this.scheduled || this.calls >= CALLS_MAX) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -239,13 +259,27 @@ export class Admission {
       answered();
       metrics.admissionFailures.inc();
       for (const g of groups.values()) for (const it of g) it.done({ taken: false, reject: { seq: it.seq, code: RejectCode.UNAVAILABLE, message: UNAVAILABLE_MESSAGE, lastSeq: 0 } });
-      for (const [dev, u] of updates) if (!this.updates.has(dev)) this.updates.set(dev, u);
+      // What it carried goes with a later call: k always; a release only if the device was not
+      // taken again meanwhile (by a call sent after this one).
+      for (const [dev, u] of updates) this.update(dev, u.k, u.release && !this.held.has(dev) && !this.inCalls.has(dev));
+      for (const dev of groups.keys()) this.maybeRelease(dev);
+      // Not at once: Redis refuses calls right now (or the connection is closed).
+      this.retryLater();
+      return;
     } else {
       stopTimer();
       answered();
       this.apply(groups, first.r, issuedAtMs, false);
     }
     if (this.queue.length > 0 || [...this.updates.values()].some((u) => u.release)) this.schedule();
+  }
+
+  private retryLater(): void {
+    if (this.stopped || this.retryTimer !== null) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.schedule();
+    }, RETRY_MS);
   }
 
   /** `orphans`: the devices were already told UNAVAILABLE; only what was taken matters (it is produced). */
@@ -286,6 +320,8 @@ export class Admission {
         r += g.length - waitFrom - 1;
         this.wait(dev, g.slice(waitFrom), a, now);
       }
+      // Held with nothing in flight, its release deferred while this call was unanswered.
+      this.maybeRelease(dev);
     }
   }
 
@@ -312,9 +348,9 @@ export class Admission {
       this.waiting.set(dev, list);
     }
     this.waitingCount += list.length;
-    if (this.retryTimer === null) {
-      this.retryTimer = setTimeout(() => {
-        this.retryTimer = null;
+    if (this.waitTimer === null) {
+      this.waitTimer = setTimeout(() => {
+        this.waitTimer = null;
         const back: Queued[] = [];
         for (const l of this.waiting.values()) back.push(...l);
         this.waiting.clear();

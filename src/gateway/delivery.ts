@@ -174,10 +174,11 @@ export class DeliveryLink {
     if (previous === null || previous === this.instanceId) return;
     let settle: ((outcome: string) => void) | null = null;
     const handoff = new Promise<string>((resolve) => (settle = resolve));
+    const mine = () => settle!('recorded');
     if (awaitHandoff) {
       // Registered before the takeover is published, so the answer cannot come first.
       this.handoffs.get(deviceId)?.();
-      this.handoffs.set(deviceId, () => settle!('recorded'));
+      this.handoffs.set(deviceId, mine);
     }
     const me = Buffer.from(this.instanceId);
     const head = Buffer.alloc(3);
@@ -189,7 +190,8 @@ export class DeliveryLink {
     // Nobody listens on the old holder's channel: it is gone, and its last renewal's record stands.
     const outcome = receivers === 0 ? 'absent' : await Promise.race([handoff, new Promise<string>((r) => (timer = setTimeout(() => r('timeout'), this.config.gateway.handoffWaitMs)))]);
     clearTimeout(timer);
-    this.handoffs.delete(deviceId);
+    // A newer claim of the same device here may have put its own in meanwhile: leave that one.
+    if (this.handoffs.get(deviceId) === mine) this.handoffs.delete(deviceId);
     metrics.handoffs.inc({ outcome });
   }
 

@@ -36,6 +36,7 @@ function fake(overrides: Record<string, string> = {}, delivered = 0): Fake {
   const link = {
     claim: async (deviceId: string, awaitHandoff: boolean) => void claims.push([deviceId, awaitHandoff]),
     deliveredSeq: async () => delivered,
+    noteSent: () => {},
     readBuffer: async (_d: string, afterN: number, count: number): Promise<BufferEntry[]> => {
       reads.push([afterN, count]);
       return [...buffer.entries()]
