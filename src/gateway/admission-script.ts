@@ -8,6 +8,10 @@
  *   k  highest seq known durable in Kafka, written by the instance that took it (seqs <= k were all
  *      taken, produced and reported durable, or routed); h (the forwarder's highest routed seq) counts too
  *   w  the lowest seq the taken-seq window is valid from
+ *   ul, uh  an unknown region (ul, uh]: seqs an owner took that were not known durable when its
+ *      lease ended (it died, or Kafka failed some): a resend is taken again only while nothing above
+ *      the region has been taken since; DUPLICATE only when routed from that owner's prefix; else
+ *      OUT_OF_ORDER (the device renumbers; the first copy may still have its one result)
  * the taken-seq window `seqs:<id>`: a ring of SEQ_WINDOW bits, bit (s mod SEQ_WINDOW) set iff seq s
  * was taken, valid for seqs in (a - SEQ_WINDOW, a] at or above w, so a seq at or below a can be told
  * apart: taken (a resend) or never taken (out of order, or skipped);
@@ -49,10 +53,13 @@ for _ = 1, nUpdates do
   if redis.call('GET', akey) == me then
     if k ~= '0' then
       local dkey = prefix .. 'dev:' .. dev
-      local cur = tonumber(redis.call('HGET', dkey, 'k') or '0')
-      if tonumber(k) > cur then
+      local cur = redis.call('HMGET', dkey, 'k', 'a', 'uh')
+      if tonumber(k) > tonumber(cur[1] or '0') then
         redis.call('HSET', dkey, 'k', k)
         redis.call('PEXPIRE', dkey, ttlMs)
+        -- An unknown region resolved by this owner before anything above it was taken: gone.
+        local uh = tonumber(cur[3] or '0')
+        if uh > 0 and tonumber(cur[2] or '0') == uh and tonumber(k) >= uh then redis.call('HDEL', dkey, 'ul', 'uh') end
       end
     end
     if release == '1' then redis.call('DEL', akey) end
@@ -65,7 +72,7 @@ while i <= #ARGV do
   local dkey = prefix .. 'dev:' .. dev
   local akey = prefix .. 'adm:' .. dev
   local skey = prefix .. 'seqs:' .. dev
-  local st = redis.call('HMGET', dkey, 'a', 'k', 'h', 'w')
+  local st = redis.call('HMGET', dkey, 'a', 'k', 'h', 'w', 'ul', 'uh')
   local a, k, w
   local rebuilt = false
   if st[1] then
@@ -107,6 +114,15 @@ while i <= #ARGV do
     return redis.call('GETBIT', skey, n % W)
   end
   local owner = redis.call('GET', akey)
+  -- The unknown region (ul, uh]: seqs taken by an owner that died or failed before they were known
+  -- durable. Found when the lease is free while k < a; merged with an earlier one.
+  local hh = tonumber(st[3] or '0')
+  local ul, uh = tonumber(st[5] or '0'), tonumber(st[6] or '0')
+  local region0 = uh
+  if not owner and k < a then
+    if uh > 0 then ul = math.min(ul, k) else ul = k end
+    uh = a
+  end
   local verdicts = {}
   local took = false
   if owner and owner ~= me then
@@ -128,6 +144,22 @@ while i <= #ARGV do
         local t = taken(n)
         if t == 0 then
           verdicts[j] = -3
+        elseif uh > 0 and n > ul and n <= uh then
+          -- Its fate is unknown. Routed from that owner's prefix (nothing newer routed yet): durable.
+          -- Nothing taken above the region since: taken again (if the first copy landed, the
+          -- forwarder drops this one). Else it can never be known or taken: the device renumbers.
+          if hh <= uh and n <= hh then
+            verdicts[j] = -1
+          elseif a == uh and n > running then
+            verdicts[j] = n
+            running = n
+            took = true
+          elseif a == uh then
+            verdicts[j] = -2
+            blocked = true
+          else
+            verdicts[j] = -3
+          end
         elseif n <= k then
           verdicts[j] = -1
         elseif t == -1 then
@@ -152,6 +184,10 @@ while i <= #ARGV do
     end
   end
   i = i + count
+  if uh ~= region0 then
+    redis.call('HSET', dkey, 'ul', string.format('%.0f', ul), 'uh', string.format('%.0f', uh))
+    redis.call('PEXPIRE', dkey, ttlMs)
+  end
   if took then
     redis.call('HSET', dkey, 'a', string.format('%.0f', a))
     if rebuilt then redis.call('HSET', dkey, 'k', string.format('%.0f', k)) end

@@ -218,7 +218,7 @@ test('updates: k recorded only while the lease names the caller, never lowered; 
   assert.deepEqual(g3, { a: 7, k: 6, verdicts: [7] });
 });
 
-test('a seq in (k, a] is taken again when the lease is free and myMaxSeq < seq; WAIT when myMaxSeq >= seq', async (t) => {
+test('a seq in (k, a] (an unknown region) is taken again while nothing above the region was taken and myMaxSeq < seq; WAIT when myMaxSeq >= seq; OUT_OF_ORDER once a seq above it was taken', async (t) => {
   const h = await harness(t);
   await h.admit([{ device: 'd', seqs: [1, 2, 3, 4, 5] }], { me: 'gw-a' });
   // gw-a: 1..2 durable, 3..5 failed in Kafka; releases with k=2.
@@ -228,13 +228,26 @@ test('a seq in (k, a] is taken again when the lease is free and myMaxSeq < seq; 
   assert.deepEqual(g, { a: 6, k: 2, verdicts: [DUP, 3, 4, 5, 6] });
   assert.equal(await h.redis.get(h.t.redis.admission('d')), 'gw-b');
   assert.equal((await h.state('d')).a, '6');
-  // gw-b resends 4 while 6 waits for Kafka there: WAIT. With myMax 3: 4 is above it, taken again.
+  // 3..5 were an unknown region; 6 was taken above it, so a further resend of 4 can never be taken
+  // again (it could land after 6, and the forwarder would drop it): OUT_OF_ORDER.
   const [g2] = await h.admit([{ device: 'd', myMax: 6, seqs: [4] }], { me: 'gw-b' });
-  assert.deepEqual(g2.verdicts, [WAIT]);
-  const [g3] = await h.admit([{ device: 'd', myMax: 4, seqs: [4] }], { me: 'gw-b' });
-  assert.deepEqual(g3.verdicts, [WAIT], 'myMax == seq waits');
-  const [g4] = await h.admit([{ device: 'd', myMax: 3, seqs: [4, 5, 3] }], { me: 'gw-b' });
-  assert.deepEqual(g4.verdicts, [4, 5, WAIT], 'a re-take raises the running max within the call');
+  assert.deepEqual(g2.verdicts, [OOO]);
+
+  // A region resent while nothing above it was taken: taken again in order; at or below what this
+  // instance still has waiting for Kafka (myMax), WAIT.
+  await h.admit([{ device: 'e', seqs: [1, 2, 3, 4, 5] }], { me: 'gw-a' });
+  await h.admit([], { me: 'gw-a', updates: [{ device: 'e', k: 2, release: true }] });
+  const [e1] = await h.admit([{ device: 'e', seqs: [4] }], { me: 'gw-b' });
+  assert.deepEqual(e1.verdicts, [4]);
+  const [e2] = await h.admit([{ device: 'e', myMax: 4, seqs: [4] }], { me: 'gw-b' });
+  assert.deepEqual(e2.verdicts, [WAIT], 'myMax == seq waits');
+  const [e3] = await h.admit([{ device: 'e', myMax: 3, seqs: [4, 5, 3] }], { me: 'gw-b' });
+  assert.deepEqual(e3.verdicts, [4, 5, WAIT], 'a re-take raises the running max within the call');
+  // Resolved by this owner (k reaches the region's top before anything above it): the region is gone.
+  await h.admit([], { me: 'gw-b', updates: [{ device: 'e', k: 5, release: true }] });
+  assert.equal(await h.redis.hget(h.t.redis.deviceState('e'), 'uh'), null);
+  const [e4] = await h.admit([{ device: 'e', seqs: [3, 6] }], { me: 'gw-b' });
+  assert.deepEqual(e4.verdicts, [DUP, 6]);
 });
 
 test('a jump of SEQ_WINDOW or more resets the window: valid from the new seq - SEQ_WINDOW + 1 (all skipped), seqs: holds only its bit', async (t) => {
