@@ -72,6 +72,8 @@ export class DeviceSession {
   /** Buffer index of the last result taken from the buffer or from a frame, in order. */
   lastN = 0;
   private draining = false;
+  /** Invariant: true until start() has set the cursor; live entries wait in the buffer meanwhile. */
+  private starting = true;
   /** Highest index seen in a live frame while draining: a drain must end past it. */
   private liveMaxN = 0;
   private outbound: Result[] = [];
@@ -112,13 +114,16 @@ export class DeviceSession {
     this.cursor = cursorFromDevice ?? (await this.host.link.deliveredSeq(this.deviceId));
     this.sentSeq = this.cursor;
     this.noteSent = cursorFromDevice === null;
+    this.starting = false;
     await this.drain();
   }
 
   /** An entry of a live delivery frame for this device. */
   onLive(n: number, result: Buffer): void {
     if (this.closed) return;
-    if (this.draining) {
+    // Until the cursor is known (the claim, the handoff, the record) nothing is taken: the first
+    // drain reads past what was seen here.
+    if (this.draining || this.starting) {
       if (n > this.liveMaxN) this.liveMaxN = n;
       return;
     }

@@ -64,6 +64,15 @@ function fake(overrides: Record<string, string> = {}, delivered = 0): Fake {
   return f;
 }
 
+/** A session past start() (cursor 0, an empty buffer read): live entries are taken from here on. */
+async function started(overrides: Record<string, string> = {}): Promise<Fake> {
+  const f = fake(overrides);
+  await f.session.start(0);
+  f.reads.length = 0;
+  f.claims.length = 0;
+  return f;
+}
+
 const result = (seq: number, payloadBytes = 0): Buffer =>
   encodeResult({ seq, value: seq * 2, sentAtUs: 1, receivedAtUs: 2, processedAtUs: 3, type: 'echo', payload: Buffer.alloc(payloadBytes, 7) });
 
@@ -78,8 +87,8 @@ async function until(what: string, cond: () => boolean): Promise<void> {
 
 const seqsOf = (writes: Downlink[]) => writes.map((w) => (w.results ?? []).map((r) => r.seq));
 
-test('flush splits results so each Downlink stays under 1 MiB; sentSeq is the last result written', () => {
-  const f = fake({ 'gateway-outbound-max': '100' });
+test('flush splits results so each Downlink stays under 1 MiB; sentSeq is the last result written', async () => {
+  const f = await started({ 'gateway-outbound-max': '100' });
   // 300 000 + 64 bytes each: three fit in 1 MiB (900 192), four do not (1 200 256).
   for (let n = 1; n <= 5; n++) f.session.onLive(n, result(10 + n, 300_000));
   // One oversize result goes alone.
@@ -94,8 +103,8 @@ test('flush splits results so each Downlink stays under 1 MiB; sentSeq is the la
   assert.equal(f.writes[0]!.results![0]!.payload.length, 300_000);
 });
 
-test('blocked after write() returns false: nothing more is written until onDrain, then flush resumes', () => {
-  const f = fake({ 'gateway-outbound-max': '100' });
+test('blocked after write() returns false: nothing more is written until onDrain, then flush resumes', async () => {
+  const f = await started({ 'gateway-outbound-max': '100' });
   for (let n = 1; n <= 5; n++) f.session.onLive(n, result(n, 300_000));
   f.transport.writable = false;
   f.session.flush();
@@ -115,8 +124,8 @@ test('blocked after write() returns false: nothing more is written until onDrain
   assert.equal(f.session.sentSeq, 6);
 });
 
-test('onLive takes consecutive indexes once; a result at or below the cursor is skipped', () => {
-  const f = fake();
+test('onLive takes consecutive indexes once; a result at or below the cursor is skipped', async () => {
+  const f = await started();
   f.session.onLive(1, result(5));
   f.session.onLive(2, result(6));
   f.session.onLive(2, result(6));
@@ -131,7 +140,7 @@ test('onLive takes consecutive indexes once; a result at or below the cursor is 
 });
 
 test('a gap in live indexes triggers a drain from the buffer; results come in order, each once', async () => {
-  const f = fake();
+  const f = await started();
   f.session.onLive(1, result(1));
   f.session.onLive(2, result(2));
   f.session.flush();
@@ -153,7 +162,7 @@ test('a gap in live indexes triggers a drain from the buffer; results come in or
 });
 
 test('live entries past gateway.outboundMax are left in the buffer and read at the device\'s pace', async () => {
-  const f = fake({ 'gateway-outbound-max': '2' });
+  const f = await started({ 'gateway-outbound-max': '2' });
   for (let n = 1; n <= 5; n++) f.buffer.set(n, result(n));
   f.session.onLive(1, result(1));
   f.session.onLive(2, result(2));
@@ -163,6 +172,19 @@ test('live entries past gateway.outboundMax are left in the buffer and read at t
   assert.deepEqual(seqsOf(f.writes).flat(), [1, 2, 3, 4, 5]);
   assert.ok(f.reads.every(([, count]) => count === 2), 'pages of outboundMax');
   assert.deepEqual(f.ends, []);
+});
+
+test('live entries that come before start() has the cursor wait in the buffer: nothing below the cursor is sent', async () => {
+  const f = fake({}, 2);
+  for (let n = 1; n <= 3; n++) f.buffer.set(n, result(n));
+  // Published while the session claims the device and reads its record (d = 2).
+  f.session.onLive(1, result(1));
+  f.session.onLive(2, result(2));
+  f.session.onLive(3, result(3));
+  assert.deepEqual(f.writes, []);
+  await f.session.start(null);
+  assert.deepEqual(seqsOf(f.writes), [[3]]);
+  assert.equal(f.session.sentSeq, 3);
 });
 
 test('start(): claims (awaiting the handoff without a client cursor), cursor from d, skips and trims what the device has', async () => {
@@ -182,7 +204,7 @@ test('start(): claims (awaiting the handoff without a client cursor), cursor fro
 });
 
 test('a hole after the last taken index (buffer cap dropped results) ends RESOURCE_EXHAUSTED, naming the count', async () => {
-  const f = fake();
+  const f = await started();
   f.session.onLive(1, result(1));
   f.buffer.set(4, result(4));
   f.session.onLive(4, result(4));
