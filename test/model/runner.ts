@@ -22,6 +22,8 @@ export interface RunStats { ops: number; events: number; acked: number; results:
 export interface RunResult { schedule: Schedule; violations: Violation[]; advisories: Violation[]; stats: RunStats; obs: Observations; log: string[] }
 
 const SENTINEL_RESULT_MS = 15_000;
+/** Sentinels a device or Nimbus client sends before the quiesce gives up (a refused one is sent again). */
+const SENTINEL_TRIES = 20;
 /** A killed processor or forwarder is back only after its consumer group's session timeout (10 s). */
 const SENTINEL_RESULT_AFTER_KILL_MS = 45_000;
 
@@ -305,7 +307,7 @@ class Run extends Waitable {
     let ch = this.connect(d, on, -1);
     let seq = 0;
     let value = 0;
-    const tries = 20;
+    const tries = SENTINEL_TRIES;
     for (let attempt = 0; attempt < tries; attempt++) {
       await ch.until(() => ch.headersSeen || ch.state !== 'open', 5000);
       if (seq === 0) seq = Math.max(ch.lastSeqHeader ?? 0, d.maxSent) + 1;
@@ -350,10 +352,19 @@ class Run extends Waitable {
     const i = this.live(on);
     const s = new NimbusStream(this.obs, c.id, this.client(i), i, -1);
     c.streams.push(s);
-    const n = this.nextValue();
-    s.send([n], -1);
-    const ok = await s.until(() => answered().has(n) || !s.open, resultWaitMs);
-    if (!ok || !answered().has(n)) this.obs.harness.push({ device: `nimbus/${c.id}`, detail: `quiesce: the sentinel request's response did not arrive (stream ${s.record.failed ?? 'open'})` });
+    // A rejected response (BUSY while a killed gateway's admission lease runs out, UNAVAILABLE,
+    // OVERLOADED) answers the request with a refusal: send another sentinel, like the Connect quiesce.
+    const deadline = Date.now() + resultWaitMs;
+    let n = 0;
+    for (let tries = 0; tries < SENTINEL_TRIES && Date.now() < deadline; tries++) {
+      n = this.nextValue();
+      const rejected = s.record.rejects.length;
+      s.send([n], -1);
+      await s.until(() => answered().has(n) || !s.open || s.record.rejects.length > rejected, Math.max(1, deadline - Date.now()));
+      if (answered().has(n) || !s.open) break;
+      if (s.record.rejects.length > rejected) await sleep(500);
+    }
+    if (!answered().has(n)) this.obs.harness.push({ device: `nimbus/${c.id}`, detail: `quiesce: the sentinel request's response did not arrive (stream ${s.record.failed ?? 'open'}; rejected: ${s.record.rejects.join(',') || 'none'})` });
     else s.record.settled = true;
   }
 
