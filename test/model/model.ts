@@ -46,7 +46,10 @@ export interface Attempt {
   outcome: Outcome | null;
   /** Set when an outcome arrived after another: a conflict is itself a violation. */
   conflict?: string;
-  /** A half-open connection may have eaten its result (device without cursor): (i) is excused. */
+  /**
+   * Its result may have been written into a stream the device lost or dropped (half-open
+   * connection, reboot) and, without a cursor, counts as delivered: (i) is excused.
+   */
   excused?: boolean;
 }
 
@@ -124,10 +127,10 @@ export interface Violation {
 }
 
 /**
- * Kinds reported but not failing a schedule. duplicate-stale-cursor: a device holding two streams
- * at once (a takeover while the first is open) got a result on the old stream after it had opened
- * the new one with a cursor below that result; the new stream then sent it again. The contract
- * says the client's cursor wins, so the engine cannot know: open question for the contract.
+ * Kinds reported but not failing a schedule. duplicate-stale-cursor: a result came again on a
+ * stream the device opened with a cursor below it (it asked for it: the contract says a client's
+ * cursor wins; README "Delivery contract" tells a device reading two streams to drop a result not
+ * above its last). duplicate-after-crash: the allowance after a gateway was killed.
  */
 export const ADVISORY: ReadonlySet<Violation['kind']> = new Set(['duplicate-stale-cursor', 'duplicate-after-crash']);
 
@@ -183,7 +186,8 @@ export function check(obs: Observations): Violation[] {
     for (const a of attempts.filter((x) => x.outcome?.kind === 'rejected' && x.outcome.code === 'DUPLICATE')) {
       const got = received.get(a.seq) ?? [];
       const earlier = (bySeq.get(a.seq) ?? []).filter((x) => x !== a && x.outcome?.kind !== 'rejected');
-      if (got.length === 0 && !a.excused) out.push({ kind: 'duplicate-no-result', device, seq: a.seq, detail: `attempt value ${a.value} (op ${a.op}) was refused DUPLICATE, yet seq ${a.seq} got no result (earlier attempts: ${earlier.map((x) => `${x.value} ${x.outcome?.kind ?? 'none'}`).join(', ') || 'none'})` });
+      // Excused like the attempt it names: the seq's earlier attempt had its result eaten (see excused).
+      if (got.length === 0 && !a.excused && !earlier.some((x) => x.excused)) out.push({ kind: 'duplicate-no-result', device, seq: a.seq, detail: `attempt value ${a.value} (op ${a.op}) was refused DUPLICATE, yet seq ${a.seq} got no result (earlier attempts: ${earlier.map((x) => `${x.value} ${x.outcome?.kind ?? 'none'}`).join(', ') || 'none'})` });
     }
 
     // (ii) at most one result per (device, seq), only for a sent seq, never of a rejected attempt
@@ -192,7 +196,11 @@ export function check(obs: Observations): Violation[] {
         // Stale cursor: every later copy came on a channel opened with a cursor before the
         // earlier copy arrived (on another channel), so the device could not have told it.
         const byTime = [...got].sort((x, y) => x.at - y.at);
-        const stale = byTime.every((q, k) => k === 0 || byTime.slice(0, k).every((p) => q.ch !== p.ch && q.ch.cursor !== null && q.ch.openedAt < p.at));
+        // Requested: every later copy came on a channel the device opened with a cursor below the
+        // seq (the contract: a cursor's client never gets a result at or below it; what is above
+        // it is what the client asked for, e.g. a rebooted device that remembers nothing, or one
+        // that opened a new stream while its old one was still delivering).
+        const stale = byTime.every((q, k) => k === 0 || (q.ch !== byTime[0]!.ch && q.ch.cursor !== null && q.ch.cursor < seq));
         const first = byTime[0]!;
         const crash = first.ch.cursor === null && byTime.slice(1).every((q) => q.ch.cursor === null && crashAllowance(obs.kills, instanceOf(first.ch.id), first.at, first.atMs, q.ch.openedAt));
         out.push({ kind: stale ? 'duplicate-stale-cursor' : crash ? 'duplicate-after-crash' : 'duplicate-result', device, seq, detail: `${got.length} results: ${got.map((r) => `${r.value} on ${r.channel}`).join('; ')}` });

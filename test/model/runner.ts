@@ -33,6 +33,12 @@ class DeviceRt {
   readonly connects: ConnectChannel[] = [];
   readonly sses: SseChannel[] = [];
   readonly inflight = new Set<Promise<void>>();
+  /**
+   * Ops during which a half-open connection of this (cursorless) device may still have held it:
+   * from the half-open until a later stream of the device was accepted (its headers came), which
+   * takes the device over. Results routed meanwhile went into the dead connection.
+   */
+  readonly halfOpen: { from: number; to: number }[] = [];
   constructor(readonly id: string, readonly keepsCursor: boolean) {}
 
   openConnect(): ConnectChannel | undefined {
@@ -101,6 +107,10 @@ class Run extends Waitable {
     const i = this.live(on);
     const ch = new ConnectChannel(this.obs, d.id, this.client(i), i, cursor, op);
     d.connects.push(ch);
+    const open = d.halfOpen.find((h) => h.to === Infinity);
+    if (open !== undefined) void ch.until(() => ch.headersSeen || ch.state !== 'open', 10_000).then(() => {
+      if (ch.headersSeen && open.to === Infinity) open.to = op;
+    });
     return ch;
   }
 
@@ -170,15 +180,24 @@ class Run extends Waitable {
         ch.cancel(); // the device gives up on it (the cancel cannot cross the frozen proxy)
         if (!d.keepsCursor) {
           // Contract exception: without a cursor, results written into a half-open connection
-          // count as delivered. Excuse (i) for everything sent so far.
+          // count as delivered. Excuse (i) for everything sent so far, and for what is sent until
+          // a later stream of the device is accepted (see DeviceRt.halfOpen).
           for (const a of this.obs.attempts) if (a.device === d.id) a.excused = true;
+          d.halfOpen.push({ from: i, to: Infinity });
         }
         this.connect(d, o.to, i);
         return;
       }
       case 'restart': {
         const d = this.devices[o.d]!;
+        const open = d.connects.some((c) => c.state === 'open');
         for (const c of d.connects) c.cancel();
+        if (open && !d.keepsCursor) {
+          // Contract: a client without a cursor that drops its own stream (here: a reboot) loses
+          // what the server had written into it and it had not read; those count as delivered.
+          // Excuse (i) for everything sent so far; (ii), at most one result, still holds.
+          for (const a of this.obs.attempts) if (a.device === d.id) a.excused = true;
+        }
         // A rebooted device remembers nothing: no cursor, no counter.
         const ch = this.connect(d, o.on, i, null);
         await ch.until(() => ch.headersSeen || ch.state !== 'open', 3000);
@@ -368,6 +387,16 @@ class Run extends Waitable {
     else s.record.settled = true;
   }
 
+  /** Attempts made while a half-open connection still held their (cursorless) device: (i) excused. */
+  excuseHalfOpen(): void {
+    for (const d of this.devices) {
+      for (const h of d.halfOpen) {
+        const to = h.to === Infinity || h.to < 0 ? Infinity : h.to;
+        for (const a of this.obs.attempts) if (a.device === d.id && a.op >= h.from && a.op < to) a.excused = true;
+      }
+    }
+  }
+
   close(): void {
     for (const d of this.devices) {
       for (const c of d.connects) c.cancel();
@@ -392,6 +421,7 @@ export async function runSchedule(engine: ModelEngine, schedule: Schedule): Prom
   } finally {
     run.close();
   }
+  run.excuseHalfOpen();
   const all = check(run.obs);
   const violations = all.filter((v) => !ADVISORY.has(v.kind));
   const obs = run.obs;
