@@ -251,8 +251,11 @@ export class Admission {
           answered();
           this.apply(groups, r, issuedAtMs, true);
         },
-        // Never answered (the connection failed for good): those devices stay without re-takes.
-        () => {},
+        // Failed after all: it took nothing.
+        () => {
+          answered();
+          for (const dev of groups.keys()) this.maybeRelease(dev);
+        },
       );
     } else if ('err' in first) {
       // Redis refused the call (an error reply): the script did not take anything.

@@ -286,9 +286,13 @@ export class DeliveryLink {
     return rows.map(([id, fields]) => ({ n: Number(id.toString().split('-')[0]), result: bufferField(fields, 'r') }));
   }
 
-  /** Drops buffer entries the device has confirmed (index <= n). */
+  /**
+   * Drops buffer entries the device has confirmed (index < n), keeping entry n: the buffer's last
+   * entry carries the device's last routed seq (field s), which is what rebuilds a lost `dev:`
+   * hash (the admission's last seq, the forwarder's dedupe mark).
+   */
   async trimBuffer(deviceId: string, n: number): Promise<void> {
-    await this.commands.xtrim(this.t.redis.deviceBuffer(deviceId), 'MINID', `${n + 1}-0`);
+    await this.commands.xtrim(this.t.redis.deviceBuffer(deviceId), 'MINID', `${n}-0`);
   }
 
   async close(): Promise<void> {

@@ -200,7 +200,7 @@ export function check(obs: Observations): Violation[] {
         // seq (the contract: a cursor's client never gets a result at or below it; what is above
         // it is what the client asked for, e.g. a rebooted device that remembers nothing, or one
         // that opened a new stream while its old one was still delivering).
-        const stale = byTime.every((q, k) => k === 0 || (q.ch !== byTime[0]!.ch && q.ch.cursor !== null && q.ch.cursor < seq));
+        const stale = new Set(got.map((q) => q.ch)).size === got.length && got.some((q) => q.ch.cursor !== null && q.ch.cursor < seq);
         const first = byTime[0]!;
         const crash = first.ch.cursor === null && byTime.slice(1).every((q) => q.ch.cursor === null && crashAllowance(obs.kills, instanceOf(first.ch.id), first.at, first.atMs, q.ch.openedAt));
         out.push({ kind: stale ? 'duplicate-stale-cursor' : crash ? 'duplicate-after-crash' : 'duplicate-result', device, seq, detail: `${got.length} results: ${got.map((r) => `${r.value} on ${r.channel}`).join('; ')}` });

@@ -225,7 +225,7 @@ test('lastSeq(): max of a and h; from the buffer\'s s field when the hash has ne
   assert.equal(await link.lastSeq('g'), Number.MAX_SAFE_INTEGER);
 });
 
-test('readBuffer() from an index, in order, bounded; trimBuffer() drops up to n', async (t) => {
+test('readBuffer() from an index, in order, bounded; trimBuffer() drops what is below n and keeps n (its seq rebuilds a lost hash)', async (t) => {
   const h = await harness(t);
   const { link } = await h.link('gw-a');
   for (let n = 1; n <= 5; n++) await h.redis.xadd(h.t.redis.deviceBuffer('d'), `${n}-0`, 'r', `r${n}`, 's', String(n * 10));
@@ -233,5 +233,10 @@ test('readBuffer() from an index, in order, bounded; trimBuffer() drops up to n'
   assert.deepEqual(page.map((e) => [e.n, e.result.toString()]), [[2, 'r2'], [3, 'r3'], [4, 'r4']]);
   await link.trimBuffer('d', 3);
   const rest = await link.readBuffer('d', 0, 10);
-  assert.deepEqual(rest.map((e) => e.n), [4, 5]);
+  assert.deepEqual(rest.map((e) => e.n), [3, 4, 5]);
+  // Everything confirmed: the last entry stays, so a lost dev: hash still learns the last seq.
+  await link.trimBuffer('d', 5);
+  assert.deepEqual((await link.readBuffer('d', 0, 10)).map((e) => e.n), [5]);
+  await h.redis.del(h.t.redis.deviceState('d'));
+  assert.equal(await link.lastSeq('d'), 50);
 });
