@@ -94,7 +94,10 @@ export class Admission {
   private readonly updates = new Map<string, { k: number; release: boolean }>();
   /** Admission calls sent and not yet answered (or timed out); at most CALLS_MAX. */
   private calls = 0;
-  /** Devices with events in calls not yet answered, and how many: such a device never has a seq taken again (myMaxSeq). */
+  /**
+   * Devices with events in a call not yet answered, and in how many. Invariant: a
+   * device's events are in at most one unanswered call.
+   */
   private readonly inCalls = new Map<string, number>();
   private scheduled = false;
   private retryTimer: NodeJS.Timeout | null = null;
@@ -199,7 +202,21 @@ export class Admission {
 
   private async call(): Promise<void> {
     if (this.calls >= CALLS_MAX) return;
-    const items = this.queue.splice(0, this.cfg.admitBatchMax);
+    // A device's events are never in two unanswered calls: a later call could take a later seq of
+    // it while an earlier one waits (WAIT), and a stream's cumulative acked_seq would then pass an
+    // event whose outcome is still to come. Its events stay queued, in order, until the answer.
+    const items: Queued[] = [];
+    if (this.inCalls.size === 0) {
+      items.push(...this.queue.splice(0, this.cfg.admitBatchMax));
+    } else {
+      const rest: Queued[] = [];
+      for (const it of this.queue) {
+        if (items.length < this.cfg.admitBatchMax && !this.inCalls.has(it.deviceId)) items.push(it);
+        else rest.push(it);
+      }
+      this.queue.length = 0;
+      this.queue.push(...rest);
+    }
     const releases = [...this.updates].filter(([, u]) => u.release).length;
     if (items.length === 0 && releases === 0) return;
     const updates = [...this.updates];
@@ -214,10 +231,7 @@ export class Admission {
     const args: (string | number)[] = [this.prefix, this.instanceId, this.cfg.admitLeaseMs, this.ttlMs, updates.length];
     for (const [dev, u] of updates) args.push(dev, u.k, u.release ? 1 : 0);
     for (const [dev, g] of groups) {
-      // A device with events in an earlier call still unanswered may have later seqs taken by it:
-      // nothing of it is taken again (re-taking is only safe with nothing of the device that could
-      // land after it), so its seqs in (k, a] wait.
-      args.push(dev, this.inCalls.has(dev) ? Number.MAX_SAFE_INTEGER : (this.held.get(dev)?.maxSeq ?? 0), g.length);
+      args.push(dev, this.held.get(dev)?.maxSeq ?? 0, g.length);
       for (const it of g) args.push(it.seq);
       this.inCalls.set(dev, (this.inCalls.get(dev) ?? 0) + 1);
     }
@@ -232,7 +246,7 @@ export class Admission {
     const issuedAtMs = Date.now();
     const stopTimer = metrics.admissionSeconds.startTimer();
     const reply = (this.redis as unknown as { stratusAdmit(...a: (string | number)[]): Promise<number[]> }).stratusAdmit(...args);
-    // More calls may go out while this one waits.
+    // More calls may go out while this one waits (other devices' events).
     if (this.queue.length > 0) this.schedule();
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), this.cfg.admitTimeoutMs)));

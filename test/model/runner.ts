@@ -192,10 +192,10 @@ class Run extends Waitable {
         const d = this.devices[o.d]!;
         const open = d.connects.some((c) => c.state === 'open');
         for (const c of d.connects) c.cancel();
-        if (open && !d.keepsCursor) {
-          // Contract: a client without a cursor that drops its own stream (here: a reboot) loses
-          // what the server had written into it and it had not read; those count as delivered.
-          // Excuse (i) for everything sent so far; (ii), at most one result, still holds.
+        if (open) {
+          // Contract: a rebooted device remembers nothing and comes back without a cursor, so what
+          // the server had written into the stream it dropped, and it had not read, counts as
+          // delivered. Excuse (i) for everything sent so far; (ii), at most one result, still holds.
           for (const a of this.obs.attempts) if (a.device === d.id) a.excused = true;
         }
         // A rebooted device remembers nothing: no cursor, no counter.
