@@ -114,6 +114,8 @@ export class DeliveryLink {
   private readonly channel: string;
   /** Takeovers of this instance waiting for the old holder's handoff, by device. */
   private readonly handoffs = new Map<string, () => void>();
+  /** Claims here (without a client cursor) still waiting for a handoff, chained, by device. */
+  private readonly waits = new Map<string, Promise<void>>();
   private renewTimer: NodeJS.Timeout | null = null;
   /** Written positions to record, by device (one entry per held device at most). */
   private readonly sent = new Map<string, number>();
@@ -170,6 +172,27 @@ export class DeliveryLink {
    * gateway.handoffWaitMs, until the old holder has recorded what it wrote.
    */
   async claim(deviceId: string, awaitHandoff: boolean): Promise<void> {
+    if (!awaitHandoff) {
+      await this.takeOver(deviceId, false);
+      return;
+    }
+    // A claim of the same device here that still waits for its handoff (a stream superseded while
+    // starting): this one reads the record only after that handoff too.
+    const earlier = this.waits.get(deviceId) ?? null;
+    let done!: () => void;
+    const current = new Promise<void>((resolve) => (done = resolve));
+    const chained = earlier === null ? current : Promise.all([earlier, current]).then(() => {});
+    this.waits.set(deviceId, chained);
+    try {
+      await this.takeOver(deviceId, true);
+      if (earlier !== null) await earlier;
+    } finally {
+      done();
+      if (this.waits.get(deviceId) === chained) this.waits.delete(deviceId);
+    }
+  }
+
+  private async takeOver(deviceId: string, awaitHandoff: boolean): Promise<void> {
     const previous = await this.commands.set(this.t.redis.presence(deviceId), this.instanceId, 'PX', this.config.gateway.presenceLeaseMs, 'GET');
     if (previous === null || previous === this.instanceId) return;
     let settle: ((outcome: string) => void) | null = null;

@@ -152,6 +152,21 @@ test('an old holder that never answers costs gateway.handoffWaitMs, then the cla
   assert.equal(await h.redis.get(h.t.redis.presence('d')), 'gw-b');
 });
 
+test('a second claim here while the first still waits for its handoff (a stream superseded while starting) resolves only after that handoff', async (t) => {
+  const h = await harness(t, { 'gateway-handoff-wait-ms': '400' });
+  await h.mute('gw-mute');
+  const b = await h.link('gw-b');
+  await h.redis.set(h.t.redis.presence('d'), 'gw-mute');
+  const start = Date.now();
+  const first = b.link.claim('d', true);
+  // The second finds presence already naming gw-b (the first's claim): on its own it would not wait.
+  await new Promise((r) => setTimeout(r, 50));
+  const second = b.link.claim('d', true).then(() => Date.now() - start);
+  await first;
+  const ms = await second;
+  assert.ok(ms >= 400, `the second claim resolved after ${ms} ms, before the first one's handoff wait ended`);
+});
+
 test('renew(): extends its own entries, takes free ones, leaves another\'s (lost()), records each sentSeq monotonically', async (t) => {
   const h = await harness(t, { 'gateway-presence-lease-ms': '5000' });
   const { link } = await h.link('gw-a');
