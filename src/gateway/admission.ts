@@ -82,7 +82,7 @@ export const duplicateMessage = (seq: number, lastSeq: number): string =>
 export const outOfOrderMessage = (seq: number, lastSeq: number): string =>
   `seq ${seq} is not above ${lastSeq}, this device's last seq, and was never taken: a device's events are taken in seq order across all its calls and streams; send this reading again with seq ${lastSeq + 1} or above`;
 export const BUSY_MESSAGE = 'another call of this device on another gateway instance has events waiting for Kafka; send this event again shortly';
-export const UNAVAILABLE_MESSAGE = 'Redis did not order this event in time (gateway.admitTimeoutMs); send it again later (if that seq is then refused as DUPLICATE, continue from last_seq + 1)';
+export const UNAVAILABLE_MESSAGE = 'Redis did not order this event in time (gateway.admitTimeoutMs)';
 
 export class Admission {
   private readonly queue: Queued[] = [];

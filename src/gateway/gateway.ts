@@ -71,8 +71,11 @@ class CallSink implements EventSink {
   }
 
   onRejected(reject: Reject): void {
-    this.rejects.push(reject);
     metrics.eventsRejected.inc({ code: reject.code });
+    // Not ordered in time (Redis): not a refusal (it may still be taken and produced); the call
+    // fails instead, so its events are unacknowledged and the client sends them again.
+    if (reject.code === RejectCode.UNAVAILABLE) this.failed ??= new Error(reject.message);
+    else this.rejects.push(reject);
     this.one();
   }
 
@@ -328,7 +331,7 @@ export class Gateway implements SessionHost, UplinkHost {
     const sink: CallSink = new CallSink(
       () => {
         if (refused) return;
-        if (sink.failed !== null) cb(grpcError(ErrorCode.KAFKA_UNAVAILABLE, `Kafka did not take every event (${sink.failed.message}); send the events again (one refused as DUPLICATE is in)`));
+        if (sink.failed !== null) cb(grpcError(ErrorCode.KAFKA_UNAVAILABLE, `not every event was made durable (${sink.failed.message}); send the events again (one refused as DUPLICATE is in)`));
         else cb(null, { accepted: sink.durable, rejected: rejected + sink.rejects.length });
       },
       () => {
@@ -381,7 +384,7 @@ export class Gateway implements SessionHost, UplinkHost {
     const authed = authenticatedDevice(call.metadata);
     const now = Date.now() * 1000;
     const sink: CallSink = new CallSink(() => {
-      if (sink.failed !== null) cb(grpcError(ErrorCode.KAFKA_UNAVAILABLE, `Kafka did not take every event (${sink.failed.message}); send the batch again (events refused as DUPLICATE are in)`));
+      if (sink.failed !== null) cb(grpcError(ErrorCode.KAFKA_UNAVAILABLE, `not every event was made durable (${sink.failed.message}); send the batch again (events refused as DUPLICATE are in)`));
       else cb(null, { accepted: sink.eventIds.length, rejects: sink.rejects, eventIds: sink.eventIds });
     });
     for (const e of events) {

@@ -93,6 +93,14 @@ export class UplinkSession implements EventSink {
   onRejected(reject: Reject): void {
     this.pending--;
     if (this.session.closed) return;
+    if (reject.code === RejectCode.UNAVAILABLE) {
+      // Redis did not order the event in time: the event may still be taken (and then produced)
+      // when Redis answers, so it is not refused; the stream ends, which leaves it unacknowledged
+      // (at most one result), and the device resends it on its next stream.
+      metrics.eventsRejected.inc({ code: reject.code });
+      this.session.end(grpcError(ErrorCode.REDIS_UNAVAILABLE, `${reject.message}; reconnect and send the events after acked_seq ${this.ackedSeq} again (one refused as DUPLICATE is in)`));
+      return;
+    }
     this.reject(reject);
     this.settledOne();
   }

@@ -23,7 +23,10 @@ export const RejectCode = {
   OUT_OF_ORDER: 'OUT_OF_ORDER',
   /** Another call of this device on another gateway instance has events waiting for Kafka; send again shortly. */
   BUSY: 'BUSY',
-  /** The engine could not order the event (Redis did not answer in time); send it again later. */
+  /**
+   * Internal: the engine could not order the event (Redis did not answer in time). Never sent as a
+   * Reject: the stream or call ends with status UNAVAILABLE (the event may still be taken).
+   */
   UNAVAILABLE: 'UNAVAILABLE',
   /** value is NaN or +-Infinity. */
   INVALID_VALUE: 'INVALID_VALUE',

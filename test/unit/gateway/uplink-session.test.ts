@@ -166,6 +166,17 @@ test('an onDurable error ends the stream UNAVAILABLE, naming the seq and acked_s
   assert.deepEqual(f.writes, [], 'a stream ended with a status writes no last Downlink');
 });
 
+test('an event Redis did not order in time ends the stream UNAVAILABLE (it may still be taken), not a Reject', () => {
+  const f = fake();
+  f.uplink.onUplink(events(1, 2));
+  f.uplink.onDurable(1, null);
+  f.uplink.onRejected({ seq: 2, code: 'UNAVAILABLE', message: 'Redis did not order this event in time (gateway.admitTimeoutMs)', lastSeq: 0 });
+  assert.equal(f.ends.length, 1);
+  assert.equal(f.ends[0]!.code, status.UNAVAILABLE);
+  assert.match(f.ends[0]!.details, /did not order this event in time.*acked_seq 1\b/);
+  assert.deepEqual(f.writes, [], 'no Reject is written');
+});
+
 test('onRejected / onDurable after the stream closed only decrement pending', () => {
   const f = fake({ 'gateway-inflight-max': '2' });
   f.uplink.onUplink(events(1, 2, 3, 4));
