@@ -281,10 +281,6 @@ export class DeliveryLink {
     );
   }
 
-  deviceStateKey(deviceId: string): string {
-    return this.t.redis.deviceState(deviceId);
-  }
-
   /** The server-side cursor: the last seq written to the device by any session, 0 if none. */
   async deliveredSeq(deviceId: string): Promise<number> {
     return Number((await this.commands.hget(this.t.redis.deviceState(deviceId), 'd')) ?? 0);
