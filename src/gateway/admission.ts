@@ -178,6 +178,11 @@ export class Admission {
     this.schedule();
   }
 
+  private releaseQueued(): boolean {
+    for (const u of this.updates.values()) if (u.release) return true;
+    return false;
+  }
+
   /** Queues k (the highest wins) and, with `release`, the lease's release, for the next call. */
   private update(dev: string, k: number, release: boolean): void {
     const u = this.updates.get(dev);
@@ -217,8 +222,7 @@ export class Admission {
       this.queue.length = 0;
       this.queue.push(...rest);
     }
-    const releases = [...this.updates].filter(([, u]) => u.release).length;
-    if (items.length === 0 && releases === 0) return;
+    if (items.length === 0 && !this.releaseQueued()) return;
     const updates = [...this.updates];
     this.updates.clear();
     // Groups by device, each in arrival order; groups in order of first arrival.
@@ -288,7 +292,7 @@ export class Admission {
       answered();
       this.apply(groups, first.r, issuedAtMs, false);
     }
-    if (this.queue.length > 0 || [...this.updates.values()].some((u) => u.release)) this.schedule();
+    if (this.queue.length > 0 || this.releaseQueued()) this.schedule();
   }
 
   private retryLater(): void {

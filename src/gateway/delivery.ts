@@ -23,6 +23,13 @@ export const MSG_FRAME = 1;
 export const MSG_TAKEOVER = 2;
 export const MSG_HANDOFF = 3;
 
+/** Lua: records position d for dev hash `dkey` (d only grows; the hash keeps its TTL fresh). */
+const recordD = (dkey: string, d: string, ttl: string) => `
+  if tonumber(${d}) > tonumber(redis.call('HGET', ${dkey}, 'd') or '0') then
+    redis.call('HSET', ${dkey}, 'd', ${d})
+    redis.call('PEXPIRE', ${dkey}, ${ttl})
+  end`;
+
 /**
  * A session's end: records what it wrote (d only grows) and, if asked, deletes the presence entry
  * when it still names this instance (a newer holder keeps it).
@@ -30,11 +37,7 @@ export const MSG_HANDOFF = 3;
  */
 const RELEASE_SCRIPT = `
 if ARGV[3] == '1' and redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-local d = tonumber(ARGV[2])
-if d > 0 and d > tonumber(redis.call('HGET', KEYS[2], 'd') or '0') then
-  redis.call('HSET', KEYS[2], 'd', ARGV[2])
-  redis.call('PEXPIRE', KEYS[2], ARGV[4])
-end
+${recordD('KEYS[2]', 'ARGV[2]', 'ARGV[4]')}
 return 0`;
 
 /**
@@ -60,10 +63,7 @@ for i = 5, #ARGV, 2 do
     out[#out + 1] = 0
   end
   local dkey = prefix .. 'dev:' .. dev
-  if tonumber(d) > tonumber(redis.call('HGET', dkey, 'd') or '0') then
-    redis.call('HSET', dkey, 'd', d)
-    redis.call('PEXPIRE', dkey, ttlMs)
-  end
+  ${recordD('dkey', 'd', 'ttlMs')}
 end
 return out`;
 
@@ -94,10 +94,7 @@ const RECORD_SCRIPT = `
 local prefix, ttlMs = ARGV[1], ARGV[2]
 for i = 3, #ARGV, 2 do
   local dkey = prefix .. 'dev:' .. ARGV[i]
-  if tonumber(ARGV[i + 1]) > tonumber(redis.call('HGET', dkey, 'd') or '0') then
-    redis.call('HSET', dkey, 'd', ARGV[i + 1])
-    redis.call('PEXPIRE', dkey, ttlMs)
-  end
+  ${recordD('dkey', 'ARGV[i + 1]', 'ttlMs')}
 end
 return 0`;
 

@@ -144,7 +144,7 @@ export class Gateway implements SessionHost, UplinkHost {
     for (const start of GATEWAY_SERVICES) extra.push(await start(config, instanceId));
     gateway = new Gateway(config, instanceId, link, producer, extra);
     await gateway.listen(port);
-    link.startRenewing(() => [...gateway!.sessions.values()].map((s) => ({ deviceId: s.deviceId, sentSeq: s.sentSeq, lost: () => s.end(grpcError(ErrorCode.STREAM_SUPERSEDED, `device ${s.deviceId} is held by another instance; this stream is superseded`)) })));
+    link.startRenewing(() => gateway!.sessions.values());
     return gateway;
   }
 

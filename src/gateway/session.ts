@@ -24,7 +24,7 @@ import type { Config } from '../config.js';
 import { ErrorCode } from '../errors.js';
 import { metrics } from '../http/metrics.js';
 import { decodeResult } from '../wire/result-codec.js';
-import type { DeliveryLink } from './delivery.js';
+import type { DeliveryLink, HeldDevice } from './delivery.js';
 import { grpcError } from './grpc-status.js';
 import type { Downlink, Result } from './protocol.js';
 import type { UplinkSession } from './uplink-session.js';
@@ -55,7 +55,7 @@ export interface SessionIO {
   end(st: { code: status; details: string } | null): void;
 }
 
-export class DeviceSession {
+export class DeviceSession implements HeldDevice {
   /** The stream's sending side (Connect, Nimbus); null for SSE. */
   uplink: UplinkSession | null = null;
   /** Seq of the last result taken for the device (or confirmed by it): the dedupe cursor. */
@@ -276,6 +276,11 @@ export class DeviceSession {
         resolve(true);
       };
     });
+  }
+
+  /** A presence renewal found the device held by another stream (on another instance). */
+  lost(): void {
+    this.end(grpcError(ErrorCode.STREAM_SUPERSEDED, `device ${this.deviceId} is held by another stream; this one is superseded`));
   }
 
   /** The peer cancelled or the transport failed: nothing more can be written. */

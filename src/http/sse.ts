@@ -70,7 +70,7 @@ export class SseHub implements SessionHost {
     if (warning !== null) process.stderr.write(`sse: ${warning}\n`);
     hub = new SseHub(config, link);
     // Presence is held and renewed like a gRPC session's, so the forwarder keeps routing here.
-    link.startRenewing(() => [...hub!.sessions.values()].map((s) => ({ deviceId: s.deviceId, sentSeq: s.sentSeq, lost: () => s.end(grpcError(ErrorCode.STREAM_SUPERSEDED, `device ${s.deviceId} is held by another stream; this one is superseded`)) })));
+    link.startRenewing(() => hub!.sessions.values());
     return hub;
   }
 
