@@ -39,6 +39,7 @@ const port = (def: number, doc: string): OptionSpec => ({ kind: 'int', default: 
 export const OPTIONS = {
   'dataDir': { kind: 'string', default: '.stratus/data', path: true, unit: 'path', doc: 'Local stack state: Kafka and Redis data, logs, pid files. `stack up --fresh` wipes it.' },
   'logLevel': { kind: 'enum', default: 'info', values: ['debug', 'info', 'warn', 'error'], doc: 'Least severe log line printed.' },
+  'rssMaxMb': { kind: 'int', default: '2048', min: 0, max: 1048576, unit: 'MiB', doc: 'Memory budget of one engine process (resident set). Past 85% of it, new calls on the ingest services end RESOURCE_EXHAUSTED and device events get Reject OVERLOADED, until it falls below 75%. Set it below the container\'s memory limit. 0: no budget.' },
   'redis.host': { kind: 'string', default: '127.0.0.1', doc: 'Redis host. The local stack binds it, so it must be a loopback address for `stack up`.' },
   'redis.port': port(6379, 'Redis port (the local stack listens here).'),
   'redis.password': { kind: 'string', default: '', secret: true, doc: 'Redis AUTH password; empty for none. The local stack sets it as requirepass.' },
@@ -71,6 +72,8 @@ export const OPTIONS = {
   'gateway.admitTimeoutMs': { kind: 'int', default: '3000', min: 100, max: 600000, unit: 'ms', doc: 'How long the gateway waits for Redis to order a turn\'s events; then their streams and calls end with status UNAVAILABLE (the events are unacknowledged: Redis may still take them).' },
   'gateway.admitBatchMax': { kind: 'int', default: '4096', min: 1, max: 1000000, unit: 'events', doc: 'Events ordered in one Redis script call; more wait for the next call.' },
   'gateway.admitQueueMax': { kind: 'int', default: '100000', min: 1, max: 10000000, unit: 'events', doc: 'Events waiting to be ordered on one instance; beyond it new events are rejected with OVERLOADED.' },
+  'gateway.ingestCallsMax': { kind: 'int', default: '256', min: 1, max: 1000000, unit: 'calls', doc: 'Ingest and IngestBatch calls in progress on one instance; beyond it a new call ends RESOURCE_EXHAUSTED before its first message is read.' },
+  'gateway.inflightBytesMax': { kind: 'int', default: '268435456', min: 65536, max: 68719476736, unit: 'bytes', doc: 'Payload bytes of device events taken in and not yet settled (acknowledged or refused), on all streams and calls of one instance; beyond it new events are rejected with OVERLOADED.' },
   'gateway.handoffWaitMs': { kind: 'int', default: '2000', min: 0, max: 60000, unit: 'ms', doc: 'On a takeover, how long a new stream without a client cursor waits for the instance holding the old stream to record what it sent, before it starts from the last recorded position.' },
   'gateway.drainGraceMs': { kind: 'int', default: '10000', min: 0, max: 600000, unit: 'ms', doc: 'On SIGTERM, how long open streams get to finish before they are ended.' },
   'forwarder.scriptResultsMax': { kind: 'int', default: '500', min: 1, max: 100000, unit: 'results', doc: 'Results the forwarder hands Redis in one script call; a larger Kafka batch is split into several calls, in order, so one call never holds Redis for long.' },
@@ -84,6 +87,9 @@ export const OPTIONS = {
   'grpc.port': port(50051, 'gRPC port of the gateway.'),
   'grpc.keepaliveTimeMs': { kind: 'int', default: '30000', min: 1000, max: 86400000, unit: 'ms', doc: 'The gateway pings a connection that has been quiet this long, to find devices that went away without closing it.' },
   'grpc.keepaliveTimeoutMs': { kind: 'int', default: '10000', min: 1000, max: 600000, unit: 'ms', doc: 'A connection whose ping is not answered within this is closed (its streams end UNAVAILABLE on the device side).' },
+  'grpc.connectionsMax': { kind: 'int', default: '10000', min: 1, max: 1000000, unit: 'connections', doc: 'Open HTTP/2 connections on the gRPC port; beyond it a new connection is closed as it is accepted. Keep it under the process\'s open-file limit (`ulimit -n`) minus http.connectionsMax and a few hundred for Kafka and Redis.' },
+  'grpc.streamsPerConnectionMax': { kind: 'int', default: '1000', min: 1, max: 2147483647, unit: 'streams', doc: 'Concurrent calls on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS); the client queues more or opens another connection.' },
+  'grpc.controlFramesPerSecondMax': { kind: 'int', default: '200', min: 10, max: 1000000, unit: 'frames/s', doc: 'Per connection, in any one second: PING frames, SETTINGS frames, and streams the client cancelled (rapid reset), each counted apart. Past it the connection gets GOAWAY ENHANCE_YOUR_CALM and is closed.' },
   'tls.cert': { kind: 'string', default: '', path: true, optional: true, unit: 'path', doc: 'PEM certificate chain of the gRPC gateway and the HTTP surface; with tls.key, both serve TLS only. Empty: plaintext.' },
   'tls.key': { kind: 'string', default: '', path: true, optional: true, unit: 'path', doc: 'PEM private key for tls.cert.' },
   'tls.ca': { kind: 'string', default: '', path: true, optional: true, unit: 'path', doc: 'PEM CA certificate(s): when set, every gRPC and HTTP client must present a certificate signed by it (mutual TLS).' },
@@ -94,10 +100,13 @@ export const OPTIONS = {
   'queue.name': { kind: 'string', default: 'events', doc: 'List queue that event.EventService/StreamEvents writes to (a call may name another with metadata x-queue).' },
   'queue.lengthMax': { kind: 'int', default: '1000000', min: 1, max: 100000000, unit: 'items', doc: 'Items one list queue may hold; a StreamEvents flush stores the events that fit and the call ends with RESOURCE_EXHAUSTED saying how many were stored.' },
   'queue.flushEventsMax': { kind: 'int', default: '500', min: 1, max: 100000, unit: 'events', doc: 'Events of one StreamEvents call sent to Redis in one variadic push; the call stops reading while a full flush is in flight.' },
+  'queue.callsMax': { kind: 'int', default: '1000', min: 1, max: 1000000, unit: 'calls', doc: 'StreamEvents calls in progress on one instance; beyond it a new call ends RESOURCE_EXHAUSTED before its first message is read.' },
   'queue.leaseMs': { kind: 'int', default: '10000', min: 500, max: 3600000, unit: 'ms', doc: 'Worker heartbeat lease: a worker silent this long is dead, and live workers move its in-progress items back to the queue.' },
   'queue.attemptsMax': { kind: 'int', default: '5', min: 1, max: 1000, unit: 'attempts', doc: 'Times an item is tried (failures and dead workers both count) before it goes to the dead-letter list.' },
   'streams.lengthMax': { kind: 'int', default: '1000000', min: 100, max: 100000000, unit: 'entries', doc: 'Approximate cap (XADD MAXLEN ~) of the metrics stream.' },
   'streams.batchMetricsMax': { kind: 'int', default: '10000', min: 1, max: 100000, unit: 'metrics', doc: 'Metrics one IngestMetrics call may carry; more: INVALID_ARGUMENT.' },
+  'streams.callsMax': { kind: 'int', default: '16', min: 1, max: 100000, unit: 'calls', doc: 'IngestMetric and IngestMetrics calls in progress on one instance (a call of 10,000 metrics holds about 14 MiB); beyond it a new call ends RESOURCE_EXHAUSTED before its message is read.' },
+  'streams.writesInflightMax': { kind: 'int', default: '2', min: 1, max: 1000, unit: 'writes', doc: 'MetricsService transactions in flight to Redis at once; more wait their turn in order, so a burst of large batches never holds Redis (and every other path using it) for more than a few transactions.' },
   'streams.pendingMax': { kind: 'int', default: '100000', min: 1, max: 10000000, unit: 'entries', doc: 'Entries an exporter holds read but not yet acknowledged (acks follow a successful scrape); at the limit it stops reading.' },
   'streams.claimIdleMs': { kind: 'int', default: '30000', min: 100, max: 3600000, unit: 'ms', doc: 'Min idle time after which entries pending on a dead exporter are taken over (XAUTOCLAIM).' },
   'streams.seriesMax': { kind: 'int', default: '10000', min: 1, max: 10000000, unit: 'series', doc: 'Distinct (name, labels) series an exporter keeps; entries for new series beyond it are dead-lettered.' },
@@ -108,6 +117,7 @@ export type OptionKey = keyof typeof OPTIONS;
 export interface Config {
   readonly dataDir: string;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+  readonly rssMaxMb: number;
   readonly redis: {
     readonly host: string;
     readonly port: number;
@@ -148,14 +158,16 @@ export interface Config {
     readonly admitTimeoutMs: number;
     readonly admitBatchMax: number;
     readonly admitQueueMax: number;
+    readonly ingestCallsMax: number;
+    readonly inflightBytesMax: number;
     readonly handoffWaitMs: number;
   };
   readonly tls: { readonly cert: string; readonly key: string; readonly ca: string };
   readonly auth: { readonly tokenSecret: string };
-  readonly grpc: { readonly host: string; readonly port: number; readonly keepaliveTimeMs: number; readonly keepaliveTimeoutMs: number };
+  readonly grpc: { readonly host: string; readonly port: number; readonly keepaliveTimeMs: number; readonly keepaliveTimeoutMs: number; readonly connectionsMax: number; readonly streamsPerConnectionMax: number; readonly controlFramesPerSecondMax: number };
   readonly http: { readonly port: number; readonly connectionsMax: number; readonly sseHeartbeatMs: number };
-  readonly queue: { readonly name: string; readonly lengthMax: number; readonly flushEventsMax: number; readonly leaseMs: number; readonly attemptsMax: number };
-  readonly streams: { readonly lengthMax: number; readonly batchMetricsMax: number; readonly pendingMax: number; readonly claimIdleMs: number; readonly seriesMax: number };
+  readonly queue: { readonly name: string; readonly lengthMax: number; readonly flushEventsMax: number; readonly callsMax: number; readonly leaseMs: number; readonly attemptsMax: number };
+  readonly streams: { readonly lengthMax: number; readonly batchMetricsMax: number; readonly callsMax: number; readonly writesInflightMax: number; readonly pendingMax: number; readonly claimIdleMs: number; readonly seriesMax: number };
 }
 
 /** A shorter HMAC key could be guessed offline from one token. */

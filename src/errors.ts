@@ -53,6 +53,10 @@ export const ErrorCode = {
   UNAUTHENTICATED: 'STRATUS_UNAUTHENTICATED',
   /** The token is valid but for another device than the one the call acts for. */
   DEVICE_FORBIDDEN: 'STRATUS_DEVICE_FORBIDDEN',
+  /** A service's calls in progress are at their limit (gateway.ingestCallsMax, streams.callsMax, ...). Retryable. */
+  CALLS_MAX: 'STRATUS_CALLS_MAX',
+  /** The process is past its memory budget (rssMaxMb) and refuses new work. Retryable. */
+  MEMORY_BUDGET: 'STRATUS_MEMORY_BUDGET',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

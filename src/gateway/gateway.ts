@@ -8,6 +8,7 @@
  * into its device's one order (admission.ts) and Kafka's delivery report says it is durable on every
  * in-sync replica, while this instance held the device's admission lease (README "Delivery contract").
  */
+import assert from 'node:assert/strict';
 import { hostname } from 'node:os';
 import { Metadata, Server, type sendUnaryData, type ServerDuplexStream, type ServerReadableStream, type ServerUnaryCall } from '@grpc/grpc-js';
 import { join } from 'node:path';
@@ -24,7 +25,10 @@ import { topology } from '../topology.js';
 import { encodeEvent } from '../wire/event-codec.js';
 import type { FrameEntry } from '../wire/delivery-frame.js';
 import { refuseEvictingPolicy } from '../redis/eviction-policy.js';
+import { MemoryBudget } from '../memory-budget.js';
 import { Admission } from './admission.js';
+import { CallLimits, callGroups } from './call-limits.js';
+import { ConnectionGuard } from './connection-guard.js';
 import { DeliveryLink } from './delivery.js';
 import { processEvent } from './nimbus.js';
 import { DeviceGatewayService, NimbusService, type BatchAck, type Downlink, type Event, type EventBatch, type EventRequest, type EventResponse, type IngestSummary, type Reject, type Uplink } from './protocol.js';
@@ -50,6 +54,8 @@ interface Pending {
   deviceId: string;
   seq: number;
   receivedAtUs: number;
+  /** What the event counts in Gateway.inflightBytes until its delivery report. */
+  bytes: number;
 }
 
 /** The outcome sink of an Ingest or IngestBatch call: answers once every event has its outcome. */
@@ -114,6 +120,15 @@ export class Gateway implements SessionHost, UplinkHost {
   private unproducedTimer: NodeJS.Timeout | null = null;
   /** null: gateway.deviceRatePerS is 0 (no limit). */
   private readonly rates: RateLimiter | null;
+  /** The process's RSS budget (rssMaxMb): past it, new calls and events are refused. */
+  readonly memory: MemoryBudget;
+  private readonly calls: CallLimits;
+  private readonly guard: ConnectionGuard;
+  /**
+   * Payload bytes (plus EVENT_OVERHEAD_BYTES each) of events submitted and not yet settled.
+   * Invariant: <= gateway.inflightBytesMax + one event's bytes; submit refuses beyond.
+   */
+  private inflightBytes = 0;
   port = 0;
 
   private constructor(
@@ -129,6 +144,10 @@ export class Gateway implements SessionHost, UplinkHost {
     this.rates = g.deviceRatePerS === 0 ? null : new RateLimiter(g.deviceRatePerS, g.deviceBurstMax, g.devicesMax);
     this.serviceNames = ['', 'stratus.v1.DeviceGateway', 'nimbus.NimbusService', ...extraServices.flatMap((s) => s.names)];
     this.health = new HealthImplementation(Object.fromEntries(this.serviceNames.map((n) => [n, 'SERVING' as const])));
+    this.memory = new MemoryBudget(config.rssMaxMb).start();
+    this.calls = new CallLimits(callGroups(config), this.memory);
+    this.guard = new ConnectionGuard({ connectionsMax: config.grpc.connectionsMax, controlFramesPerSecondMax: config.grpc.controlFramesPerSecondMax });
+    metrics.gatewayInflightBytes.set(0);
   }
 
   static async start(config: Config, instanceId = defaultInstanceId(config), port = config.grpc.port): Promise<Gateway> {
@@ -158,8 +177,12 @@ export class Gateway implements SessionHost, UplinkHost {
       'grpc.keepalive_time_ms': this.config.grpc.keepaliveTimeMs,
       'grpc.keepalive_timeout_ms': this.config.grpc.keepaliveTimeoutMs,
       'grpc.keepalive_permit_without_calls': 1,
-      // Device tokens (auth.tokenSecret): checked before any handler runs; see auth.ts.
-      interceptors: this.config.auth.tokenSecret === '' ? [] : [authInterceptor(this.config.auth.tokenSecret)],
+      // HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: calls at once on one connection (grpc-js sends no
+      // limit by default).
+      'grpc.max_concurrent_streams': this.config.grpc.streamsPerConnectionMax,
+      // Device tokens (auth.tokenSecret) first: an unauthenticated call is refused before it counts
+      // against a limit. Then the limits on calls in progress (call-limits.ts).
+      interceptors: [...(this.config.auth.tokenSecret === '' ? [] : [authInterceptor(this.config.auth.tokenSecret)]), this.calls.interceptor()],
     });
     server.addService(DeviceGatewayService, {
       Connect: (call: ServerDuplexStream<Uplink, Downlink>) => this.connect(call),
@@ -178,6 +201,7 @@ export class Gateway implements SessionHost, UplinkHost {
     this.port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(`${this.config.grpc.host.includes(':') ? `[${this.config.grpc.host}]` : this.config.grpc.host}:${port}`, grpcServerCredentials(tlsFiles(this.config)), (err, p) => (err ? reject(err) : resolve(p))),
     );
+    this.guard.attach(server);
     this.server = server;
   }
 
@@ -193,20 +217,33 @@ export class Gateway implements SessionHost, UplinkHost {
    * waiting too long (an overload, or Kafka away), and its device would learn nothing for seconds.
    */
   submit(sink: EventSink, deviceId: string, event: Event, receivedAtUs: number): void {
-    if (this.unproduced.length > 0 || this.producer.oldestWaitMs() > this.config.gateway.ackWaitMaxMs) {
+    if (this.unproduced.length > 0 || this.producer.oldestWaitMs() > this.config.gateway.ackWaitMaxMs || this.memory.refusing || this.inflightBytes > this.config.gateway.inflightBytesMax) {
       sink.onRejected({ seq: event.seq, code: RejectCode.OVERLOADED, message: OVERLOADED_MESSAGE });
       return;
     }
+    const bytes = (event.payload?.length ?? 0) + EVENT_OVERHEAD_BYTES;
+    this.inflightBytes += bytes;
+    metrics.gatewayInflightBytes.set(this.inflightBytes);
     const produce = (seq: number, to: EventSink) => {
       const value = encodeEvent({ seq, value: event.value ?? 0, sentAtUs: event.sentAtUs ?? 0, receivedAtUs, type: event.type, payload: event.payload ?? EMPTY });
-      this.produceTaken({ sink: to, deviceId, seq, receivedAtUs }, value);
+      this.produceTaken({ sink: to, deviceId, seq, receivedAtUs, bytes }, value);
     };
     this.admission.submit({
       deviceId,
       seq: event.seq,
-      done: (o) => (o.taken ? produce(o.seq, sink) : sink.onRejected(o.reject)),
+      done: (o) => {
+        if (o.taken) return produce(o.seq, sink);
+        this.settleBytes(bytes);
+        sink.onRejected(o.reject);
+      },
       orphaned: (seq) => produce(seq, NO_SINK),
     });
+  }
+
+  private settleBytes(bytes: number): void {
+    this.inflightBytes -= bytes;
+    assert.ok(this.inflightBytes >= 0, 'inflightBytes went negative');
+    metrics.gatewayInflightBytes.set(this.inflightBytes);
   }
 
   /**
@@ -252,6 +289,7 @@ export class Gateway implements SessionHost, UplinkHost {
   // --- inputs ----------------------------------------------------------------------------------
 
   private onDelivery(err: Error | null, p: Pending): void {
+    this.settleBytes(p.bytes);
     const ackable = this.admission.settled(p.deviceId, p.seq, err === null);
     if (ackable) metrics.stageSeconds.observe({ stage: 'ack' }, (Date.now() * 1000 - p.receivedAtUs) / 1e6);
     p.sink.onDurable(p.seq, ackable ? null : err ?? new Error(LEASE_LOST_MESSAGE));
@@ -262,6 +300,15 @@ export class Gateway implements SessionHost, UplinkHost {
   }
 
   private connect(call: ServerDuplexStream<Uplink, Downlink>): void {
+    // A turn later: a stream the client reset at once (an HTTP/2 rapid reset sends HEADERS and
+    // RST_STREAM in one packet) is cancelled by then and costs no Redis work. grpc-js buffers what
+    // arrives meanwhile.
+    setImmediate(() => {
+      if (!call.cancelled) this.connectNow(call);
+    });
+  }
+
+  private connectNow(call: ServerDuplexStream<Uplink, Downlink>): void {
     const authed = authenticatedDevice(call.metadata);
     const named = metadataString(call.metadata, DEVICE_ID_KEY);
     if (authed !== null && named !== null && named !== authed) {
@@ -440,10 +487,14 @@ export class Gateway implements SessionHost, UplinkHost {
     for (const s of [...this.sessions.values()]) s.end(grpcError(ErrorCode.SHUTTING_DOWN, 'gateway shutting down'));
     await this.link.close();
     for (const s of this.extraServices) await s.stop();
+    this.memory.stop();
+    this.guard.stop();
   }
 }
 
 const EMPTY = new Uint8Array(0);
+/** What an event costs beyond its payload while in flight (its Pending, its encoded record's header): counted in gateway.inflightBytesMax. */
+const EVENT_OVERHEAD_BYTES = 256;
 const UNPRODUCED_RETRY_MS = 10;
 /** The outcome of an event nobody waits for any more (its device was told UNAVAILABLE). */
 const NO_SINK: EventSink = { onRejected: () => {}, onDurable: () => {} };

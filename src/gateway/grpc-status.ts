@@ -44,6 +44,8 @@ const GRPC_STATUS: { readonly [C in ErrorCode]: status } = {
   [ErrorCode.REQUEST_INVALID]: status.INVALID_ARGUMENT,
   [ErrorCode.UNAUTHENTICATED]: status.UNAUTHENTICATED,
   [ErrorCode.DEVICE_FORBIDDEN]: status.PERMISSION_DENIED,
+  [ErrorCode.CALLS_MAX]: status.RESOURCE_EXHAUSTED,
+  [ErrorCode.MEMORY_BUDGET]: status.RESOURCE_EXHAUSTED,
 };
 
 /**
@@ -58,6 +60,8 @@ export const RETRYABLE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   ErrorCode.INSTANCE_FULL,
   ErrorCode.QUEUE_FULL,
   ErrorCode.SHUTTING_DOWN,
+  ErrorCode.CALLS_MAX,
+  ErrorCode.MEMORY_BUDGET,
 ]);
 
 /** The status a call ends with for err. */

@@ -31,6 +31,14 @@ export const metrics = {
   handoffs: new Counter({ name: 'stratus_gateway_handoffs_total', help: 'Takeovers of a device held elsewhere, by outcome (recorded: the old holder recorded its position; timeout: gateway.handoffWaitMs ran out).', labelNames: ['outcome'] as const, registers: [registry] }),
   clusterWorkersScraped: new Gauge({ name: 'stratus_cluster_workers_scraped', help: 'Gateway worker processes whose metrics the last scrape of the cluster primary merged (run --threads N).', aggregator: 'max', registers: [registry] }),
   sseStreams: new Gauge({ name: 'stratus_sse_streams', help: 'SSE device streams this process holds.', registers: [registry] }),
+  // Limits at the doors (README "Limits"): what was refused, and why. Labels are fixed sets.
+  memoryBudgetBytes: new Gauge({ name: 'stratus_memory_budget_bytes', help: 'The process\'s RSS budget (rssMaxMb); 0: none.', registers: [registry] }),
+  memoryRefusing: new Gauge({ name: 'stratus_memory_refusing', help: '1 while RSS is past 85% of rssMaxMb and new ingest work is refused, else 0.', registers: [registry] }),
+  grpcCallsRefused: new Counter({ name: 'stratus_grpc_calls_refused_total', help: 'gRPC calls refused with RESOURCE_EXHAUSTED before their first message was read, by service group and reason (calls_max: the group\'s calls-in-progress limit; memory: the RSS budget).', labelNames: ['service', 'reason'] as const, registers: [registry] }),
+  grpcCallsInProgress: new Gauge({ name: 'stratus_grpc_calls_in_progress', help: 'gRPC calls in progress, by service group.', labelNames: ['service'] as const, registers: [registry] }),
+  grpcConnections: new Gauge({ name: 'stratus_grpc_connections', help: 'Open HTTP/2 connections on the gRPC port.', registers: [registry] }),
+  grpcConnectionsClosed: new Counter({ name: 'stratus_grpc_connections_closed_total', help: 'HTTP/2 connections the gateway closed for abuse (GOAWAY ENHANCE_YOUR_CALM), by reason: resets (rapid reset), pings, settings (frames per second beyond grpc.controlFramesPerSecondMax), or refused at grpc.connectionsMax.', labelNames: ['reason'] as const, registers: [registry] }),
+  gatewayInflightBytes: new Gauge({ name: 'stratus_gateway_inflight_bytes', help: 'Payload bytes of device events taken in and not yet settled (bounded by gateway.inflightBytesMax).', registers: [registry] }),
   stageSeconds: new Histogram({
     name: 'stratus_stage_latency_seconds',
     help: 'Per-stage latency: ack = received -> durable in Kafka; process = received -> processed; route = processed -> buffered and published by the forwarder; deliver = processed -> handed to the device stream.',

@@ -1,0 +1,132 @@
+/**
+ * A limit on the calls in progress of each ingest service, checked when a call's headers arrive,
+ * before grpc-js reads (and decodes) its first message.
+ *
+ *   service group   methods                                          limit (Config)
+ *   devices         DeviceGateway/Connect, NimbusService/ProcessEvent  gateway.devicesMax
+ *   ingest          DeviceGateway/Ingest, DeviceGateway/IngestBatch   gateway.ingestCallsMax
+ *   metrics         data_nexus.MetricsService/*                      streams.callsMax
+ *   queue           event.EventService/*                             queue.callsMax
+ *
+ * Beyond its group's limit, or while the process is past its memory budget (memory-budget.ts), a
+ * call ends at once with RESOURCE_EXHAUSTED naming the limit: nothing of it was read, so nothing of
+ * it was taken, and the client may send it again later. Health checks and reflection are never
+ * limited (a probe must always be answered).
+ *
+ * Why at the headers: a unary IngestMetrics of 10,000 metrics costs ~14 MiB once decoded; refusing
+ * in the handler would come after that cost. grpc-js keeps a call's stream paused until the handler
+ * side asks to read, and a status sent before then discards what the client had sent.
+ */
+import { ServerInterceptingCall, type ServerInterceptor } from '@grpc/grpc-js';
+import type { Config } from '../config.js';
+import { ErrorCode } from '../errors.js';
+import { metrics } from '../http/metrics.js';
+import type { MemoryBudget } from '../memory-budget.js';
+import { grpcError, type GrpcStatus } from './grpc-status.js';
+
+export interface CallGroup {
+  readonly name: string;
+  /** Method path prefixes (`/pkg.Service/` or `/pkg.Service/Method`). */
+  readonly paths: readonly string[];
+  readonly max: number;
+  /** The Config key named in the refusal. */
+  readonly option: string;
+}
+
+export function callGroups(config: Config): CallGroup[] {
+  return [
+    { name: 'devices', paths: ['/stratus.v1.DeviceGateway/Connect', '/nimbus.NimbusService/'], max: config.gateway.devicesMax, option: 'gateway.devicesMax' },
+    { name: 'ingest', paths: ['/stratus.v1.DeviceGateway/Ingest'], max: config.gateway.ingestCallsMax, option: 'gateway.ingestCallsMax' },
+    { name: 'metrics', paths: ['/data_nexus.MetricsService/'], max: config.streams.callsMax, option: 'streams.callsMax' },
+    { name: 'queue', paths: ['/event.EventService/'], max: config.queue.callsMax, option: 'queue.callsMax' },
+  ];
+}
+
+/** Calls in progress per group; exported for tests. */
+export class CallLimits {
+  private readonly inProgress = new Map<string, number>();
+  /** Method path -> group (null: not limited), filled on first sight: paths are the server's own. */
+  private readonly byPath = new Map<string, CallGroup | null>();
+
+  constructor(
+    private readonly groups: readonly CallGroup[],
+    private readonly memory: MemoryBudget,
+  ) {
+    for (const g of groups) {
+      this.inProgress.set(g.name, 0);
+      // Every series exists from start, at zero.
+      metrics.grpcCallsInProgress.set({ service: g.name }, 0);
+      metrics.grpcCallsRefused.inc({ service: g.name, reason: 'calls_max' }, 0);
+      metrics.grpcCallsRefused.inc({ service: g.name, reason: 'memory' }, 0);
+    }
+  }
+
+  groupOf(path: string): CallGroup | null {
+    let g = this.byPath.get(path);
+    if (g === undefined) {
+      g = this.groups.find((x) => x.paths.some((p) => path.startsWith(p))) ?? null;
+      this.byPath.set(path, g);
+    }
+    return g;
+  }
+
+  count(group: CallGroup): number {
+    return this.inProgress.get(group.name)!;
+  }
+
+  /** null and the call counted, or the status it is refused with. */
+  enter(group: CallGroup): GrpcStatus | null {
+    if (this.memory.refusing) {
+      metrics.grpcCallsRefused.inc({ service: group.name, reason: 'memory' });
+      return grpcError(ErrorCode.MEMORY_BUDGET, this.memory.message());
+    }
+    const n = this.count(group);
+    if (n >= group.max) {
+      metrics.grpcCallsRefused.inc({ service: group.name, reason: 'calls_max' });
+      return grpcError(ErrorCode.CALLS_MAX, `this instance has ${n} ${group.name} calls in progress (${group.option}); try again shortly or on another instance`);
+    }
+    this.inProgress.set(group.name, n + 1);
+    metrics.grpcCallsInProgress.set({ service: group.name }, n + 1);
+    return null;
+  }
+
+  leave(group: CallGroup): void {
+    const n = this.count(group) - 1;
+    this.inProgress.set(group.name, n);
+    metrics.grpcCallsInProgress.set({ service: group.name }, n);
+  }
+
+  interceptor(): ServerInterceptor {
+    return (method, call) => {
+      const group = this.groupOf(method.path);
+      if (group === null) return new ServerInterceptingCall(call);
+      /** Invariant: true from a counted enter() until its one leave(). */
+      let counted = false;
+      const leave = () => {
+        if (!counted) return;
+        counted = false;
+        this.leave(group);
+      };
+      return new ServerInterceptingCall(call, {
+        start: (next) =>
+          next({
+            onReceiveMetadata: (md, mdNext) => {
+              const refused = this.enter(group);
+              if (refused !== null) {
+                call.sendStatus(refused);
+                return;
+              }
+              counted = true;
+              mdNext(md);
+            },
+            // The client went away (or the deadline passed): no status will be sent through us.
+            onCancel: leave,
+          }),
+        sendStatus: (status, next) => {
+          leave();
+          next(status);
+        },
+      });
+    };
+  }
+}

@@ -1,0 +1,246 @@
+/**
+ * The limits at the gRPC doors (call-limits.ts, connection-guard.ts, memory-budget.ts), against a
+ * real gateway with small limits: calls in progress per service group, connections per process,
+ * PING / SETTINGS / rapid-reset floods per connection, the memory budget. Each refusal is the one
+ * documented (status, GOAWAY code, metric), and a slot is given back when its call ends.
+ */
+import assert from 'node:assert/strict';
+import { connect, constants, type ClientHttp2Session } from 'node:http2';
+import { Socket } from 'node:net';
+import { after, before, test } from 'node:test';
+import { registry } from '../../../src/http/metrics.js';
+import { testConfig } from '../../helpers/config.js';
+import { TestDevice } from '../../helpers/device.js';
+import { metricsClient } from '../../helpers/metrics-client.js';
+import { startPipeline, type TestPipeline } from '../../helpers/pipeline.js';
+import { RawSession, type RawCall } from '../../helpers/raw-grpc.js';
+
+const config = testConfig({
+  'kafka-partitions': '1',
+  'streams-calls-max': '2',
+  'gateway-ingest-calls-max': '2',
+  'queue-calls-max': '2',
+  'grpc-connections-max': '40',
+  'grpc-control-frames-per-second-max': '20',
+});
+let pipeline: TestPipeline;
+let address: string;
+before(async () => {
+  pipeline = await startPipeline(config, ['gw-doors']);
+  address = `127.0.0.1:${pipeline.gateways[0]!.port}`;
+});
+after(() => pipeline.stop());
+
+async function sample(name: string): Promise<number> {
+  const text = await registry.metrics();
+  const line = text.split('\n').find((l) => l.startsWith(name + ' '));
+  return line === undefined ? 0 : Number(line.slice(name.length + 1));
+}
+
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Calls whose headers went out and whose message never comes: in progress until cancelled. */
+async function holdCalls(session: RawSession, path: string, n: number, group: string): Promise<RawCall[]> {
+  const before = await sample(`stratus_grpc_calls_in_progress{service="${group}"}`);
+  const calls = Array.from({ length: n }, () => session.call(path, { headers: { 'x-device-id': 'held' } }));
+  await until(`${n} ${group} calls in progress`, async () => (await sample(`stratus_grpc_calls_in_progress{service="${group}"}`)) === before + n);
+  return calls;
+}
+
+for (const { group, path, option } of [
+  { group: 'metrics', path: '/data_nexus.MetricsService/IngestMetrics', option: 'streams.callsMax' },
+  { group: 'ingest', path: '/stratus.v1.DeviceGateway/Ingest', option: 'gateway.ingestCallsMax' },
+  { group: 'queue', path: '/event.EventService/StreamEvents', option: 'queue.callsMax' },
+]) {
+  test(`${option}: a call beyond it ends RESOURCE_EXHAUSTED before it is read; a cancelled call gives its slot back`, { timeout: 30_000 }, async () => {
+    const session = await RawSession.open(address);
+    const held = await holdCalls(session, path, 2, group);
+    const refusedBefore = await sample(`stratus_grpc_calls_refused_total{service="${group}",reason="calls_max"}`);
+    const third = session.call(path, { headers: { 'x-device-id': 'third' } });
+    const outcome = await third.done;
+    assert.equal(outcome.grpcStatus, 8 /* RESOURCE_EXHAUSTED */);
+    assert.match(outcome.grpcMessage, new RegExp(`2 ${group} calls in progress \\(${option.replace('.', '\\.')}\\)`));
+    assert.equal(await sample(`stratus_grpc_calls_refused_total{service="${group}",reason="calls_max"}`), refusedBefore + 1);
+    held[0]!.cancel();
+    await until('the slot given back', async () => (await sample(`stratus_grpc_calls_in_progress{service="${group}"}`)) === 1);
+    held[1]!.cancel();
+    await until('no call in progress', async () => (await sample(`stratus_grpc_calls_in_progress{service="${group}"}`)) === 0);
+    await session.shutdown();
+  });
+}
+
+test('streams.callsMax: calls that completed leave no slot taken (10 sequential IngestMetrics through a limit of 2)', { timeout: 30_000 }, async () => {
+  const client = metricsClient(address);
+  for (let i = 0; i < 10; i++) {
+    const r = await client.ingestMetrics([{ name: 'doors_test', value: i, type: 'gauge' }]);
+    assert.equal(r.eventIds.length, 1);
+  }
+  assert.equal(await sample('stratus_grpc_calls_in_progress{service="metrics"}'), 0);
+  client.close();
+});
+
+async function h2(): Promise<ClientHttp2Session> {
+  const s = connect(`http://${address}`);
+  s.on('error', () => {});
+  await new Promise<void>((resolve, reject) => {
+    s.once('connect', () => resolve());
+    s.once('close', () => reject(new Error('closed before connect')));
+  });
+  return s;
+}
+
+function goaway(s: ClientHttp2Session): Promise<number> {
+  return new Promise((resolve) => {
+    s.once('goaway', (code: number) => resolve(code));
+    s.once('close', () => resolve(-1));
+  });
+}
+
+test('grpc.controlFramesPerSecondMax: a PING flood gets GOAWAY ENHANCE_YOUR_CALM', { timeout: 20_000 }, async () => {
+  const before = await sample('stratus_grpc_connections_closed_total{reason="pings"}');
+  const s = await h2();
+  const gone = goaway(s);
+  let sent = 0;
+  // One at a time: Node's client keeps at most 10 of its own PINGs unanswered.
+  while (!s.closed && !s.destroyed && sent < 1000) {
+    const ok = await new Promise<boolean>((resolve) => {
+      if (!s.ping((err) => resolve(err === null))) resolve(false);
+    });
+    if (!ok) break;
+    sent++;
+  }
+  assert.equal(await gone, constants.NGHTTP2_ENHANCE_YOUR_CALM);
+  assert.ok(sent >= 20 && sent < 1000, `cut after ${sent} pings`);
+  assert.equal(await sample('stratus_grpc_connections_closed_total{reason="pings"}'), before + 1);
+  s.destroy();
+});
+
+test('grpc.controlFramesPerSecondMax: a SETTINGS flood gets GOAWAY ENHANCE_YOUR_CALM', { timeout: 20_000 }, async () => {
+  const before = await sample('stratus_grpc_connections_closed_total{reason="settings"}');
+  const s = await h2();
+  const gone = goaway(s);
+  let sent = 0;
+  // The server's GOAWAY comes instead of the last ack: the close settles the wait too.
+  let settle: ((ok: boolean) => void) | null = null;
+  s.once('close', () => settle?.(false));
+  while (!s.closed && !s.destroyed && sent < 1000) {
+    const ok = await new Promise<boolean>((resolve) => {
+      settle = resolve;
+      try {
+        s.settings({ initialWindowSize: 65535 + (sent % 2) }, (err) => resolve(err === null));
+      } catch {
+        resolve(false);
+      }
+    });
+    if (!ok) break;
+    sent++;
+  }
+  assert.equal(await gone, constants.NGHTTP2_ENHANCE_YOUR_CALM);
+  assert.ok(sent >= 19 && sent < 1000, `cut after ${sent} settings`);
+  assert.equal(await sample('stratus_grpc_connections_closed_total{reason="settings"}'), before + 1);
+  s.destroy();
+});
+
+test('grpc.controlFramesPerSecondMax: a rapid reset (streams opened and cancelled at once) gets GOAWAY ENHANCE_YOUR_CALM, and no device session is started', { timeout: 20_000 }, async () => {
+  const before = await sample('stratus_grpc_connections_closed_total{reason="resets"}');
+  const s = await h2();
+  const gone = goaway(s);
+  for (let i = 0; i < 200 && !s.closed && !s.destroyed; i++) {
+    const st = s.request({ ':method': 'POST', ':path': '/stratus.v1.DeviceGateway/Connect', 'content-type': 'application/grpc', te: 'trailers', 'x-device-id': `rr-${i}` });
+    st.on('error', () => {});
+    st.close(constants.NGHTTP2_CANCEL);
+    if (i % 10 === 9) await new Promise((r) => setImmediate(r));
+  }
+  assert.equal(await gone, constants.NGHTTP2_ENHANCE_YOUR_CALM);
+  assert.equal(await sample('stratus_grpc_connections_closed_total{reason="resets"}'), before + 1);
+  assert.equal(await sample('stratus_devices_connected'), 0);
+  s.destroy();
+});
+
+test('a normal device with a few cancelled calls is not cut (below grpc.controlFramesPerSecondMax)', { timeout: 30_000 }, async () => {
+  const d = new TestDevice('doors-normal').connect(address);
+  d.send([{ seq: 1, type: 'sq', value: 4 }]);
+  await d.until(() => d.results.length === 1, 20_000, 'a result');
+  const s = await h2();
+  for (let i = 0; i < 10; i++) {
+    const st = s.request({ ':method': 'POST', ':path': '/stratus.v1.DeviceGateway/Connect', 'content-type': 'application/grpc', te: 'trailers', 'x-device-id': `ok-${i}` });
+    st.on('error', () => {});
+    st.close(constants.NGHTTP2_CANCEL);
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(s.closed || s.destroyed, false);
+  s.destroy();
+  d.close();
+});
+
+test('grpc.connectionsMax: connections beyond it are closed as they are accepted; a freed slot is taken again', { timeout: 30_000 }, async () => {
+  await until('no connection left from earlier tests', async () => (await sample('stratus_grpc_connections')) === 0);
+  const refusedBefore = await sample('stratus_grpc_connections_closed_total{reason="connections_max"}');
+  const held: ClientHttp2Session[] = [];
+  for (let i = 0; i < 40; i++) held.push(await h2());
+  await until('40 connections open', async () => (await sample('stratus_grpc_connections')) === 40);
+  // The 41st: the server closes the TCP connection without a byte of HTTP/2.
+  const extra = new Socket();
+  const closedWithoutData = await new Promise<boolean>((resolve) => {
+    let got = 0;
+    extra.on('data', (b) => (got += b.length));
+    extra.on('error', () => {});
+    extra.on('close', () => resolve(got === 0));
+    extra.connect(pipeline.gateways[0]!.port, '127.0.0.1', () => extra.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'));
+  });
+  assert.equal(closedWithoutData, true);
+  assert.equal(await sample('stratus_grpc_connections_closed_total{reason="connections_max"}'), refusedBefore + 1);
+  held.pop()!.destroy();
+  await until('39 connections open', async () => (await sample('stratus_grpc_connections')) === 39);
+  const again = await h2();
+  assert.equal(again.closed, false);
+  for (const s of [...held, again]) s.destroy();
+  await until('every connection closed', async () => (await sample('stratus_grpc_connections')) === 0);
+});
+
+test('the memory budget: past 85% of rssMaxMb a new device stream and a new metrics call end RESOURCE_EXHAUSTED, and events on an open stream get OVERLOADED', { timeout: 30_000 }, async () => {
+  const gw = pipeline.gateways[0]!;
+  const d = new TestDevice('doors-mem').connect(address);
+  d.send([{ seq: 1, type: 'sq', value: 2 }]);
+  await d.until(() => d.results.length === 1, 20_000, 'a result');
+  // Make the budget the process's RSS: the next sample is past 85% of it.
+  const budget = gw.memory as unknown as { budgetBytes: number; check(): void };
+  const saved = budget.budgetBytes;
+  Object.defineProperty(budget, 'budgetBytes', { value: Math.floor(process.memoryUsage.rss() * 0.9), configurable: true });
+  budget.check();
+  try {
+    assert.equal(gw.memory.refusing, true);
+    d.send([{ seq: 2, type: 'sq', value: 3 }]);
+    await d.until(() => d.rejects.length === 1, 10_000, 'a reject');
+    assert.equal(d.rejects[0]!.code, 'OVERLOADED');
+    const late = new TestDevice('doors-mem-2').connect(address);
+    await late.until(() => late.ended, 10_000, 'refusal');
+    assert.equal(late.status?.code, 8);
+    assert.match(late.status!.details, /memory budget/);
+    const client = metricsClient(address);
+    await assert.rejects(client.ingestMetrics([{ name: 'doors_mem', value: 1, type: 'gauge' }]), (e: { code: number; details: string }) => e.code === 8 && /rssMaxMb/.test(e.details));
+    client.close();
+    late.close();
+  } finally {
+    Object.defineProperty(budget, 'budgetBytes', { value: saved, configurable: true });
+    budget.check();
+  }
+  assert.equal(gw.memory.refusing, false);
+  d.send([{ seq: 3, type: 'sq', value: 5 }]);
+  await d.until(() => d.results.length === 2, 20_000, 'a result after the budget');
+  d.close();
+});
+
+test('gateway.inflightBytesMax bookkeeping: after traffic settles, no byte is left counted', { timeout: 30_000 }, async () => {
+  const d = new TestDevice('doors-bytes').connect(address);
+  d.send(Array.from({ length: 50 }, (_, i) => ({ seq: i + 1, type: 'sq', value: i, payload: Buffer.alloc(1000) })));
+  await d.until(() => d.results.length === 50, 20_000, '50 results');
+  await until('in-flight bytes back to 0', async () => (await sample('stratus_gateway_inflight_bytes')) === 0);
+  d.close();
+});
