@@ -4,6 +4,7 @@
  * `_bytes`). A device id is never a label: label sets stay bounded whatever the fleet size.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AUTH_FAILURE_REASONS } from '../auth/token.js';
 
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry, prefix: 'stratus_process_', eventLoopMonitoringPrecision: 10 });
@@ -70,4 +71,10 @@ export const metrics = {
   forwarderDeviceFailures: new Counter({ name: 'stratus_forwarder_device_failures_total', help: 'Results the forwarder\'s script could not write for their device (its later results in the call skipped too); retried up to forwarder.deviceRetriesMax times.', registers: [registry] }),
   forwarderDeadLetters: new Counter({ name: 'stratus_forwarder_dead_letters_total', help: 'Results written to the forwarder\'s dead-letter stream after forwarder.deviceRetriesMax failed retries.', registers: [registry] }),
   redisScriptSeconds: new Histogram({ name: 'stratus_forwarder_redis_script_seconds', help: 'Time of the forwarder\'s one Redis call per batch.', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [registry] }),
+  // Never a device id as a label: a failed token's id is unproven and chosen by the client.
+  authFailures: new Counter({ name: 'stratus_auth_failures_total', help: 'Requests refused for their device token (gRPC UNAUTHENTICATED, SSE 401), by surface (grpc, sse) and reason (missing; malformed; forged: not signed by auth.tokenSecret; expired; duplicate: more than one authorization header).', labelNames: ['surface', 'reason'] as const, registers: [registry] }),
 };
+
+// Every (surface, reason) exported from the start at 0: a series that appears only with its first
+// failure hides that failure from rate() and from alerts on increase().
+for (const surface of ['grpc', 'sse'] as const) for (const reason of AUTH_FAILURE_REASONS) metrics.authFailures.inc({ surface, reason }, 0);

@@ -11,8 +11,9 @@
  * `Last-Event-ID: <seq>` (EventSource does so by itself) gets every later result, none twice.
  * Results for a device with no stream wait in its buffer (redis.deviceBufferMax).
  *
- * Auth on (auth.tokenSecret): `authorization: Bearer <token>` is required (401 without a valid
- * one), and the token's device must be the path's (403 otherwise).
+ * Auth on (auth.tokenSecret): exactly one `authorization: Bearer <token>` is required (401 without
+ * a valid one, counted in stratus_auth_failures_total and logged at most once per 10 s), and the
+ * token's device must be the path's (403 otherwise).
  *
  * Bounded per connection: results wait for a client that does not read up to gateway.outboundMax,
  * and a buffer drain waits gateway.stallTimeoutMs for it; then the stream ends with an
@@ -27,6 +28,7 @@
  *   data: {"code":"ABORTED","details":"..."}
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { AuthFailureLog, peerOf } from '../auth/failure-log.js';
 import { checkBearer } from '../auth/token.js';
 import type { Config } from '../config.js';
 import { ErrorCode } from '../errors.js';
@@ -43,6 +45,8 @@ import type { HttpRoute } from './server.js';
 const PREFIX = '/v1/devices/';
 const SUFFIX = '/events';
 const DEVICE_ID_BYTES_MAX = 256;
+/** Failed authentications on SSE, one log for every hub of the process. */
+const failures = new AuthFailureLog('sse');
 
 export class SseHub implements SessionHost {
   readonly sessions = new Map<string, DeviceSession>();
@@ -124,8 +128,11 @@ export class SseHub implements SessionHost {
     const secret = this.config.auth.tokenSecret;
     if (secret !== '') {
       // Auth on: the token's device must be the one in the path; a device reads only its own results.
-      const check = checkBearer(secret, req.headers.authorization);
+      // headersDistinct: req.headers keeps only the first of several authorization headers.
+      const check = checkBearer(secret, req.headersDistinct.authorization);
       if (!check.ok) {
+        metrics.authFailures.inc({ surface: 'sse', reason: check.reason });
+        failures.record(check.reason, peerOf(req.socket.remoteAddress, req.socket.remotePort));
         res.writeHead(401, { 'content-type': 'text/plain; charset=utf-8', 'www-authenticate': 'Bearer realm="stratus", error="invalid_token"' }).end(`${check.why}\n`);
         return;
       }
