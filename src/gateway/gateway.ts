@@ -32,7 +32,7 @@ import { ConnectionGuard } from './connection-guard.js';
 import { DeliveryLink } from './delivery.js';
 import { processEvent } from './nimbus.js';
 import { DeviceGatewayService, NimbusService, type BatchAck, type Downlink, type Event, type EventBatch, type EventRequest, type EventResponse, type IngestSummary, type Reject, type Uplink } from './protocol.js';
-import { authenticatedDevice, authInterceptor } from './auth.js';
+import { authenticatedDevice, authInterceptor, guardAuthorizationHeaders } from './auth.js';
 import { FlushScheduler } from './flush-scheduler.js';
 import { grpcError } from './grpc-status.js';
 import { RateLimiter } from './rate-limit.js';
@@ -202,6 +202,8 @@ export class Gateway implements SessionHost, UplinkHost {
       server.bindAsync(`${this.config.grpc.host.includes(':') ? `[${this.config.grpc.host}]` : this.config.grpc.host}:${port}`, grpcServerCredentials(tlsFiles(this.config)), (err, p) => (err ? reject(err) : resolve(p))),
     );
     this.guard.attach(server);
+    // Every authorization header of a call reaches the auth interceptor, so two are refused.
+    if (this.config.auth.tokenSecret !== '') guardAuthorizationHeaders(server);
     this.server = server;
   }
 

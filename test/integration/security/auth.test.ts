@@ -9,12 +9,11 @@ import { connect as http2Connect, type ClientHttp2Session } from 'node:http2';
 import { connect as netConnect } from 'node:net';
 import { Duplex, PassThrough } from 'node:stream';
 import { after, before, test } from 'node:test';
-import { Client, credentials, Metadata, status, type Server, type ServiceError } from '@grpc/grpc-js';
+import { Client, credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { loadPackageDefinition } from '@grpc/grpc-js';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
 import { issueToken } from '../../../src/auth/token.js';
-import { guardAuthorizationHeaders } from '../../../src/gateway/auth.js';
 import { codecs, type BatchAck, type Event } from '../../../src/gateway/protocol.js';
 import { registry } from '../../../src/http/metrics.js';
 import { HttpSurface } from '../../../src/http/server.js';
@@ -39,8 +38,6 @@ let surface: HttpSurface;
 before(async () => {
   pipeline = await startPipeline(config, ['gw-auth']);
   address = `127.0.0.1:${pipeline.gateways[0]!.port}`;
-  // Gateway.listen does not call it yet (see guardAuthorizationHeaders); a second call is a no-op.
-  guardAuthorizationHeaders((pipeline.gateways[0] as unknown as { server: Server }).server);
   hub = await SseHub.start(config, 'sse-auth');
   surface = await HttpSurface.start(config, { check: async () => null }, { port: 0, routes: [hub.route()] });
 });
