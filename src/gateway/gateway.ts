@@ -190,7 +190,8 @@ export class Gateway implements SessionHost, UplinkHost {
       IngestBatch: (call: ServerUnaryCall<EventBatch, BatchAck>, cb: sendUnaryData<BatchAck>) => void this.ingestBatch(call, cb),
     });
     server.addService(NimbusService, {
-      ProcessEvent: (call: ServerDuplexStream<EventRequest, EventResponse>) => processEvent(this, call),
+      // A turn later, like Connect: a stream reset at once starts no session.
+      ProcessEvent: (call: ServerDuplexStream<EventRequest, EventResponse>) => setImmediate(() => !call.cancelled && processEvent(this, call)),
     });
     for (const s of this.extraServices) s.addTo(server);
     // grpc.health.v1 ('' and each service) and server reflection, so grpcurl, ghz and Postman
