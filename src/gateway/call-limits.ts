@@ -3,7 +3,7 @@
  * before grpc-js reads (and decodes) its first message.
  *
  *   service group   methods                                          limit (Config)
- *   devices         DeviceGateway/Connect, NimbusService/ProcessEvent  gateway.devicesMax
+ *   devices         DeviceGateway/Connect, NimbusService/ProcessEvent  2 × gateway.devicesMax
  *   ingest          DeviceGateway/Ingest, DeviceGateway/IngestBatch   gateway.ingestCallsMax
  *   metrics         data_nexus.MetricsService/*                      streams.callsMax
  *   queue           event.EventService/*                             queue.callsMax
@@ -35,7 +35,7 @@ export interface CallGroup {
 
 export function callGroups(config: Config): CallGroup[] {
   return [
-    { name: 'devices', paths: ['/stratus.v1.DeviceGateway/Connect', '/nimbus.NimbusService/'], max: config.gateway.devicesMax, option: 'gateway.devicesMax' },
+    { name: 'devices', paths: ['/stratus.v1.DeviceGateway/Connect', '/nimbus.NimbusService/'], max: 2 * config.gateway.devicesMax, option: 'gateway.devicesMax (twice it: a takeover holds the old and the new stream for a moment)' },
     { name: 'ingest', paths: ['/stratus.v1.DeviceGateway/Ingest'], max: config.gateway.ingestCallsMax, option: 'gateway.ingestCallsMax' },
     { name: 'metrics', paths: ['/data_nexus.MetricsService/'], max: config.streams.callsMax, option: 'streams.callsMax' },
     { name: 'queue', paths: ['/event.EventService/'], max: config.queue.callsMax, option: 'queue.callsMax' },
