@@ -62,4 +62,7 @@ export const metrics = {
   forwarderDeviceFailures: new Counter({ name: 'stratus_forwarder_device_failures_total', help: 'Results the forwarder\'s script could not write for their device (its later results in the call skipped too); retried up to forwarder.deviceRetriesMax times.', registers: [registry] }),
   forwarderDeadLetters: new Counter({ name: 'stratus_forwarder_dead_letters_total', help: 'Results written to the forwarder\'s dead-letter stream after forwarder.deviceRetriesMax failed retries.', registers: [registry] }),
   redisScriptSeconds: new Histogram({ name: 'stratus_forwarder_redis_script_seconds', help: 'Time of the forwarder\'s one Redis call per batch.', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [registry] }),
+  httpConnectionsShed: new Counter({ name: 'stratus_http_connections_shed_total', help: 'HTTP connections and SSE requests turned away on http.port, by reason (evicted: an idle or header-less connection closed to make room for a new one at http.connectionsMax; refused: a new connection closed because every open one had a request in progress; sse_full: an SSE request answered 503 at http.sseStreamsMax).', labelNames: ['reason'] as const, registers: [registry] }),
 };
+// Every reason shows from the start, at 0, so a rate() over it has a series before the first shed.
+for (const reason of ['evicted', 'refused', 'sse_full'] as const) metrics.httpConnectionsShed.inc({ reason }, 0);
