@@ -64,6 +64,7 @@ const BROKER_NOT_UP = new Set(['DOWN', 'TRY_CONNECT', 'CONNECT', 'SSL_HANDSHAKE'
  *   error(err)       'event.error': ALL_BROKERS_DOWN marks it down; a fatal error sticks
  *   stats(json)      'event.stats' (statistics.interval.ms): any broker UP clears down; none UP
  *                    while some are connecting or down marks it down
+ *   (silence)        no statistics for silentMs: the client is not polled (a stalled consume loop)
  * The @confluentinc/kafka-javascript 1.10 binding hands 'event.error' over as the message of
  * librdkafka's code only (`code` is -1, `isFatal` absent; src/callbacks.cc), so the two codes
  * that matter are also recognised by their messages ("Local: All broker connections are down",
@@ -75,11 +76,21 @@ export class KafkaClientHealth implements HealthCheck {
   private up = false;
   private downSince = 0;
   private downWhy = 'connecting';
+  /** When librdkafka last spoke (connect, statistics): a consumer's events come only while it is polled. */
+  private heardAt = 0;
 
-  constructor(readonly name: string) {}
+  /**
+   * `silentMs`: with no statistics for this long (10 intervals of 1 s by default) the client is
+   * reported as not polled: a consumer whose loop has stalled, whatever it last said.
+   */
+  constructor(
+    readonly name: string,
+    private readonly silentMs = 10_000,
+  ) {}
 
-  connected(): void {
+  connected(now: number = Date.now()): void {
     this.up = true;
+    this.heardAt = now;
   }
 
   error(err: { code?: number; message?: string; isFatal?: boolean }): void {
@@ -96,7 +107,8 @@ export class KafkaClientHealth implements HealthCheck {
     if (err.code === ERR__FATAL || err.code === ERR__ALL_BROKERS_DOWN) this.error(err);
   }
 
-  stats(stats: KafkaStatsBrokers): void {
+  stats(stats: KafkaStatsBrokers, now: number = Date.now()): void {
+    this.heardAt = now;
     const states = Object.values(stats.brokers ?? {}).map((b) => b.state ?? '');
     if (states.includes('UP')) this.up = true;
     else if (states.some((s) => BROKER_NOT_UP.has(s))) this.markDown('no broker connection is up');
@@ -104,12 +116,14 @@ export class KafkaClientHealth implements HealthCheck {
 
   problem(now: number = Date.now()): string | null {
     if (this.fatal !== null) return `fatal error, the client must be restarted (${this.fatal})`;
+    if (this.heardAt !== 0 && now - this.heardAt > this.silentMs) return `no statistics from librdkafka for ${Math.round((now - this.heardAt) / 1000)} s (the client is not being polled)`;
     if (this.up) return null;
     return this.downSince === 0 ? this.downWhy : `${this.downWhy} (for ${Math.round((now - this.downSince) / 1000)} s)`;
   }
 
   private markDown(why: string): void {
     if (this.up || this.downSince === 0) this.downSince = Date.now();
+    this.heardAt = Date.now();
     this.up = false;
     this.downWhy = why;
   }

@@ -184,9 +184,25 @@ test('a Kafka client\'s state: connecting, up, all brokers down (librdkafka\'s e
   assert.deepEqual(await readyz(s.port), { status: 503, text: 'not ready: Kafka producer hk-1: fatal error, the client must be restarted (fatal error)\n' });
   // A transport error is retried by librdkafka: not a readiness matter.
   const other = new KafkaClientHealth('Kafka consumer c-1');
-  other.connected();
+  other.connected(1_000_000);
   other.error({ code: -1, message: 'broker transport failure' });
-  assert.equal(other.problem(), null);
+  assert.equal(other.problem(1_000_000), null);
+  // A consumer's statistics come only while it is polled: silence for 10 s means its loop stalled.
+  other.stats({ brokers: { b: { state: 'UP' } } }, 1_001_000);
+  assert.equal(other.problem(1_011_000), null);
+  assert.equal(other.problem(1_011_001), 'no statistics from librdkafka for 10 s (the client is not being polled)');
+});
+
+test('a real producer reports statistics every second: still ready after the 10 s silence limit', { timeout: 60_000 }, async (t) => {
+  const config = testConfig();
+  const s = await HttpSurface.start(config, engineReadiness(config), { port: 0 });
+  t.after(() => s.close());
+  await until(() => healthChecksRegistered() === 0, 'the other tests\' clients to unregister');
+  const producer = await KafkaProducer.connect(config, 'readyz-quiet', () => {});
+  t.after(() => producer.disconnect(2000));
+  const since = Date.now();
+  await until(() => Date.now() - since > 11_000, '11 s', 20_000);
+  assert.deepEqual(await readyz(s.port), { status: 200, text: 'ready\n' });
 });
 
 test('a real producer registers on connect and unregisters on disconnect', { timeout: 60_000 }, async () => {
