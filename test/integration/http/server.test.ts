@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { get } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { connect, type Socket } from 'node:net';
 import { pingRedis } from '../../../src/redis/client.js';
 import { HttpSurface } from '../../../src/http/server.js';
@@ -8,6 +9,7 @@ import { SseHub } from '../../../src/http/sse.js';
 import { metrics, registry } from '../../../src/http/metrics.js';
 import { testConfig } from '../../helpers/config.js';
 import { unusedPort } from '../../helpers/ports.js';
+import { makeCerts } from '../../helpers/certs.js';
 import { SseClient } from '../../helpers/sse-client.js';
 
 async function surfaceFor(redisPort: string) {
@@ -103,6 +105,8 @@ class Flood {
       this.sockets.add(s);
       let drip: NodeJS.Timeout | undefined;
       s.on('error', () => {});
+      // Read whatever comes, so a close by the server is seen (a paused socket never sees the FIN).
+      s.resume();
       s.on('connect', () => {
         if (kind === 'idle') {
           s.write('GET /livez HTTP/1.1\r\nHost: flood\r\n\r\n');
@@ -256,4 +260,40 @@ test('a readiness check that hangs is answered 503 within about a second, and pr
   const answers = await Promise.all(Array.from({ length: 20 }, () => fetch(`http://127.0.0.1:${s.port}/readyz`).then(async (r) => `${r.status} ${await r.text()}`)));
   assert.deepEqual(new Set(answers), new Set(['503 not ready: the readiness check did not answer within 1000 ms\n']));
   assert.ok(calls < 20, `${calls} checks for 20 probes`);
+});
+
+test('with TLS, a request in progress keeps its connection; a TCP socket stalling its handshake is closed for room', { timeout: 60_000 }, async (t) => {
+  const certs = makeCerts();
+  t.after(() => certs.remove());
+  const config = testConfig({ 'tls-cert': certs.serverCert, 'tls-key': certs.serverKey, 'http-connections-max': '3', 'http-sse-streams-max': '1' });
+  const held: import('node:http').ServerResponse[] = [];
+  const s = await HttpSurface.start(config, { check: async () => null }, { port: 0, routes: [{ path: '/hold', describe: 'GET /hold', handle: (_req, res) => void held.push(res) }] });
+  t.after(() => s.close());
+  const ca = certs.read(certs.caCert);
+  const tlsGet = (path: string) =>
+    new Promise<number>((resolve) => {
+      const req = httpsRequest({ host: '127.0.0.1', port: s.port, path, ca, servername: 'localhost', agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', () => resolve(0));
+      req.end();
+    });
+  // Two requests in progress over TLS, and one raw TCP socket that never starts its handshake.
+  void tlsGet('/hold');
+  void tlsGet('/hold');
+  await until(() => held.length === 2, 'two requests in progress');
+  const stalled = connect(s.port, '127.0.0.1');
+  stalled.on('error', () => {});
+  const stalledClosed = new Promise((resolve) => stalled.on('close', resolve));
+  await until(() => s.connectionsOpen === 3, 'three connections');
+  const evictedBefore = await shed('evicted');
+  const refusedBefore = await shed('refused');
+  // The probe takes the stalled socket's place, not a held request's.
+  assert.equal(await tlsGet('/livez'), 200);
+  await stalledClosed;
+  assert.equal((await shed('evicted')) - evictedBefore, 1);
+  assert.equal((await shed('refused')) - refusedBefore, 0);
+  assert.equal(held.filter((r) => !r.destroyed).length, 2);
+  held.forEach((r) => r.end());
 });
