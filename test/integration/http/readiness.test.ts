@@ -11,7 +11,10 @@ import { test } from 'node:test';
 import { healthChecksRegistered, KafkaClientHealth, registerHealth } from '../../../src/http/health.js';
 import { engineReadiness } from '../../../src/http/readiness.js';
 import { HttpSurface } from '../../../src/http/server.js';
+import { ensureTopics } from '../../../src/kafka/admin.js';
+import { KafkaBatchConsumer } from '../../../src/kafka/consumer.js';
 import { KafkaProducer } from '../../../src/kafka/producer.js';
+import { topology } from '../../../src/topology.js';
 import { connectRedis, createRedis, disconnectRedis, pingRedis } from '../../../src/redis/client.js';
 import { testConfig } from '../../helpers/config.js';
 import { unusedPort } from '../../helpers/ports.js';
@@ -212,4 +215,26 @@ test('a real producer registers on connect and unregisters on disconnect', { tim
   assert.equal(healthChecksRegistered(), before + 1);
   await producer.disconnect(2000);
   assert.equal(healthChecksRegistered(), before);
+});
+
+test('a real consumer stays ready while its loop consumes, and is reported not polled once the loop stops', { timeout: 90_000 }, async (t) => {
+  const config = testConfig({ 'kafka-partitions': '1' });
+  const topic = topology(config).topics.events;
+  await ensureTopics(config, [{ topic, partitions: 1 }]);
+  const s = await HttpSurface.start(config, engineReadiness(config), { port: 0 });
+  t.after(() => s.close());
+  await until(() => healthChecksRegistered() === 0, 'the other tests\' clients to unregister');
+  const consumer = await KafkaBatchConsumer.connect(config, { groupId: `${config.kafka.topicPrefix}readyz`, topics: [topic], clientId: 'readyz-consumer' });
+  t.after(() => consumer.disconnect());
+  let looping = true;
+  const loop = (async () => {
+    while (looping) await consumer.consume();
+  })();
+  const since = Date.now();
+  await until(() => Date.now() - since > 11_000, '11 s of consuming', 20_000);
+  assert.deepEqual(await readyz(s.port), { status: 200, text: 'ready\n' });
+  looping = false;
+  await loop;
+  await until(async () => (await readyz(s.port)).status === 503, 'the stalled consumer to show', 30_000);
+  assert.match((await readyz(s.port)).text, /^not ready: Kafka consumer readyz-consumer \(group [^)]+\): no statistics from librdkafka for 1\d s \(the client is not being polled\)\n$/);
 });
