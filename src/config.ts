@@ -97,6 +97,10 @@ export const OPTIONS = {
   'http.port': port(8080, 'HTTP port: /metrics, /livez, /readyz, SSE.'),
   'http.connectionsMax': { kind: 'int', default: '10000', min: 1, max: 1000000, unit: 'connections', doc: 'Open HTTP connections (SSE streams included) one process accepts; beyond it new ones are refused.' },
   'http.sseHeartbeatMs': { kind: 'int', default: '15000', min: 100, max: 600000, unit: 'ms', doc: 'Interval of the comment lines an idle SSE stream gets, so proxies and clients see it alive.' },
+  'http.sseStreamsMax': { kind: 'int', default: '8000', min: 1, max: 1000000, unit: 'streams', doc: 'SSE streams one process holds; beyond it an SSE request gets 503 with Retry-After. Must be below http.connectionsMax, so the rest is left for /livez, /readyz and /metrics; left at its default, it is capped at http.connectionsMax - 1.' },
+  'http.headersTimeoutMs': { kind: 'int', default: '5000', min: 100, max: 600000, unit: 'ms', doc: 'Time an HTTP connection gets to send a request\'s complete headers, counted from its first byte (from the connection\'s start for one that sends nothing); then 408 and the connection is closed (slowloris). Checked about every second.' },
+  'http.requestTimeoutMs': { kind: 'int', default: '10000', min: 100, max: 3600000, unit: 'ms', doc: 'Time an HTTP connection gets to send a whole request (headers and body); then 408 and the connection is closed. Responses, SSE streams included, are not limited by it.' },
+  'http.keepAliveTimeoutMs': { kind: 'int', default: '5000', min: 100, max: 600000, unit: 'ms', doc: 'An idle keep-alive HTTP connection is closed after this (Node adds up to 1 s).' },
   'queue.name': { kind: 'string', default: 'events', doc: 'List queue that event.EventService/StreamEvents writes to (a call may name another with metadata x-queue).' },
   'queue.lengthMax': { kind: 'int', default: '1000000', min: 1, max: 100000000, unit: 'items', doc: 'Items one list queue may hold; a StreamEvents flush stores the events that fit and the call ends with RESOURCE_EXHAUSTED saying how many were stored.' },
   'queue.flushEventsMax': { kind: 'int', default: '500', min: 1, max: 100000, unit: 'events', doc: 'Events of one StreamEvents call sent to Redis in one variadic push; the call stops reading while a full flush is in flight.' },
@@ -165,7 +169,15 @@ export interface Config {
   readonly tls: { readonly cert: string; readonly key: string; readonly ca: string };
   readonly auth: { readonly tokenSecret: string };
   readonly grpc: { readonly host: string; readonly port: number; readonly keepaliveTimeMs: number; readonly keepaliveTimeoutMs: number; readonly connectionsMax: number; readonly streamsPerConnectionMax: number; readonly controlFramesPerSecondMax: number };
-  readonly http: { readonly port: number; readonly connectionsMax: number; readonly sseHeartbeatMs: number };
+  readonly http: {
+    readonly port: number;
+    readonly connectionsMax: number;
+    readonly sseHeartbeatMs: number;
+    readonly sseStreamsMax: number;
+    readonly headersTimeoutMs: number;
+    readonly requestTimeoutMs: number;
+    readonly keepAliveTimeoutMs: number;
+  };
   readonly queue: { readonly name: string; readonly lengthMax: number; readonly flushEventsMax: number; readonly callsMax: number; readonly leaseMs: number; readonly attemptsMax: number };
   readonly streams: { readonly lengthMax: number; readonly batchMetricsMax: number; readonly callsMax: number; readonly writesInflightMax: number; readonly pendingMax: number; readonly claimIdleMs: number; readonly seriesMax: number };
 }
@@ -265,9 +277,13 @@ export function loadConfig(input: LoadConfigInput = {}): Config {
   }
 
   const out: Record<string, Record<string, unknown> | unknown> = {};
+  /** Keys set by a flag, the environment or the .env file rather than left at their default. */
+  const explicit = new Set<string>();
   for (const [key, spec] of Object.entries(OPTIONS) as [string, OptionSpec][]) {
     const flag = flags[flagName(key)];
-    const raw = flag !== undefined ? String(flag) : env[envName(key)] ?? fileEnv[envName(key)] ?? spec.default;
+    const given = flag !== undefined ? String(flag) : env[envName(key)] ?? fileEnv[envName(key)];
+    if (given !== undefined) explicit.add(key);
+    const raw = given ?? spec.default;
     const value = parseValue(key, spec, raw, root);
     const dot = key.indexOf('.');
     if (dot < 0) out[key] = value;
@@ -279,6 +295,11 @@ export function loadConfig(input: LoadConfigInput = {}): Config {
   const config = out as unknown as Config;
   if (config.auth.tokenSecret !== '' && Buffer.byteLength(config.auth.tokenSecret) < TOKEN_SECRET_BYTES_MIN) {
     throw invalid('auth.tokenSecret', config.auth.tokenSecret, `at least ${TOKEN_SECRET_BYTES_MIN} bytes (e.g. \`openssl rand -hex 32\`)`);
+  }
+  // SSE streams must leave room on the HTTP port for the probes and /metrics. A default that does
+  // not fit a small http.connectionsMax is capped where it is used (sseStreamsLimit in http/server.ts).
+  if (explicit.has('http.sseStreamsMax') && config.http.sseStreamsMax >= config.http.connectionsMax) {
+    throw invalid('http.sseStreamsMax', String(config.http.sseStreamsMax), `below http.connectionsMax (${config.http.connectionsMax}), so /livez, /readyz and /metrics always find a connection`);
   }
   return deepFreeze(config);
 }

@@ -1,14 +1,42 @@
 /**
  * The HTTP surface of one engine process (http.port): GET /metrics (Prometheus text), GET /livez
- * (the process answers), GET /readyz (Kafka and Redis reachable and not draining: 200, else 503
- * with the reason), plus the routes the process's roles add (SSE, /metrics/ingested). Anything
- * else: 404. With tls.cert/tls.key it serves HTTPS only (and with tls.ca, mutual TLS).
+ * (the process answers), GET /readyz (every Kafka and Redis client of the process up, and not
+ * draining: 200, else 503 with the reason), plus the routes the process's roles add (SSE,
+ * /metrics/ingested). Anything else: 404. With tls.cert/tls.key it serves HTTPS only (and with
+ * tls.ca, mutual TLS).
+ *
+ * The probes always get a connection, whatever SSE streams and idle or slowloris sockets hold:
+ *   - SSE streams are bounded on their own (http.sseStreamsMax, below http.connectionsMax; sse.ts).
+ *   - The surface tracks its connections itself. One arriving at http.connectionsMax makes room by
+ *     closing the connection idle the longest, i.e. without a request in progress: a keep-alive
+ *     connection between requests, or one whose request headers are not complete (a slowloris
+ *     socket never completes them). Only when every open connection has a request in progress is
+ *     the new one closed. So a probe's fresh connection gets in and is answered.
+ *   - Headers must arrive within http.headersTimeoutMs (counted from the connection's start for a
+ *     socket that sends nothing), the whole request within http.requestTimeoutMs; idle keep-alive
+ *     connections close after http.keepAliveTimeoutMs.
+ * Node's own server.maxConnections stays as a hard guard on file descriptors, a little above
+ * http.connectionsMax.
  */
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
+import type { Socket } from 'node:net';
 import { tlsFiles } from '../auth/tls.js';
 import type { Config } from '../config.js';
-import { registry } from './metrics.js';
+import { metrics, registry } from './metrics.js';
+
+/**
+ * Connections Node itself accepts beyond http.connectionsMax before it drops new ones unseen: room
+ * for connections accepted in one turn of the event loop before the tracking below closes one.
+ */
+const HARD_GUARD_RESERVE = 64;
+/** A readiness probe that has not answered in this long is reported as not ready. */
+const READINESS_TIMEOUT_MS = 1000;
+
+/** The SSE streams one process holds: http.sseStreamsMax, capped below http.connectionsMax when left at its default. */
+export function sseStreamsLimit(config: Config): number {
+  return Math.max(0, Math.min(config.http.sseStreamsMax, config.http.connectionsMax - 1));
+}
 
 export interface ReadinessProbe {
   /** null when ready, else why not (one line). */
@@ -32,9 +60,69 @@ export interface HttpSurfaceOptions {
   metricsText?: () => Promise<string>;
 }
 
+/**
+ * The open connections of a surface, oldest idle first.
+ *
+ *   open:  every accepted TCP connection -> its requests in progress (headers complete, response
+ *          not yet closed)
+ *   idle:  the open connections with none in progress, in the order they became idle: the first
+ *          is the one to close to make room
+ * Invariant: socket in idle iff open.get(socket) === 0.
+ */
+class ConnectionTable {
+  private readonly open = new Map<Socket, number>();
+  private readonly idle = new Set<Socket>();
+
+  constructor(private readonly max: number) {}
+
+  get size(): number {
+    return this.open.size;
+  }
+
+  /** A new connection: makes room if the table is full. false: nothing could be closed, the caller refuses it. */
+  admit(socket: Socket): boolean {
+    if (this.open.size >= this.max) {
+      const victim = this.idle.values().next();
+      if (victim.done === true) return false;
+      this.forget(victim.value);
+      victim.value.destroy();
+      metrics.httpConnectionsShed.inc({ reason: 'evicted' });
+    }
+    this.open.set(socket, 0);
+    this.idle.add(socket);
+    socket.once('close', () => this.forget(socket));
+    return true;
+  }
+
+  /** A request's headers are complete; the returned function marks its response closed. */
+  begin(socket: Socket): () => void {
+    const active = this.open.get(socket);
+    if (active === undefined) return () => {};
+    this.open.set(socket, active + 1);
+    this.idle.delete(socket);
+    let done = false;
+    return () => {
+      const now = this.open.get(socket);
+      if (done || now === undefined) return;
+      done = true;
+      this.open.set(socket, now - 1);
+      // At the back: the connection that was just used is the last to be closed for room.
+      if (now === 1) this.idle.add(socket);
+    };
+  }
+
+  private forget(socket: Socket): void {
+    this.open.delete(socket);
+    this.idle.delete(socket);
+  }
+}
+
 export class HttpSurface {
   draining = false;
-  private constructor(private readonly server: Server) {}
+  private constructor(
+    private readonly server: Server,
+    private readonly connections: ConnectionTable,
+  ) {}
 
   static async start(config: Config, readiness: ReadinessProbe, options: HttpSurfaceOptions = {}): Promise<HttpSurface> {
     let surface!: HttpSurface;
@@ -42,6 +130,26 @@ export class HttpSurface {
     const metricsText = options.metricsText ?? (() => registry.metrics());
     // Read per request: a role may add its route after the surface is up.
     const known = () => ['GET /metrics', 'GET /livez', 'GET /readyz', ...routes.map((r) => r.describe)].join(', ');
+    // Single flight: probes arriving while a check runs share its answer.
+    let checking: Promise<string | null> | null = null;
+    const check = (): Promise<string | null> => {
+      if (surface.draining) return Promise.resolve('draining: the process is shutting down');
+      checking ??= (async () => {
+        let timer: NodeJS.Timeout | undefined;
+        try {
+          return await Promise.race([
+            readiness.check().catch((e: unknown) => String(e)),
+            new Promise<string>((resolve) => {
+              timer = setTimeout(() => resolve(`the readiness check did not answer within ${READINESS_TIMEOUT_MS} ms`), READINESS_TIMEOUT_MS);
+            }),
+          ]);
+        } finally {
+          clearTimeout(timer);
+          checking = null;
+        }
+      })();
+      return checking;
+    };
     const handler: RequestListener = (req, res) => {
       let url: URL;
       try {
@@ -61,10 +169,9 @@ export class HttpSurface {
       } else if (path === '/livez') {
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
       } else if (path === '/readyz') {
-        void (async () => {
-          const why = surface.draining ? 'draining: the process is shutting down' : await readiness.check().catch((e: unknown) => String(e));
+        void check().then((why) => {
           res.writeHead(why === null ? 200 : 503, { 'content-type': 'text/plain' }).end(why === null ? 'ready\n' : `not ready: ${why}\n`);
-        })();
+        });
       } else if (path === '/metrics') {
         void metricsText().then(
           (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
@@ -74,20 +181,52 @@ export class HttpSurface {
         res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found; this process serves ${known()}\n`);
       }
     };
+    const { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs } = config.http;
+    const timeouts = {
+      // Node refuses headersTimeout > requestTimeout: the headers are part of the request.
+      headersTimeout: Math.min(headersTimeoutMs, requestTimeoutMs),
+      // Bounds receiving the request only, so long-lived responses (SSE) are not cut by it.
+      requestTimeout: requestTimeoutMs,
+      keepAliveTimeout: keepAliveTimeoutMs,
+      // Node checks both timeouts on this interval (default 30 s, which would let a slowloris
+      // socket hold on for up to 35 s with the default 5 s headers timeout).
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(Math.min(headersTimeoutMs, requestTimeoutMs) / 5))),
+    };
     // TLS (tls.cert/tls.key) like the gRPC port; with tls.ca, a client without a certificate that
     // CA signed fails the handshake (requestCert + rejectUnauthorized).
     const tls = tlsFiles(config);
     const server: Server =
       tls === null
-        ? createServer(handler)
-        : createTlsServer({ cert: tls.cert, key: tls.key, ...(tls.ca === null ? {} : { ca: tls.ca, requestCert: true, rejectUnauthorized: true }) }, handler);
-    // Bounded: a slow or idle client can't hold a socket forever. requestTimeout bounds receiving
-    // the request only, so long-lived responses (SSE) are not cut by it.
-    server.requestTimeout = 10_000;
-    server.headersTimeout = 5_000;
-    server.keepAliveTimeout = 5_000;
-    server.maxConnections = config.http.connectionsMax;
-    surface = new HttpSurface(server);
+        ? createServer(timeouts)
+        : createTlsServer({
+            ...timeouts,
+            // A TLS handshake is bounded like the headers that follow it.
+            handshakeTimeout: headersTimeoutMs,
+            cert: tls.cert,
+            key: tls.key,
+            ...(tls.ca === null ? {} : { ca: tls.ca, requestCert: true, rejectUnauthorized: true }),
+          });
+    const connections = new ConnectionTable(config.http.connectionsMax);
+    // The TCP connection, for TLS too (net.Server's 'connection' comes before the handshake), so a
+    // socket stalling its handshake is tracked and closed for room like one stalling its headers.
+    server.on('connection', (socket: Socket) => {
+      if (!connections.admit(socket)) {
+        metrics.httpConnectionsShed.inc({ reason: 'refused' });
+        socket.destroy();
+      }
+    });
+    // Beyond the hard guard Node closes new connections before 'connection'.
+    server.on('drop', () => metrics.httpConnectionsShed.inc({ reason: 'refused' }));
+    server.maxConnections = config.http.connectionsMax + HARD_GUARD_RESERVE;
+    // Before the handler: a request is in progress from its complete headers to its response's close.
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      // With TLS, req.socket is the TLSSocket over the TCP connection (its _parent) that was admitted.
+      const socket = req.socket as Socket & { _parent?: Socket | null };
+      const end = connections.begin(socket._parent ?? socket);
+      res.once('close', end);
+    });
+    server.on('request', handler);
+    surface = new HttpSurface(server, connections);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(options.port ?? config.http.port, config.grpc.host, () => resolve());
@@ -97,6 +236,11 @@ export class HttpSurface {
 
   get port(): number {
     return (this.server.address() as { port: number }).port;
+  }
+
+  /** Open TCP connections the surface tracks (at most http.connectionsMax). */
+  get connectionsOpen(): number {
+    return this.connections.size;
   }
 
   close(): Promise<void> {

@@ -40,7 +40,7 @@ import type { Downlink } from '../gateway/protocol.js';
 import { DeviceSession, type SessionHost } from '../gateway/session.js';
 import type { FrameEntry } from '../wire/delivery-frame.js';
 import { metrics } from './metrics.js';
-import type { HttpRoute } from './server.js';
+import { sseStreamsLimit, type HttpRoute } from './server.js';
 
 const PREFIX = '/v1/devices/';
 const SUFFIX = '/events';
@@ -156,6 +156,14 @@ export class SseHub implements SessionHost {
       return;
     }
     const previous = this.sessions.get(deviceId);
+    // Streams hold their connection for good: bounded below http.connectionsMax, so /livez, /readyz
+    // and /metrics always find a connection (server.ts). A takeover replaces a stream, so it passes.
+    const streamsMax = sseStreamsLimit(this.config);
+    if (previous === undefined && this.responses.size >= streamsMax) {
+      metrics.httpConnectionsShed.inc({ reason: 'sse_full' });
+      res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '5' }).end(`this process holds ${streamsMax} SSE streams (http.sseStreamsMax); retry later, or on another instance\n`);
+      return;
+    }
     if (previous === undefined && this.sessions.size >= this.config.gateway.devicesMax) {
       badRequest(res, 503, `this process holds ${this.config.gateway.devicesMax} device streams (gateway.devicesMax); try later`);
       return;

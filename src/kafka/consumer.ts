@@ -8,6 +8,7 @@
 import KafkaJavascript from '@confluentinc/kafka-javascript';
 import type { Config } from '../config.js';
 import { ErrorCode, StratusError } from '../errors.js';
+import { KafkaClientHealth, registerHealth, type KafkaStatsBrokers } from '../http/health.js';
 import { metrics } from '../http/metrics.js';
 
 const { KafkaConsumer } = KafkaJavascript;
@@ -40,7 +41,13 @@ export class KafkaBatchConsumer {
   /** Invariant: at most one commitCb in flight. */
   private committing = false;
 
-  private constructor(native: InstanceType<typeof KafkaConsumer>, batchMax: number) {
+  private constructor(
+    native: InstanceType<typeof KafkaConsumer>,
+    batchMax: number,
+    /** What /readyz reads about this consumer (health.ts); unregistered once it is disconnected. */
+    private readonly health: KafkaClientHealth,
+    private readonly unregisterHealth: () => void,
+  ) {
     this.native = native;
     this.batchMax = batchMax;
   }
@@ -61,14 +68,28 @@ export class KafkaBatchConsumer {
         'session.timeout.ms': 10_000,
         // Read only committed transactional data; plain idempotent produce is unaffected.
         'isolation.level': 'read_committed',
+        // Broker connection states for /readyz, every second: how soon it sees Kafka back after all
+        // brokers were down. Served by consume() calls, like every event of a consumer.
+        'statistics.interval.ms': 1000,
         'log_level': config.logLevel === 'debug' ? 7 : 3,
       },
       // A group with no committed offset starts at the beginning: nothing produced before the
       // first consumer started is skipped.
       { 'auto.offset.reset': 'earliest' },
     );
-    native.on('event.error', () => {});
+    const health = new KafkaClientHealth(`Kafka consumer ${options.clientId} (group ${options.groupId})`);
+    const unregisterHealth = registerHealth(health);
+    // Connection errors are retried by librdkafka; /readyz notes all brokers down and fatal errors.
+    native.on('event.error', (err) => health.error(err));
+    native.on('event.stats', (e: { message: string }) => {
+      try {
+        health.stats(JSON.parse(e.message) as KafkaStatsBrokers);
+      } catch {
+        // librdkafka writes this JSON itself; a sample it garbled is skipped, the next comes in a second.
+      }
+    });
     await new Promise<void>((resolve, reject) => native.connect({ timeout: 10_000 }, (err) => (err ? reject(err) : resolve()))).catch((err: unknown) => {
+      unregisterHealth();
       throw new StratusError(ErrorCode.KAFKA_UNAVAILABLE, `consumer ${options.groupId} could not connect to Kafka at ${config.kafka.brokers.join(',')} (${String(err)})`, { retryable: true, cause: err });
     });
     native.setDefaultConsumeTimeout(options.waitMs ?? 100);
@@ -78,7 +99,8 @@ export class KafkaBatchConsumer {
     // own KafkaJS layer calls; checked against 1.10.1's lib/kafka-consumer.js.
     (native as unknown as { setDefaultIsTimeoutOnlyForFirstMessage(v: boolean): void }).setDefaultIsTimeoutOnlyForFirstMessage(true);
     native.subscribe(options.topics);
-    return new KafkaBatchConsumer(native, config.kafka.consumeBatchMax);
+    health.connected();
+    return new KafkaBatchConsumer(native, config.kafka.consumeBatchMax, health, unregisterHealth);
   }
 
   /** Up to kafka.consumeBatchMax messages; an empty array after waitMs with nothing to read. */
@@ -89,6 +111,8 @@ export class KafkaBatchConsumer {
           // Kafka away or a rebalance under way: nothing to hand out now; librdkafka reconnects.
           // Never a rejection: the stage's loop would end, and with it the stage.
           metrics.kafkaConsumeErrors.inc();
+          // A high-level consumer gets a fatal error here, not as an error event.
+          this.health.failed(err);
           setTimeout(() => resolve([]), CONSUME_ERROR_PAUSE_MS).unref();
           return;
         }
@@ -153,6 +177,7 @@ export class KafkaBatchConsumer {
   /** Commits what is waiting (for up to 5 s: a graceful stop should not re-deliver), then leaves the group. */
   async disconnect(): Promise<void> {
     await this.settleCommits(5000);
-    return new Promise((resolve) => this.native.disconnect(() => resolve()));
+    await new Promise<void>((resolve) => this.native.disconnect(() => resolve()));
+    this.unregisterHealth();
   }
 }

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import KafkaJavascript from '@confluentinc/kafka-javascript';
 import type { Config } from '../config.js';
 import { ErrorCode, StratusError } from '../errors.js';
+import { KafkaClientHealth, registerHealth } from '../http/health.js';
 import { metrics } from '../http/metrics.js';
 import { WaitClock } from './wait-clock.js';
 
@@ -24,10 +25,13 @@ export class KafkaProducer {
   private readonly native: InstanceType<typeof Producer>;
   /** Produce times of the messages without a report, for load shedding (see WaitClock). */
   private readonly waits: WaitClock;
+  /** Removes this producer from /readyz (health.ts); called once it is disconnected. */
+  private readonly unregisterHealth: () => void;
 
-  private constructor(native: InstanceType<typeof Producer>, queueMax: number) {
+  private constructor(native: InstanceType<typeof Producer>, queueMax: number, unregisterHealth: () => void) {
     this.native = native;
     this.waits = new WaitClock(queueMax);
+    this.unregisterHealth = unregisterHealth;
   }
 
   /** How long the oldest message without a delivery report has waited, in ms; 0 when none waits. */
@@ -50,25 +54,39 @@ export class KafkaProducer {
       'queue.buffering.max.messages': config.kafka.producerQueueMax,
       'message.timeout.ms': config.kafka.deliveryTimeoutMs,
       'dr_cb': true,
-      // librdkafka's statistics (batch sizes, queue latency, broker rtt) for /metrics, every 5 s.
-      'statistics.interval.ms': 5000,
+      // librdkafka's statistics, every second: broker connection states for /readyz (how soon it
+      // sees Kafka back after all brokers were down), and batch sizes, queue latency and broker rtt
+      // for /metrics (their windows are this interval).
+      'statistics.interval.ms': 1000,
       'log_level': config.logLevel === 'debug' ? 7 : 3,
     });
-    const producer = new KafkaProducer(native, config.kafka.producerQueueMax);
+    // /readyz reads this from the events below; it says "connecting" until connect() succeeds.
+    const health = new KafkaClientHealth(`Kafka producer ${clientId}`);
+    const unregisterHealth = registerHealth(health);
+    const producer = new KafkaProducer(native, config.kafka.producerQueueMax, unregisterHealth);
     native.on('delivery-report', (err, report) => {
       producer.inflight--;
       producer.waits.reported();
       onDelivery(err ? new Error(`${err.message} (librdkafka code ${err.code})`) : null, report.opaque);
     });
-    native.on('event.stats', (e: { message: string }) => recordStats(e.message));
-    native.on('event.error', () => {
-      // Connection errors are retried by librdkafka; they surface as failed delivery reports if they last.
+    native.on('event.stats', (e: { message: string }) => {
+      const stats = parseStats(e.message);
+      if (stats === null) return;
+      recordStats(stats);
+      health.stats(stats);
+    });
+    native.on('event.error', (err) => {
+      // Connection errors are retried by librdkafka; they surface as failed delivery reports if they
+      // last. /readyz notes all brokers down and fatal errors.
+      health.error(err);
     });
     await new Promise<void>((resolve, reject) => {
       native.connect({ timeout: 10_000 }, (err) => (err ? reject(err) : resolve()));
     }).catch((err: unknown) => {
+      unregisterHealth();
       throw new StratusError(ErrorCode.KAFKA_UNAVAILABLE, `producer could not connect to Kafka at ${config.kafka.brokers.join(',')} (${String(err)})`, { retryable: true, cause: err });
     });
+    health.connected();
     // Delivery reports are polled on librdkafka's own thread and handed to the event loop.
     native.setPollInBackground(true);
     return producer;
@@ -100,6 +118,7 @@ export class KafkaProducer {
   async disconnect(timeoutMs = 10_000): Promise<void> {
     await this.flush(timeoutMs).catch(() => {});
     await new Promise<void>((resolve) => this.native.disconnect(timeoutMs, () => resolve()));
+    this.unregisterHealth();
     assert.ok(this.inflight >= 0);
   }
 }
@@ -107,13 +126,21 @@ export class KafkaProducer {
 interface Window { avg: number; p99: number }
 
 /** librdkafka statistics JSON (STATISTICS.md): windows in microseconds (latencies) or bytes/messages. */
-function recordStats(json: string): void {
-  let stats: { brokers?: Record<string, { int_latency?: Window; rtt?: Window; nodeid?: number }>; topics?: Record<string, { batchsize?: Window; batchcnt?: Window }> };
+interface ProducerStats {
+  brokers?: Record<string, { int_latency?: Window; rtt?: Window; nodeid?: number; state?: string }>;
+  topics?: Record<string, { batchsize?: Window; batchcnt?: Window }>;
+}
+
+function parseStats(json: string): ProducerStats | null {
   try {
-    stats = JSON.parse(json);
+    return JSON.parse(json) as ProducerStats;
   } catch {
-    return;
+    // librdkafka writes this JSON itself; a sample it garbled is skipped, the next comes in a second.
+    return null;
   }
+}
+
+function recordStats(stats: ProducerStats): void {
   const pick = (windows: (Window | undefined)[], field: 'avg' | 'p99') => {
     const v = windows.filter((w): w is Window => w !== undefined && w[field] > 0).map((w) => w[field]);
     return v.length === 0 ? 0 : Math.max(...v);

@@ -9,6 +9,7 @@
 import { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import { ErrorCode, StratusError } from '../errors.js';
+import { registerHealth } from '../http/health.js';
 
 export type RedisClient = Redis;
 
@@ -70,6 +71,16 @@ export function createRedis(config: Config, name: string, options: RedisOptions 
   client.on('error', (err: Error) => {
     if (config.logLevel === 'debug') process.stderr.write(`redis stratus-${name}: ${err.message}\n`);
   });
+  if (options.reconnect !== false) {
+    // A long-lived client counts for /readyz until it is closed ('end': disconnect() or quit(); a
+    // client that reconnects emits it only then). Probes (reconnect: false) live for one check and
+    // are not the process's readiness.
+    const unregister = registerHealth({
+      name: `Redis client stratus-${name} at ${config.redis.host}:${config.redis.port}`,
+      problem: () => (client.status === 'ready' ? null : client.status === 'wait' ? 'not connected yet' : `${client.status} (not ready)`),
+    });
+    client.once('end', unregister);
+  }
   return client;
 }
 

@@ -1,0 +1,130 @@
+/**
+ * The process's health registry, which /readyz reads (readiness.ts).
+ *
+ * Every long-lived Kafka and Redis client registers a check when it is built and unregisters when
+ * it is closed: the producers and consumers (src/kafka/producer.ts, consumer.ts) and the Redis
+ * clients that reconnect (src/redis/client.ts createRedis). A check reads only state its client
+ * already keeps (ioredis's status; librdkafka's error events and statistics): nothing is sent,
+ * built or awaited per probe, so /readyz answers at once however hard it is polled and whatever
+ * Kafka or Redis are doing.
+ */
+
+export interface HealthCheck {
+  /** Names the client in a 503 body: `Redis client stratus-x-gateway at 127.0.0.1:6379`. */
+  readonly name: string;
+  /** null when healthy, else why not, one line. Reads state only: no I/O. */
+  problem(): string | null;
+}
+
+/** Insertion order: the 503 body names the oldest failing client. */
+const checks = new Set<HealthCheck>();
+
+/** Adds a check; returns its removal (idempotent). */
+export function registerHealth(check: HealthCheck): () => void {
+  checks.add(check);
+  return () => {
+    checks.delete(check);
+  };
+}
+
+/** How many checks are registered. */
+export function healthChecksRegistered(): number {
+  return checks.size;
+}
+
+/** `<name>: <why>` of the first failing check, or null when every check passes. */
+export function healthProblem(): string | null {
+  for (const c of checks) {
+    const why = c.problem();
+    if (why !== null) return `${c.name}: ${why}`;
+  }
+  return null;
+}
+
+/** The part of librdkafka's statistics JSON (STATISTICS.md) this reads. */
+export interface KafkaStatsBrokers {
+  brokers?: Record<string, { state?: string; nodeid?: number }>;
+}
+
+/** librdkafka's code for "all broker connections are down", raised on the client's error event. */
+export const ERR__ALL_BROKERS_DOWN = -187;
+/** librdkafka's code for a fatal error: the client can do nothing more and must be rebuilt. */
+export const ERR__FATAL = -150;
+
+/**
+ * States a broker connection passes through while it is not usable (librdkafka's
+ * rd_kafka_broker_state_names); INIT (never connected, sparse connections) is not one of them.
+ */
+const BROKER_NOT_UP = new Set(['DOWN', 'TRY_CONNECT', 'CONNECT', 'SSL_HANDSHAKE', 'AUTH_LEGACY', 'AUTH', 'AUTH_HANDSHAKE', 'AUTH_REQ', 'REAUTH']);
+
+/**
+ * What one native Kafka client (producer or consumer) last told about itself, fed by its owner
+ * from librdkafka's events:
+ *   connected()      the connect callback succeeded (metadata fetched: a broker is up)
+ *   error(err)       'event.error': ALL_BROKERS_DOWN marks it down; a fatal error sticks
+ *   stats(json)      'event.stats' (statistics.interval.ms): any broker UP clears down; none UP
+ *                    while some are connecting or down marks it down
+ *   (silence)        no statistics for silentMs: the client is not polled (a stalled consume loop)
+ * The @confluentinc/kafka-javascript 1.10 binding hands 'event.error' over as the message of
+ * librdkafka's code only (`code` is -1, `isFatal` absent; src/callbacks.cc), so the two codes
+ * that matter are also recognised by their messages ("Local: All broker connections are down",
+ * "Local: Fatal error", lower-cased by lib/error.js).
+ */
+export class KafkaClientHealth implements HealthCheck {
+  /** Invariant: fatal !== null once a fatal error was seen; it is never cleared (the client is dead). */
+  private fatal: string | null = null;
+  private up = false;
+  private downSince = 0;
+  private downWhy = 'connecting';
+  /** When librdkafka last spoke (connect, statistics): a consumer's events come only while it is polled. */
+  private heardAt = 0;
+
+  /**
+   * `silentMs`: with no statistics for this long (10 intervals of 1 s by default) the client is
+   * reported as not polled: a consumer whose loop has stalled, whatever it last said.
+   */
+  constructor(
+    readonly name: string,
+    private readonly silentMs = 10_000,
+  ) {}
+
+  connected(now: number = Date.now()): void {
+    this.up = true;
+    this.heardAt = now;
+  }
+
+  error(err: { code?: number; message?: string; isFatal?: boolean }): void {
+    const message = err.message ?? '';
+    if (err.isFatal === true || err.code === ERR__FATAL || /fatal error/i.test(message)) {
+      this.fatal ??= message === '' ? 'fatal error' : message;
+    } else if (err.code === ERR__ALL_BROKERS_DOWN || /all broker connections are down/i.test(message)) {
+      this.markDown('all broker connections are down');
+    }
+  }
+
+  /** A consume or delivery error carrying librdkafka's code (those keep it). */
+  failed(err: { code?: number; message?: string }): void {
+    if (err.code === ERR__FATAL || err.code === ERR__ALL_BROKERS_DOWN) this.error(err);
+  }
+
+  stats(stats: KafkaStatsBrokers, now: number = Date.now()): void {
+    this.heardAt = now;
+    const states = Object.values(stats.brokers ?? {}).map((b) => b.state ?? '');
+    if (states.includes('UP')) this.up = true;
+    else if (states.some((s) => BROKER_NOT_UP.has(s))) this.markDown('no broker connection is up');
+  }
+
+  problem(now: number = Date.now()): string | null {
+    if (this.fatal !== null) return `fatal error, the client must be restarted (${this.fatal})`;
+    if (this.heardAt !== 0 && now - this.heardAt > this.silentMs) return `no statistics from librdkafka for ${Math.round((now - this.heardAt) / 1000)} s (the client is not being polled)`;
+    if (this.up) return null;
+    return this.downSince === 0 ? this.downWhy : `${this.downWhy} (for ${Math.round((now - this.downSince) / 1000)} s)`;
+  }
+
+  private markDown(why: string): void {
+    if (this.up || this.downSince === 0) this.downSince = Date.now();
+    this.heardAt = Date.now();
+    this.up = false;
+    this.downWhy = why;
+  }
+}
