@@ -53,6 +53,10 @@ export const ErrorCode = {
   UNAUTHENTICATED: 'STRATUS_UNAUTHENTICATED',
   /** The token is valid but for another device than the one the call acts for. */
   DEVICE_FORBIDDEN: 'STRATUS_DEVICE_FORBIDDEN',
+  /** A port the engine listens on (grpc.port, http.port) is held by another process. */
+  PORT_IN_USE: 'STRATUS_PORT_IN_USE',
+  /** A port the engine listens on needs privileges the process lacks (a port below 1024: EACCES). */
+  PORT_DENIED: 'STRATUS_PORT_DENIED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

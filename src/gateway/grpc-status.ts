@@ -44,6 +44,9 @@ const GRPC_STATUS: { readonly [C in ErrorCode]: status } = {
   [ErrorCode.REQUEST_INVALID]: status.INVALID_ARGUMENT,
   [ErrorCode.UNAUTHENTICATED]: status.UNAUTHENTICATED,
   [ErrorCode.DEVICE_FORBIDDEN]: status.PERMISSION_DENIED,
+  // Start-up conditions of the engine's own ports: never sent to a client, mapped for totality.
+  [ErrorCode.PORT_IN_USE]: status.FAILED_PRECONDITION,
+  [ErrorCode.PORT_DENIED]: status.FAILED_PRECONDITION,
 };
 
 /**
