@@ -140,9 +140,7 @@ export const runCommand: Command = {
       }
       throw err;
     }
-    if (isShard) process.send?.('ready');
-    if (http !== null) process.stderr.write(`http on ${config.grpc.host}:${http.port}: /metrics /livez /readyz\n`);
-    process.stderr.write(`stratus run: ${isShard ? 'gateway' : roles.join(', ')} as ${instanceId}\n`);
+    const surface = http;
     return new Promise<number>((resolve) => {
       let stopping = false;
       const onSignal = (sig: string) => {
@@ -154,17 +152,22 @@ export const runCommand: Command = {
         }
         stopping = true;
         process.stderr.write(`stratus run: ${sig}, stopping (again to force)\n`);
-        if (http !== null) http.draining = true;
+        if (surface !== null) surface.draining = true;
         void (async () => {
           await stopAll();
           // A shard's IPC channel to the primary would keep it alive: let go of it.
-          await http?.close();
+          await surface?.close();
           if (isShard) cluster.worker!.disconnect();
           resolve(0);
         })();
       };
       process.on('SIGTERM', () => onSignal('SIGTERM'));
       process.on('SIGINT', () => onSignal('SIGINT'));
+      // Announced once the handlers are in place: whoever waits for these (the primary, a
+      // supervisor, the tests) may send SIGTERM the moment it reads them.
+      if (isShard) process.send?.('ready');
+      if (surface !== null) process.stderr.write(`http on ${config.grpc.host}:${surface.port}: /metrics /livez /readyz\n`);
+      process.stderr.write(`stratus run: ${isShard ? 'gateway' : roles.join(', ')} as ${instanceId}\n`);
     });
   },
 };
