@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -38,13 +38,14 @@ function prefixEnv(config: Config): Record<string, string> {
 }
 
 /** `stratus run` with free ports unless `args` name them; resolves when it exits (killed after 60 s: it should never be running). */
-async function run(config: Config, args: string[], env: Record<string, string> = {}): Promise<Outcome> {
+async function run(config: Config, args: string[], env: Record<string, string> = {}, as: { uid?: number; gid?: number } = {}): Promise<Outcome> {
   const ports = [];
   if (!args.includes('--grpc-port')) ports.push('--grpc-port', String(await unusedPort()));
   if (!args.includes('--http-port')) ports.push('--http-port', String(await unusedPort()));
   const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'stratus.js'), 'run', ...ports, ...args], {
     env: { ...process.env, ...prefixEnv(config), ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
+    ...as,
   });
   let stderr = '';
   child.stderr!.setEncoding('utf8');
@@ -132,6 +133,22 @@ test('--threads 2 with the gRPC port held: the primary says so once, no worker i
   const { port } = await listen(t);
   const o = await run(config, ['--grpc-port', String(port), '--threads', '2']);
   assertOneLine(o, new RegExp(`^stratus run: gRPC port 127\\.0\\.0\\.1:${port} is in use \\(by pid ${process.pid}: node .*\\); stop that process or set --grpc-port$`));
+  await assertNothingLeft(config);
+});
+
+test('a privileged gRPC port without the privilege: one line with EACCES and the fix', { timeout: 90_000 }, async (t) => {
+  let lowest: number;
+  try {
+    lowest = Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8').trim());
+  } catch {
+    return t.skip('not Linux: the message names the lowest unprivileged port from /proc');
+  }
+  if (lowest <= 81) return t.skip(`this machine lets anyone bind ports from ${lowest} up`);
+  // As root (CI containers) the run is made as nobody, who lacks the privilege.
+  const as = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+  const config = testConfig();
+  const o = await run(config, ['--grpc-port', '81'], { HOME: '/tmp' }, as);
+  assertOneLine(o, new RegExp(`^${esc(`stratus run: gRPC port 127.0.0.1:81 needs privileges this process lacks (EACCES: ports below ${lowest} are privileged); set --grpc-port to ${lowest} or above, or give the program CAP_NET_BIND_SERVICE`)}$`));
   await assertNothingLeft(config);
 });
 
