@@ -54,6 +54,7 @@ export const OPTIONS = {
   'kafka.producerQueueMax': { kind: 'int', default: '100000', min: 100, max: 10000000, unit: 'messages', doc: 'Messages waiting in the producer; beyond it produce is refused and the gateway sheds load (OVERLOADED).' },
   'kafka.consumeBatchMax': { kind: 'int', default: '2000', min: 1, max: 100000, unit: 'messages', doc: 'Messages the processor and forwarder take from Kafka per batch.' },
   'kafka.deliveryTimeoutMs': { kind: 'int', default: '120000', min: 1000, max: 3600000, unit: 'ms', doc: 'How long a produce may wait for Kafka before it fails and the device is told to resend.' },
+  'kafka.connectTimeoutMs': { kind: 'int', default: '15000', min: 100, max: 600000, unit: 'ms', doc: 'How long `stratus run` waits at start for a broker of kafka.brokers to answer; then it exits with one line naming the brokers (KAFKA_UNAVAILABLE).' },
   'stack.startTimeoutMs': { kind: 'int', default: '90000', min: 1000, max: 600000, unit: 'ms', doc: 'How long `stack up` waits for Kafka and Redis to answer.' },
   'instanceId': { kind: 'string', default: '', doc: 'Name of this engine instance in the presence registry and its Redis channel; empty: <hostname>-<pid>.' },
   'redis.deviceBufferMax': { kind: 'int', default: '1000', min: 1, max: 1000000, unit: 'results', doc: 'Results kept per device in its Redis Stream buffer until a session reads them; beyond it the oldest are dropped.' },
@@ -141,6 +142,7 @@ export interface Config {
     readonly producerQueueMax: number;
     readonly consumeBatchMax: number;
     readonly deliveryTimeoutMs: number;
+    readonly connectTimeoutMs: number;
   };
   readonly stack: { readonly startTimeoutMs: number };
   readonly instanceId: string;

@@ -3,9 +3,11 @@
  * drained within gateway.drainGraceMs, producer flushed, batches committed); a second signal exits
  * at once.
  */
-import cluster from 'node:cluster';
-import { ErrorCode, StratusError } from '../errors.js';
-import { ensureTopics } from '../kafka/admin.js';
+import cluster, { type Worker } from 'node:cluster';
+import { tlsFiles } from '../auth/tls.js';
+import type { Config } from '../config.js';
+import { ErrorCode, isStratusError, StratusError } from '../errors.js';
+import { ensureTopics, waitForKafka } from '../kafka/admin.js';
 import { answerMetricsRequests, clusterMetricsText } from '../http/cluster-metrics.js';
 import { engineReadiness } from '../http/readiness.js';
 import { HttpSurface, type HttpRoute } from '../http/server.js';
@@ -13,12 +15,32 @@ import { SseHub } from '../http/sse.js';
 import { startForwarder } from '../forwarder/forwarder.js';
 import { defaultInstanceId, Gateway } from '../gateway/gateway.js';
 import { startProcessor } from '../processor/processor.js';
+import { checkListen, listenError, type ListenTarget } from '../net/port-owner.js';
+import { pingRedis, redisAddress } from '../redis/client.js';
 import { Exporter } from '../streams/exporter.js';
 import { topology } from '../topology.js';
 import type { Command } from './command.js';
 
 const ROLES = ['gateway', 'processor', 'forwarder', 'exporter'] as const;
 type Role = (typeof ROLES)[number];
+
+/** What `run` stops, in this order: the device-facing parts first, so they stop taking events and flush. */
+const STOP_ORDER = ['workers', 'sse', 'gateway', 'forwarder', 'processor', 'exporter'] as const;
+type StopSlot = (typeof STOP_ORDER)[number];
+
+/**
+ * How long start-up waits for Redis to answer PING. A refused connection fails at once; this bounds
+ * an address that swallows packets (a firewall) or a server that accepts and never answers.
+ */
+const REDIS_START_TIMEOUT_MS = 5000;
+
+/** A gateway worker's message to the primary when its start failed with an operating condition. */
+const START_FAILED = 'stratus:start-failed';
+interface StartFailed {
+  type: typeof START_FAILED;
+  code: ErrorCode;
+  message: string;
+}
 
 export const runCommand: Command = {
   name: 'run',
@@ -45,56 +67,80 @@ export const runCommand: Command = {
     const has = (r: Role) => (isShard ? r === 'gateway' : shardGateway && r === 'gateway' ? false : roles.includes(r));
     const instanceId = isShard ? `${defaultInstanceId(config)}-w${cluster.worker!.id}` : defaultInstanceId(config);
     const t = topology(config);
-    await ensureTopics(config, [
-      { topic: t.topics.events, partitions: config.kafka.partitions },
-      { topic: t.topics.results, partitions: config.kafka.partitions },
-    ]);
-    const stops: (() => Promise<void>)[] = [];
+    const grpcTarget: ListenTarget = { what: 'gRPC', host: config.grpc.host, port: config.grpc.port, flag: '--grpc-port' };
+    const httpTarget: ListenTarget = { what: 'HTTP', host: config.grpc.host, port: config.http.port, flag: '--http-port' };
+    if (!isShard) {
+      // Everything that can be wrong at start is found here, before anything is joined or written
+      // (the primary checks for its gateway workers): a taken port would otherwise surface only
+      // after the processor and forwarder joined their consumer groups, and their leaving would
+      // stall the results of every other instance for a rebalance.
+      await checkStart(config, roles.includes('gateway') ? [httpTarget, grpcTarget] : [httpTarget]);
+      await ensureTopics(config, [
+        { topic: t.topics.events, partitions: config.kafka.partitions },
+        { topic: t.topics.results, partitions: config.kafka.partitions },
+      ]);
+    }
+    /** What this process started, stopped in STOP_ORDER on a signal or when a later start fails. */
+    const stops: Partial<Record<StopSlot, () => Promise<void>>> = {};
+    const stopAll = async (): Promise<void> => {
+      for (const slot of STOP_ORDER) await stops[slot]?.().catch((err: unknown) => process.stderr.write(`stratus run: ${String(err)}\n`));
+    };
     /** Routes the roles of this process add to the HTTP surface (SSE, /metrics/ingested). */
     const httpRoutes: HttpRoute[] = [];
-    const workers: import('node:cluster').Worker[] = [];
+    const workers: Worker[] = [];
     // /metrics, /livez, /readyz on http.port, in every process but a gateway shard: the primary
     // owns the port and merges its shards' metrics into its own.
     if (isShard) answerMetricsRequests();
-    const http = isShard
-      ? null
-      : await HttpSurface.start(config, engineReadiness(config), { routes: httpRoutes, metricsText: shardGateway ? () => clusterMetricsText(workers) : undefined });
-    if (has('forwarder')) stops.push((await startForwarder(config, instanceId)).stop);
-    if (has('processor')) stops.push((await startProcessor(config, instanceId)).stop);
-    if (has('gateway')) {
-      const gw = await Gateway.start(config, instanceId);
-      // The gateway stops first: it stops taking events and flushes what it took.
-      stops.unshift(() => gw.stop());
-      process.stderr.write(`gateway ${instanceId} listening on 127.0.0.1:${gw.port}\n`);
+    let http: HttpSurface | null = null;
+    try {
+      // The ports first, then what reads or writes shared state: the HTTP surface, then the gateway
+      // (or its workers) binding gRPC, and only then the roles that join consumer groups (the
+      // exporter's Redis Streams group, the processor's and forwarder's Kafka groups).
+      if (!isShard) {
+        http = await HttpSurface.start(config, engineReadiness(config), { routes: httpRoutes, metricsText: shardGateway ? () => clusterMetricsText(workers) : undefined }).catch((err: unknown) => {
+          throw isStratusError(err) ? err : listenError(httpTarget, err);
+        });
+      }
+      if (has('gateway')) {
+        const gw = await Gateway.start(config, instanceId);
+        // The gateway stops first: it stops taking events and flushes what it took.
+        stops.gateway = () => gw.stop();
+        process.stderr.write(`gateway ${instanceId} listening on 127.0.0.1:${gw.port}\n`);
+      }
+      if (shardGateway) {
+        stops.workers = () => stopWorkers(workers);
+        for (let i = 0; i < threads; i++) workers.push(cluster.fork({ STRATUS_INSTANCE_ID: '' }));
+        await workersReady(workers);
+        process.stderr.write(`gateway: ${threads} worker processes on 127.0.0.1:${config.grpc.port}\n`);
+      }
+      if (http !== null && roles.includes('gateway')) {
+        // SSE is a device stream like Connect: wherever the gateway role runs, its HTTP port serves it.
+        const sse = await SseHub.start(config, instanceId);
+        httpRoutes.push(sse.route());
+        stops.sse = () => sse.stop();
+      }
+      if (has('exporter') && http !== null) {
+        // Metrics ingested on Redis Streams, served as Prometheus text on this process's HTTP port.
+        const exporter = await Exporter.start(config, instanceId);
+        httpRoutes.push(exporter.route());
+        stops.exporter = () => exporter.stop();
+      }
+      if (has('forwarder')) stops.forwarder = (await startForwarder(config, instanceId)).stop;
+      if (has('processor')) stops.processor = (await startProcessor(config, instanceId)).stop;
+    } catch (err) {
+      // Nothing half-started stays behind: what started is stopped (workers killed) before the
+      // one line is printed and the process exits.
+      await stopAll();
+      await http?.close();
+      if (isShard && isStratusError(err)) {
+        // The primary prints this worker's line (once, not once per worker) and exits.
+        await new Promise<void>((resolve) => process.send!({ type: START_FAILED, code: err.code, message: err.message } satisfies StartFailed, undefined, {}, () => resolve()));
+        cluster.worker!.disconnect();
+        return 1;
+      }
+      throw err;
     }
-    if (has('exporter') && http !== null) {
-      // Metrics ingested on Redis Streams, served as Prometheus text on this process's HTTP port.
-      const exporter = await Exporter.start(config, instanceId);
-      httpRoutes.push(exporter.route());
-      stops.push(() => exporter.stop());
-    }
-    if (http !== null && roles.includes('gateway')) {
-      // SSE is a device stream like Connect: wherever the gateway role runs, its HTTP port serves it.
-      const sse = await SseHub.start(config, instanceId);
-      httpRoutes.push(sse.route());
-      stops.unshift(() => sse.stop());
-    }
-    if (shardGateway) {
-      for (let i = 0; i < threads; i++) workers.push(cluster.fork({ STRATUS_INSTANCE_ID: '' }));
-      await Promise.all(workers.map((w) => new Promise<void>((resolve, reject) => {
-        w.once('message', (m: unknown) => (m === 'ready' ? resolve() : undefined));
-        w.once('exit', (code) => reject(new StratusError(ErrorCode.USAGE, `gateway worker exited with code ${code} while starting`)));
-      })));
-      stops.unshift(() => Promise.all(workers.map((w) => new Promise<void>((resolve) => {
-        if (w.isDead()) return resolve();
-        w.once('exit', () => resolve());
-        w.process.kill('SIGTERM');
-      }))).then(() => {}));
-      process.stderr.write(`gateway: ${threads} worker processes on 127.0.0.1:${config.grpc.port}\n`);
-    }
-    if (isShard) process.send?.('ready');
-    if (http !== null) process.stderr.write(`http on ${config.grpc.host}:${http.port}: /metrics /livez /readyz\n`);
-    process.stderr.write(`stratus run: ${isShard ? 'gateway' : roles.join(', ')} as ${instanceId}\n`);
+    const surface = http;
     return new Promise<number>((resolve) => {
       let stopping = false;
       const onSignal = (sig: string) => {
@@ -106,17 +152,101 @@ export const runCommand: Command = {
         }
         stopping = true;
         process.stderr.write(`stratus run: ${sig}, stopping (again to force)\n`);
-        if (http !== null) http.draining = true;
+        if (surface !== null) surface.draining = true;
         void (async () => {
-          for (const stop of stops) await stop().catch((err: unknown) => process.stderr.write(`stratus run: ${String(err)}\n`));
+          await stopAll();
           // A shard's IPC channel to the primary would keep it alive: let go of it.
-          await http?.close();
+          await surface?.close();
           if (isShard) cluster.worker!.disconnect();
           resolve(0);
         })();
       };
       process.on('SIGTERM', () => onSignal('SIGTERM'));
       process.on('SIGINT', () => onSignal('SIGINT'));
+      // Announced once the handlers are in place: whoever waits for these (the primary, a
+      // supervisor, the tests) may send SIGTERM the moment it reads them.
+      if (isShard) process.send?.('ready');
+      if (surface !== null) process.stderr.write(`http on ${config.grpc.host}:${surface.port}: /metrics /livez /readyz\n`);
+      process.stderr.write(`stratus run: ${isShard ? 'gateway' : roles.join(', ')} as ${instanceId}\n`);
     });
   },
 };
+
+/**
+ * The start-up checks, cheapest first, each failing with one line that names what is wrong and the
+ * fix: the TLS files, the ports (free, and not the same one twice), Redis, then Kafka within
+ * kafka.connectTimeoutMs. Nothing is written anywhere.
+ */
+async function checkStart(config: Config, ports: readonly ListenTarget[]): Promise<void> {
+  tlsFiles(config);
+  const [a, b] = ports;
+  if (a !== undefined && b !== undefined && a.port !== 0 && a.port === b.port) {
+    throw new StratusError(ErrorCode.CONFIG_INVALID, `grpc.port and http.port are both ${a.port}; give each its own port (${b.flag}, ${a.flag})`);
+  }
+  for (const p of ports) await checkListen(p);
+  await checkRedis(config);
+  await waitForKafka(config, config.kafka.connectTimeoutMs);
+}
+
+/** pingRedis, its failure said for start-up: unreachable, refused password, or silent. */
+async function checkRedis(config: Config): Promise<void> {
+  try {
+    await pingRedis(config, REDIS_START_TIMEOUT_MS);
+  } catch (err) {
+    // pingRedis's REDIS_UNAVAILABLE carries the connection's own error as its cause.
+    const cause = (err as { cause?: unknown }).cause ?? err;
+    const detail = cause instanceof Error ? cause.message : String(cause);
+    const code = (cause as { code?: unknown } | null)?.code;
+    const at = redisAddress(config);
+    const auth = /^(WRONGPASS|NOAUTH)\b/.exec(detail)?.[1];
+    if (auth !== undefined) {
+      const what = auth === 'NOAUTH' ? `Redis at ${at} requires a password (NOAUTH)` : `Redis at ${at} refused the password of redis.password (WRONGPASS)`;
+      throw new StratusError(ErrorCode.REDIS_UNAVAILABLE, `${what}; set redis.password (STRATUS_REDIS_PASSWORD, --redis-password) to the one the server requires`, { cause: err });
+    }
+    if (typeof code === 'string') {
+      throw new StratusError(ErrorCode.REDIS_UNAVAILABLE, `Redis unreachable at ${at} (${code}); start it with \`npx stratus stack up\` or set redis.host / redis.port (--redis-host, --redis-port)`, { retryable: true, cause: err });
+    }
+    throw new StratusError(
+      ErrorCode.REDIS_UNAVAILABLE,
+      `Redis at ${at} did not answer within ${REDIS_START_TIMEOUT_MS} ms (${detail}); check that redis.host / redis.port (--redis-host, --redis-port) name a Redis server`,
+      { retryable: true, cause: err },
+    );
+  }
+}
+
+/**
+ * Resolves once every gateway worker bound the gRPC port (it sends 'ready'); when one fails, the
+ * others are stopped too and this throws that worker's line (START_FAILED), or says how it exited.
+ */
+function workersReady(workers: readonly Worker[]): Promise<void> {
+  let failed: StartFailed | null = null;
+  let ready = 0;
+  const listeners: { w: Worker; onMessage: (m: unknown) => void; onExit: (code: number, signal: string) => void }[] = [];
+  return new Promise<void>((resolve, reject) => {
+    for (const w of workers) {
+      const onMessage = (m: unknown) => {
+        if ((m as Partial<StartFailed> | null)?.type === START_FAILED) failed ??= m as StartFailed;
+        else if (m === 'ready' && ++ready === workers.length) resolve();
+      };
+      const onExit = (code: number, signal: string) =>
+        reject(failed !== null ? new StratusError(failed.code, failed.message) : new StratusError(ErrorCode.USAGE, `gateway worker ${w.id} exited (${signal ?? `code ${code}`}) while starting; its stderr above says why`));
+      w.on('message', onMessage);
+      w.on('exit', onExit);
+      listeners.push({ w, onMessage, onExit });
+    }
+  }).finally(() => {
+    for (const { w, onMessage, onExit } of listeners) {
+      w.off('message', onMessage);
+      w.off('exit', onExit);
+    }
+  });
+}
+
+/** SIGTERM to every live worker (a graceful stop once it runs, an immediate end while it starts); resolves once all exited. */
+async function stopWorkers(workers: readonly Worker[]): Promise<void> {
+  await Promise.all(workers.map((w) => new Promise<void>((resolve) => {
+    if (w.isDead()) return resolve();
+    w.once('exit', () => resolve());
+    w.process.kill('SIGTERM');
+  })));
+}

@@ -153,16 +153,35 @@ export class Gateway implements SessionHost, UplinkHost {
   static async start(config: Config, instanceId = defaultInstanceId(config), port = config.grpc.port): Promise<Gateway> {
     let gateway: Gateway | null = null;
     const producer = await KafkaProducer.connect(config, `${instanceId}-gateway`, (err, opaque) => gateway!.onDelivery(err, opaque as Pending));
-    const link = await DeliveryLink.connect(config, instanceId, {
-      onEntries: (entries) => gateway!.onEntries(entries),
-      onTakeover: (deviceId) => gateway!.sessions.get(deviceId)?.end(grpcError(ErrorCode.STREAM_SUPERSEDED, `device ${deviceId} connected to another gateway instance; this stream is superseded`)),
-    });
-    const warning = await refuseEvictingPolicy(link.commands, config);
-    if (warning !== null) process.stderr.write(`gateway: ${warning}\n`);
+    let link: DeliveryLink | null = null;
     const extra: GatewayService[] = [];
-    for (const start of GATEWAY_SERVICES) extra.push(await start(config, instanceId));
-    gateway = new Gateway(config, instanceId, link, producer, extra);
-    await gateway.listen(port);
+    let binding = false;
+    try {
+      link = await DeliveryLink.connect(config, instanceId, {
+        onEntries: (entries) => gateway!.onEntries(entries),
+        onTakeover: (deviceId) => gateway!.sessions.get(deviceId)?.end(grpcError(ErrorCode.STREAM_SUPERSEDED, `device ${deviceId} connected to another gateway instance; this stream is superseded`)),
+      });
+      const warning = await refuseEvictingPolicy(link.commands, config);
+      if (warning !== null) process.stderr.write(`gateway: ${warning}\n`);
+      for (const start of GATEWAY_SERVICES) extra.push(await start(config, instanceId));
+      gateway = new Gateway(config, instanceId, link, producer, extra);
+      binding = true;
+      await gateway.listen(port);
+    } catch (err) {
+      // Nothing of a gateway that did not start is left running: its Kafka producer, Redis
+      // connections and admission timer would keep the process alive after the caller gave up.
+      // Nothing was acknowledged yet, so nothing is lost by closing them without a drain.
+      gateway?.admission.stop();
+      for (const s of extra.reverse()) await s.stop().catch(() => {});
+      await link?.close();
+      await producer.disconnect(1000);
+      // A failed bind (the port taken, naming its holder, or not ours to bind) becomes one line;
+      // imported here, on the failure path only. Anything else (a bad TLS file is already a
+      // StratusError) goes up as it is.
+      const [{ isStratusError }, { listenError }] = await Promise.all([import('../errors.js'), import('../net/port-owner.js')]);
+      if (!binding || isStratusError(err)) throw err;
+      throw listenError({ what: 'gRPC', host: config.grpc.host, port, flag: '--grpc-port' }, err);
+    }
     link.startRenewing(() => gateway!.sessions.values());
     return gateway;
   }

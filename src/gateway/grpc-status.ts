@@ -46,6 +46,9 @@ const GRPC_STATUS: { readonly [C in ErrorCode]: status } = {
   [ErrorCode.DEVICE_FORBIDDEN]: status.PERMISSION_DENIED,
   [ErrorCode.CALLS_MAX]: status.RESOURCE_EXHAUSTED,
   [ErrorCode.MEMORY_BUDGET]: status.RESOURCE_EXHAUSTED,
+  // Start-up conditions of the engine's own ports: never sent to a client, mapped for totality.
+  [ErrorCode.PORT_IN_USE]: status.FAILED_PRECONDITION,
+  [ErrorCode.PORT_DENIED]: status.FAILED_PRECONDITION,
 };
 
 /**
