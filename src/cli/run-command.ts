@@ -9,6 +9,7 @@ import type { Config } from '../config.js';
 import { ErrorCode, isStratusError, StratusError } from '../errors.js';
 import { ensureTopics, waitForKafka } from '../kafka/admin.js';
 import { answerMetricsRequests, clusterMetricsText } from '../http/cluster-metrics.js';
+import { registerHealth } from '../http/health.js';
 import { engineReadiness } from '../http/readiness.js';
 import { HttpSurface, type HttpRoute } from '../http/server.js';
 import { SseHub } from '../http/sse.js';
@@ -92,6 +93,9 @@ export const runCommand: Command = {
     // owns the port and merges its shards' metrics into its own.
     if (isShard) answerMetricsRequests();
     let http: HttpSurface | null = null;
+    // /readyz says "starting" until every role of this process is up, not as soon as the first
+    // client registered.
+    const started = registerHealth({ name: 'stratus run', problem: () => 'starting: roles are still coming up' });
     try {
       // The ports first, then what reads or writes shared state: the HTTP surface, then the gateway
       // (or its workers) binding gRPC, and only then the roles that join consumer groups (the
@@ -105,13 +109,13 @@ export const runCommand: Command = {
         const gw = await Gateway.start(config, instanceId);
         // The gateway stops first: it stops taking events and flushes what it took.
         stops.gateway = () => gw.stop();
-        process.stderr.write(`gateway ${instanceId} listening on 127.0.0.1:${gw.port}\n`);
+        process.stderr.write(`gateway ${instanceId} listening on ${config.grpc.host}:${gw.port}\n`);
       }
       if (shardGateway) {
         stops.workers = () => stopWorkers(workers);
         for (let i = 0; i < threads; i++) workers.push(cluster.fork({ STRATUS_INSTANCE_ID: '' }));
         await workersReady(workers);
-        process.stderr.write(`gateway: ${threads} worker processes on 127.0.0.1:${config.grpc.port}\n`);
+        process.stderr.write(`gateway: ${threads} worker processes on ${config.grpc.host}:${config.grpc.port}\n`);
       }
       if (http !== null && roles.includes('gateway')) {
         // SSE is a device stream like Connect: wherever the gateway role runs, its HTTP port serves it.
@@ -127,6 +131,7 @@ export const runCommand: Command = {
       }
       if (has('forwarder')) stops.forwarder = (await startForwarder(config, instanceId)).stop;
       if (has('processor')) stops.processor = (await startProcessor(config, instanceId)).stop;
+      started();
     } catch (err) {
       // Nothing half-started stays behind: what started is stopped (workers killed) before the
       // one line is printed and the process exits.
