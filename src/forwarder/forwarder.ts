@@ -25,7 +25,7 @@
  */
 import type { Config } from '../config.js';
 import { KafkaBatchConsumer, type ConsumedMessage } from '../kafka/consumer.js';
-import { connectRedis, createRedis, disconnectRedis } from '../redis/client.js';
+import { connectRedis, createRedis, disconnectRedis, redisUnavailable } from '../redis/client.js';
 import { refuseEvictingPolicy } from '../redis/eviction-policy.js';
 import { topology } from '../topology.js';
 import { resultSeq, resultTimesUs } from '../wire/result-codec.js';
@@ -77,7 +77,11 @@ export async function startForwarder(config: Config, instanceId: string): Promis
   // Offline queue on: a command issued while Redis is away waits for the reconnect (bounded: one
   // script call and at most one dead-letter write are in flight at a time).
   const redis = createRedis(config, `${instanceId}-forwarder`, { offlineQueue: true });
-  await connectRedis(redis);
+  await connectRedis(redis).catch((err: unknown) => {
+    // No client left reconnecting in the background after a failed start.
+    disconnectRedis(redis);
+    throw redisUnavailable(config, 'refused the forwarder connection', err);
+  });
   const warning = await refuseEvictingPolicy(redis, config).catch((err: unknown) => {
     disconnectRedis(redis);
     throw err;

@@ -14,7 +14,7 @@
  * what every session wrote so far, so a crash loses at most a third of a lease of that record.
  */
 import type { Config } from '../config.js';
-import { createRedis, type RedisClient } from '../redis/client.js';
+import { connectRedis, createRedis, disconnectRedis, redisUnavailable, type RedisClient } from '../redis/client.js';
 import { topology, type Topology } from '../topology.js';
 import { decodeFrame, type FrameEntry } from '../wire/delivery-frame.js';
 import { metrics } from '../http/metrics.js';
@@ -131,7 +131,14 @@ export class DeliveryLink {
     const sub = createRedis(config, `${instanceId}-gateway-sub`, { offlineQueue: true });
     commands.on('error', () => {});
     sub.on('error', () => {});
-    await Promise.all([commands.connect(), sub.connect()]);
+    try {
+      await Promise.all([connectRedis(commands), connectRedis(sub)]);
+    } catch (err) {
+      // Neither client keeps reconnecting in the background after a failed start.
+      disconnectRedis(commands);
+      disconnectRedis(sub);
+      throw redisUnavailable(config, 'refused the gateway\'s delivery link', err);
+    }
     commands.defineCommand('stratusRelease', { numberOfKeys: 2, lua: RELEASE_SCRIPT });
     commands.defineCommand('stratusRenew', { numberOfKeys: 0, lua: RENEW_SCRIPT });
     commands.defineCommand('stratusRecord', { numberOfKeys: 0, lua: RECORD_SCRIPT });
