@@ -57,10 +57,16 @@ let engine: EngineProcess;
 let canary: Canary;
 let canaryN = 0;
 const rows: AbuseRow[] = [];
+/** Set in after(): from then on an engine's exit is ours. */
+let stopping = false;
 
 async function startEngine(): Promise<void> {
   engine = await EngineProcess.start({ ...ENGINE_ENV, STRATUS_REDIS_KEY_PREFIX: config.redis.keyPrefix });
   engines.push(engine);
+  const started = engine;
+  void started.exited.then((code) => {
+    if (!stopping) process.stdout.write(`the engine (pid ${started.child.pid}) exited by itself (${code}) at ${new Date().toISOString()}; stderr ends with:\n${started.stderr.slice(-1500)}\n`);
+  });
   canary = new Canary(engine.address, `canary-${process.pid}-${++canaryN}`).start();
   // Warm: the first events pay for the topic's first metadata and the device's first admission.
   const from = canary.now();
@@ -85,6 +91,7 @@ before(async () => {
 });
 
 after(async () => {
+  stopping = true;
   canary?.stop();
   for (const e of engines) await e.stop();
   await deleteKeys(await queueRedis(config), config).catch(() => {});
@@ -110,7 +117,7 @@ async function measure(attack: string, kind: AttackKind, extra: string[] = []): 
     const now = canary.now();
     const w = canary.window(now - 2000, now - 200);
     return w.sent > 0 && w.unacked === 0 && w.p99Ms < 100;
-  }, 30_000);
+  }, 60_000);
   const baselineFrom = canary.now();
   await new Promise((r) => setTimeout(r, BASELINE_MS));
   const pid = engine.child.pid!;
@@ -145,14 +152,13 @@ async function measure(attack: string, kind: AttackKind, extra: string[] = []): 
     failed,
     detail: { attacker: run.summary, canaryBefore: beforeW, canaryDuring: during, canaryStreamEnds: [...canary.streamEnds], probes },
   });
-  process.stdout.write(`${attack}: ${run.summary?.refusal}; peak RSS ${(peak / MiB).toFixed(0)} MiB; canary p99 ${beforeW.p99Ms.toFixed(0)} -> ${during.p99Ms.toFixed(0)} ms (${during.unacked}/${during.sent} unacked); /readyz ${probes.ok}/${probes.total}\n  attacker: ${JSON.stringify(run.summary?.counts)}\n`);
+  process.stdout.write(`${attack}: ${run.summary?.refusal}; peak RSS ${(peak / MiB).toFixed(0)} MiB; canary p99 ${beforeW.p99Ms.toFixed(0)} -> ${during.p99Ms.toFixed(0)} ms (${during.unacked}/${during.sent} unacked); /readyz ${probes.ok}/${probes.total}\n  attacker: ${run.summary === null ? `no summary (exit ${run.exit}): ${run.stderr.slice(-500)}` : JSON.stringify(run.summary.counts)}\n`);
   assert.equal(engineExit, null, `the engine exited under ${attack}: ${engine.stderr.slice(-1500)}`);
   assert.deepEqual(failed, [], `${attack} missed its targets`);
 }
 
 const opts = { timeout: 120_000 };
 
-test('concurrent maximal IngestMetrics (100 calls of 10,000 metrics, repeated)', opts, () => measure('IngestMetrics 100x10k', 'ingest-metrics'));
 test('2,000 concurrent StreamEvents calls writing', opts, () => measure('StreamEvents x2000', 'stream-events'));
 test('HTTP/2 rapid reset on Connect (50 connections)', opts, () => measure('rapid reset x50 conns', 'rapid-reset'));
 test('PING flood (4 connections)', opts, () => measure('PING flood', 'ping-flood'));
@@ -161,3 +167,5 @@ test('/readyz flood (2,000 requests, 50 at a time)', opts, () => measure('/ready
 test('SSE flood (3,000 streams)', opts, () => measure('SSE flood x3000', 'sse-flood'));
 test('slowloris and idle sockets on the HTTP port (5,000 each)', opts, () => measure('slowloris+idle 5k+5k', 'slowloris'));
 test('gRPC connection flood (up to 15,000 held)', opts, () => measure('conn flood 15k', 'conn-flood'));
+// Last: on today's code the engine is still busy with these calls long after the attack stops.
+test('concurrent maximal IngestMetrics (100 calls of 10,000 metrics, repeated)', opts, () => measure('IngestMetrics 100x10k', 'ingest-metrics'));
