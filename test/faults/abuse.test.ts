@@ -50,6 +50,8 @@ const ATTACK_MS = 12_000;
 const CONN_FLOOD_MS = 20_000;
 /** The canary's "before" window: the seconds right before the attack starts. */
 const BASELINE_MS = 3000;
+/** A canary p99 under this is "quiet" (the engine is not still busy with the previous attack). */
+const QUIET_P99_MS = 100;
 
 /** Redis keys (prefix) shared by every engine this file starts, deleted at the end. */
 const config = testConfig();
@@ -113,14 +115,20 @@ async function measure(attack: string, kind: AttackKind, attackMs = ATTACK_MS, e
     canary.stop();
     await startEngine();
   }
-  // Quiet: the last 2 s of the canary's acks all back and fast (an earlier attack's aftermath).
-  await waitFor('a quiet canary', () => {
-    const now = canary.now();
-    const w = canary.window(now - 2000, now - 200);
-    return w.sent > 0 && w.unacked === 0 && w.p99Ms < 100;
-  }, 60_000);
-  const baselineFrom = canary.now();
-  await new Promise((r) => setTimeout(r, BASELINE_MS));
+  // Quiet: the canary's acks all back and fast, not still paying for an earlier attack (closing
+  // 15,000 connections or 3,000 SSE sessions takes the engine a while). The baseline window is
+  // taken again (up to 5 times) if it was not quiet itself; the last one is kept regardless.
+  let baselineFrom = 0;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    await waitFor('a quiet canary', () => {
+      const now = canary.now();
+      const w = canary.window(now - 2000, now - 200);
+      return w.sent > 0 && w.unacked === 0 && w.p99Ms < QUIET_P99_MS;
+    }, 60_000);
+    baselineFrom = canary.now();
+    await new Promise((r) => setTimeout(r, BASELINE_MS));
+    if (canary.window(baselineFrom, canary.now()).p99Ms < QUIET_P99_MS) break;
+  }
   const pid = engine.child.pid!;
   const rss = new RssSampler(pid);
   const prober = new ReadyzProber(engine.httpPort);
