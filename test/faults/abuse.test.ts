@@ -26,16 +26,9 @@ import { EngineProcess } from '../helpers/engine-process.js';
 import { deleteKeys, queueRedis } from '../helpers/event-client.js';
 
 const MiB = 1024 * 1024;
-/**
- * The engine's memory budget. There is no budget option yet: when one exists (e.g.
- * STRATUS_RSS_MAX_MB), set it in ENGINE_ENV and derive this from it.
- */
-const RSS_BUDGET_MB = 1536;
-/**
- * Every STRATUS_* option the suite sets on the engine, in one place: the limits issue 15 adds
- * (STRATUS_GRPC_CONNECTIONS_MAX, STRATUS_RSS_MAX_MB, ...) go here once they exist (an unknown
- * option makes the engine refuse to start).
- */
+/** The engine's memory budget (rssMaxMb): its RSS must never pass it, whatever the attack. */
+const RSS_BUDGET_MB = 1024;
+/** Every STRATUS_* option the suite sets on the engine, in one place. */
 const ENGINE_ENV: Record<string, string> = {
   STRATUS_KAFKA_PARTITIONS: '3',
   // The attacks fill the shared Redis: cap the metrics stream (IngestMetrics) and the list queue
@@ -44,6 +37,8 @@ const ENGINE_ENV: Record<string, string> = {
   STRATUS_STREAMS_LENGTH_MAX: '200000',
   STRATUS_QUEUE_LENGTH_MAX: '300000',
   STRATUS_LOG_LEVEL: 'warn',
+  // Every other limit stays at its default: the suite checks the defaults hold.
+  STRATUS_RSS_MAX_MB: String(RSS_BUDGET_MB),
 };
 /** How long each attack runs (the connection flood: longer, to hold what it opened). */
 const ATTACK_MS = 12_000;
@@ -98,7 +93,7 @@ after(async () => {
   canary?.stop();
   for (const e of engines) await e.stop();
   await deleteKeys(await queueRedis(config), config).catch(() => {});
-  const text = writeAbuseTable(`abuse suite (${new Date().toISOString()}): budget ${RSS_BUDGET_MB} MiB (a constant: no budget option yet), attacks of ${ATTACK_MS / 1000} s (connection flood ${CONN_FLOOD_MS / 1000} s)`, rows, join(PROJECT_ROOT, '.stratus', 'faults', 'abuse.md'), [
+  const text = writeAbuseTable(`abuse suite (${new Date().toISOString()}): budget rssMaxMb ${RSS_BUDGET_MB} MiB, attacks of ${ATTACK_MS / 1000} s (connection flood ${CONN_FLOOD_MS / 1000} s)`, rows, join(PROJECT_ROOT, '.stratus', 'faults', 'abuse.md'), [
     `Targets: peak RSS <= ${RSS_BUDGET_MB} MiB; canary ack p99 during <= 3x before + 50 ms; /readyz 200 to every probe (every 200 ms, fresh connection, 1 s timeout); the engine still running.`,
     `Engine options: ${JSON.stringify(ENGINE_ENV)}`,
   ]);
