@@ -90,7 +90,9 @@ export const OPTIONS = {
   'grpc.keepaliveTimeoutMs': { kind: 'int', default: '10000', min: 1000, max: 600000, unit: 'ms', doc: 'A connection whose ping is not answered within this is closed (its streams end UNAVAILABLE on the device side).' },
   'grpc.connectionsMax': { kind: 'int', default: '10000', min: 1, max: 1000000, unit: 'connections', doc: 'Open HTTP/2 connections on the gRPC port; beyond it a new connection is closed as it is accepted. Keep it under the process\'s open-file limit (`ulimit -n`) minus http.connectionsMax and a few hundred for Kafka and Redis.' },
   'grpc.streamsPerConnectionMax': { kind: 'int', default: '1000', min: 1, max: 2147483647, unit: 'streams', doc: 'Concurrent calls on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS); the client queues more or opens another connection.' },
-  'grpc.controlFramesPerSecondMax': { kind: 'int', default: '200', min: 10, max: 1000000, unit: 'frames/s', doc: 'Per connection, in any one second: PING frames, SETTINGS frames, and streams the client cancelled (rapid reset), each counted apart. Past it the connection gets GOAWAY ENHANCE_YOUR_CALM and is closed.' },
+  'grpc.controlFramesPerSecondMax': { kind: 'int', default: '200', min: 10, max: 1000000, unit: 'frames/s', doc: 'Per connection, in any one second: PING frames, and SETTINGS frames, each counted apart. Past it the connection gets GOAWAY ENHANCE_YOUR_CALM and is closed.' },
+  'grpc.resetStreamsMax': { kind: 'int', default: '20', min: 1, max: 1000000, unit: 'streams', doc: 'Per connection: calls the client cancelled (RST_STREAM) before they ended. Past this many, while they are more than half of the calls the connection opened (HTTP/2 rapid reset), the connection gets GOAWAY ENHANCE_YOUR_CALM and is closed. A client that cancels a few calls among many is never cut.' },
+  'grpc.abusePenaltyMs': { kind: 'int', default: '10000', min: 0, max: 3600000, unit: 'ms', doc: 'After a connection is closed for abuse (PING or SETTINGS floods, rapid reset), new connections from the same address are closed as they are accepted for this long; connections already open are not touched. 0: none.' },
   'tls.cert': { kind: 'string', default: '', path: true, optional: true, unit: 'path', doc: 'PEM certificate chain of the gRPC gateway and the HTTP surface; with tls.key, both serve TLS only. Empty: plaintext.' },
   'tls.key': { kind: 'string', default: '', path: true, optional: true, unit: 'path', doc: 'PEM private key for tls.cert.' },
   'tls.ca': { kind: 'string', default: '', path: true, optional: true, unit: 'path', doc: 'PEM CA certificate(s): when set, every gRPC and HTTP client must present a certificate signed by it (mutual TLS).' },
@@ -106,12 +108,14 @@ export const OPTIONS = {
   'queue.lengthMax': { kind: 'int', default: '1000000', min: 1, max: 100000000, unit: 'items', doc: 'Items one list queue may hold; a StreamEvents flush stores the events that fit and the call ends with RESOURCE_EXHAUSTED saying how many were stored.' },
   'queue.flushEventsMax': { kind: 'int', default: '500', min: 1, max: 100000, unit: 'events', doc: 'Events of one StreamEvents call sent to Redis in one variadic push; the call stops reading while a full flush is in flight.' },
   'queue.callsMax': { kind: 'int', default: '1000', min: 1, max: 1000000, unit: 'calls', doc: 'StreamEvents calls in progress on one instance; beyond it a new call ends RESOURCE_EXHAUSTED before its first message is read.' },
+  'queue.eventsPerSecondMax': { kind: 'int', default: '50000', min: 0, max: 100000000, unit: 'events/s', doc: 'Events per second StreamEvents takes on one instance, all calls together (a bucket of one second\'s worth); beyond it the calls are not read until the budget refills (HTTP/2 flow control holds the clients), so a client pushing as fast as it can leaves the event loop and Redis to the devices. 0: no budget.' },
   'queue.leaseMs': { kind: 'int', default: '10000', min: 500, max: 3600000, unit: 'ms', doc: 'Worker heartbeat lease: a worker silent this long is dead, and live workers move its in-progress items back to the queue.' },
   'queue.attemptsMax': { kind: 'int', default: '5', min: 1, max: 1000, unit: 'attempts', doc: 'Times an item is tried (failures and dead workers both count) before it goes to the dead-letter list.' },
   'streams.lengthMax': { kind: 'int', default: '1000000', min: 100, max: 100000000, unit: 'entries', doc: 'Approximate cap (XADD MAXLEN ~) of the metrics stream.' },
   'streams.batchMetricsMax': { kind: 'int', default: '10000', min: 1, max: 100000, unit: 'metrics', doc: 'Metrics one IngestMetrics call may carry; more: INVALID_ARGUMENT.' },
   'streams.callsMax': { kind: 'int', default: '16', min: 1, max: 100000, unit: 'calls', doc: 'IngestMetric and IngestMetrics calls in progress on one instance (a call of 10,000 metrics holds about 14 MiB); beyond it a new call ends RESOURCE_EXHAUSTED before its message is read.' },
   'streams.writesInflightMax': { kind: 'int', default: '2', min: 1, max: 1000, unit: 'writes', doc: 'MetricsService transactions in flight to Redis at once; more wait their turn in order, so a burst of large batches never holds Redis (and every other path using it) for more than a few transactions.' },
+  'streams.metricsPerSecondMax': { kind: 'int', default: '50000', min: 0, max: 100000000, unit: 'metrics/s', doc: 'Metrics per second IngestMetric(s) takes on one instance, all calls together (a bucket of one second\'s worth); while it is empty a new call ends RESOURCE_EXHAUSTED before its message is read. 0: no budget.' },
   'streams.pendingMax': { kind: 'int', default: '100000', min: 1, max: 10000000, unit: 'entries', doc: 'Entries an exporter holds read but not yet acknowledged (acks follow a successful scrape); at the limit it stops reading.' },
   'streams.claimIdleMs': { kind: 'int', default: '30000', min: 100, max: 3600000, unit: 'ms', doc: 'Min idle time after which entries pending on a dead exporter are taken over (XAUTOCLAIM).' },
   'streams.seriesMax': { kind: 'int', default: '10000', min: 1, max: 10000000, unit: 'series', doc: 'Distinct (name, labels) series an exporter keeps; entries for new series beyond it are dead-lettered.' },
@@ -170,7 +174,7 @@ export interface Config {
   };
   readonly tls: { readonly cert: string; readonly key: string; readonly ca: string };
   readonly auth: { readonly tokenSecret: string };
-  readonly grpc: { readonly host: string; readonly port: number; readonly keepaliveTimeMs: number; readonly keepaliveTimeoutMs: number; readonly connectionsMax: number; readonly streamsPerConnectionMax: number; readonly controlFramesPerSecondMax: number };
+  readonly grpc: { readonly host: string; readonly port: number; readonly keepaliveTimeMs: number; readonly keepaliveTimeoutMs: number; readonly connectionsMax: number; readonly streamsPerConnectionMax: number; readonly controlFramesPerSecondMax: number; readonly resetStreamsMax: number; readonly abusePenaltyMs: number };
   readonly http: {
     readonly port: number;
     readonly connectionsMax: number;
@@ -180,8 +184,8 @@ export interface Config {
     readonly requestTimeoutMs: number;
     readonly keepAliveTimeoutMs: number;
   };
-  readonly queue: { readonly name: string; readonly lengthMax: number; readonly flushEventsMax: number; readonly callsMax: number; readonly leaseMs: number; readonly attemptsMax: number };
-  readonly streams: { readonly lengthMax: number; readonly batchMetricsMax: number; readonly callsMax: number; readonly writesInflightMax: number; readonly pendingMax: number; readonly claimIdleMs: number; readonly seriesMax: number };
+  readonly queue: { readonly name: string; readonly lengthMax: number; readonly flushEventsMax: number; readonly callsMax: number; readonly eventsPerSecondMax: number; readonly leaseMs: number; readonly attemptsMax: number };
+  readonly streams: { readonly lengthMax: number; readonly batchMetricsMax: number; readonly callsMax: number; readonly writesInflightMax: number; readonly metricsPerSecondMax: number; readonly pendingMax: number; readonly claimIdleMs: number; readonly seriesMax: number };
 }
 
 /** A shorter HMAC key could be guessed offline from one token. */

@@ -57,6 +57,8 @@ export const ErrorCode = {
   CALLS_MAX: 'STRATUS_CALLS_MAX',
   /** The process is past its memory budget (rssMaxMb) and refuses new work. Retryable. */
   MEMORY_BUDGET: 'STRATUS_MEMORY_BUDGET',
+  /** A bulk side path (IngestMetrics) is over its per-instance rate budget (streams.metricsPerSecondMax). Retryable. */
+  INGEST_RATE: 'STRATUS_INGEST_RATE',
   /** A port the engine listens on (grpc.port, http.port) is held by another process. */
   PORT_IN_USE: 'STRATUS_PORT_IN_USE',
   /** A port the engine listens on needs privileges the process lacks (a port below 1024: EACCES). */

@@ -17,11 +17,13 @@
  * in the handler would come after that cost. grpc-js keeps a call's stream paused until the handler
  * side asks to read, and a status sent before then discards what the client had sent.
  */
+import assert from 'node:assert/strict';
 import { ServerInterceptingCall, type ServerInterceptor } from '@grpc/grpc-js';
 import type { Config } from '../config.js';
 import { ErrorCode } from '../errors.js';
 import { metrics } from '../http/metrics.js';
 import type { MemoryBudget } from '../memory-budget.js';
+import type { RateBudget } from '../rate-budget.js';
 import { grpcError, type GrpcStatus } from './grpc-status.js';
 
 export interface CallGroup {
@@ -31,6 +33,8 @@ export interface CallGroup {
   readonly max: number;
   /** The Config key named in the refusal. */
   readonly option: string;
+  /** A rate budget the group's calls are refused on while it is spent (set by the service). */
+  budget?: { readonly budget: RateBudget; readonly option: string };
 }
 
 export function callGroups(config: Config): CallGroup[] {
@@ -49,7 +53,7 @@ export class CallLimits {
   private readonly byPath = new Map<string, CallGroup | null>();
 
   constructor(
-    private readonly groups: readonly CallGroup[],
+    private readonly groups: CallGroup[],
     private readonly memory: MemoryBudget,
   ) {
     for (const g of groups) {
@@ -58,7 +62,15 @@ export class CallLimits {
       metrics.grpcCallsInProgress.set({ service: g.name }, 0);
       metrics.grpcCallsRefused.inc({ service: g.name, reason: 'calls_max' }, 0);
       metrics.grpcCallsRefused.inc({ service: g.name, reason: 'memory' }, 0);
+      metrics.grpcCallsRefused.inc({ service: g.name, reason: 'rate' }, 0);
     }
+  }
+
+  /** Refuse the group's new calls while budget is spent (RESOURCE_EXHAUSTED naming option). */
+  limitRate(groupName: string, budget: RateBudget, option: string): void {
+    const g = this.groups.find((x) => x.name === groupName);
+    assert.ok(g !== undefined, `no call group ${groupName}`);
+    g.budget = { budget, option };
   }
 
   groupOf(path: string): CallGroup | null {
@@ -79,6 +91,10 @@ export class CallLimits {
     if (this.memory.refusing) {
       metrics.grpcCallsRefused.inc({ service: group.name, reason: 'memory' });
       return grpcError(ErrorCode.MEMORY_BUDGET, this.memory.message());
+    }
+    if (group.budget !== undefined && !group.budget.budget.available) {
+      metrics.grpcCallsRefused.inc({ service: group.name, reason: 'rate' });
+      return grpcError(ErrorCode.INGEST_RATE, `this instance takes at most ${group.budget.budget.perSecond} per second on ${group.name} calls (${group.budget.option}) and that is spent; try again shortly or on another instance`);
     }
     const n = this.count(group);
     if (n >= group.max) {

@@ -4,21 +4,30 @@
  * - grpc.connectionsMax: open HTTP/2 connections. Beyond it a new TCP connection is closed as it
  *   is accepted (net.Server maxConnections: before any TLS or HTTP/2 work), so a flood of idle
  *   connections reaches this cap, not the process's open-file limit.
- * - grpc.controlFramesPerSecondMax: per connection and per kind, the PING frames, SETTINGS frames
- *   and client-cancelled streams (RST_STREAM before the call ended: "rapid reset",
- *   CVE-2023-44487) in any one-second window. Past it the connection gets GOAWAY
- *   ENHANCE_YOUR_CALM and is closed; its calls end, the client may reconnect. A normal client
- *   sends a few keepalive PINGs a minute and one SETTINGS per connection; nghttp2's own reset
- *   limit (1,000 at once, then 33/s) lets a rapid reset run 1,000 stream starts per connection,
- *   each a call the handlers begin.
+ * - grpc.controlFramesPerSecondMax: per connection, PING frames and SETTINGS frames in any one
+ *   second, each counted apart. A normal client sends a few keepalive PINGs a minute and one
+ *   SETTINGS per connection.
+ * - grpc.resetStreamsMax: per connection, calls the client cancelled (RST_STREAM) before they
+ *   ended: past this many while they are more than half of its calls, the connection is an HTTP/2
+ *   "rapid reset" (CVE-2023-44487): each stream costs the server its call set-up (~0.1 ms of CPU
+ *   here) and nghttp2's own limit (1,000 at once, then 33/s) lets 1,000 through per connection. A
+ *   client that cancels a few calls among many (ghz ending a timed run) is never cut.
+ * - grpc.abusePenaltyMs: a connection cut for one of the two above puts its address in a penalty
+ *   box: new connections from it are closed as they are accepted, before any HTTP/2 work, for
+ *   that long. Without it a rapid reset reconnects at once and costs the same again. The box holds
+ *   at most PENALTY_ADDRESSES_MAX addresses (the oldest leave first). Open connections of the same
+ *   address, a normal device behind the same NAT say, are not touched.
+ *
+ * A cut connection gets GOAWAY ENHANCE_YOUR_CALM, then is destroyed; its calls end.
  *
  * grpc-js creates its http2 servers itself and does not pass Node's per-session options through,
- * so this reaches them through grpc-js's `http2Servers` map (read-only: the listening servers). An
- * assert fails at start if a grpc-js upgrade renames it, and the abuse suite fails if the guard
- * stops working.
+ * so this reaches them through grpc-js's `http2Servers` map (read-only: the listening servers),
+ * and gates their 'connection' listeners for the penalty box. An assert fails at start if a
+ * grpc-js upgrade renames the map, and the abuse suite fails if the guard stops working.
  */
 import assert from 'node:assert/strict';
 import { constants, type Http2Server, type Http2Session, type ServerHttp2Stream } from 'node:http2';
+import type { Socket } from 'node:net';
 import type { Server } from '@grpc/grpc-js';
 import { metrics } from '../http/metrics.js';
 
@@ -27,16 +36,27 @@ type Kind = 'resets' | 'pings' | 'settings';
 export interface ConnectionLimits {
   connectionsMax: number;
   controlFramesPerSecondMax: number;
+  resetStreamsMax: number;
+  abusePenaltyMs: number;
 }
+
+/** Addresses the penalty box holds at most (a Map entry each). */
+const PENALTY_ADDRESSES_MAX = 10_000;
+const LOG_INTERVAL_MS = 10_000;
 
 export class ConnectionGuard {
   private open = 0;
-  /** Abuse closes since the last log line, by kind; logged at most once per LOG_INTERVAL_MS. */
+  /** Address -> end of its penalty (ms since epoch), oldest first. */
+  private readonly penalties = new Map<string, number>();
+  /** Closes and refusals since the last log line, by reason; logged at most once per LOG_INTERVAL_MS. */
   private unlogged = new Map<string, number>();
   private logTimer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly limits: ConnectionLimits) {
-    for (const reason of ['resets', 'pings', 'settings', 'connections_max']) metrics.grpcConnectionsClosed.inc({ reason }, 0);
+  constructor(
+    private readonly limits: ConnectionLimits,
+    private readonly now: () => number = Date.now,
+  ) {
+    for (const reason of ['resets', 'pings', 'settings', 'connections_max', 'penalized']) metrics.grpcConnectionsClosed.inc({ reason }, 0);
     metrics.grpcConnections.set(0);
   }
 
@@ -47,6 +67,17 @@ export class ConnectionGuard {
     for (const h2 of servers.keys()) {
       h2.maxConnections = this.limits.connectionsMax;
       h2.on('drop', () => this.closed('connections_max'));
+      // The penalty box decides before Node's own listener builds a TLS socket or an HTTP/2 session.
+      const inner = h2.rawListeners('connection') as ((socket: Socket) => void)[];
+      h2.removeAllListeners('connection');
+      h2.on('connection', (socket: Socket) => {
+        if (this.penalized(socket.remoteAddress)) {
+          this.closed('penalized');
+          socket.destroy();
+          return;
+        }
+        for (const f of inner) f.call(h2, socket);
+      });
       h2.on('session', (session: Http2Session) => this.watch(session));
     }
   }
@@ -61,39 +92,66 @@ export class ConnectionGuard {
     this.flushLog();
   }
 
+  /** True while address is in the penalty box. */
+  penalized(address: string | undefined): boolean {
+    if (address === undefined || this.penalties.size === 0) return false;
+    const until = this.penalties.get(address);
+    if (until === undefined) return false;
+    if (until > this.now()) return true;
+    this.penalties.delete(address);
+    return false;
+  }
+
+  private penalize(address: string | undefined): void {
+    if (address === undefined || this.limits.abusePenaltyMs === 0) return;
+    this.penalties.delete(address);
+    if (this.penalties.size >= PENALTY_ADDRESSES_MAX) this.penalties.delete(this.penalties.keys().next().value!);
+    this.penalties.set(address, this.now() + this.limits.abusePenaltyMs);
+  }
+
   private watch(session: Http2Session): void {
     metrics.grpcConnections.set(++this.open);
     const max = this.limits.controlFramesPerSecondMax;
-    let windowStart = Date.now();
-    const counts = { resets: 0, pings: 0, settings: 0 };
+    const address = session.socket?.remoteAddress;
+    let windowStart = this.now();
+    let pings = 0;
+    let settings = 0;
+    let streams = 0;
+    let resets = 0;
     let cut = false;
-    const count = (kind: Kind) => {
-      if (cut) return;
-      const now = Date.now();
-      if (now - windowStart >= 1000) {
-        windowStart = now;
-        counts.resets = counts.pings = counts.settings = 0;
-      }
-      if (++counts[kind] <= max) return;
+    const cutOff = (kind: Kind) => {
       cut = true;
       this.closed(kind);
-      // GOAWAY tells a well-behaved client why; destroy frees everything now, whatever it does.
+      this.penalize(address);
+      // GOAWAY tells a well-behaved client why; destroy frees everything, whatever it does.
       try {
         session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM);
       } catch {
-        // Already closing: destroy below does the rest; nothing is lost (the count is taken).
+        // Already closing: destroy below does the rest; the close was counted above.
       }
       setImmediate(() => session.destroy());
     };
-    session.on('ping', () => count('pings'));
-    // The first SETTINGS of a connection is the client's preface: count it like the others.
-    session.on('remoteSettings', () => count('settings'));
+    const frame = (kind: 'pings' | 'settings') => {
+      if (cut) return;
+      const t = this.now();
+      if (t - windowStart >= 1000) {
+        windowStart = t;
+        pings = settings = 0;
+      }
+      const n = kind === 'pings' ? ++pings : ++settings;
+      if (n > max) cutOff(kind);
+    };
+    session.on('ping', () => frame('pings'));
+    // The first SETTINGS of a connection is the client's preface: counted like the others.
+    session.on('remoteSettings', () => frame('settings'));
     session.on('stream', (stream: ServerHttp2Stream) => {
-      // A stream closed by RST_STREAM with an error code: grpc-js never resets a server stream
-      // itself (it ends calls with trailers), so the client did: a cancelled call. Node's
-      // 'aborted' event is not enough: it is skipped once the server has ended its side.
+      streams++;
+      // Closed by RST_STREAM with an error code: grpc-js never resets a server stream itself (it
+      // ends calls with trailers), so the client cancelled it. (Node's 'aborted' event is not
+      // enough: it is skipped once the server has ended its side.)
       stream.once('close', () => {
-        if (stream.rstCode !== constants.NGHTTP2_NO_ERROR) count('resets');
+        if (cut || stream.rstCode === constants.NGHTTP2_NO_ERROR) return;
+        if (++resets > this.limits.resetStreamsMax && resets * 2 > streams) cutOff('resets');
       });
     });
     session.once('close', () => metrics.grpcConnections.set(--this.open));
@@ -114,10 +172,16 @@ export class ConnectionGuard {
 
   private flushLog(): void {
     if (this.unlogged.size === 0) return;
-    const parts = [...this.unlogged].map(([k, n]) => `${n} ${k === 'connections_max' ? 'refused at grpc.connectionsMax' : `for ${k} beyond grpc.controlFramesPerSecondMax`}`);
+    const parts = [...this.unlogged].map(([k, n]) => `${n} ${REASON_TEXT[k] ?? k}`);
     this.unlogged = new Map();
     process.stderr.write(`gateway: connections closed: ${parts.join(', ')}\n`);
   }
 }
 
-const LOG_INTERVAL_MS = 10_000;
+const REASON_TEXT: Record<string, string> = {
+  connections_max: 'refused at grpc.connectionsMax',
+  penalized: 'refused from an address in the penalty box (grpc.abusePenaltyMs)',
+  pings: 'for PINGs beyond grpc.controlFramesPerSecondMax',
+  settings: 'for SETTINGS beyond grpc.controlFramesPerSecondMax',
+  resets: 'for cancelled calls beyond grpc.resetStreamsMax (rapid reset)',
+};

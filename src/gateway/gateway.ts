@@ -146,7 +146,8 @@ export class Gateway implements SessionHost, UplinkHost {
     this.health = new HealthImplementation(Object.fromEntries(this.serviceNames.map((n) => [n, 'SERVING' as const])));
     this.memory = new MemoryBudget(config.rssMaxMb).start();
     this.calls = new CallLimits(callGroups(config), this.memory);
-    this.guard = new ConnectionGuard({ connectionsMax: config.grpc.connectionsMax, controlFramesPerSecondMax: config.grpc.controlFramesPerSecondMax });
+    for (const svc of extraServices) if (svc.callBudget !== undefined) this.calls.limitRate(svc.callBudget.group, svc.callBudget.budget, svc.callBudget.option);
+    this.guard = new ConnectionGuard(config.grpc);
     metrics.gatewayInflightBytes.set(0);
   }
 

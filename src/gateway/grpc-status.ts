@@ -46,6 +46,7 @@ const GRPC_STATUS: { readonly [C in ErrorCode]: status } = {
   [ErrorCode.DEVICE_FORBIDDEN]: status.PERMISSION_DENIED,
   [ErrorCode.CALLS_MAX]: status.RESOURCE_EXHAUSTED,
   [ErrorCode.MEMORY_BUDGET]: status.RESOURCE_EXHAUSTED,
+  [ErrorCode.INGEST_RATE]: status.RESOURCE_EXHAUSTED,
   // Start-up conditions of the engine's own ports: never sent to a client, mapped for totality.
   [ErrorCode.PORT_IN_USE]: status.FAILED_PRECONDITION,
   [ErrorCode.PORT_DENIED]: status.FAILED_PRECONDITION,
@@ -65,6 +66,7 @@ export const RETRYABLE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   ErrorCode.SHUTTING_DOWN,
   ErrorCode.CALLS_MAX,
   ErrorCode.MEMORY_BUDGET,
+  ErrorCode.INGEST_RATE,
 ]);
 
 /** The status a call ends with for err. */

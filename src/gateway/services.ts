@@ -6,6 +6,7 @@
  */
 import type { Server } from '@grpc/grpc-js';
 import type { Config } from '../config.js';
+import type { RateBudget } from '../rate-budget.js';
 import { startEventService } from '../queue/event-service.js';
 import { startMetricsService } from '../streams/metrics-service.js';
 
@@ -15,6 +16,11 @@ export interface GatewayService {
   /** Their .proto files, relative to proto/, for reflection. */
   readonly protoFiles: readonly string[];
   addTo(server: Server): void;
+  /**
+   * The service's per-instance rate budget, if it refuses calls while it is spent: the call limits
+   * (call-limits.ts) check it when a call's headers arrive, for the named call group.
+   */
+  readonly callBudget?: { readonly group: string; readonly budget: RateBudget; readonly option: string };
   /** Releases what the service holds (Redis connections); called once the server has stopped. */
   stop(): Promise<void>;
 }

@@ -30,6 +30,7 @@ import { grpcError, statusName } from '../gateway/grpc-status.js';
 import type { GatewayService } from '../gateway/services.js';
 import { metrics } from '../http/metrics.js';
 import { connectRedis, createRedis, disconnectRedis, redisUnavailable } from '../redis/client.js';
+import { RateBudget } from '../rate-budget.js';
 import { ListQueue, queueNameProblem } from './list-queue.js';
 import { loadSeedService } from '../gateway/seed-service.js';
 
@@ -85,6 +86,8 @@ export async function startEventService(config: Config, instanceId: string): Pro
   }
   const service = eventServiceDefinition();
   const flushMax = config.queue.flushEventsMax;
+  // Events per second all calls together (queue.eventsPerSecondMax): beyond it calls are not read.
+  const budget = new RateBudget(config.queue.eventsPerSecondMax);
   /** One ListQueue per name in use (the scripts are defined once on the client). */
   const queues = new Map<string, ListQueue>();
 
@@ -119,8 +122,21 @@ export async function startEventService(config: Config, instanceId: string): Pro
     /** Invariant: true once cb was called; nothing is read or written after that. */
     let finished = false;
     let flushing = false;
+    /** A full flush is in flight and the next one is full too. */
     let paused = false;
+    /** The instance's events-per-second budget (queue.eventsPerSecondMax) is spent. */
+    let throttled = false;
+    /** Invariant: the call is read (resumed) iff reading. */
+    let reading = true;
     let timer: NodeJS.Timeout | null = null;
+    /** Reads the call exactly when nothing holds it: a flush, the budget, a refusal, the end. */
+    const sync = () => {
+      const want = !finished && refusal === null && !paused && !throttled;
+      if (want === reading) return;
+      reading = want;
+      if (want) call.resume();
+      else call.pause();
+    };
 
     const trailer = () => {
       const m = new Metadata();
@@ -153,7 +169,7 @@ export async function startEventService(config: Config, instanceId: string): Pro
           buffer = buffer.length <= flushMax ? [] : buffer.slice(flushMax);
           if (paused) {
             paused = false;
-            call.resume();
+            sync();
           }
           let n: number;
           try {
@@ -188,18 +204,27 @@ export async function startEventService(config: Config, instanceId: string): Pro
         // The events before it are stored (the buffer is flushed first), so events_received in the
         // trailer is exactly its index, and the client knows where to resume.
         refusal = `event ${index}: ${p}; the ${index} events before it were stored, it and the ones after it were not`;
-        call.pause();
+        sync();
         void flush();
         return;
       }
       index++;
       buffer.push(encodeItem(e));
+      budget.take(1);
+      if (!throttled && !budget.available) {
+        throttled = true;
+        sync();
+        void budget.whenAvailable().then(() => {
+          throttled = false;
+          sync();
+        });
+      }
       if (buffer.length >= flushMax) {
         void flush();
         // A full flush is in flight and the next one is full too: stop reading until it is done.
         if (buffer.length >= flushMax && flushing && !paused) {
           paused = true;
-          call.pause();
+          sync();
         }
       } else {
         schedule();

@@ -22,6 +22,7 @@ import { connectRedis, createRedis, disconnectRedis, redisUnavailable, type Redi
 import { topology } from '../topology.js';
 import { checkMetric, encodeEntry, type Metric, type MetricMessage } from './metric-entry.js';
 import { loadSeedService } from '../gateway/seed-service.js';
+import { RateBudget } from '../rate-budget.js';
 
 export const METRICS_SERVICE_NAME = 'data_nexus.MetricsService';
 export const METRICS_PROTO_FILE = 'data_nexus/metrics.proto';
@@ -46,6 +47,9 @@ export async function startMetricsService(config: Config, instanceId: string): P
     throw redisUnavailable(config, 'refused the metrics service connection', err);
   }
   const service = metricsServiceDefinition();
+  // Metrics per second this instance takes (streams.metricsPerSecondMax): call-limits.ts refuses new
+  // calls while it is spent; each call pays for its metrics once decoded.
+  const budget = new RateBudget(config.streams.metricsPerSecondMax);
   // Transactions in flight to Redis, at most streams.writesInflightMax; the rest wait in call order.
   // Redis runs a MULTI of 10,000 XADDs as one step (~10-20 ms), and every path shares that Redis:
   // a burst of big batches goes through a few at a time instead of stalling everyone behind all of
@@ -67,11 +71,13 @@ export async function startMetricsService(config: Config, instanceId: string): P
   return {
     names: [METRICS_SERVICE_NAME],
     protoFiles: [METRICS_PROTO_FILE],
+    callBudget: { group: 'metrics', budget, option: 'streams.metricsPerSecondMax' },
     addTo(server: Server) {
       server.addService(service, {
         IngestMetric: (call: ServerUnaryCall<MetricMessage, unknown>, cb: sendUnaryData<{ eventId: string }>) => {
           const m = checkMetric(call.request, '');
           if (typeof m === 'string') return refuse(cb, m);
+          budget.take(1);
           write([m]).then(
             ([id]) => cb(null, { eventId: id! }),
             (err: unknown) => cb(unavailable(err)),
@@ -88,6 +94,7 @@ export async function startMetricsService(config: Config, instanceId: string): P
             if (typeof m === 'string') return refuse(cb, m);
             batch.push(m);
           }
+          budget.take(batch.length);
           write(batch).then(
             (eventIds) => cb(null, { eventIds }),
             (err: unknown) => cb(unavailable(err)),
