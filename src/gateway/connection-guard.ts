@@ -44,8 +44,17 @@ export interface ConnectionLimits {
 const PENALTY_ADDRESSES_MAX = 10_000;
 const LOG_INTERVAL_MS = 10_000;
 
+/** What the stream dispatch needs to know of a connection. */
+interface SessionState {
+  /** The connection was cut: its streams are refused, not dispatched. */
+  cut: boolean;
+  /** One more call the client cancelled (cuts the connection past grpc.resetStreamsMax). */
+  reset(): void;
+}
+
 export class ConnectionGuard {
   private open = 0;
+  private readonly states = new WeakMap<Http2Session, SessionState>();
   /** Address -> end of its penalty (ms since epoch), oldest first. */
   private readonly penalties = new Map<string, number>();
   /** Closes and refusals since the last log line, by reason; logged at most once per LOG_INTERVAL_MS. */
@@ -77,6 +86,24 @@ export class ConnectionGuard {
           return;
         }
         for (const f of inner) f.call(h2, socket);
+      });
+      // A stream reaches grpc-js a turn after it opened: an HTTP/2 rapid reset sends HEADERS and
+      // RST_STREAM together, so by then its stream is closed and it costs no call set-up at all
+      // (nghttp2 hands over a whole socket read, up to ~1,000 such streams, in one go: closes are
+      // only seen after it). It counts as a reset of its connection instead.
+      const dispatch = h2.rawListeners('stream') as ((...args: unknown[]) => void)[];
+      h2.removeAllListeners('stream');
+      h2.on('stream', (stream: ServerHttp2Stream, ...rest: unknown[]) => {
+        setImmediate(() => {
+          const state = this.states.get(stream.session as Http2Session);
+          if (state?.cut === true) {
+            if (!stream.destroyed) stream.close(constants.NGHTTP2_REFUSED_STREAM);
+            return;
+          }
+          // Cancelled before it was dispatched: counted by its close (a tick before this turn).
+          if (stream.closed || stream.destroyed) return;
+          for (const f of dispatch) f.call(h2, stream, ...rest);
+        });
       });
       h2.on('session', (session: Http2Session) => this.watch(session));
     }
@@ -121,6 +148,7 @@ export class ConnectionGuard {
     let cut = false;
     const cutOff = (kind: Kind) => {
       cut = true;
+      state.cut = true;
       this.closed(kind);
       this.penalize(address);
       // GOAWAY tells a well-behaved client why; destroy frees everything, whatever it does.
@@ -144,14 +172,21 @@ export class ConnectionGuard {
     session.on('ping', () => frame('pings'));
     // The first SETTINGS of a connection is the client's preface: counted like the others.
     session.on('remoteSettings', () => frame('settings'));
+    const state: SessionState = {
+      cut: false,
+      reset: () => {
+        if (!cut && ++resets > this.limits.resetStreamsMax && resets * 2 > streams) cutOff('resets');
+        state.cut = cut;
+      },
+    };
+    this.states.set(session, state);
     session.on('stream', (stream: ServerHttp2Stream) => {
       streams++;
       // Closed by RST_STREAM with an error code: grpc-js never resets a server stream itself (it
       // ends calls with trailers), so the client cancelled it. (Node's 'aborted' event is not
       // enough: it is skipped once the server has ended its side.)
       stream.once('close', () => {
-        if (cut || stream.rstCode === constants.NGHTTP2_NO_ERROR) return;
-        if (++resets > this.limits.resetStreamsMax && resets * 2 > streams) cutOff('resets');
+        if (stream.rstCode !== undefined && stream.rstCode !== constants.NGHTTP2_NO_ERROR && !state.cut) state.reset();
       });
     });
     session.once('close', () => metrics.grpcConnections.set(--this.open));

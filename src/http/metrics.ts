@@ -73,11 +73,11 @@ export const metrics = {
   redisScriptSeconds: new Histogram({ name: 'stratus_forwarder_redis_script_seconds', help: 'Time of the forwarder\'s one Redis call per batch.', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [registry] }),
   // Never a device id as a label: a failed token's id is unproven and chosen by the client.
   authFailures: new Counter({ name: 'stratus_auth_failures_total', help: 'Requests refused for their device token (gRPC UNAUTHENTICATED, SSE 401), by surface (grpc, sse) and reason (missing; malformed; forged: not signed by auth.tokenSecret; expired; duplicate: more than one authorization header).', labelNames: ['surface', 'reason'] as const, registers: [registry] }),
-  httpConnectionsShed: new Counter({ name: 'stratus_http_connections_shed_total', help: 'HTTP connections and SSE requests turned away on http.port, by reason (evicted: an idle or header-less connection closed to make room for a new one at http.connectionsMax; refused: a new connection closed because every open one had a request in progress; sse_full: an SSE request answered 503 at http.sseStreamsMax).', labelNames: ['reason'] as const, registers: [registry] }),
+  httpConnectionsShed: new Counter({ name: 'stratus_http_connections_shed_total', help: 'HTTP connections and SSE requests turned away on http.port, by reason (evicted: an idle or header-less connection closed to make room for a new one at http.connectionsMax; refused: a new connection closed because every open one had a request in progress; sse_full: an SSE request answered 503 at http.sseStreamsMax; headers_timeout: a connection that sent no complete request headers within http.headersTimeoutMs).', labelNames: ['reason'] as const, registers: [registry] }),
 };
 
 // Every (surface, reason) exported from the start at 0: a series that appears only with its first
 // failure hides that failure from rate() and from alerts on increase().
 for (const surface of ['grpc', 'sse'] as const) for (const reason of AUTH_FAILURE_REASONS) metrics.authFailures.inc({ surface, reason }, 0);
 // Every reason shows from the start, at 0, so a rate() over it has a series before the first shed.
-for (const reason of ['evicted', 'refused', 'sse_full'] as const) metrics.httpConnectionsShed.inc({ reason }, 0);
+for (const reason of ['evicted', 'refused', 'sse_full', 'headers_timeout'] as const) metrics.httpConnectionsShed.inc({ reason }, 0);

@@ -61,19 +61,33 @@ export interface HttpSurfaceOptions {
 }
 
 /**
- * The open connections of a surface, oldest idle first.
+ * The open connections of a surface, oldest idle first, and the headers timeout of fresh ones.
  *
  *   open:  every accepted TCP connection -> its requests in progress (headers complete, response
  *          not yet closed)
  *   idle:  the open connections with none in progress, in the order they became idle: the first
  *          is the one to close to make room
- * Invariant: socket in idle iff open.get(socket) === 0.
+ *   fresh: the idle ones that have not completed a request's headers yet, in the order they were
+ *          accepted, each with its deadline (accepted + http.headersTimeoutMs)
+ * Invariant: socket in idle iff open.get(socket) === 0; fresh is a subset of idle.
+ *
+ * Fresh connections past their deadline are closed by a sweep every SWEEP_MS, at most
+ * SWEEP_CLOSES_MAX per sweep, oldest first. Node's own headers timeout would close every expired
+ * one in one turn of the event loop: 5,000 idle sockets opened in a burst then cost ~250 ms of
+ * event loop at once, and every device stream waits behind it. Node's check stays as a backstop,
+ * later than this one.
  */
 class ConnectionTable {
   private readonly open = new Map<Socket, number>();
   private readonly idle = new Set<Socket>();
+  private readonly fresh = new Map<Socket, number>();
+  private sweeper: NodeJS.Timeout | null = null;
 
-  constructor(private readonly max: number) {}
+  constructor(
+    private readonly max: number,
+    private readonly headersTimeoutMs: number,
+    private readonly plaintext: boolean,
+  ) {}
 
   get size(): number {
     return this.open.size;
@@ -90,7 +104,9 @@ class ConnectionTable {
     }
     this.open.set(socket, 0);
     this.idle.add(socket);
+    this.fresh.set(socket, Date.now() + this.headersTimeoutMs);
     socket.once('close', () => this.forget(socket));
+    this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
     return true;
   }
 
@@ -100,6 +116,7 @@ class ConnectionTable {
     if (active === undefined) return () => {};
     this.open.set(socket, active + 1);
     this.idle.delete(socket);
+    this.fresh.delete(socket);
     let done = false;
     return () => {
       const now = this.open.get(socket);
@@ -111,11 +128,46 @@ class ConnectionTable {
     };
   }
 
+  close(): void {
+    if (this.sweeper !== null) clearInterval(this.sweeper);
+    this.sweeper = null;
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    let closed = 0;
+    for (const [socket, deadline] of this.fresh) {
+      if (deadline > now || closed >= SWEEP_CLOSES_MAX) break;
+      this.forget(socket);
+      // What Node itself answers (plaintext only: a TLS connection may not have finished its
+      // handshake, and the raw socket is under TLS anyway), then closed once it is written.
+      if (this.plaintext) socket.write(REQUEST_TIMEOUT_RESPONSE, () => socket.destroy());
+      else socket.destroy();
+      metrics.httpConnectionsShed.inc({ reason: 'headers_timeout' });
+      closed++;
+    }
+    if (this.open.size === 0 && this.sweeper !== null) {
+      clearInterval(this.sweeper);
+      this.sweeper = null;
+    }
+  }
+
   private forget(socket: Socket): void {
     this.open.delete(socket);
     this.idle.delete(socket);
+    this.fresh.delete(socket);
   }
 }
+
+const REQUEST_TIMEOUT_RESPONSE = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n';
+/** Pending connections the kernel may queue for accept (Node's default is 511). */
+const LISTEN_BACKLOG = 4096;
+/** How often fresh connections past http.headersTimeoutMs are looked for. */
+const SWEEP_MS = 20;
+/** Expired fresh connections closed per sweep: 250 per 20 ms is 12,500/s, a few ms of event loop per sweep. */
+const SWEEP_CLOSES_MAX = 250;
+/** Node's own headers check closes what this sweep has not, this much later. */
+const NODE_HEADERS_BACKSTOP_MS = 5000;
 
 export class HttpSurface {
   draining = false;
@@ -184,7 +236,8 @@ export class HttpSurface {
     const { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs } = config.http;
     const timeouts = {
       // Node refuses headersTimeout > requestTimeout: the headers are part of the request.
-      headersTimeout: Math.min(headersTimeoutMs, requestTimeoutMs),
+      // A backstop only: the connection table closes fresh connections at headersTimeoutMs, paced.
+      headersTimeout: Math.min(headersTimeoutMs + NODE_HEADERS_BACKSTOP_MS, requestTimeoutMs),
       // Bounds receiving the request only, so long-lived responses (SSE) are not cut by it.
       requestTimeout: requestTimeoutMs,
       keepAliveTimeout: keepAliveTimeoutMs,
@@ -206,7 +259,7 @@ export class HttpSurface {
             key: tls.key,
             ...(tls.ca === null ? {} : { ca: tls.ca, requestCert: true, rejectUnauthorized: true }),
           });
-    const connections = new ConnectionTable(config.http.connectionsMax);
+    const connections = new ConnectionTable(config.http.connectionsMax, headersTimeoutMs, tls === null);
     // The TCP connection, for TLS too (net.Server's 'connection' comes before the handshake), so a
     // socket stalling its handshake is tracked and closed for room like one stalling its headers.
     server.on('connection', (socket: Socket) => {
@@ -229,7 +282,10 @@ export class HttpSurface {
     surface = new HttpSurface(server, connections);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(options.port ?? config.http.port, config.grpc.host, () => resolve());
+      // A deep accept queue: in a burst of attacker connections, a probe's SYN waits in it instead
+      // of being dropped (and retried by the client's kernel only a second later). The kernel caps
+      // it at net.core.somaxconn.
+      server.listen({ port: options.port ?? config.http.port, host: config.grpc.host, backlog: LISTEN_BACKLOG }, () => resolve());
     });
     return surface;
   }
@@ -244,6 +300,7 @@ export class HttpSurface {
   }
 
   close(): Promise<void> {
+    this.connections.close();
     this.server.closeAllConnections();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }

@@ -74,6 +74,9 @@ export function encodeItem(e: EventMessage): string {
   return JSON.stringify({ event_id: e.event_id, type: e.type, timestamp: String(e.timestamp) });
 }
 
+/** How long a queue found full refuses new calls before one is read again to look. */
+const FULL_RECHECK_MS = 1000;
+
 export async function startEventService(config: Config, instanceId: string): Promise<GatewayService> {
   // No offline queue: while Redis is unreachable a flush fails at once and the call's summary says
   // so (success: false), instead of commands piling up in ioredis's unbounded queue.
@@ -90,6 +93,8 @@ export async function startEventService(config: Config, instanceId: string): Pro
   const budget = new RateBudget(config.queue.eventsPerSecondMax);
   /** One ListQueue per name in use (the scripts are defined once on the client). */
   const queues = new Map<string, ListQueue>();
+  /** Queue name -> until when new calls to it are refused: it was found full (bounded like queues). */
+  const fullUntil = new Map<string, number>();
 
   function streamEvents(call: ServerReadableStream<EventMessage, StreamSummary>, cb: sendUnaryData<StreamSummary>): void {
     const md = call.metadata.get(QUEUE_METADATA_KEY);
@@ -102,10 +107,24 @@ export async function startEventService(config: Config, instanceId: string): Pro
       call.destroy();
       return;
     }
+    if ((fullUntil.get(name) ?? 0) > Date.now()) {
+      // Found full within the last FULL_RECHECK_MS: refused before a message is read, instead of
+      // reading and decoding a flush's worth only to refuse it then.
+      const st = grpcError(ErrorCode.QUEUE_FULL, `queue ${name} is full (queue.lengthMax ${config.queue.lengthMax}); none of this call's events were stored; send them again later`);
+      metrics.queueCallsRefused.inc({ status: statusName(st.code) });
+      const m = new Metadata();
+      m.set(EVENTS_RECEIVED_TRAILER, '0');
+      cb({ ...st, metadata: m });
+      call.destroy();
+      return;
+    }
     let queue = queues.get(name);
     if (queue === undefined) {
       // Bounded by the names that pass queueNameProblem; one small object each. Cleared at 1000.
-      if (queues.size >= 1000) queues.clear();
+      if (queues.size >= 1000) {
+        queues.clear();
+        fullUntil.clear();
+      }
       queue = new ListQueue(redis, config, name);
       queues.set(name, queue);
     }
@@ -182,6 +201,7 @@ export async function startEventService(config: Config, instanceId: string): Pro
           metrics.queueEventsPushed.inc(n);
           metrics.redisPipelineDepth.observe({ path: 'queue' }, items.length);
           if (n < items.length) {
+            fullUntil.set(name, Date.now() + FULL_RECHECK_MS);
             finish(grpcError(ErrorCode.QUEUE_FULL, `queue ${name} is full (queue.lengthMax ${config.queue.lengthMax}); ${stored} events of this call were stored, the ones after them were not; send those again later`));
             return;
           }

@@ -12,6 +12,8 @@
  * whose protobufjs has Long disabled: `longs: String` hands int64 timestamps over as exact decimal
  * strings, and they are stored as such.
  */
+import assert from 'node:assert/strict';
+import { setImmediate as yieldTurn } from 'node:timers/promises';
 import type { sendUnaryData, Server, ServerUnaryCall, ServiceDefinition } from '@grpc/grpc-js';
 import type { Config } from '../config.js';
 import { ErrorCode } from '../errors.js';
@@ -88,17 +90,23 @@ export async function startMetricsService(config: Config, instanceId: string): P
           const max = config.streams.batchMetricsMax;
           if (input.length === 0) return refuse(cb, `metrics is empty; send 1..${max} metrics per IngestMetrics call`);
           if (input.length > max) return refuse(cb, `metrics has ${input.length} entries; at most ${max} per IngestMetrics call (streams.batchMetricsMax)`);
-          const batch: Metric[] = [];
-          for (let i = 0; i < input.length; i++) {
-            const m = checkMetric(input[i]!, `metrics[${i}]`);
-            if (typeof m === 'string') return refuse(cb, m);
-            batch.push(m);
-          }
-          budget.take(batch.length);
-          write(batch).then(
-            (eventIds) => cb(null, { eventIds }),
-            (err: unknown) => cb(unavailable(err)),
-          );
+          budget.take(input.length);
+          void (async () => {
+            const batch: Metric[] = [];
+            for (let i = 0; i < input.length; i++) {
+              // A turn every CHECK_CHUNK metrics: checking 10,000 takes ~10 ms of event loop, and
+              // device streams share it.
+              if (i > 0 && i % CHECK_CHUNK === 0) await yieldTurn();
+              const m = checkMetric(input[i]!, `metrics[${i}]`);
+              if (typeof m === 'string') return refuse(cb, m);
+              batch.push(m);
+            }
+            try {
+              cb(null, { eventIds: await write(batch) });
+            } catch (err) {
+              cb(unavailable(err));
+            }
+          })();
         },
       });
     },
@@ -107,6 +115,9 @@ export async function startMetricsService(config: Config, instanceId: string): P
     },
   };
 }
+
+/** Metrics checked between two turns of the event loop. */
+const CHECK_CHUNK = 1000;
 
 function refuse(cb: sendUnaryData<never>, details: string): void {
   engineMetrics.streamsRejected.inc();
@@ -118,21 +129,36 @@ function unavailable(err: unknown) {
 }
 
 /**
- * One MULTI/EXEC of XADDs, sent in one write (ioredis pipelines the transaction), so a call is all
- * or nothing: a connection lost before EXEC discards the queued XADDs, and Redis 7 refuses the
- * whole EXEC when it is out of memory instead of running part of it. A plain pipeline would be as
- * fast but could leave the first half of a batch in the stream with the call failed, and the
- * client's resend would duplicate that half. Returns the entry ids in order.
+ * One script call that XADDs every metric of the batch, in order. Redis runs a script as one step,
+ * and with the `#!lua` shebang it refuses the whole script when it is out of memory instead of
+ * running part of it; a connection lost before the call leaves nothing written. (A MULTI of one
+ * XADD per metric did the same but cost the engine ~4x the CPU: ioredis builds, writes and parses
+ * one command per metric, ~100 ms of event loop for 10,000 metrics against ~25 ms here.)
+ *
+ *   KEYS[1] the metrics stream   ARGV[1] MAXLEN ~ (streams.lengthMax)
+ *   ARGV[2 + 5i ..] name, type, value, ts, labels of metric i (metric-entry.ts encodeEntry's values)
  */
+const XADD_ALL_SCRIPT = `#!lua
+local ids = {}
+for i = 2, #ARGV, 5 do
+  ids[#ids + 1] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'name', ARGV[i], 'type', ARGV[i + 1], 'value', ARGV[i + 2], 'ts', ARGV[i + 3], 'labels', ARGV[i + 4])
+end
+return ids`;
+
+type WithXaddAll = RedisClient & { stratusXaddMetrics?: (stream: string, ...args: string[]) => Promise<string[]> };
+
+/** Writes the batch (all or nothing, see XADD_ALL_SCRIPT) and returns the entry ids in order. */
 export async function writeMetrics(redis: RedisClient, config: Config, batch: readonly Metric[]): Promise<string[]> {
-  const stream = topology(config).redis.metricsStream;
-  const maxLen = String(config.streams.lengthMax);
-  const replies = await redis.multi(batch.map((m) => ['xadd', stream, 'MAXLEN', '~', maxLen, '*', ...encodeEntry(m)])).exec();
-  if (replies === null) throw new Error('the transaction was discarded');
-  const ids = replies.map(([err, id]) => {
-    if (err !== null) throw err;
-    return id as string;
-  });
+  const client = redis as WithXaddAll;
+  if (client.stratusXaddMetrics === undefined) client.defineCommand('stratusXaddMetrics', { numberOfKeys: 1, lua: XADD_ALL_SCRIPT });
+  const args: string[] = [String(config.streams.lengthMax)];
+  for (const m of batch) {
+    const f = encodeEntry(m);
+    assert.equal(f.length, 10, 'a metric entry has five fields');
+    args.push(f[1]!, f[3]!, f[5]!, f[7]!, f[9]!);
+  }
+  const ids = await client.stratusXaddMetrics!(topology(config).redis.metricsStream, ...args);
+  assert.equal(ids.length, batch.length, 'one id per metric');
   engineMetrics.streamsIngested.inc(ids.length);
   engineMetrics.redisPipelineDepth.observe({ path: 'metrics-ingest' }, ids.length);
   return ids;
