@@ -1,6 +1,7 @@
 /**
  * A per-process budget of items per second for a bulk side path (StreamEvents events,
- * IngestMetrics metrics): a token bucket holding at most one second's worth.
+ * IngestMetrics metrics): a token bucket holding at most a tenth of a second's worth, so even a
+ * budget left unused goes out in slices of ~100 ms, not in one burst.
  *
  * Why: device streams and the side paths share one event loop, one Redis and the machine's cores.
  * A client pushing events or metrics as fast as it can would otherwise take all of them, and every
@@ -14,6 +15,8 @@
 export class RateBudget {
   private tokens: number;
   private lastMs: number;
+  /** The bucket's size: a tenth of a second's worth. */
+  private readonly capacity: number;
   /** Callers waiting for tokens; bounded by the calls in progress of the path (its callsMax). */
   private waiters: (() => void)[] = [];
   private timer: NodeJS.Timeout | null = null;
@@ -23,7 +26,8 @@ export class RateBudget {
     readonly perSecond: number,
     private readonly now: () => number = Date.now,
   ) {
-    this.tokens = perSecond;
+    this.capacity = Math.max(1, perSecond / 10);
+    this.tokens = this.capacity;
     this.lastMs = now();
   }
 
@@ -59,7 +63,7 @@ export class RateBudget {
     const elapsed = t - this.lastMs;
     if (elapsed <= 0) return;
     this.lastMs = t;
-    this.tokens = Math.min(this.perSecond, this.tokens + (elapsed * this.perSecond) / 1000);
+    this.tokens = Math.min(this.capacity, this.tokens + (elapsed * this.perSecond) / 1000);
   }
 
   /** Wakes the waiters when the bucket is positive again (polled: a timer per budget, not per waiter). */

@@ -35,20 +35,35 @@ export interface CallGroup {
   readonly option: string;
   /** A rate budget the group's calls are refused on while it is spent (set by the service). */
   budget?: { readonly budget: RateBudget; readonly option: string };
+  /**
+   * Calls of the group past their headers at once (their messages read, decoded and handled);
+   * the others in progress wait, unread, in arrival order. Undefined: no such limit.
+   */
+  readonly activeMax?: number;
 }
 
 export function callGroups(config: Config): CallGroup[] {
   return [
     { name: 'devices', paths: ['/stratus.v1.DeviceGateway/Connect', '/nimbus.NimbusService/'], max: 2 * config.gateway.devicesMax, option: 'gateway.devicesMax (twice it: a takeover holds the old and the new stream for a moment)' },
     { name: 'ingest', paths: ['/stratus.v1.DeviceGateway/Ingest'], max: config.gateway.ingestCallsMax, option: 'gateway.ingestCallsMax' },
-    { name: 'metrics', paths: ['/data_nexus.MetricsService/'], max: config.streams.callsMax, option: 'streams.callsMax' },
+    // One big IngestMetrics decodes for ~25 ms in one go: a burst of them at once would hold the
+    // event loop for all devices; in turn, each holds it once.
+    { name: 'metrics', paths: ['/data_nexus.MetricsService/'], max: config.streams.callsMax, option: 'streams.callsMax', activeMax: config.streams.callsActiveMax },
     { name: 'queue', paths: ['/event.EventService/'], max: config.queue.callsMax, option: 'queue.callsMax' },
   ];
 }
 
 /** Calls in progress per group; exported for tests. */
+/** A call of a group with activeMax: waiting for its turn, running, or ended. */
+interface Turn {
+  state: 'waiting' | 'running' | 'done';
+  readonly go: () => void;
+}
+
 export class CallLimits {
   private readonly inProgress = new Map<string, number>();
+  /** Per group with activeMax: calls past their headers, and the calls waiting (FIFO) to be. */
+  private readonly active = new Map<string, { running: number; waiting: Turn[] }>();
   /** Method path -> group (null: not limited), filled on first sight: paths are the server's own. */
   private readonly byPath = new Map<string, CallGroup | null>();
 
@@ -63,7 +78,40 @@ export class CallLimits {
       metrics.grpcCallsRefused.inc({ service: g.name, reason: 'calls_max' }, 0);
       metrics.grpcCallsRefused.inc({ service: g.name, reason: 'memory' }, 0);
       metrics.grpcCallsRefused.inc({ service: g.name, reason: 'rate' }, 0);
+      if (g.activeMax !== undefined) this.active.set(g.name, { running: 0, waiting: [] });
     }
+  }
+
+  /**
+   * Lets the call past its headers now, or once an active one of its group ends. Returns the
+   * release to call when the call ends (its status sent, or cancelled); it may be called again.
+   */
+  private activate(group: CallGroup, go: () => void): () => void {
+    const a = this.active.get(group.name);
+    if (a === undefined) {
+      go();
+      return () => {};
+    }
+    const turn: Turn = { state: 'waiting', go };
+    if (a.running < group.activeMax!) this.run(a, turn);
+    else a.waiting.push(turn);
+    return () => {
+      if (turn.state === 'running') {
+        a.running--;
+        while (a.running < group.activeMax! && a.waiting.length > 0) {
+          const next = a.waiting.shift()!;
+          // A call cancelled while it waited is skipped.
+          if (next.state === 'waiting') this.run(a, next);
+        }
+      }
+      turn.state = 'done';
+    };
+  }
+
+  private run(a: { running: number }, turn: Turn): void {
+    turn.state = 'running';
+    a.running++;
+    turn.go();
   }
 
   /** Refuse the group's new calls while budget is spent (RESOURCE_EXHAUSTED naming option). */
@@ -118,9 +166,11 @@ export class CallLimits {
       if (group === null) return new ServerInterceptingCall(call);
       /** Invariant: true from a counted enter() until its one leave(). */
       let counted = false;
+      let release = () => {};
       const leave = () => {
         if (!counted) return;
         counted = false;
+        release();
         this.leave(group);
       };
       return new ServerInterceptingCall(call, {
@@ -133,7 +183,7 @@ export class CallLimits {
                 return;
               }
               counted = true;
-              mdNext(md);
+              release = this.activate(group, () => mdNext(md));
             },
             // The client went away (or the deadline passed): no status will be sent through us.
             onCancel: leave,

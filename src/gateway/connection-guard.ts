@@ -145,22 +145,29 @@ export class ConnectionGuard {
     let settings = 0;
     let streams = 0;
     let resets = 0;
-    let cut = false;
+    const state: SessionState = {
+      cut: false,
+      reset: () => {
+        if (!state.cut && ++resets > this.limits.resetStreamsMax && resets * 2 > streams) cutOff('resets');
+      },
+    };
+    this.states.set(session, state);
     const cutOff = (kind: Kind) => {
-      cut = true;
       state.cut = true;
       this.closed(kind);
       this.penalize(address);
-      // GOAWAY tells a well-behaved client why; destroy frees everything, whatever it does.
+      // At once, even inside nghttp2's handling of a socket read: the rest of that read (up to
+      // ~1,000 more streams of a rapid reset) is dropped with the session. The final GOAWAY says
+      // ENHANCE_YOUR_CALM to a client that reads it.
       try {
         session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM);
       } catch {
         // Already closing: destroy below does the rest; the close was counted above.
       }
-      setImmediate(() => session.destroy());
+      session.destroy();
     };
     const frame = (kind: 'pings' | 'settings') => {
-      if (cut) return;
+      if (state.cut) return;
       const t = this.now();
       if (t - windowStart >= 1000) {
         windowStart = t;
@@ -172,22 +179,27 @@ export class ConnectionGuard {
     session.on('ping', () => frame('pings'));
     // The first SETTINGS of a connection is the client's preface: counted like the others.
     session.on('remoteSettings', () => frame('settings'));
-    const state: SessionState = {
-      cut: false,
-      reset: () => {
-        if (!cut && ++resets > this.limits.resetStreamsMax && resets * 2 > streams) cutOff('resets');
-        state.cut = cut;
-      },
+    /** The connection's last stream: a reset of it is seen at the next stream's start. */
+    let last: ServerHttp2Stream | null = null;
+    const counted = new WeakSet<ServerHttp2Stream>();
+    /**
+     * A stream closed by RST_STREAM with an error code: grpc-js never resets a server stream
+     * itself (it ends calls with trailers), so the client cancelled it. (Node's 'aborted' event is
+     * not enough: it is skipped once the server has ended its side.) Counted once per stream.
+     */
+    const noteClosed = (stream: ServerHttp2Stream) => {
+      if (state.cut || counted.has(stream) || stream.rstCode === undefined || stream.rstCode === constants.NGHTTP2_NO_ERROR) return;
+      counted.add(stream);
+      state.reset();
     };
-    this.states.set(session, state);
     session.on('stream', (stream: ServerHttp2Stream) => {
       streams++;
-      // Closed by RST_STREAM with an error code: grpc-js never resets a server stream itself (it
-      // ends calls with trailers), so the client cancelled it. (Node's 'aborted' event is not
-      // enough: it is skipped once the server has ended its side.)
-      stream.once('close', () => {
-        if (stream.rstCode !== undefined && stream.rstCode !== constants.NGHTTP2_NO_ERROR && !state.cut) state.reset();
-      });
+      // nghttp2 has already applied a RST_STREAM that came before this HEADERS in the same read
+      // (rstCode is set), while the 'close' events wait for the end of the read: checking the last
+      // stream here cuts a rapid reset within the read instead of after ~1,000 streams.
+      if (last !== null) noteClosed(last);
+      last = stream;
+      if (!state.cut) stream.once('close', () => noteClosed(stream));
     });
     session.once('close', () => metrics.grpcConnections.set(--this.open));
   }

@@ -52,24 +52,9 @@ export async function startMetricsService(config: Config, instanceId: string): P
   // Metrics per second this instance takes (streams.metricsPerSecondMax): call-limits.ts refuses new
   // calls while it is spent; each call pays for its metrics once decoded.
   const budget = new RateBudget(config.streams.metricsPerSecondMax);
-  // Transactions in flight to Redis, at most streams.writesInflightMax; the rest wait in call order.
-  // Redis runs a MULTI of 10,000 XADDs as one step (~10-20 ms), and every path shares that Redis:
-  // a burst of big batches goes through a few at a time instead of stalling everyone behind all of
-  // them. The waiting list holds at most streams.callsMax calls (call-limits.ts refuses beyond).
-  let writing = 0;
-  const waiting: (() => void)[] = [];
-  const write = async (batch: readonly Metric[]): Promise<string[]> => {
-    if (writing >= config.streams.writesInflightMax) await new Promise<void>((resolve) => waiting.push(resolve));
-    else writing++;
-    try {
-      return await writeMetrics(redis, config, batch);
-    } finally {
-      // Hand the slot straight to the next waiter (writing stays the same), or free it.
-      const next = waiting.shift();
-      if (next !== undefined) next();
-      else writing--;
-    }
-  };
+  // At most streams.callsActiveMax calls are handled at once (call-limits.ts lets the others wait
+  // unread), so this writes at most that many batches at a time.
+  const write = (batch: readonly Metric[]): Promise<string[]> => writeMetrics(redis, config, batch);
   return {
     names: [METRICS_SERVICE_NAME],
     protoFiles: [METRICS_PROTO_FILE],

@@ -2,24 +2,24 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { RateBudget } from '../../src/rate-budget.js';
 
-test('a bucket of one second\'s worth: spent by a big take, available again as it refills at perSecond', () => {
+test('a bucket of a tenth of a second\'s worth: spent by a big take, available again as it refills at perSecond', () => {
   let now = 0;
-  const b = new RateBudget(1000, () => now);
+  const b = new RateBudget(1000, () => now); // holds 100
   assert.equal(b.available, true);
-  b.take(1500); // a call's size is known after the work was taken: the bucket goes below zero
+  b.take(600); // a call's size is known after the work was taken: the bucket goes below zero (-500)
   assert.equal(b.available, false);
   now = 400; // +400 tokens: -100
   assert.equal(b.available, false);
   now = 501; // +101 more: above zero
   assert.equal(b.available, true);
-  now = 10_000; // never more than one second's worth
-  b.take(1000);
+  now = 10_000; // never more than a tenth of a second's worth
+  b.take(100);
   assert.equal(b.available, false);
 });
 
 test('whenAvailable wakes every waiter once the bucket refills', async () => {
   const b = new RateBudget(100_000);
-  b.take(100_000 + 500); // 5 ms of refill to go
+  b.take(10_000 + 500); // the whole bucket and 5 ms of refill more
   assert.equal(b.available, false);
   const woke: number[] = [];
   await Promise.all([1, 2, 3].map((i) => b.whenAvailable().then(() => woke.push(i))));

@@ -14,7 +14,7 @@ import { TestDevice } from '../../helpers/device.js';
 import { deleteKeys, eventClient, events, queueRedis, streamEvents } from '../../helpers/event-client.js';
 import { metricsClient } from '../../helpers/metrics-client.js';
 import { startPipeline, type TestPipeline } from '../../helpers/pipeline.js';
-import { RawSession, type RawCall } from '../../helpers/raw-grpc.js';
+import { doubleField, lenField, RawSession, type RawCall } from '../../helpers/raw-grpc.js';
 
 const config = testConfig({
   'kafka-partitions': '1',
@@ -79,6 +79,23 @@ for (const { group, path, option } of [
     await session.shutdown();
   });
 }
+
+test('streams.callsActiveMax (1): a metrics call waiting its turn is not read until the active one ends', { timeout: 30_000 }, async () => {
+  const session = await RawSession.open(address);
+  const [first, second] = await holdCalls(session, '/data_nexus.MetricsService/IngestMetric', 2, 'metrics');
+  // data_nexus.Metric: name = 1, value = 2, type = 3.
+  second!.send(Buffer.concat([lenField(1, 'doors_turn'), doubleField(2, 1), lenField(3, 'gauge')]), true);
+  let answered = false;
+  void second!.done.then(() => (answered = true));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(answered, false, 'the waiting call was answered while the active one was still running');
+  first!.cancel();
+  const outcome = await second!.done;
+  assert.equal(outcome.grpcStatus, 0);
+  assert.equal(second!.messages.length, 1);
+  await until('no call in progress', async () => (await sample('stratus_grpc_calls_in_progress{service="metrics"}')) === 0);
+  await session.shutdown();
+});
 
 test('streams.callsMax: calls that completed leave no slot taken (10 sequential IngestMetrics through a limit of 2)', { timeout: 30_000 }, async () => {
   const client = metricsClient(address);
