@@ -42,6 +42,9 @@ export interface ConnectionLimits {
 
 /** Addresses the penalty box holds at most (a Map entry each). */
 const PENALTY_ADDRESSES_MAX = 10_000;
+const NOTHING = (): void => {};
+/** New streams handed to grpc-js per turn of the event loop (~0.1 ms of call set-up each). */
+const DISPATCH_PER_TURN = 64;
 const LOG_INTERVAL_MS = 10_000;
 
 /** What the stream dispatch needs to know of a connection. */
@@ -55,6 +58,11 @@ interface SessionState {
 export class ConnectionGuard {
   private open = 0;
   private readonly states = new WeakMap<Http2Session, SessionState>();
+  /** Streams opened and not yet handed to grpc-js, oldest first (see attach). */
+  private pending: (() => void)[] = [];
+  /** Index of the next stream to dispatch in pending. */
+  private head = 0;
+  private draining = false;
   /** Address -> end of its penalty (ms since epoch), oldest first. */
   private readonly penalties = new Map<string, number>();
   /** Closes and refusals since the last log line, by reason; logged at most once per LOG_INTERVAL_MS. */
@@ -87,25 +95,54 @@ export class ConnectionGuard {
         }
         for (const f of inner) f.call(h2, socket);
       });
-      // A stream reaches grpc-js a turn after it opened: an HTTP/2 rapid reset sends HEADERS and
-      // RST_STREAM together, so by then its stream is closed and it costs no call set-up at all
-      // (nghttp2 hands over a whole socket read, up to ~1,000 such streams, in one go: closes are
-      // only seen after it). It counts as a reset of its connection instead.
+      // A stream reaches grpc-js a turn after it opened, and at most DISPATCH_PER_TURN per turn:
+      // - an HTTP/2 rapid reset sends HEADERS and RST_STREAM together, so by then its stream is
+      //   closed and it costs no call set-up at all;
+      // - a burst of new calls (2,000 clients starting at once, ~0.1 ms of grpc-js set-up each) is
+      //   started in slices between which the event loop serves everything else (device acks),
+      //   instead of in one 200 ms block. The queue holds only streams already open, so it is
+      //   bounded by grpc.connectionsMax x grpc.streamsPerConnectionMax.
       const dispatch = h2.rawListeners('stream') as ((...args: unknown[]) => void)[];
       h2.removeAllListeners('stream');
       h2.on('stream', (stream: ServerHttp2Stream, ...rest: unknown[]) => {
-        setImmediate(() => {
+        this.pending.push(() => {
           const state = this.states.get(stream.session as Http2Session);
           if (state?.cut === true) {
             if (!stream.destroyed) stream.close(constants.NGHTTP2_REFUSED_STREAM);
             return;
           }
-          // Cancelled before it was dispatched: counted by its close (a tick before this turn).
+          // Cancelled before it was dispatched: counted as a reset by its close.
           if (stream.closed || stream.destroyed) return;
           for (const f of dispatch) f.call(h2, stream, ...rest);
         });
+        if (!this.draining) {
+          this.draining = true;
+          setImmediate(() => this.drain());
+        }
       });
       h2.on('session', (session: Http2Session) => this.watch(session));
+    }
+  }
+
+  /** Streams dispatched at most per turn; the rest wait for the next turn, in order. */
+  private drain(): void {
+    const end = Math.min(this.pending.length, this.head + DISPATCH_PER_TURN);
+    while (this.head < end) {
+      const f = this.pending[this.head]!;
+      this.pending[this.head++] = NOTHING;
+      f();
+    }
+    if (this.head === this.pending.length) {
+      this.pending = [];
+      this.head = 0;
+      this.draining = false;
+    } else {
+      // Drop the dispatched front now and then, not on every turn (that would copy the queue each time).
+      if (this.head >= 1024) {
+        this.pending = this.pending.slice(this.head);
+        this.head = 0;
+      }
+      setImmediate(() => this.drain());
     }
   }
 

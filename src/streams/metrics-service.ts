@@ -4,9 +4,9 @@
  * Reads: IngestMetric / IngestMetrics calls. Writes: one entry per metric to the metrics stream
  * (topology redis.metricsStream, XADD MAXLEN ~ streams.lengthMax; fields in metric-entry.ts), read
  * by the exporter. Guarantee: a call answered OK has every metric in the stream, and its eventIds
- * are their entry ids in the order sent; a call refused with INVALID_ARGUMENT wrote nothing; a call
- * that failed with UNAVAILABLE wrote nothing, except when the connection dropped after Redis ran
- * the transaction (then resending duplicates it: at least once).
+ * are their entry ids in the order sent; a call refused with INVALID_ARGUMENT or RESOURCE_EXHAUSTED
+ * wrote nothing; a call that failed with UNAVAILABLE had what it wrote deleted again, except when
+ * Redis went away in between or the exporter had read it (then resending repeats it: at least once).
  *
  * Decoded with @grpc/proto-loader (its own protobufjs with `long`), not src/gateway/protocol.ts
  * whose protobufjs has Long disabled: `longs: String` hands int64 timestamps over as exact decimal
@@ -114,11 +114,8 @@ function unavailable(err: unknown) {
 }
 
 /**
- * One script call that XADDs every metric of the batch, in order. Redis runs a script as one step,
- * and with the `#!lua` shebang it refuses the whole script when it is out of memory instead of
- * running part of it; a connection lost before the call leaves nothing written. (A MULTI of one
- * XADD per metric did the same but cost the engine ~4x the CPU: ioredis builds, writes and parses
- * one command per metric, ~100 ms of event loop for 10,000 metrics against ~25 ms here.)
+ * The script that XADDs a slice of a batch, in order, as one step. With the `#!lua` shebang Redis
+ * refuses the whole script when it is out of memory instead of running part of it.
  *
  *   KEYS[1] the metrics stream   ARGV[1] MAXLEN ~ (streams.lengthMax)
  *   ARGV[2 + 5i ..] name, type, value, ts, labels of metric i (metric-entry.ts encodeEntry's values)
@@ -130,20 +127,47 @@ for i = 2, #ARGV, 5 do
 end
 return ids`;
 
+/**
+ * Metrics per script call. A call of 10,000 in one script held Redis for ~40 ms, and every device's
+ * admission waited behind it; 1,000 hold it ~4 ms, with a turn of the event loop between slices.
+ */
+const WRITE_SLICE = 1000;
+
 type WithXaddAll = RedisClient & { stratusXaddMetrics?: (stream: string, ...args: string[]) => Promise<string[]> };
 
-/** Writes the batch (all or nothing, see XADD_ALL_SCRIPT) and returns the entry ids in order. */
+/**
+ * Writes the batch in slices of WRITE_SLICE, in order, and returns the entry ids in order. When a
+ * slice fails, the entries of the slices before it are deleted again (XDEL) before the error is
+ * thrown, so a failed call leaves nothing in the stream unless Redis went away in between or the
+ * exporter read them meanwhile (then the client's resend repeats them: at least once). (One MULTI
+ * of an XADD per metric was all or nothing but cost the engine ~100 ms of event loop per 10,000
+ * metrics in ioredis, and held Redis ~30 ms in one go.)
+ */
 export async function writeMetrics(redis: RedisClient, config: Config, batch: readonly Metric[]): Promise<string[]> {
   const client = redis as WithXaddAll;
   if (client.stratusXaddMetrics === undefined) client.defineCommand('stratusXaddMetrics', { numberOfKeys: 1, lua: XADD_ALL_SCRIPT });
-  const args: string[] = [String(config.streams.lengthMax)];
-  for (const m of batch) {
-    const f = encodeEntry(m);
-    assert.equal(f.length, 10, 'a metric entry has five fields');
-    args.push(f[1]!, f[3]!, f[5]!, f[7]!, f[9]!);
+  const stream = topology(config).redis.metricsStream;
+  const maxLen = String(config.streams.lengthMax);
+  const ids: string[] = [];
+  for (let from = 0; from < batch.length; from += WRITE_SLICE) {
+    if (from > 0) await yieldTurn();
+    const args: string[] = [maxLen];
+    for (const m of batch.slice(from, from + WRITE_SLICE)) {
+      const f = encodeEntry(m);
+      assert.equal(f.length, 10, 'a metric entry has five fields');
+      args.push(f[1]!, f[3]!, f[5]!, f[7]!, f[9]!);
+    }
+    let written: string[];
+    try {
+      written = await client.stratusXaddMetrics!(stream, ...args);
+    } catch (err) {
+      // Best effort: if Redis is gone, so is the chance to undo; the error below says the call failed.
+      if (ids.length > 0) await redis.xdel(stream, ...ids).catch(() => 0);
+      throw err;
+    }
+    assert.equal(written.length, (args.length - 1) / 5, 'one id per metric');
+    ids.push(...written);
   }
-  const ids = await client.stratusXaddMetrics!(topology(config).redis.metricsStream, ...args);
-  assert.equal(ids.length, batch.length, 'one id per metric');
   engineMetrics.streamsIngested.inc(ids.length);
   engineMetrics.redisPipelineDepth.observe({ path: 'metrics-ingest' }, ids.length);
   return ids;

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Server, ServerCredentials, status, type ServiceError } from '@grpc/grpc-js';
 import { Gateway } from '../../../src/gateway/gateway.js';
-import { startMetricsService } from '../../../src/streams/metrics-service.js';
+import { startMetricsService, writeMetrics } from '../../../src/streams/metrics-service.js';
+import { checkMetric, type Metric } from '../../../src/streams/metric-entry.js';
 import { topology } from '../../../src/topology.js';
 import { testConfig } from '../../helpers/config.js';
 import { deleteStreamKeys, metricsClient, streamsRedis, type MetricIn, type MetricsClient } from '../../helpers/metrics-client.js';
@@ -94,4 +95,31 @@ test('through the Gateway port: served beside the device services', { timeout: 3
   const err = (await client.ingestMetric({ name: 'a', value: NaN, type: 'counter' }).catch((e: ServiceError) => e)) as ServiceError;
   assert.equal(err.code, status.INVALID_ARGUMENT);
   assert.equal(err.details, 'value must be a finite number (got NaN)');
+});
+
+test('a batch is written in slices of 1,000; when a slice fails, the slices before it are deleted again and the call fails', { timeout: 20_000 }, async (t) => {
+  const config = testConfig();
+  const redis = await streamsRedis(config);
+  t.after(() => deleteStreamKeys(redis, config));
+  const stream = topology(config).redis.metricsStream;
+  const batch = Array.from({ length: 2500 }, (_, i) => checkMetric({ name: 'slice_total', type: 'counter', value: 1, timestamp: String(i), labels: { i: String(i) } }, '') as Metric);
+  // All through: 2,500 entries, in order, three script calls.
+  const ids = await writeMetrics(redis, config, batch);
+  assert.equal(ids.length, 2500);
+  assert.equal(await redis.xlen(stream), 2500);
+  const entries = await redis.xrange(stream, '-', '+');
+  assert.deepEqual(entries.map(([id]) => id), ids);
+  await redis.del(stream);
+  // The third slice refused (as Redis refuses a script when out of memory): nothing stays.
+  const scripted = redis as unknown as { stratusXaddMetrics: (...a: string[]) => Promise<string[]> };
+  const real = scripted.stratusXaddMetrics.bind(redis);
+  let calls = 0;
+  scripted.stratusXaddMetrics = async (...a: string[]) => {
+    if (++calls === 3) throw new Error('OOM command not allowed when used memory > \'maxmemory\'');
+    return real(...a);
+  };
+  await assert.rejects(writeMetrics(redis, config, batch), /OOM/);
+  assert.equal(calls, 3);
+  assert.equal(await redis.xlen(stream), 0);
+  scripted.stratusXaddMetrics = real;
 });
