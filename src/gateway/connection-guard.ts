@@ -193,15 +193,18 @@ export class ConnectionGuard {
       state.cut = true;
       this.closed(kind);
       this.penalize(address);
-      // At once, even inside nghttp2's handling of a socket read: the rest of that read (up to
-      // ~1,000 more streams of a rapid reset) is dropped with the session. The final GOAWAY says
-      // ENHANCE_YOUR_CALM to a client that reads it.
-      try {
-        session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM);
-      } catch {
-        // Already closing: destroy below does the rest; the close was counted above.
-      }
-      session.destroy();
+      // Not at once: this may run inside nghttp2's handling of a socket read, and destroying the
+      // session there trips Node's memory accounting of nghttp2 (a native assert: the process
+      // aborts; seen under the abuse suite). The rest of that read costs little: its streams are
+      // never dispatched to grpc-js (state.cut), and its PINGs and SETTINGS are only counted.
+      setImmediate(() => {
+        try {
+          session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM);
+        } catch {
+          // Already closing: destroy below does the rest; the close was counted above.
+        }
+        session.destroy();
+      });
     };
     const frame = (kind: 'pings' | 'settings') => {
       if (state.cut) return;
@@ -233,7 +236,7 @@ export class ConnectionGuard {
       streams++;
       // nghttp2 has already applied a RST_STREAM that came before this HEADERS in the same read
       // (rstCode is set), while the 'close' events wait for the end of the read: checking the last
-      // stream here cuts a rapid reset within the read instead of after ~1,000 streams.
+      // stream here finds a rapid reset within the read instead of after it (~1,000 streams).
       if (last !== null) noteClosed(last);
       last = stream;
       if (!state.cut) stream.once('close', () => noteClosed(stream));
