@@ -43,6 +43,7 @@ export interface ConnectionLimits {
 /** Addresses the penalty box holds at most (a Map entry each). */
 const PENALTY_ADDRESSES_MAX = 10_000;
 const NOTHING = (): void => {};
+const ignoreStreamError = (): void => {};
 /** New streams handed to grpc-js per turn of the event loop (~0.1 ms of call set-up each). */
 const DISPATCH_PER_TURN = 64;
 const LOG_INTERVAL_MS = 10_000;
@@ -105,6 +106,10 @@ export class ConnectionGuard {
       const dispatch = h2.rawListeners('stream') as ((...args: unknown[]) => void)[];
       h2.removeAllListeners('stream');
       h2.on('stream', (stream: ServerHttp2Stream, ...rest: unknown[]) => {
+        // grpc-js listens for a stream's errors once it is dispatched; until then (and for a stream
+        // never dispatched) a reset with an error code, or the REFUSED_STREAM below, would be an
+        // unhandled 'error' event and end the process. Nothing is lost: such a stream has no call.
+        stream.on('error', ignoreStreamError);
         this.pending.push(() => {
           const state = this.states.get(stream.session as Http2Session);
           if (state?.cut === true) {
@@ -193,18 +198,16 @@ export class ConnectionGuard {
       state.cut = true;
       this.closed(kind);
       this.penalize(address);
-      // Not at once: this may run inside nghttp2's handling of a socket read, and destroying the
-      // session there trips Node's memory accounting of nghttp2 (a native assert: the process
-      // aborts; seen under the abuse suite). The rest of that read costs little: its streams are
-      // never dispatched to grpc-js (state.cut), and its PINGs and SETTINGS are only counted.
-      setImmediate(() => {
-        try {
-          session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM);
-        } catch {
-          // Already closing: destroy below does the rest; the close was counted above.
-        }
-        session.destroy();
-      });
+      // GOAWAY at once: nghttp2 then ignores the new streams of the rest of the socket read it is
+      // handling (a rapid reset's next ~1,000 HEADERS cost nothing more). The session is destroyed
+      // a turn later, never inside that read: destroying it there trips Node's memory accounting
+      // of nghttp2 (a native assert aborted the process under the abuse suite).
+      try {
+        session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      } catch {
+        // Already closing: the destroy below does the rest; the close was counted above.
+      }
+      setImmediate(() => session.destroy());
     };
     const frame = (kind: 'pings' | 'settings') => {
       if (state.cut) return;

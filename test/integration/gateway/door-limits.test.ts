@@ -243,6 +243,22 @@ test('grpc.resetStreamsMax: a rapid reset (streams opened and cancelled at once)
   await penaltyServed();
 });
 
+test('streams reset with an error code before they reach a handler end nothing but themselves (no unhandled stream error)', { timeout: 20_000 }, async () => {
+  const s = await h2();
+  for (const code of [constants.NGHTTP2_INTERNAL_ERROR, constants.NGHTTP2_PROTOCOL_ERROR, constants.NGHTTP2_STREAM_CLOSED, constants.NGHTTP2_CANCEL]) {
+    const st = s.request({ ':method': 'POST', ':path': '/stratus.v1.DeviceGateway/Connect', 'content-type': 'application/grpc', te: 'trailers', 'x-device-id': `err-${code}` });
+    st.on('error', () => {});
+    st.close(code);
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  s.destroy();
+  // The gateway is still here and serves a device.
+  const d = new TestDevice('doors-after-errors').connect(address);
+  d.send([{ seq: 1, type: 'sq', value: 6 }]);
+  await d.until(() => d.results.length === 1, 20_000, 'a result');
+  d.close();
+});
+
 test('a client cancelling many calls among more that complete is not cut (ghz ending a timed run)', { timeout: 30_000 }, async () => {
   const session = await RawSession.open(address);
   // 60 completed calls (refused at once for a missing device id: they end with a status), then 40 cancelled.
