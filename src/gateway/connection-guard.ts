@@ -7,9 +7,9 @@
  * - grpc.controlFramesPerSecondMax: per connection, PING frames and SETTINGS frames in any one
  *   second, each counted apart. A normal client sends a few keepalive PINGs a minute and one
  *   SETTINGS per connection.
- * - grpc.resetStreamsMax: per connection, calls the client cancelled (RST_STREAM) before they
- *   ended: past this many while they are more than half of its calls, the connection is an HTTP/2
- *   "rapid reset" (CVE-2023-44487): each stream costs the server its call set-up (~0.1 ms of CPU
+ * - grpc.resetStreamsMax: per connection, calls the client cancelled (RST_STREAM) within a second
+ *   of their start: past this many while they are more than half of its calls, the connection is
+ *   an HTTP/2 "rapid reset" (CVE-2023-44487): each stream costs the server its call set-up (~0.1 ms of CPU
  *   here) and nghttp2's own limit (1,000 at once, then 33/s) lets 1,000 through per connection. A
  *   client that cancels a few calls among many (ghz ending a timed run) is never cut.
  * - grpc.abusePenaltyMs: a connection cut for one of the two above puts its address in a penalty
@@ -44,6 +44,8 @@ export interface ConnectionLimits {
 const PENALTY_ADDRESSES_MAX = 10_000;
 const NOTHING = (): void => {};
 const ignoreStreamError = (): void => {};
+/** A client reset of a stream younger than this is premature (a rapid reset's kind); older ones are calls ended. */
+const PREMATURE_RESET_MS = 1000;
 /** New streams handed to grpc-js per turn of the event loop (~0.1 ms of call set-up each). */
 const DISPATCH_PER_TURN = 64;
 const LOG_INTERVAL_MS = 10_000;
@@ -225,6 +227,8 @@ export class ConnectionGuard {
     /** The connection's last stream: a reset of it is seen at the next stream's start. */
     let last: ServerHttp2Stream | null = null;
     const counted = new WeakSet<ServerHttp2Stream>();
+    /** When each stream opened: only a reset within PREMATURE_RESET_MS of it counts. */
+    const opened = new WeakMap<ServerHttp2Stream, number>();
     /**
      * A stream closed by RST_STREAM with an error code: grpc-js never resets a server stream
      * itself (it ends calls with trailers), so the client cancelled it. (Node's 'aborted' event is
@@ -233,6 +237,9 @@ export class ConnectionGuard {
     const noteClosed = (stream: ServerHttp2Stream) => {
       if (state.cut || counted.has(stream) || stream.rstCode === undefined || stream.rstCode === constants.NGHTTP2_NO_ERROR) return;
       counted.add(stream);
+      // A stream that lived a while is a client ending its call (a device closing its Connect, a
+      // fleet of them on one connection at the end of a run), not a rapid reset.
+      if (this.now() - (opened.get(stream) ?? 0) > PREMATURE_RESET_MS) return;
       state.reset();
     };
     session.on('stream', (stream: ServerHttp2Stream) => {
@@ -242,6 +249,7 @@ export class ConnectionGuard {
       // stream here finds a rapid reset within the read instead of after it (~1,000 streams).
       if (last !== null) noteClosed(last);
       last = stream;
+      opened.set(stream, this.now());
       if (!state.cut) stream.once('close', () => noteClosed(stream));
     });
     session.once('close', () => metrics.grpcConnections.set(--this.open));

@@ -274,6 +274,20 @@ test('a client cancelling many calls among more that complete is not cut (ghz en
   await session.shutdown();
 });
 
+test('a fleet sharing one connection that ends streams which ran a while is not cut (a load generator stopping)', { timeout: 30_000 }, async () => {
+  const session = await RawSession.open(address);
+  const calls = Array.from({ length: 40 }, (_, i) => session.call('/stratus.v1.DeviceGateway/Connect', { headers: { 'x-device-id': `fleet-${i}` } }));
+  await until('40 devices connected', async () => (await sample('stratus_devices_connected')) >= 40);
+  await new Promise((r) => setTimeout(r, 1100));
+  for (const c of calls) c.cancel();
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(session.session.closed || session.session.destroyed, false);
+  // And a new connection from this address is taken (no penalty).
+  assert.equal(await closedAtAccept(), false);
+  await session.shutdown();
+  await until('the fleet gone', async () => (await sample('stratus_devices_connected')) === 0);
+});
+
 test('grpc.connectionsMax: connections beyond it are closed as they are accepted; a freed slot is taken again', { timeout: 30_000 }, async () => {
   await until('no connection left from earlier tests', async () => (await sample('stratus_grpc_connections')) === 0);
   const refusedBefore = await sample('stratus_grpc_connections_closed_total{reason="connections_max"}');
