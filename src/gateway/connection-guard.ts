@@ -120,7 +120,13 @@ export class ConnectionGuard {
           }
           // Cancelled before it was dispatched: counted as a reset by its close.
           if (stream.closed || stream.destroyed) return;
+          // A client that half-closed without sending a message (an Ingest of no events) had its
+          // stream's 'end' emitted before grpc-js listened: hand it to grpc-js's own 'end'
+          // listeners, and only to them (Node's listener already had it).
+          const missedEnd = stream.readableEnded;
+          const before = missedEnd ? new Set(stream.listeners('end')) : null;
           for (const f of dispatch) f.call(h2, stream, ...rest);
+          if (before !== null) for (const f of stream.listeners('end')) if (!before.has(f)) (f as () => void).call(stream);
         });
         if (!this.draining) {
           this.draining = true;

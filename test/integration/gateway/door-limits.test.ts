@@ -259,6 +259,19 @@ test('streams reset with an error code before they reach a handler end nothing b
   d.close();
 });
 
+test('a call half-closed before it reached its handler (an Ingest of no events) is answered', { timeout: 20_000 }, async () => {
+  const session = await RawSession.open(address);
+  // One at a time: this file's gateway.ingestCallsMax is 2.
+  for (let i = 0; i < 5; i++) {
+    const c = session.call('/stratus.v1.DeviceGateway/Ingest');
+    c.end();
+    const outcome = await c.done;
+    assert.equal(outcome.grpcStatus, 0, outcome.grpcMessage);
+    assert.equal(c.messages.length, 1);
+  }
+  await session.shutdown();
+});
+
 test('a client cancelling many calls among more that complete is not cut (ghz ending a timed run)', { timeout: 30_000 }, async () => {
   const session = await RawSession.open(address);
   // 60 completed calls (refused at once for a missing device id: they end with a status), then 40 cancelled.
