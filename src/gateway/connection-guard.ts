@@ -7,8 +7,8 @@
  * - grpc.controlFramesPerSecondMax: per connection, PING frames and SETTINGS frames in any one
  *   second, each counted apart. A normal client sends a few keepalive PINGs a minute and one
  *   SETTINGS per connection.
- * - grpc.resetStreamsMax: per connection, calls the client cancelled (RST_STREAM) within a second
- *   of their start: past this many while they are more than half of its calls, the connection is
+ * - grpc.resetStreamsMax: per connection, calls the client cancelled (RST_STREAM) before the server
+ *   answered anything and within a second of their start: past this many while they are more than half of its calls, the connection is
  *   an HTTP/2 "rapid reset" (CVE-2023-44487): each stream costs the server its call set-up (~0.1 ms of CPU
  *   here) and nghttp2's own limit (1,000 at once, then 33/s) lets 1,000 through per connection. A
  *   client that cancels a few calls among many (ghz ending a timed run) is never cut.
@@ -44,7 +44,7 @@ export interface ConnectionLimits {
 const PENALTY_ADDRESSES_MAX = 10_000;
 const NOTHING = (): void => {};
 const ignoreStreamError = (): void => {};
-/** A client reset of a stream younger than this is premature (a rapid reset's kind); older ones are calls ended. */
+/** A client reset of an unanswered stream younger than this is premature (a rapid reset's kind); others are calls ended. */
 const PREMATURE_RESET_MS = 1000;
 /** New streams handed to grpc-js per turn of the event loop (~0.1 ms of call set-up each). */
 const DISPATCH_PER_TURN = 64;
@@ -243,9 +243,11 @@ export class ConnectionGuard {
     const noteClosed = (stream: ServerHttp2Stream) => {
       if (state.cut || counted.has(stream) || stream.rstCode === undefined || stream.rstCode === constants.NGHTTP2_NO_ERROR) return;
       counted.add(stream);
-      // A stream that lived a while is a client ending its call (a device closing its Connect, a
-      // fleet of them on one connection at the end of a run), not a rapid reset.
-      if (this.now() - (opened.get(stream) ?? 0) > PREMATURE_RESET_MS) return;
+      // Premature only: reset before the server answered anything and within a second of its
+      // start. A stream the server answered, or that lived a while, is a client ending its call
+      // (devices closing their Connect streams, a fleet of them sharing one connection), not a
+      // rapid reset.
+      if (stream.headersSent || this.now() - (opened.get(stream) ?? 0) > PREMATURE_RESET_MS) return;
       state.reset();
     };
     session.on('stream', (stream: ServerHttp2Stream) => {

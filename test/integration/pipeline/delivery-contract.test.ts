@@ -128,6 +128,10 @@ test('1c. a Connect stream (odd seqs) and an Ingest call (even seqs) for the sam
   const odd: Partial<Event>[] = [];
   const even: Event[] = [];
   for (let seq = 1; seq <= 400; seq++) (seq % 2 === 1 ? odd : even).push(seq % 2 === 1 ? { seq, type: 'sq', value: seq } : ev('mixed', seq));
+  // The stream is up (its response headers came) before the call starts, so the two race event
+  // by event; started together, the call could take all its events before the stream was set up,
+  // and every odd one would be OUT_OF_ORDER (right, but not the interleaving this checks).
+  await d.until(() => d.headers !== null, 10_000, 'response headers');
   const call = ingest(address(1), even);
   for (let i = 0; i < odd.length; i += 20) d.send(odd.slice(i, i + 20));
   const summary = await call;
