@@ -56,7 +56,7 @@ export function callGroups(config: Config): CallGroup[] {
 /** Calls in progress per group; exported for tests. */
 /** A call of a group with activeMax: waiting for its turn, running, or ended. */
 interface Turn {
-  state: 'waiting' | 'running' | 'done';
+  state: 'waiting' | 'starting' | 'running' | 'done';
   readonly go: () => void;
 }
 
@@ -93,25 +93,37 @@ export class CallLimits {
       return () => {};
     }
     const turn: Turn = { state: 'waiting', go };
-    if (a.running < group.activeMax!) this.run(a, turn);
-    else a.waiting.push(turn);
+    if (a.running < group.activeMax!) {
+      turn.state = 'running';
+      a.running++;
+      go();
+    } else a.waiting.push(turn);
     return () => {
-      if (turn.state === 'running') {
-        a.running--;
-        while (a.running < group.activeMax! && a.waiting.length > 0) {
-          const next = a.waiting.shift()!;
-          // A call cancelled while it waited is skipped.
-          if (next.state === 'waiting') this.run(a, next);
-        }
-      }
+      const held = turn.state === 'running' || turn.state === 'starting';
       turn.state = 'done';
+      if (held) {
+        a.running--;
+        this.wake(a, group);
+      }
     };
   }
 
-  private run(a: { running: number }, turn: Turn): void {
-    turn.state = 'running';
-    a.running++;
-    turn.go();
+  /**
+   * Starts waiting calls while there is room: each a turn later, so the event loop serves
+   * everything else between two big calls. A call cancelled meanwhile gives its slot back.
+   */
+  private wake(a: { running: number; waiting: Turn[] }, group: CallGroup): void {
+    while (a.running < group.activeMax! && a.waiting.length > 0) {
+      const next = a.waiting.shift()!;
+      if (next.state !== 'waiting') continue;
+      next.state = 'starting';
+      a.running++;
+      setImmediate(() => {
+        if (next.state !== 'starting') return;
+        next.state = 'running';
+        next.go();
+      });
+    }
   }
 
   /** Refuse the group's new calls while budget is spent (RESOURCE_EXHAUSTED naming option). */

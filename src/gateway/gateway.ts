@@ -247,19 +247,22 @@ export class Gateway implements SessionHost, UplinkHost {
     const bytes = (event.payload?.length ?? 0) + EVENT_OVERHEAD_BYTES;
     this.inflightBytes += bytes;
     metrics.gatewayInflightBytes.set(this.inflightBytes);
-    const produce = (seq: number, to: EventSink) => {
+    const produce = (seq: number, to: EventSink, counted: number) => {
       const value = encodeEvent({ seq, value: event.value ?? 0, sentAtUs: event.sentAtUs ?? 0, receivedAtUs, type: event.type, payload: event.payload ?? EMPTY });
-      this.produceTaken({ sink: to, deviceId, seq, receivedAtUs, bytes }, value);
+      this.produceTaken({ sink: to, deviceId, seq, receivedAtUs, bytes: counted }, value);
     };
     this.admission.submit({
       deviceId,
       seq: event.seq,
       done: (o) => {
-        if (o.taken) return produce(o.seq, sink);
+        if (o.taken) return produce(o.seq, sink, bytes);
         this.settleBytes(bytes);
         sink.onRejected(o.reject);
       },
-      orphaned: (seq) => produce(seq, NO_SINK),
+      // Taken after its device was told UNAVAILABLE (Redis answered late): its bytes were settled
+      // with that answer, so its delivery report settles none (the fault suite's kill -9 Redis
+      // drove the count below zero when both did).
+      orphaned: (seq) => produce(seq, NO_SINK, 0),
     });
   }
 
