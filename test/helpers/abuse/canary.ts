@@ -1,6 +1,6 @@
 /**
  * The abuse suite's canary: one well-behaved device on DeviceGateway.Connect sending one event
- * every 100 ms (10/s) and timing each event's ack: from its write to the first Downlink whose
+ * every intervalMs (default 100 ms: 10/s) and timing each event's ack: from its write to the first Downlink whose
  * acked_seq covers it. Runs in the test process, beside an attack run in another process.
  *
  * A window's figures cover the events SENT in it; an event not acked by the time the window is
@@ -44,13 +44,15 @@ export class Canary {
   constructor(
     address: string,
     readonly deviceId: string,
+    /** One event every intervalMs (100: 10/s). */
+    private readonly intervalMs = 100,
   ) {
     this.client = new Client(address, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
   }
 
   start(): this {
     this.open();
-    this.timer = setInterval(() => this.tick(), 100);
+    this.timer = setInterval(() => this.tick(), this.intervalMs);
     return this;
   }
 
