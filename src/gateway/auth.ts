@@ -19,6 +19,7 @@ import { checkBearer, type BearerCheck } from '../auth/token.js';
 import { ErrorCode } from '../errors.js';
 import { metrics } from '../http/metrics.js';
 import { grpcError } from './grpc-status.js';
+import { grpcHttp2Servers } from './http2-servers.js';
 
 export const AUTH_DEVICE_KEY = 'stratus-authenticated-device-bin';
 const OPEN_PREFIXES = ['/grpc.health.v1.', '/grpc.reflection.'];
@@ -80,10 +81,7 @@ export function authInterceptor(secret: string): ServerInterceptor {
  * fails as malformed.
  */
 export function guardAuthorizationHeaders(server: Server): void {
-  // grpc-js has no public way to reach its http2 servers; http2Servers is its private map of them.
-  const servers = (server as unknown as { http2Servers?: Map<NodeJS.EventEmitter, unknown> }).http2Servers;
-  if (!(servers instanceof Map) || servers.size === 0) throw new Error('guardAuthorizationHeaders: no bound http2 server found on the grpc-js Server (call it after bindAsync; a grpc-js upgrade may have renamed http2Servers)');
-  for (const http2Server of servers.keys()) {
+  for (const http2Server of grpcHttp2Servers(server, 'the authorization header guard')) {
     if (guarded.has(http2Server)) continue;
     guarded.add(http2Server);
     // Prepended: grpc-js's own 'stream' listener builds the call's metadata synchronously.

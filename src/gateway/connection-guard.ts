@@ -21,14 +21,14 @@
  * A cut connection gets GOAWAY ENHANCE_YOUR_CALM, then is destroyed; its calls end.
  *
  * grpc-js creates its http2 servers itself and does not pass Node's per-session options through,
- * so this reaches them through grpc-js's `http2Servers` map (read-only: the listening servers),
+ * so this reaches them through grpc-js's `http2Servers` map (http2-servers.ts),
  * and gates their 'connection' listeners for the penalty box. An assert fails at start if a
  * grpc-js upgrade renames the map, and the abuse suite fails if the guard stops working.
  */
-import assert from 'node:assert/strict';
-import { constants, type Http2Server, type Http2Session, type ServerHttp2Stream } from 'node:http2';
+import { constants, type Http2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Server } from '@grpc/grpc-js';
+import { grpcHttp2Servers } from './http2-servers.js';
 import { metrics } from '../http/metrics.js';
 
 type Kind = 'resets' | 'pings' | 'settings';
@@ -82,9 +82,7 @@ export class ConnectionGuard {
 
   /** Call once after bindAsync resolved. */
   attach(server: Server): void {
-    const servers = (server as unknown as { http2Servers?: Map<Http2Server, unknown> }).http2Servers;
-    assert.ok(servers instanceof Map && servers.size > 0, 'grpc-js Server.http2Servers not found: connection limits cannot be applied (grpc-js changed?)');
-    for (const h2 of servers.keys()) {
+    for (const h2 of grpcHttp2Servers(server, 'connection limits')) {
       h2.maxConnections = this.limits.connectionsMax;
       h2.on('drop', () => this.closed('connections_max'));
       // The penalty box decides before Node's own listener builds a TLS socket or an HTTP/2 session.

@@ -19,7 +19,7 @@ import { grpcServerCredentials, tlsFiles } from '../auth/tls.js';
 import { PROJECT_ROOT, type Config } from '../config.js';
 import { ErrorCode } from '../errors.js';
 import { KafkaProducer } from '../kafka/producer.js';
-import { metrics } from '../http/metrics.js';
+import { inflightBytesSources, metrics } from '../http/metrics.js';
 import { PROCESSORS } from '../processor/registry.js';
 import { topology } from '../topology.js';
 import { encodeEvent } from '../wire/event-codec.js';
@@ -129,6 +129,8 @@ export class Gateway implements SessionHost, UplinkHost {
    * Invariant: <= gateway.inflightBytesMax + one event's bytes; submit refuses beyond.
    */
   private inflightBytes = 0;
+  /** For stratus_gateway_inflight_bytes, read at scrape time. */
+  private readonly inflightBytesNow = (): number => this.inflightBytes;
   port = 0;
 
   private constructor(
@@ -148,7 +150,7 @@ export class Gateway implements SessionHost, UplinkHost {
     this.calls = new CallLimits(callGroups(config), this.memory);
     for (const svc of extraServices) if (svc.callBudget !== undefined) this.calls.limitRate(svc.callBudget.group, svc.callBudget.budget, svc.callBudget.option);
     this.guard = new ConnectionGuard(config.grpc);
-    metrics.gatewayInflightBytes.set(0);
+    inflightBytesSources.add(this.inflightBytesNow);
   }
 
   static async start(config: Config, instanceId = defaultInstanceId(config), port = config.grpc.port): Promise<Gateway> {
@@ -246,7 +248,6 @@ export class Gateway implements SessionHost, UplinkHost {
     }
     const bytes = (event.payload?.length ?? 0) + EVENT_OVERHEAD_BYTES;
     this.inflightBytes += bytes;
-    metrics.gatewayInflightBytes.set(this.inflightBytes);
     const produce = (seq: number, to: EventSink, counted: number) => {
       const value = encodeEvent({ seq, value: event.value ?? 0, sentAtUs: event.sentAtUs ?? 0, receivedAtUs, type: event.type, payload: event.payload ?? EMPTY });
       this.produceTaken({ sink: to, deviceId, seq, receivedAtUs, bytes: counted }, value);
@@ -269,7 +270,6 @@ export class Gateway implements SessionHost, UplinkHost {
   private settleBytes(bytes: number): void {
     this.inflightBytes -= bytes;
     assert.ok(this.inflightBytes >= 0, 'inflightBytes went negative');
-    metrics.gatewayInflightBytes.set(this.inflightBytes);
   }
 
   /**
@@ -515,6 +515,7 @@ export class Gateway implements SessionHost, UplinkHost {
     for (const s of this.extraServices) await s.stop();
     this.memory.stop();
     this.guard.stop();
+    inflightBytesSources.delete(this.inflightBytesNow);
   }
 }
 

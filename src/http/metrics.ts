@@ -9,6 +9,9 @@ import { AUTH_FAILURE_REASONS } from '../auth/token.js';
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry, prefix: 'stratus_process_', eventLoopMonitoringPrecision: 10 });
 
+/** What stratus_gateway_inflight_bytes sums at a scrape: one source per Gateway of the process. */
+export const inflightBytesSources = new Set<() => number>();
+
 export const metrics = {
   eventsReceived: new Counter({ name: 'stratus_events_received_total', help: 'Events received from devices, before validation.', registers: [registry] }),
   eventsAccepted: new Counter({ name: 'stratus_events_accepted_total', help: 'Events validated and handed to the Kafka producer.', registers: [registry] }),
@@ -39,7 +42,17 @@ export const metrics = {
   grpcCallsInProgress: new Gauge({ name: 'stratus_grpc_calls_in_progress', help: 'gRPC calls in progress, by service group.', labelNames: ['service'] as const, registers: [registry] }),
   grpcConnections: new Gauge({ name: 'stratus_grpc_connections', help: 'Open HTTP/2 connections on the gRPC port.', registers: [registry] }),
   grpcConnectionsClosed: new Counter({ name: 'stratus_grpc_connections_closed_total', help: 'Connections on the gRPC port the gateway closed, by reason: pings, settings (frames per second beyond grpc.controlFramesPerSecondMax), resets (rapid reset: grpc.resetStreamsMax), each with GOAWAY ENHANCE_YOUR_CALM; connections_max (refused at grpc.connectionsMax); penalized (refused from an address cut for abuse within grpc.abusePenaltyMs).', labelNames: ['reason'] as const, registers: [registry] }),
-  gatewayInflightBytes: new Gauge({ name: 'stratus_gateway_inflight_bytes', help: 'Payload bytes of device events taken in and not yet settled (bounded by gateway.inflightBytesMax).', registers: [registry] }),
+  gatewayInflightBytes: new Gauge({
+    name: 'stratus_gateway_inflight_bytes',
+    help: 'Payload bytes of device events taken in and not yet settled (bounded by gateway.inflightBytesMax).',
+    registers: [registry],
+    // Read at scrape time, not set per event on the hot path.
+    collect() {
+      let n = 0;
+      for (const f of inflightBytesSources) n += f();
+      this.set(n);
+    },
+  }),
   stageSeconds: new Histogram({
     name: 'stratus_stage_latency_seconds',
     help: 'Per-stage latency: ack = received -> durable in Kafka; process = received -> processed; route = processed -> buffered and published by the forwarder; deliver = processed -> handed to the device stream.',

@@ -241,44 +241,38 @@ async function connFlood(o: Options): Promise<AttackSummary['counts']> {
   return { ...tally.counts(), heldAtEnd, openMs, gaveUpAfterErrors: consecutiveErrors > 500 ? 1 : 0 };
 }
 
-/** (5) PING flood on `concurrency` connections. */
-async function pingFlood(o: Options): Promise<AttackSummary['counts']> {
+/**
+ * One buffer of control frames written on `concurrency` connections as fast as they drain; what
+ * each connection's server acked is counted once it closes.
+ */
+async function controlFlood(o: Options, buf: Buffer, frameBytes: number, acked: (h: H2Socket) => number, sentKey: string, acksKey: string): Promise<AttackSummary['counts']> {
   const tally = new H2Tally();
   const sent = { bytes: 0 };
-  const n = 4096;
-  const buf = Buffer.concat(Array.from({ length: n }, (_, i) => ping(Buffer.from(`${String(i).padStart(8, '0')}`))));
+  const counted = new WeakSet<H2Socket>();
   let acks = 0;
   o.snapshot = () => ({ ...tally.counts(), bytesSent: sent.bytes });
   await Promise.all(Array.from({ length: o.concurrency }, () =>
     floodConnection(o, tally, (h) => {
-      if (!(h as { counted?: boolean }).counted) {
-        (h as { counted?: boolean }).counted = true;
-        void h.closed.then(() => (acks += h.reader.pingAcks));
+      if (!counted.has(h)) {
+        counted.add(h);
+        void h.closed.then(() => (acks += acked(h)));
       }
       return buf;
     }, sent),
   ));
-  return { ...tally.counts(), pingsSent: Math.floor(sent.bytes / 17), pingAcks: acks };
+  return { ...tally.counts(), [sentKey]: Math.floor(sent.bytes / frameBytes), [acksKey]: acks };
+}
+
+/** (5) PING flood on `concurrency` connections. */
+function pingFlood(o: Options): Promise<AttackSummary['counts']> {
+  const buf = Buffer.concat(Array.from({ length: 4096 }, (_, i) => ping(Buffer.from(`${String(i).padStart(8, '0')}`))));
+  return controlFlood(o, buf, 17, (h) => h.reader.pingAcks, 'pingsSent', 'pingAcks');
 }
 
 /** (6) SETTINGS flood on `concurrency` connections (each SETTINGS obliges the server to ACK). */
-async function settingsFlood(o: Options): Promise<AttackSummary['counts']> {
-  const tally = new H2Tally();
-  const sent = { bytes: 0 };
-  const n = 4096;
-  const buf = Buffer.concat(Array.from({ length: n }, () => settings([[0x2 /* ENABLE_PUSH */, 0], [0x3 /* MAX_CONCURRENT_STREAMS */, 100]])));
-  let acks = 0;
-  o.snapshot = () => ({ ...tally.counts(), bytesSent: sent.bytes });
-  await Promise.all(Array.from({ length: o.concurrency }, () =>
-    floodConnection(o, tally, (h) => {
-      if (!(h as { counted?: boolean }).counted) {
-        (h as { counted?: boolean }).counted = true;
-        void h.closed.then(() => (acks += h.reader.settingsAcked));
-      }
-      return buf;
-    }, sent),
-  ));
-  return { ...tally.counts(), settingsSent: Math.floor(sent.bytes / 21), settingsAcks: acks };
+function settingsFlood(o: Options): Promise<AttackSummary['counts']> {
+  const buf = Buffer.concat(Array.from({ length: 4096 }, () => settings([[0x2 /* ENABLE_PUSH */, 0], [0x3 /* MAX_CONCURRENT_STREAMS */, 100]])));
+  return controlFlood(o, buf, 21, (h) => h.reader.settingsAcked, 'settingsSent', 'settingsAcks');
 }
 
 /** Plain TCP sockets on the HTTP port, kept at `target` open: one the server closes is replaced. */
