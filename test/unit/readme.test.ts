@@ -3,14 +3,15 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { optionsMarkdown, PROJECT_ROOT } from '../../src/config.js';
+import { configDocsMarkdown } from '../../src/config-docs.js';
+import { PROJECT_ROOT } from '../../src/config.js';
 
 const readme = readFileSync(join(PROJECT_ROOT, 'README.md'), 'utf8');
 
-test('the README configuration table is the one the code generates', () => {
-  const m = /<!-- config-table:start[^>]*-->\n([\s\S]*?)\n<!-- config-table:end -->/.exec(readme);
-  assert.ok(m, 'README.md lacks the config-table markers');
-  assert.equal(m[1], optionsMarkdown(), 'README.md config table is stale: paste the output of `stratus config options` between the markers');
+test('docs/configuration.md is the one the code generates, and README links it', () => {
+  const docs = readFileSync(join(PROJECT_ROOT, 'docs', 'configuration.md'), 'utf8');
+  assert.equal(docs, configDocsMarkdown(), 'docs/configuration.md is stale: run `npx tsc -b && node scripts/config-docs.js`');
+  assert.match(readme, /\(docs\/configuration\.md\)/);
 });
 
 test('the README shows the two fresh-machine commands, and CI runs the same test command', () => {
