@@ -43,10 +43,12 @@ export interface ReadinessProbe {
   check(): Promise<string | null>;
 }
 
-/** A route a role adds: `path` exactly, or every path under `prefix`. */
+/** A route a role adds: `path` exactly, or every path under `prefix`; and each of `aliases` exactly. */
 export interface HttpRoute {
   readonly path?: string;
   readonly prefix?: string;
+  /** Other exact paths the same handler serves (SSE: `/sse`, the old Spring demo's path). */
+  readonly aliases?: readonly string[];
   /** One line for the 404 text, e.g. `GET /v1/devices/{id}/events`. */
   readonly describe: string;
   handle(req: IncomingMessage, res: ServerResponse, url: URL): void;
@@ -215,7 +217,7 @@ export class HttpSurface {
         res.writeHead(405, { allow: 'GET, HEAD' }).end();
         return;
       }
-      const route = routes.find((r) => (r.path !== undefined ? r.path === path : path.startsWith(r.prefix!)));
+      const route = routes.find((r) => (r.path !== undefined ? r.path === path : path.startsWith(r.prefix!)) || r.aliases?.includes(path) === true);
       if (route !== undefined) {
         route.handle(req, res, url);
       } else if (path === '/livez') {

@@ -1,5 +1,6 @@
 /**
- * GET /v1/devices/{id}/events: a device's results as Server-Sent Events.
+ * GET /v1/devices/{id}/events, and its alias GET /sse?clientId={id}: a device's results as
+ * Server-Sent Events.
  *
  * Reads: the device's Redis buffer and live delivery frames, exactly like a gRPC Connect session
  * (the same DeviceSession: presence claim and renewal, takeover handoff, buffer drain, gap detection,
@@ -7,24 +8,28 @@
  * instance of its own in the presence registry (`<instance>-sse`) with its own Redis channel, so
  * it works in any process that serves HTTP, and a device reading over SSE takes over its gRPC
  * stream (and the other way round) like two gRPC streams would.
- * Writes: one `event: result` per result, `id:` = the event's seq. A client that reconnects with
- * `Last-Event-ID: <seq>` (EventSource does so by itself) gets every later result, none twice.
+ * Writes: one message event per result (no `event:` line, so `EventSource.onmessage` gets it: what
+ * most pages use, the old Spring demo's client page among them), `id:` = the event's seq. A client that reconnects
+ * with `Last-Event-ID: <seq>` (EventSource does so by itself) gets every later result, none twice.
  * Results for a device with no stream wait in its buffer (redis.deviceBufferMax).
+ *
+ * `/sse?clientId=ID` is the old Spring demo's path: the same stream as `/v1/devices/ID/events`
+ * (the client id is the device id; no percent-encoding of `/` needed in a query), the same auth,
+ * limits and cursor.
  *
  * Auth on (auth.tokenSecret): exactly one `authorization: Bearer <token>` is required (401 without
  * a valid one, counted in stratus_auth_failures_total and logged at most once per 10 s), and the
- * token's device must be the path's (403 otherwise).
+ * token's device must be the one asked for, in the path or in clientId (403 otherwise).
  *
  * Bounded per connection: results wait for a client that does not read up to gateway.outboundMax,
  * and a buffer drain waits gateway.stallTimeoutMs for it; then the stream ends with an
  * `event: end` carrying RESOURCE_EXHAUSTED, and the results stay buffered for its next request.
  *
  *   retry: 1000                        (sent first: EventSource reconnects after 1 s)
- *   : heartbeat                        (every http.sseHeartbeatMs)
- *   id: 42
- *   event: result
+ *   : heartbeat                        (every http.sseHeartbeatMs; a comment, no event)
+ *   id: 42                             (a result: a default "message" event)
  *   data: {"seq":42,"type":"sq","value":49,"payload":"","sentAtUs":...,"processedAtUs":...}
- *   event: end                         (only when this side ends the stream)
+ *   event: end                         (only when this side ends the stream; a named event)
  *   data: {"code":"ABORTED","details":"..."}
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -44,6 +49,8 @@ import { sseStreamsLimit, type HttpRoute } from './server.js';
 
 const PREFIX = '/v1/devices/';
 const SUFFIX = '/events';
+/** The old Spring demo's path: GET /sse?clientId=<device id>. */
+const ALIAS = '/sse';
 const DEVICE_ID_BYTES_MAX = 256;
 /** Failed authentications on SSE, one log for every hub of the process. */
 const failures = new AuthFailureLog('sse');
@@ -80,7 +87,7 @@ export class SseHub implements SessionHost {
 
   /** The route for HttpSurface. */
   route(): HttpRoute {
-    return { prefix: PREFIX, describe: 'GET /v1/devices/{id}/events (SSE)', handle: (req, res, url) => this.handle(req, res, url) };
+    return { prefix: PREFIX, aliases: [ALIAS], describe: `GET ${PREFIX}{id}${SUFFIX} or ${ALIAS}?clientId={id} (SSE)`, handle: (req, res, url) => this.handle(req, res, url) };
   }
 
   // --- SessionHost ---------------------------------------------------------------------------
@@ -104,30 +111,15 @@ export class SseHub implements SessionHost {
   // --- HTTP ----------------------------------------------------------------------------------
 
   private handle(req: IncomingMessage, res: ServerResponse, url: URL): void {
-    const path = url.pathname;
-    if (!path.endsWith(SUFFIX) || path.length <= PREFIX.length + SUFFIX.length) {
-      badRequest(res, 404, `not found: GET ${PREFIX}{id}${SUFFIX}`);
-      return;
-    }
-    const raw = path.slice(PREFIX.length, -SUFFIX.length);
-    if (raw.includes('/')) {
-      badRequest(res, 404, `not found: GET ${PREFIX}{id}${SUFFIX} (percent-encode a "/" in the id as %2F)`);
-      return;
-    }
-    let deviceId: string;
-    try {
-      deviceId = decodeURIComponent(raw);
-    } catch {
-      badRequest(res, 400, 'device id: not valid percent-encoding');
-      return;
-    }
+    const deviceId = url.pathname === ALIAS ? deviceFromQuery(res, url) : deviceFromPath(res, url.pathname);
+    if (deviceId === null) return;
     if (deviceId === '' || Buffer.byteLength(deviceId) > DEVICE_ID_BYTES_MAX) {
       badRequest(res, 400, `device id must be 1..${DEVICE_ID_BYTES_MAX} bytes`);
       return;
     }
     const secret = this.config.auth.tokenSecret;
     if (secret !== '') {
-      // Auth on: the token's device must be the one in the path; a device reads only its own results.
+      // Auth on: the token's device must be the one asked for (path or clientId); a device reads only its own results.
       // headersDistinct: req.headers keeps only the first of several authorization headers.
       const check = checkBearer(secret, req.headersDistinct.authorization);
       if (!check.ok) {
@@ -208,16 +200,51 @@ const SSE_HEADERS = {
   'x-accel-buffering': 'no',
 };
 
+/** `/v1/devices/{id}/events` -> the id, or null after answering 404/400. */
+function deviceFromPath(res: ServerResponse, path: string): string | null {
+  if (!path.endsWith(SUFFIX) || path.length <= PREFIX.length + SUFFIX.length) {
+    badRequest(res, 404, `not found: GET ${PREFIX}{id}${SUFFIX}`);
+    return null;
+  }
+  const raw = path.slice(PREFIX.length, -SUFFIX.length);
+  if (raw.includes('/')) {
+    badRequest(res, 404, `not found: GET ${PREFIX}{id}${SUFFIX} (percent-encode a "/" in the id as %2F)`);
+    return null;
+  }
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    badRequest(res, 400, 'device id: not valid percent-encoding');
+    return null;
+  }
+}
+
+/** `/sse?clientId={id}` -> the id (URLSearchParams has decoded it), or null after answering 400. */
+function deviceFromQuery(res: ServerResponse, url: URL): string | null {
+  const ids = url.searchParams.getAll('clientId');
+  if (ids.length !== 1) {
+    badRequest(res, 400, `GET ${ALIAS} needs exactly one clientId query parameter, the device id (got ${ids.length}): ${ALIAS}?clientId=dev-1`);
+    return null;
+  }
+  return ids[0]!;
+}
+
 function badRequest(res: ServerResponse, code: number, message: string): void {
   res.writeHead(code, { 'content-type': 'text/plain; charset=utf-8' }).end(`${message}\n`);
 }
 
-/** One write per Downlink: every result as an event. (SSE sessions never carry acks or rejects.) */
+/**
+ * One write per Downlink: every result as a default ("message") event, so EventSource.onmessage
+ * gets it. (SSE sessions never carry acks or rejects.)
+ */
 function sseText(msg: Downlink): string {
   let out = '';
   for (const r of msg.results ?? []) {
-    const data = JSON.stringify({ seq: r.seq, type: r.type, value: r.value, payload: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength).toString('base64'), sentAtUs: r.sentAtUs, processedAtUs: r.processedAtUs });
-    out += `id: ${r.seq}\nevent: result\ndata: ${data}\n\n`;
+    // JSON has no Infinity or NaN (JSON.stringify writes null): those values go as the strings
+    // "Infinity", "-Infinity", "NaN", which Number() reads back. (sq of 1e200 is Infinity.)
+    const value = Number.isFinite(r.value) ? r.value : String(r.value);
+    const data = JSON.stringify({ seq: r.seq, type: r.type, value, payload: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength).toString('base64'), sentAtUs: r.sentAtUs, processedAtUs: r.processedAtUs });
+    out += `id: ${r.seq}\ndata: ${data}\n\n`;
   }
   return out;
 }

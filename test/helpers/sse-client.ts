@@ -57,8 +57,13 @@ export class SseClient {
     this.req?.destroy();
   }
 
+  /** Results are default events (`message`, no `event:` line); `end` and the rest are named. */
+  resultEvents(): SseEvent[] {
+    return this.events.filter((e) => e.event === 'message');
+  }
+
   results(): { seq: number; value: number }[] {
-    return this.events.filter((e) => e.event === 'result').map((e) => JSON.parse(e.data) as { seq: number; value: number });
+    return this.resultEvents().map((e) => JSON.parse(e.data) as { seq: number; value: number });
   }
 
   private parse(chunk: string): void {
