@@ -211,14 +211,14 @@ test('4. an SSE stream left open past several presence leases keeps getting resu
   const sse = await new SseClient().open(`http://127.0.0.1:${surface.port}/v1/devices/sse-long/events`);
   assert.equal(sse.status, 200);
   await ingestBatch(address(0), [ev('sse-long', 1)]);
-  await until(() => sse.events.some((e) => e.event === 'result'), 30_000, 'the first result');
+  await until(() => sse.resultEvents().length > 0, 30_000, 'the first result');
   // The lease is 1.5 s: past three of them, a hub that does not renew is forgotten by the forwarder.
   await sleep(4500);
   const key = await redis.get(t.redis.presence('sse-long'));
   assert.equal(key, 'gw-a-sse', 'the hub still holds the device');
   await ingestBatch(address(1), [ev('sse-long', 2)]);
-  await until(() => sse.events.filter((e) => e.event === 'result').length === 2, 5_000, 'the result sent after the leases');
-  assert.deepEqual(sse.events.filter((e) => e.event === 'result').map((e) => e.id), ['1', '2']);
+  await until(() => sse.resultEvents().length === 2, 5_000, 'the result sent after the leases');
+  assert.deepEqual(sse.resultEvents().map((e) => e.id), ['1', '2']);
   sse.close();
 });
 

@@ -220,8 +220,8 @@ test('SSE: 401 without a valid token, 403 for another device\'s results, the dev
   d.close();
   const own = await new SseClient().open(url('s-1'), { authorization: `Bearer ${token('s-1')}` });
   assert.equal(own.status, 200);
-  await own.until(() => own.events.filter((e) => e.event === 'result').length === 2, 30_000, 'two results');
-  assert.deepEqual(own.events.filter((e) => e.event === 'result').map((e) => JSON.parse(e.data).value), [36, 49]);
+  await own.until(() => own.resultEvents().length === 2, 30_000, 'two results');
+  assert.deepEqual(own.resultEvents().map((e) => JSON.parse(e.data).value), [36, 49]);
   own.close();
 });
 
