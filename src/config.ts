@@ -104,6 +104,7 @@ export const OPTIONS = {
   'http.headersTimeoutMs': { kind: 'int', default: '5000', min: 100, max: 600000, unit: 'ms', doc: 'Time a new HTTP connection gets to send its first request\'s complete headers, counted from its accept (later requests on a keep-alive connection: Node\'s own check, 5 s later); then 408 and the connection is closed (slowloris, idle sockets). Closed oldest first, a few hundred every 20 ms, so thousands expiring at once never stall the event loop.' },
   'http.requestTimeoutMs': { kind: 'int', default: '10000', min: 100, max: 3600000, unit: 'ms', doc: 'Time an HTTP connection gets to send a whole request (headers and body); then 408 and the connection is closed. Responses, SSE streams included, are not limited by it.' },
   'http.keepAliveTimeoutMs': { kind: 'int', default: '5000', min: 100, max: 600000, unit: 'ms', doc: 'An idle keep-alive HTTP connection is closed after this (Node adds up to 1 s).' },
+  'http.corsOrigin': { kind: 'string', default: '*', doc: 'Access-Control-Allow-Origin on every HTTP response, and the answer to CORS preflight (OPTIONS) requests, so a page from another origin (or a file) can read SSE with EventSource or fetch (Authorization and Last-Event-ID allowed). `*`: any origin (no cookies are used, so none are exposed); an origin such as `https://app.example.com`: that one; empty: no CORS header, same origin only.' },
   'queue.name': { kind: 'string', default: 'events', doc: 'List queue that event.EventService/StreamEvents writes to (a call may name another with metadata x-queue).' },
   'queue.lengthMax': { kind: 'int', default: '1000000', min: 1, max: 100000000, unit: 'items', doc: 'Items one list queue may hold; a StreamEvents flush stores the events that fit and the call ends with RESOURCE_EXHAUSTED saying how many were stored.' },
   'queue.flushEventsMax': { kind: 'int', default: '500', min: 1, max: 100000, unit: 'events', doc: 'Events of one StreamEvents call sent to Redis in one variadic push; the call stops reading while a full flush is in flight.' },
@@ -183,6 +184,7 @@ export interface Config {
     readonly headersTimeoutMs: number;
     readonly requestTimeoutMs: number;
     readonly keepAliveTimeoutMs: number;
+    readonly corsOrigin: string;
   };
   readonly queue: { readonly name: string; readonly lengthMax: number; readonly flushEventsMax: number; readonly callsMax: number; readonly eventsPerSecondMax: number; readonly leaseMs: number; readonly attemptsMax: number };
   readonly streams: { readonly lengthMax: number; readonly batchMetricsMax: number; readonly callsMax: number; readonly callsActiveMax: number; readonly metricsPerSecondMax: number; readonly pendingMax: number; readonly claimIdleMs: number; readonly seriesMax: number };

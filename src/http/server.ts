@@ -204,6 +204,7 @@ export class HttpSurface {
       })();
       return checking;
     };
+    const cors = config.http.corsOrigin;
     const handler: RequestListener = (req, res) => {
       let url: URL;
       try {
@@ -213,6 +214,15 @@ export class HttpSurface {
         return;
       }
       const path = url.pathname;
+      if (cors !== '') {
+        res.setHeader('access-control-allow-origin', cors);
+        if (cors !== '*') res.setHeader('vary', 'Origin');
+        if (req.method === 'OPTIONS') {
+          // A CORS preflight (fetch with Authorization, an EventSource polyfill sending the token).
+          res.writeHead(204, { 'access-control-allow-methods': 'GET, HEAD', 'access-control-allow-headers': 'authorization, last-event-id, cache-control', 'access-control-max-age': '600' }).end();
+          return;
+        }
+      }
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         res.writeHead(405, { allow: 'GET, HEAD' }).end();
         return;
