@@ -8,9 +8,10 @@
  * `1h30m`, `1m30.5s`, `1.5s`, `.5s`, `500us`, `0` and `0s` are durations; `90` (no unit), `5 s`,
  * `1d`, `1H`, `s` and `` are not. Like Go, components may come in any order and repeat (`30s1h`).
  *
- * A bare number other than 0 is refused, as Go does: `--duration 30` could mean 30 s or 30 ms (k6
- * reads a bare number as milliseconds in places), and a load test that silently runs 1000x too
- * long or too short is worse than a one-line error.
+ * A bare number other than 0 is refused, as Go does: `--duration 30` is ambiguous. k6's
+ * ParseExtendedDuration (lib/types) reads it as 30 ms, this command read it as 30 s before, and a
+ * load test that silently runs 1000x too long or too short is worse than a one-line error naming
+ * both readings. k6's days (`1d12h`) are not taken either (Go has none): the refusal says 1d = 24h.
  */
 import { ErrorCode, StratusError } from '../errors.js';
 
@@ -113,7 +114,10 @@ export function parseDurationFlagS(flag: string, raw: string, allowZero: boolean
   const p = parseDuration(raw);
   if (!p.ok) {
     if (p.problem === 'missing unit' && /^\+?(\d+\.?\d*|\.\d+)$/.test(raw)) throw refuse(`: a number needs a unit, e.g. ${raw.replace(/^\+/, '')}s or ${raw.replace(/^\+/, '')}ms`);
-    if (p.problem === 'unknown unit') throw refuse(`: ${JSON.stringify(p.unit)} is not a unit; use h, m, s, ms, us or ns, combined as in 1h30m or 1m30.5s`);
+    if (p.problem === 'unknown unit') {
+      const days = p.unit === 'd' ? ' (no days: 1d is 24h)' : '';
+      throw refuse(`: ${JSON.stringify(p.unit)} is not a unit${days}; use h, m, s, ms, us or ns, combined as in 1h30m or 1m30.5s`);
+    }
     throw refuse('; Go\'s format: 250ms, 90s, 1h30m, 1m30.5s');
   }
   if (p.ns < 0n || (p.ns === 0n && !allowZero)) throw refuse('');

@@ -111,7 +111,7 @@ test('a refused duration flag: StratusError(USAGE), one line naming the flag, th
     ['90', false, '--duration must be a duration like 30s, 2m or 500ms above 0 (got "90"): a number needs a unit, e.g. 90s or 90ms'],
     ['1.5', true, '--duration must be a duration like 30s, 2m or 500ms (got "1.5"): a number needs a unit, e.g. 1.5s or 1.5ms'],
     ['5weeks', true, '--duration must be a duration like 30s, 2m or 500ms (got "5weeks"): "weeks" is not a unit; use h, m, s, ms, us or ns, combined as in 1h30m or 1m30.5s'],
-    ['1d', true, '--duration must be a duration like 30s, 2m or 500ms (got "1d"): "d" is not a unit; use h, m, s, ms, us or ns, combined as in 1h30m or 1m30.5s'],
+    ['1d', true, '--duration must be a duration like 30s, 2m or 500ms (got "1d"): "d" is not a unit (no days: 1d is 24h); use h, m, s, ms, us or ns, combined as in 1h30m or 1m30.5s'],
     ['abc', true, '--duration must be a duration like 30s, 2m or 500ms (got "abc"); Go\'s format: 250ms, 90s, 1h30m, 1m30.5s'],
     ['', true, '--duration must be a duration like 30s, 2m or 500ms (got ""); Go\'s format: 250ms, 90s, 1h30m, 1m30.5s'],
     ['0', false, '--duration must be a duration like 30s, 2m or 500ms above 0 (got "0")'],
