@@ -2,6 +2,7 @@
  * `stratus loadgen` flags, checked once before anything starts. Every problem names the flag and
  * what is allowed; a run never starts with a fleet of 0 or a negative rate.
  */
+import { parseDurationFlagS } from '../src/cli/duration.js';
 import { ErrorCode, StratusError } from '../src/errors.js';
 import { parseThreshold, type ThresholdSpec } from './thresholds.js';
 
@@ -67,14 +68,9 @@ export type RawFlags = Record<string, string | boolean | string[] | undefined>;
 
 const usage = (msg: string) => new StratusError(ErrorCode.USAGE, msg);
 
-/** "30s", "2m", "500ms", "1h" or a bare number of seconds, to seconds. */
+/** A duration flag in seconds, in Go's format ("250ms", "90s", "1h30m"; src/cli/duration.ts). */
 export function parseDurationS(flag: string, raw: string, allowZero: boolean): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(raw.trim());
-  const n = m ? Number(m[1]) * { ms: 0.001, s: 1, m: 60, h: 3600 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'] : NaN;
-  if (!Number.isFinite(n) || n < 0 || (!allowZero && n === 0)) {
-    throw usage(`${flag} must be a duration like 30s, 2m or 500ms${allowZero ? '' : ' above 0'} (got ${JSON.stringify(raw)})`);
-  }
-  return n;
+  return parseDurationFlagS(flag, raw, allowZero);
 }
 
 function int(flags: RawFlags, name: string, fallback: number, min: number, max: number): number {

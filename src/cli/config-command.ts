@@ -7,6 +7,7 @@ export const configCommand: Command = {
   usage: 'config print [config flags]\n       stratus config options',
   flags: {},
   usesConfig: true,
+  words: { subcommands: { print: 0, options: 0 }, defaultSubcommand: 'print' },
   async run({ positionals, config }) {
     const sub = positionals[0] ?? 'print';
     if (sub === 'print') {

@@ -1,6 +1,6 @@
 /**
  * `stratus loadgen`: a simulated device fleet against a gateway (ours or any server speaking one
- * of the supported APIs). Exit codes: 0 done, 99 a --threshold failed (k6's code), 1 bad flags.
+ * of the supported APIs). Exit codes: 0 done, 99 a --threshold failed (k6's code), 2 bad flags (main.ts).
  */
 import { runLoadgen } from '../../loadgen/loadgen.js';
 import { APIS, BATCH_MAX, DEVICES_MAX, PROFILES, resolveOptions, WORKERS_MAX } from '../../loadgen/options.js';

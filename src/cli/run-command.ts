@@ -186,7 +186,7 @@ async function checkStart(config: Config, ports: readonly ListenTarget[]): Promi
   tlsFiles(config);
   const [a, b] = ports;
   if (a !== undefined && b !== undefined && a.port !== 0 && a.port === b.port) {
-    throw new StratusError(ErrorCode.CONFIG_INVALID, `grpc.port and http.port are both ${a.port}; give each its own port (${b.flag}, ${a.flag})`);
+    throw new StratusError(ErrorCode.USAGE, `grpc.port and http.port are both ${a.port}; give each its own port (${b.flag}, ${a.flag})`);
   }
   for (const p of ports) await checkListen(p);
   await checkRedis(config);
@@ -234,7 +234,7 @@ function workersReady(workers: readonly Worker[]): Promise<void> {
         else if (m === 'ready' && ++ready === workers.length) resolve();
       };
       const onExit = (code: number, signal: string) =>
-        reject(failed !== null ? new StratusError(failed.code, failed.message) : new StratusError(ErrorCode.USAGE, `gateway worker ${w.id} exited (${signal ?? `code ${code}`}) while starting; its stderr above says why`));
+        reject(failed !== null ? new StratusError(failed.code, failed.message) : new StratusError(ErrorCode.STACK_START_FAILED, `gateway worker ${w.id} exited (${signal ?? `code ${code}`}) while starting; its stderr above says why`));
       w.on('message', onMessage);
       w.on('exit', onExit);
       listeners.push({ w, onMessage, onExit });

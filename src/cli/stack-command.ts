@@ -27,6 +27,7 @@ export const stackCommand: Command = {
     follow: { type: 'boolean', short: 'f', doc: 'logs: keep printing as the log grows' },
   },
   usesConfig: true,
+  words: { subcommands: { up: 0, down: 0, status: 0, logs: 1 } },
   async run({ positionals, flags, config }) {
     const sub = positionals[0];
     switch (sub) {

@@ -5,7 +5,7 @@
  */
 import { issueToken } from '../auth/token.js';
 import { ErrorCode, StratusError } from '../errors.js';
-import { parseDurationS } from '../../loadgen/options.js';
+import { parseDurationFlagS } from './duration.js';
 import type { Command } from './command.js';
 
 const TTL_S_MAX = 366 * 24 * 3600;
@@ -19,15 +19,16 @@ export const tokenCommand: Command = {
     ttl: { type: 'string', doc: 'how long the token is valid: 30s, 15m, 1h, 720h (default 1h, at most 366 days)' },
   },
   usesConfig: true,
+  words: { subcommands: { issue: 0 } },
   async run({ positionals, flags, config }) {
     if (positionals[0] !== 'issue' || positionals.length !== 1) throw new StratusError(ErrorCode.USAGE, 'usage: stratus token issue --device ID [--ttl 1h]');
     const device = typeof flags.device === 'string' ? flags.device : '';
     const bytes = Buffer.byteLength(device, 'utf8');
     if (bytes === 0 || bytes > 256) throw new StratusError(ErrorCode.USAGE, `--device must name the device (1..256 bytes, got ${bytes})`);
-    const ttlS = parseDurationS('--ttl', typeof flags.ttl === 'string' ? flags.ttl : '1h', false);
+    const ttlS = parseDurationFlagS('--ttl', typeof flags.ttl === 'string' ? flags.ttl : '1h', false);
     if (ttlS > TTL_S_MAX) throw new StratusError(ErrorCode.USAGE, `--ttl is at most 366 days (got ${flags.ttl})`);
     if (config.auth.tokenSecret === '') {
-      throw new StratusError(ErrorCode.CONFIG_INVALID, 'config auth.tokenSecret is not set: export STRATUS_AUTH_TOKEN_SECRET (the same value the engine runs with; e.g. `openssl rand -hex 32`)');
+      throw new StratusError(ErrorCode.USAGE, 'config auth.tokenSecret is not set: export STRATUS_AUTH_TOKEN_SECRET (the same value the engine runs with; e.g. `openssl rand -hex 32`)');
     }
     const expiresAtS = Math.ceil(Date.now() / 1000 + ttlS);
     process.stdout.write(issueToken(config.auth.tokenSecret, device, expiresAtS) + '\n');

@@ -337,7 +337,7 @@ describe('the command', () => {
     ];
     for (const [args, re] of cases) {
       const r = await cli(args);
-      assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`); // a usage error (src/cli/main.ts)
       assert.match(r.stderr, re, args.join(' '));
       assert.doesNotMatch(r.stderr, /devices ->/, `${args.join(' ')} started a run`);
     }

@@ -29,7 +29,8 @@ test('--total-rate spreads over the fleet; --tls-ca implies --tls; thresholds ar
 });
 
 test('durations', () => {
-  assert.equal(parseDurationS('--d', '90', false), 90);
+  assert.throws(() => parseDurationS('--d', '90', false), /a number needs a unit, e.g. 90s or 90ms/); // Go's format (src/cli/duration.ts)
+  assert.equal(parseDurationS('--d', '1h30m', false), 5400);
   assert.equal(parseDurationS('--d', '2m', false), 120);
   assert.equal(parseDurationS('--d', '250ms', false), 0.25);
   assert.equal(parseDurationS('--d', '0s', true), 0);
