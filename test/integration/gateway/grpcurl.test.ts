@@ -14,6 +14,7 @@ import { dirname, join, relative } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import protobuf from 'protobufjs';
+import { issueToken } from '../../../src/auth/token.js';
 import { PROJECT_ROOT } from '../../../src/config.js';
 import { buildFileDescriptors, HEALTH_PROTO, projectProto, type FileDescriptor } from '../../../src/gateway/reflection.js';
 import { testConfig } from '../../helpers/config.js';
@@ -199,6 +200,27 @@ test('nimbus ProcessEvent: the response decodes with its Timestamp and map (stdi
   // protojson prints a Timestamp as RFC 3339: it decoded as google.protobuf.Timestamp.
   for (const s of response.log.steps) assert.match(s.timestamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
   assert.deepEqual(response.log.steps[0]!.metadata, { seq: '1' });
+});
+
+test('auth on: list, describe and health need no token; IngestBatch needs the device\'s bearer token', { timeout: 120_000 }, async (t) => {
+  const secret = randomUUID() + randomUUID();
+  const authed = await startPipeline(testConfig({ 'kafka-partitions': '1', 'auth-token-secret': secret }), ['gw-grpcurl-auth']);
+  t.after(() => authed.stop());
+  const at = `127.0.0.1:${authed.gateways[0]!.port}`;
+  const grpcurlAt = async (args: string[], ...call: string[]) => runGrpcurl(['-plaintext', '-connect-timeout', '10', ...args, at, ...call]);
+  const listed = await grpcurlAt([], 'list');
+  assert.deepEqual([listed.code, listed.stdout.trim().split('\n').sort()], [0, SERVICES]);
+  assert.equal((await grpcurlAt([], 'describe', 'nimbus.TraceStep')).code, 0);
+  assert.equal((await grpcurlAt([], 'grpc.health.v1.Health/Check')).stdout, '{\n  "status": "SERVING"\n}\n');
+  const device = `grpcurl-${randomUUID()}`;
+  const batch = JSON.stringify({ events: [{ device_id: device, seq: 1, type: 'sq', value: 3 }] });
+  const refused = await grpcurlAt(['-d', batch], 'stratus.v1.DeviceGateway/IngestBatch');
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /Code: Unauthenticated\n  Message: no "authorization: Bearer <token>" header; get a token with `stratus token issue --device ID`/);
+  const bearer = `authorization: Bearer ${issueToken(secret, device, Math.floor(Date.now() / 1000) + 3600)}`;
+  const acked = await grpcurlAt(['-H', bearer, '-d', batch], 'stratus.v1.DeviceGateway/IngestBatch');
+  assert.equal(acked.code, 0, acked.stderr);
+  assert.deepEqual(JSON.parse(acked.stdout), { accepted: 1, eventIds: [`${device}/1`] });
 });
 
 test('what proto/ does not use yet (oneofs, proto3 optional, enums, maps of messages and enums) passes grpcurl too, as a protoset', { timeout: 30_000 }, async (t) => {
