@@ -149,7 +149,9 @@ function loadRoot(sources: readonly ProtoSource[]): protobuf.Root {
 /** The served name of the file that declares `object`. */
 function fileNameOf(object: protobuf.ReflectionObject, names: ReadonlyMap<string, string>, bundled: ReadonlyMap<string, string>): string {
   if (object.filename === null) {
-    const name = bundled.get(object.fullName);
+    let top = object; // a bundled file's types carry no file name, nested ones neither
+    while (top.parent instanceof protobuf.Type) top = top.parent;
+    const name = bundled.get(top.fullName);
     assert(name !== undefined, `reflection: ${object.fullName} comes from no file`);
     return name;
   }
