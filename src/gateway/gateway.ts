@@ -11,12 +11,9 @@
 import assert from 'node:assert/strict';
 import { hostname } from 'node:os';
 import { Metadata, Server, type sendUnaryData, type ServerDuplexStream, type ServerReadableStream, type ServerUnaryCall } from '@grpc/grpc-js';
-import { join } from 'node:path';
-import { loadSync } from '@grpc/proto-loader';
-import { ReflectionService } from '@grpc/reflection';
-import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
+import { HealthImplementation } from 'grpc-health-check';
 import { grpcServerCredentials, tlsFiles } from '../auth/tls.js';
-import { PROJECT_ROOT, type Config } from '../config.js';
+import type { Config } from '../config.js';
 import { ErrorCode } from '../errors.js';
 import { KafkaProducer } from '../kafka/producer.js';
 import { inflightBytesSources, metrics } from '../http/metrics.js';
@@ -36,6 +33,7 @@ import { authenticatedDevice, authInterceptor, guardAuthorizationHeaders } from 
 import { FlushScheduler } from './flush-scheduler.js';
 import { grpcError } from './grpc-status.js';
 import { RateLimiter } from './rate-limit.js';
+import { HEALTH_PROTO, projectProto, reflectionService } from './reflection.js';
 import { GATEWAY_SERVICES, type GatewayService } from './services.js';
 import { DeviceSession, type SessionHost } from './session.js';
 import { UplinkSession, type EventSink, type UplinkHost } from './uplink-session.js';
@@ -219,8 +217,9 @@ export class Gateway implements SessionHost, UplinkHost {
     // grpc.health.v1 ('' and each service) and server reflection, so grpcurl, ghz and Postman
     // work without the .proto files.
     this.health.addToServer(server);
-    const described = loadSync(['stratus/v1/gateway.proto', 'nimbus/nimbus.proto', ...this.extraServices.flatMap((s) => s.protoFiles), healthProtoPath], { includeDirs: [join(PROJECT_ROOT, 'proto')] });
-    new ReflectionService(described).addToServer(server);
+    // reflection.ts builds the descriptors itself: proto-loader's are refused by Go clients.
+    const described = ['stratus/v1/gateway.proto', 'nimbus/nimbus.proto', ...this.extraServices.flatMap((s) => s.protoFiles)].map(projectProto);
+    reflectionService([...described, HEALTH_PROTO]).addToServer(server);
     this.port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(`${this.config.grpc.host.includes(':') ? `[${this.config.grpc.host}]` : this.config.grpc.host}:${port}`, grpcServerCredentials(tlsFiles(this.config)), (err, p) => (err ? reject(err) : resolve(p))),
     );
