@@ -1,5 +1,5 @@
 /**
- * Go tools the tests drive as users do (grpcurl), built from source with `go install` at a pinned
+ * Go tools the tests drive as users do (grpcurl, ghz), built from source with `go install` at a pinned
  * version into the project's cache, once per version:
  *
  *   .stratus/cache/go/
@@ -59,4 +59,12 @@ async function goInstall(pkg: string, version: string, binary: string): Promise<
 /** The real grpcurl at GRPCURL_VERSION, built on first use. */
 export function grpcurlPath(): Promise<string> {
   return goInstall('github.com/fullstorydev/grpcurl/cmd/grpcurl', GRPCURL_VERSION, 'grpcurl');
+}
+
+/** ghz's module version (the load tester many gRPC users already run). */
+export const GHZ_VERSION = 'v0.120.0';
+
+/** The real ghz at GHZ_VERSION, built on first use. */
+export function ghzPath(): Promise<string> {
+  return goInstall('github.com/bojand/ghz/cmd/ghz', GHZ_VERSION, 'ghz');
 }
