@@ -45,17 +45,16 @@ export function shortDetail(words: string): string {
 /** The one line (without the `stratus loadgen: ` prefix) saying why no device could connect and what to do. */
 export function noConnectMessage(target: string, statuses: readonly FleetStatus[], connectTimeoutMs: number): string {
   const failures: Record<string, number> = {};
-  let first: string | null = null;
+  const words: Record<string, string> = {};
   for (const s of statuses) {
     for (const [k, v] of Object.entries(s.failures)) failures[k] = (failures[k] ?? 0) + v;
-    first ??= s.firstFailure;
+    for (const [k, w] of Object.entries(s.failureWords)) words[k] ??= w;
   }
   const kinds = Object.entries(failures).sort((a, b) => b[1] - a[1]);
   const top = kinds[0]?.[0] ?? 'STALLED';
   const failed = statuses.reduce((a, s) => a + s.failedDevices, 0);
   const devices = statuses.reduce((a, s) => a + s.devices, 0);
-  let why = first === null ? `no answer within ${connectTimeoutMs} ms` : first.slice(first.indexOf(': ') + 2);
-  why = shortDetail(why);
+  const why = shortDetail(words[top] ?? `no answer within --connect-timeout ${connectTimeoutMs} ms`);
   const tried = failed === devices ? `all ${devices} devices failed` : `${failed} of ${devices} devices failed, none answered within --connect-timeout ${connectTimeoutMs} ms`;
   return `no device could connect to ${target} (${top}: ${why}; ${tried}): ${HINTS[top] ?? HINT_DEFAULT}`;
 }

@@ -85,9 +85,9 @@ export interface FleetStatus {
   reached: boolean;
   /** Devices whose every attempt so far failed, while nothing was reached (0 once reached). */
   failedDevices: number;
-  /** Those failures by kind (REFUSED, DNS, TLS, STALLED, UNAVAILABLE, ...), and the first one's words. */
+  /** Those failures by kind (REFUSED, DNS, TLS, STALLED, UNAVAILABLE, ...), and the first words of each kind. */
   failures: Record<string, number>;
-  firstFailure: string | null;
+  failureWords: Record<string, string>;
   connected: number;
   connectedOnce: number;
   allConnectedAtMs: number | null;
@@ -177,7 +177,7 @@ export class Fleet {
   private reached = false;
   private failedDevices = 0;
   private failures: Record<string, number> = {};
-  private firstFailure: string | null = null;
+  private failureWords: Record<string, string> = {};
   private statusDirty = true;
   private readonly ownConnections: boolean;
   /** Results are part of settling a seq (not with --ack-only, or on an API without results). */
@@ -324,7 +324,7 @@ export class Fleet {
     if (!this.statusDirty) return;
     this.statusDirty = false;
     this.emit({
-      type: 'status', devices: this.devices.length, reached: this.reached, failedDevices: this.failedDevices, failures: { ...this.failures }, firstFailure: this.firstFailure,
+      type: 'status', devices: this.devices.length, reached: this.reached, failedDevices: this.failedDevices, failures: { ...this.failures }, failureWords: { ...this.failureWords },
       connected: this.connected, connectedOnce: this.connectedOnce, allConnectedAtMs: this.totals.allConnectedAtMs,
     });
   }
@@ -341,9 +341,9 @@ export class Fleet {
   private attemptFailed(d: Device, kind: string, err: ServiceError | null): void {
     if (this.reached) return;
     this.failures[kind] = (this.failures[kind] ?? 0) + 1;
-    if (this.firstFailure === null) {
+    if (!(kind in this.failureWords)) {
       const words = err === null ? `no answer within --connect-timeout ${this.opts.connectTimeoutMs} ms` : (err.details || err.message || '').replace(/\s+/g, ' ').trim();
-      this.firstFailure = `${kind}: ${words}`.slice(0, FAILURE_DETAIL_MAX);
+      this.failureWords[kind] = words.slice(0, FAILURE_DETAIL_MAX);
     }
     if (!d.failedBeforeReach) {
       d.failedBeforeReach = true;

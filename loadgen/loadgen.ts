@@ -7,6 +7,7 @@
  * It also owns the run's timeline, from the slices' status (every 100 ms while it changes):
  *
  *   t0 ── fleet connecting ── all connected ── --warmup ── window start ── --duration ── end ── drain
+ *                                                       (up to the next whole second)
  *         (at most until --warmup-max: then the window starts anyway, and the summary warns
  *          with the figures: connected N of M at window start, connect p99)
  *
@@ -199,8 +200,10 @@ export async function runLoadgen(opts: LoadgenOptions, io: LoadgenIo): Promise<L
     const all = statuses as FleetStatus[];
     if (aborted === null && shouldGiveUp(all, relNow(), opts.connectTimeoutMs)) stop(noConnectMessage(opts.target, all, opts.connectTimeoutMs));
     if (windowStartMs === null && all.every((st) => st.allConnectedAtMs !== null)) {
+      // On a whole second: the window's seconds are the series' seconds, and two runs of one seed
+      // whose fleets connect within the same second measure exactly the same events.
       const connectedAt = Math.max(...all.map((st) => st.allConnectedAtMs!));
-      startWindow(Math.min(connectedAt + opts.warmupS * 1000, warmupMaxMs), true);
+      startWindow(Math.min(Math.ceil((connectedAt + opts.warmupS * 1000) / 1000) * 1000, warmupMaxMs), true);
     }
   };
   timers.push(setTimeout(() => startWindow(warmupMaxMs, false), Math.max(0, warmupMaxMs - WINDOW_NOTICE_MS - relNow())));
