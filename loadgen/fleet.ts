@@ -139,6 +139,18 @@ interface Device {
   timer: NodeJS.Timeout | null;
 }
 
+/**
+ * The seq a result names where the wire carries seqs modulo m (nimbus: `number`, 1..m): the
+ * device's first unsettled seq (>= base) with that residue. Past everything sent it can only be a
+ * late copy of a seq m lower, settled long ago: 0 (a duplicate). Where there was no such seq, the
+ * seq past everything sent is returned, and counted as a result for an event never sent.
+ * Unambiguous while fewer than m of the device's events are unsettled.
+ */
+export function seqOfResidue(wireSeq: number, base: number, highestSent: number, m: number): number {
+  const seq = base + ((((wireSeq - base) % m) + m) % m);
+  return seq > highestSent && seq - m >= 1 ? 0 : seq;
+}
+
 export function driverFor(opts: LoadgenOptions): Driver {
   switch (opts.api) {
     case 'stratus':
@@ -703,11 +715,8 @@ export class Fleet {
     let seq = wireSeq;
     const m = this.driver.seqModulo;
     if (m !== undefined) {
-      // The wire carries the seq modulo m: the device's first unsettled seq with that residue.
-      // Past everything sent, it is a late copy of a seq m lower (settled long ago), if there was one.
-      const base = d.window.base;
-      seq = base + ((((wireSeq - base) % m) + m) % m);
-      if (seq > d.window.highestSent && seq - m >= 1) {
+      seq = seqOfResidue(wireSeq, d.window.base, d.window.highestSent, m);
+      if (seq === 0) {
         this.totals.duplicates++;
         return;
       }

@@ -9,6 +9,7 @@ import { Client, credentials, Server, ServerCredentials, type ServerDuplexStream
 import { NimbusService, type EventRequest, type EventResponse } from '../../../../src/gateway/protocol.js';
 import { NIMBUS_NUMBER_MAX, nimbusDriver, nimbusNumber, nimbusRequest } from '../../../../loadgen/drivers/nimbus.js';
 import type { SessionEvents } from '../../../../loadgen/drivers/driver.js';
+import { seqOfResidue } from '../../../../loadgen/fleet.js';
 
 test('a request is event_name "sq" with the seq in number, 1..46340 so that number^2 fits int32', () => {
   assert.deepEqual(nimbusRequest('sq', 1), { eventName: 'sq', number: 1 });
@@ -76,4 +77,20 @@ test('on the wire: a real grpc-js server receives event_name "sq" and numbers 1,
     [2, 4, 2],
     [3, 9, 3],
   ]);
+});
+
+test('a wrapped number maps back to the device\'s unsettled seq with that residue; a late copy is a duplicate', () => {
+  const m = NIMBUS_NUMBER_MAX;
+  // Nothing wrapped yet.
+  assert.equal(seqOfResidue(5, 1, 100, m), 5);
+  // Seqs m+1.. went out as 1..: with the window at base m - 10, number 3 is seq m + 3.
+  assert.equal(seqOfResidue(3, m - 10, m + 20, m), m + 3);
+  assert.equal(seqOfResidue(m - 2, m - 10, m + 20, m), m - 2);
+  // Number 50 with everything below m + 50 settled and only m + 20 sent: a late copy of seq 50.
+  assert.equal(seqOfResidue(50, m + 21, m + 20, m), 0);
+  // Number 50 on a device that never sent 50: not a duplicate; the fleet counts it wrong (never sent).
+  assert.equal(seqOfResidue(50, 1, 20, m), 50);
+  // Far along: the 3rd time round.
+  const seq = 2 * m + 777;
+  assert.equal(seqOfResidue(nimbusNumber(seq), seq - 5, seq + 5, m), seq);
 });
