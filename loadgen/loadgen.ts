@@ -284,9 +284,9 @@ export async function runLoadgen(opts: LoadgenOptions, io: LoadgenIo): Promise<L
   if (connectedAtWindowStart !== null && connectedAtWindowStart < opts.devices && window.endS > 0) {
     const connect = latency.connect;
     warnings.push(
-      `measuring started at ${window.startS} s with ${connectedAtWindowStart} of ${opts.devices} devices connected (--warmup-max ${opts.warmupMaxS} s); ` +
-        `${allConnected === null ? 'the fleet never finished connecting' : `the fleet finished connecting at ${round(allConnected / 1000)} s`}` +
-        `${connect === undefined ? '' : `, connect p99 ${connect.p99Ms} ms`}: the measured latencies include the connect storm (raise --warmup-max, or lower --devices or --ramp)`,
+      `measuring started at ${window.startS.toFixed(1)} s with ${connectedAtWindowStart} of ${opts.devices} devices connected (--warmup-max ${opts.warmupMaxS} s); ` +
+        `${allConnected === null ? 'the fleet never finished connecting' : `the fleet finished connecting at ${(allConnected / 1000).toFixed(1)} s`}` +
+        `${connect === undefined ? '' : `, connect p99 ${Math.round(connect.p99Ms)} ms`}: the measured latencies include the connect storm (raise --warmup-max, or lower --devices or --ramp)`,
     );
   }
   const summary: LoadgenSummary = {

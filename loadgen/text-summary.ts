@@ -23,7 +23,7 @@ export function textSummary(s: LoadgenSummary): string {
   const o = s.options;
   out.push(
     `stratus loadgen: ${n(s.fleet.devices)} devices (${s.profile}, ${s.loop} loop, ${o.ratePerDevice} ev/s each, batch ${o.batch}) -> ${s.target} (${s.api} API)`,
-    `  measured ${s.measuredS} s, from ${s.window.startS} s to ${s.window.endS} s after the start (fleet connected, then ${o.warmupS} s warm-up); ${s.fleet.connections} connections, ${s.fleet.workers} worker thread(s), seed ${o.seed}`,
+    `  ${s.window.endS === 0 ? 'nothing measured (stopped before the measured window)' : `measured ${s.measuredS} s, from ${s.window.startS.toFixed(1)} s to ${s.window.endS.toFixed(1)} s after the start (fleet connected, then ${o.warmupS} s warm-up)`}; ${s.fleet.connections} connections, ${s.fleet.workers} worker thread(s), seed ${o.seed}`,
     `  fleet connected: ${s.fleet.fleetConnectS === null ? `no (peak ${n(s.fleet.connectedPeak)})` : `${s.fleet.fleetConnectS} s`}${s.fleet.connectedAtWindowStart != null && s.fleet.connectedAtWindowStart < s.fleet.devices ? `; ${n(s.fleet.connectedAtWindowStart)} of ${n(s.fleet.devices)} when measuring started` : ''}; reconnects ${n(s.counts.reconnects)}${s.fleet.slowReaders > 0 ? `; slow readers ${n(s.fleet.slowReaders)}` : ''}`,
   );
   // Loud, first and last: a figure below may not mean what it seems.

@@ -84,7 +84,8 @@ export const loadgenCommand: Command = {
       process.stderr.write(`stratus loadgen: report in ${opts.reportDir}: ${files.join(', ')}\n`);
     }
     process.stdout.write(opts.json ? JSON.stringify(s, null, 2) + '\n' : textSummary(s));
-    for (const w of s.warnings ?? []) if (w !== `the run was stopped early: ${s.aborted}`) process.stderr.write(`stratus loadgen: WARNING: ${w}\n`);
+    // The text summary shows its warnings itself; with --json they would be easy to miss.
+    if (opts.json) for (const w of s.warnings ?? []) if (w !== `the run was stopped early: ${s.aborted}`) process.stderr.write(`stratus loadgen: WARNING: ${w}\n`);
     if (s.aborted) {
       // The one line a user needs: what failed, where, and what to do (fail-fast.ts).
       process.stderr.write(`stratus loadgen: ${s.aborted}\n`);
