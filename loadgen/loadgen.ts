@@ -29,6 +29,8 @@ import { evaluateThresholds } from './thresholds.js';
 const WORKER_START_TIMEOUT_MS = 30_000;
 /** A window start is sent at least this far ahead, so every worker knows it before it comes. */
 const WINDOW_NOTICE_MS = 50;
+/** The --warmup-max start is sent this far ahead, so a busy event loop does not make it late. */
+const WINDOW_LIMIT_LEAD_MS = 300;
 /** After --connect-timeout, this long for the devices' own STALLED timers to report before giving up. */
 const CONNECT_GRACE_MS = 500;
 /** A run that has not ended this long after its bound is stopped (a safety net: it should never fire). */
@@ -206,7 +208,7 @@ export async function runLoadgen(opts: LoadgenOptions, io: LoadgenIo): Promise<L
       startWindow(Math.min(Math.ceil((connectedAt + opts.warmupS * 1000) / 1000) * 1000, warmupMaxMs), true);
     }
   };
-  timers.push(setTimeout(() => startWindow(warmupMaxMs, false), Math.max(0, warmupMaxMs - WINDOW_NOTICE_MS - relNow())));
+  timers.push(setTimeout(() => startWindow(warmupMaxMs, false), Math.max(0, warmupMaxMs - WINDOW_LIMIT_LEAD_MS - relNow())));
   timers.push(setTimeout(checkStatus, Math.max(0, opts.connectTimeoutMs + CONNECT_GRACE_MS - relNow())));
   const boundMs = warmupMaxMs + (opts.durationS + opts.drainS) * 1000 + RUN_SLACK_MS;
   timers.push(
@@ -218,6 +220,8 @@ export async function runLoadgen(opts: LoadgenOptions, io: LoadgenIo): Promise<L
 
   const progressTimer = setInterval(() => {
     rssPeak = Math.max(rssPeak, process.memoryUsage.rss());
+    // Also re-checked here: the connect timeout can pass while no slice has anything new to say.
+    checkStatus();
     progress.update({ connected: connectedNow.reduce((a, b) => a + b, 0), ...cumulative, lastAck: live.ack, lastResult: live.result, windowStartMs });
     delete live.ack;
     delete live.result;

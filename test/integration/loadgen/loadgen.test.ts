@@ -285,7 +285,7 @@ describe('against servers that misbehave on purpose', () => {
         assert.ok((c.errors[kind] ?? 0) > 0, `errors by kind: ${JSON.stringify(c.errors)}`);
         assert.equal(r.summary.fleet.fleetConnectS, null);
         // Nothing ever answered: the run stopped early (fail fast) and says why.
-        assert.match(r.summary.aborted ?? '', new RegExp(`^no device could connect to 127\\.0\\.0\\.1:${port} \\(${kind}: `));
+        assert.match(r.summary.aborted ?? 'not aborted', new RegExp(`^no device could connect to 127\\.0\\.0\\.1:${port} \\(${kind}: `));
         assert.deepEqual(r.summary.window, { startS: 0, endS: 0 });
         writeReport(dir, r);
         assert.ok(existsSync(join(dir, 'report.html')) && existsSync(join(dir, 'summary.json')));
