@@ -11,8 +11,7 @@
  *         failure outranks a performance one; failed thresholds are still printed)
  *   99    a --threshold failed (k6's code)
  *   0     done, every check passed
- *   usage errors (bad flags) exit with the CLI's usage code (src/cli/main.ts); other operating
- *   errors with 1.
+ *   2     bad flags (a usage error, src/cli/main.ts); other operating errors exit 1
  *
  * Unacknowledged and held-unsent events are reported but do not fail the run by themselves: they
  * are what a flaky network does to a client, not a wrong answer from the server (use
@@ -32,7 +31,7 @@ export const ABORTED_EXIT = 4;
 const EXIT_CODES_DOC = [
   '',
   'Exit codes (the first that applies): 4 stopped early (no device could connect, with a hint; or the run overran),',
-  '  3 the checker found missing, duplicate or wrong results, 99 a --threshold failed, 0 done; bad flags: the usage code.',
+  '  3 the checker found missing, duplicate or wrong results, 99 a --threshold failed, 0 done; bad flags 2.',
 ].join('\n');
 
 export const loadgenCommand: Command = {
