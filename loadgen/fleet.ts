@@ -16,7 +16,7 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { Client, credentials, type ChannelCredentials } from '@grpc/grpc-js';
+import { Client, connectivityState, credentials, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
 import { issueToken } from '../src/auth/token.js';
 import type { Driver, DeviceIdentity, Session, SessionEvents, UplinkEvent } from './drivers/driver.js';
 import { errorKind } from './drivers/driver.js';
@@ -47,6 +47,9 @@ const TIMER_MAX_MS = 50;
  * every ack read in that time would be late. The rest wait for the next turn (about 1 ms).
  */
 const CONNECTS_PER_TURN_MAX = 100;
+const STATUS_EVERY_MS = 100;
+/** Error details quoted in the fail-fast hint are cut to this. */
+const FAILURE_DETAIL_MAX = 200;
 
 export interface FleetSlice {
   from: number;
@@ -63,7 +66,35 @@ export interface Tick {
   errors: number;
   connected: number;
   hist: EncodedSet;
+  /**
+   * The second's ack and result latencies of every event, warm-up and drain included, for the
+   * live progress line only (`hist` holds only the measured window's events).
+   */
+  live: EncodedSet;
 }
+
+/**
+ * How the slice's connecting goes, sent every STATUS_EVERY_MS while something changed: the main
+ * thread starts the measured window once every slice has connected, and stops a run in which no
+ * device can reach the target (fail fast).
+ */
+export interface FleetStatus {
+  type: 'status';
+  devices: number;
+  /** The target answered something (headers, an ack, a result, a reject), or a connection became READY where the API sends no headers. */
+  reached: boolean;
+  /** Devices whose every attempt so far failed, while nothing was reached (0 once reached). */
+  failedDevices: number;
+  /** Those failures by kind (REFUSED, DNS, TLS, STALLED, UNAVAILABLE, ...), and the first words of each kind. */
+  failures: Record<string, number>;
+  failureWords: Record<string, string>;
+  connected: number;
+  connectedOnce: number;
+  allConnectedAtMs: number | null;
+}
+
+/** Main thread -> fleet: the measured window starts at startMs (ms after t0); or stop now (abort). */
+export type FleetControl = { type: 'window'; startMs: number } | { type: 'stop' };
 
 /** A slice's reconciliation: the summary's counts, plus what the main thread needs to derive the rest. */
 export type FleetTotals = LoadgenSummary['counts'] & {
@@ -90,6 +121,8 @@ interface Device {
   client: Client | null;
   connectStartMs: number;
   everConnected: boolean;
+  /** An attempt of this device failed while the target had not answered anything yet. */
+  failedBeforeReach: boolean;
   attempt: number;
   dropAtMs: number;
   reconnectAtMs: number;
@@ -106,12 +139,24 @@ interface Device {
   timer: NodeJS.Timeout | null;
 }
 
+/**
+ * The seq a result names where the wire carries seqs modulo m (nimbus: `number`, 1..m): the
+ * device's first unsettled seq (>= base) with that residue. Past everything sent it can only be a
+ * late copy of a seq m lower, settled long ago: 0 (a duplicate). Where there was no such seq, the
+ * seq past everything sent is returned, and counted as a result for an event never sent.
+ * Unambiguous while fewer than m of the device's events are unsettled.
+ */
+export function seqOfResidue(wireSeq: number, base: number, highestSent: number, m: number): number {
+  const seq = base + ((((wireSeq - base) % m) + m) % m);
+  return seq > highestSent && seq - m >= 1 ? 0 : seq;
+}
+
 export function driverFor(opts: LoadgenOptions): Driver {
   switch (opts.api) {
     case 'stratus':
       return stratusDriver(opts.type);
     case 'nimbus':
-      return nimbusDriver();
+      return nimbusDriver(opts.type);
     case 'event-stream':
       return eventStreamDriver(opts.queue, opts.type, opts.connectTimeoutMs);
     case 'metrics':
@@ -128,10 +173,24 @@ export class Fleet {
   private readonly clients = new Map<number, Client>();
   private readonly creds: ChannelCredentials;
   private readonly recorder = new IntervalRecorder();
+  private readonly live = new IntervalRecorder();
   private readonly totals: FleetTotals;
-  private readonly measureFromMs: number;
-  private readonly measureToMs: number;
-  private readonly endMs: number;
+  /**
+   * The measured window [measureFromMs, measureToMs), ms after t0, and the end of sending: unknown
+   * (Infinity) until the main thread says where the window starts (once the whole fleet has
+   * connected, plus --warmup; see loadgen.ts). Invariant: endMs === measureToMs.
+   */
+  private measureFromMs = Infinity;
+  private measureToMs = Infinity;
+  private endMs = Infinity;
+  /** Stopped by the main thread (fail fast, or the run overran): no drain. */
+  private aborted = false;
+  private wakeRun: (() => void) | null = null;
+  private reached = false;
+  private failedDevices = 0;
+  private failures: Record<string, number> = {};
+  private failureWords: Record<string, string> = {};
+  private statusDirty = true;
   private readonly ownConnections: boolean;
   /** Results are part of settling a seq (not with --ack-only, or on an API without results). */
   private readonly expectResults: boolean;
@@ -148,7 +207,7 @@ export class Fleet {
     slice: FleetSlice,
     /** Wall-clock ms (timeOrigin + now) of the run's start, shared by every worker. */
     private readonly t0Ms: number,
-    private readonly emit: (tick: Tick) => void,
+    private readonly emit: (m: Tick | FleetStatus) => void,
   ) {
     this.driver = driverFor(opts);
     this.expectResults = this.driver.results && !opts.ackOnly;
@@ -157,16 +216,13 @@ export class Fleet {
       ? credentials.createSsl(opts.tlsCa === null ? null : readFileSync(opts.tlsCa), opts.tlsKey === null ? null : readFileSync(opts.tlsKey), opts.tlsCert === null ? null : readFileSync(opts.tlsCert))
       : credentials.createInsecure();
     // Every time in the fleet is ms after t0: the same seed then gives the same floating-point
-    // schedule, and the same events in the measured window, whatever the absolute start.
-    this.measureFromMs = opts.warmupS * 1000;
-    this.measureToMs = this.measureFromMs + opts.durationS * 1000;
-    this.endMs = this.measureToMs;
+    // schedule whatever the absolute start.
     this.ownConnections = opts.connections === opts.devices;
     this.totals = {
       sent: 0, acked: 0, results: 0, sentMeasured: 0, ackedMeasured: 0, resultsMeasured: 0,
       rejected: {}, errors: {}, missing: 0, duplicates: 0, wrong: 0, unacked: 0, heldUnsent: 0, reconnects: 0, slowReaders: 0, allConnectedAtMs: null,
     };
-    const expiresAtS = Math.ceil((t0Ms + (opts.warmupS + opts.durationS + opts.drainS) * 1000) / 1000) + 3600;
+    const expiresAtS = Math.ceil((t0Ms + (opts.warmupMaxS + opts.durationS + opts.drainS) * 1000) / 1000) + 3600;
     for (let i = slice.from; i < slice.to; i++) {
       const id = `${opts.devicePrefix}d${i}`;
       // Device i joins at i / ramp seconds (all at once without --ramp); its schedule starts then.
@@ -185,6 +241,7 @@ export class Fleet {
         client: null,
         connectStartMs: 0,
         everConnected: false,
+        failedBeforeReach: false,
         attempt: 0,
         dropAtMs: Infinity,
         reconnectAtMs: Infinity,
@@ -204,22 +261,58 @@ export class Fleet {
     return wallMs() - this.t0Ms;
   }
 
+  /** The main thread's word: where the measured window starts, or stop now. */
+  control(m: FleetControl): void {
+    if (m.type === 'window') {
+      if (this.aborted) return;
+      this.measureFromMs = m.startMs;
+      this.measureToMs = this.endMs = m.startMs + this.opts.durationS * 1000;
+    } else {
+      this.aborted = true;
+      this.measureToMs = this.endMs = Math.min(this.endMs, this.now());
+    }
+    this.wakeRun?.();
+  }
+
   /** Runs the slice to the end of the drain and returns its reconciliation. */
   async run(): Promise<FleetTotals> {
     for (const d of this.devices) this.wake(d);
     this.arm();
     const secTimer = this.startSecondTicks();
+    const statusTimer = setInterval(() => this.postStatus(), STATUS_EVERY_MS);
+    this.postStatus();
     // libuv timers count whole, cached milliseconds and can fire up to 1 ms before
-    // performance.now() reaches the target: wait until the end really has come.
-    while (this.now() < this.endMs) await this.sleepUntil(this.endMs);
+    // performance.now() reaches the target: wait until the end really has come. The end is
+    // unknown until the main thread starts the window, so sleep in short steps until then.
+    while (this.now() < this.endMs) {
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, Math.max(1, Math.min(100, Math.ceil(this.endMs - this.now()))));
+        this.wakeRun = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
+      this.wakeRun = null;
+    }
     // Everything due before the end is taken now, even if the timer has not fired yet: the same
     // seed sends the same events.
     if (this.timer !== null) clearTimeout(this.timer);
     this.onTimer();
     // Drain: no new events; devices keep reconnecting and resending until every event is settled.
-    const drainUntil = this.endMs + this.opts.drainS * 1000;
-    while (this.now() < drainUntil && !this.settled()) await new Promise((r) => setTimeout(r, 50));
+    const drainUntil = this.endMs + (this.aborted ? 0 : this.opts.drainS * 1000);
+    while (this.now() < drainUntil && !this.settled() && !this.aborted) {
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, 50);
+        this.wakeRun = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
+      this.wakeRun = null;
+    }
     this.stopped = true;
+    clearInterval(statusTimer);
+    this.postStatus();
     if (this.timer !== null) clearTimeout(this.timer);
     for (const d of this.devices) this.close(d);
     for (const c of this.clients.values()) c.close();
@@ -230,8 +323,45 @@ export class Fleet {
     return this.totals;
   }
 
-  private sleepUntil(atMs: number): Promise<void> {
-    return new Promise((r) => setTimeout(r, Math.max(1, Math.ceil(atMs - this.now()))));
+  private postStatus(): void {
+    if (!this.reached && this.driver.streaming && !this.driver.headersOnAccept) {
+      // No headers to wait for (nimbus): a connection that came up READY is the target answering.
+      for (const c of this.clients.values()) {
+        if (c.getChannel().getConnectivityState(false) === connectivityState.READY) {
+          this.reach();
+          break;
+        }
+      }
+    }
+    if (!this.statusDirty) return;
+    this.statusDirty = false;
+    this.emit({
+      type: 'status', devices: this.devices.length, reached: this.reached, failedDevices: this.failedDevices, failures: { ...this.failures }, failureWords: { ...this.failureWords },
+      connected: this.connected, connectedOnce: this.connectedOnce, allConnectedAtMs: this.totals.allConnectedAtMs,
+    });
+  }
+
+  /** The target answered: from now on failures are the run's errors, not a reason to give up. */
+  private reach(): void {
+    if (this.reached) return;
+    this.reached = true;
+    this.failedDevices = 0;
+    this.statusDirty = true;
+  }
+
+  /** An attempt failed; before anything was reached it counts towards giving up (fail fast). */
+  private attemptFailed(d: Device, kind: string, err: ServiceError | null): void {
+    if (this.reached) return;
+    this.failures[kind] = (this.failures[kind] ?? 0) + 1;
+    if (!(kind in this.failureWords)) {
+      const words = err === null ? `no answer within --connect-timeout ${this.opts.connectTimeoutMs} ms` : (err.details || err.message || '').replace(/\s+/g, ' ').trim();
+      this.failureWords[kind] = words.slice(0, FAILURE_DETAIL_MAX);
+    }
+    if (!d.failedBeforeReach) {
+      d.failedBeforeReach = true;
+      this.failedDevices++;
+    }
+    this.statusDirty = true;
   }
 
   private settled(): boolean {
@@ -348,7 +478,7 @@ export class Fleet {
           this.recorder.record('sendLag', now - intended);
         }
       }
-      batch.push({ seq, value: valueOf(d.identity.index, seq), payloadBytes: d.sched.payloadBytes() });
+      batch.push({ seq, value: this.inputOf(d, seq), payloadBytes: d.sched.payloadBytes() });
       if (batch.length === this.opts.batch) {
         d.session.send(batch.splice(0));
         d.outstanding++;
@@ -366,6 +496,12 @@ export class Fleet {
     if (d.state !== 'online' || d.session === null || d.session.blocked) return;
     if (d.window.highestSent >= d.wireNext) this.transmit(d, d.wireNext, d.window.highestSent, this.now());
     this.wake(d);
+  }
+
+  /** The number the server squares for this event: what `sq` results are checked against. */
+  private inputOf(d: Device, seq: number): number {
+    const m = this.driver.seqModulo;
+    return m === undefined ? valueOf(d.identity.index, seq) : ((seq - 1) % m) + 1;
   }
 
   private measured(intendedMs: number): boolean {
@@ -411,6 +547,7 @@ export class Fleet {
       if (d.state !== 'connecting') return;
       // No response headers in time: the target accepted the connection (or not) and said nothing.
       this.error('STALLED');
+      this.attemptFailed(d, 'STALLED', null);
       this.endSession(d);
       this.backoff(d);
     }, this.opts.connectTimeoutMs);
@@ -426,6 +563,7 @@ export class Fleet {
     if (!d.everConnected) {
       d.everConnected = true;
       if (++this.connectedOnce === this.devices.length) this.totals.allConnectedAtMs = now;
+      this.statusDirty = true;
     }
     if (this.opts.profile === 'mobile') d.dropAtMs = now + d.sched.sessionMs();
     // Held events, and (where the API dedupes) everything sent before and not acknowledged.
@@ -490,23 +628,34 @@ export class Fleet {
     const mine = () => d.session !== null && d.session === ref.session;
     return {
       connected: () => {
+        this.reach();
         if (d.state === 'connecting' && mine()) this.online(d, this.now(), true);
       },
-      ackedUpTo: (upTo) => this.ackedUpTo(d, upTo),
+      ackedUpTo: (upTo) => {
+        this.reach();
+        this.ackedUpTo(d, upTo);
+      },
       ackedSeqs: (seqs) => {
+        this.reach();
         const now = this.now();
         for (const seq of seqs) this.ackOne(d, seq, now);
         this.settleOutstanding(d);
       },
-      result: (seq, check) => this.result(d, seq, check.value, check.input),
+      result: (seq, check) => {
+        this.reach();
+        this.result(d, seq, check.value, check.input);
+      },
       rejected: (seq, code) => {
+        this.reach();
         // Codes come from the server: a hostile or broken one could send a new code every time.
         const key = code in this.totals.rejected || Object.keys(this.totals.rejected).length < REJECT_CODES_MAX ? code : 'OTHER';
         this.totals.rejected[key] = (this.totals.rejected[key] ?? 0) + 1;
         if (seq > 0) d.window.mark(seq, REJECTED);
       },
       callFailed: (err, seqs) => {
-        this.error(errorKind(err));
+        const kind = errorKind(err);
+        this.error(kind);
+        this.attemptFailed(d, kind, err);
         // The events of a failed call are lost to this run: counted unacknowledged now, and out
         // of the window so it does not wait for them.
         for (const seq of seqs) if (d.window.mark(seq, REJECTED) > 0) this.totals.unacked++;
@@ -517,7 +666,9 @@ export class Fleet {
       },
       ended: (err) => {
         if (!mine() || this.stopped) return;
-        this.error(err === null ? 'ENDED_BY_SERVER' : errorKind(err));
+        const kind = err === null ? 'ENDED_BY_SERVER' : errorKind(err);
+        this.error(kind);
+        this.attemptFailed(d, kind, err);
         this.endSession(d);
         this.backoff(d);
       },
@@ -541,6 +692,7 @@ export class Fleet {
     const intended = d.window.intendedMs(seq);
     this.totals.acked++;
     this.sec.acked++;
+    this.live.record('ack', now - intended);
     if (this.measured(intended)) {
       this.totals.ackedMeasured++;
       this.recorder.record(d.slow ? 'ackSlow' : 'ack', now - intended);
@@ -559,7 +711,16 @@ export class Fleet {
     this.wake(d);
   }
 
-  private result(d: Device, seq: number, value: number, input: number | undefined): void {
+  private result(d: Device, wireSeq: number, value: number, input: number | undefined): void {
+    let seq = wireSeq;
+    const m = this.driver.seqModulo;
+    if (m !== undefined) {
+      seq = seqOfResidue(wireSeq, d.window.base, d.window.highestSent, m);
+      if (seq === 0) {
+        this.totals.duplicates++;
+        return;
+      }
+    }
     const f = d.window.flagsOf(seq);
     if (seq < d.window.base || (f & RESULT) !== 0) {
       this.totals.duplicates++;
@@ -572,10 +733,11 @@ export class Fleet {
     }
     const now = this.now();
     const intended = d.window.intendedMs(seq);
-    const expectedInput = valueOf(d.identity.index, seq);
+    const expectedInput = this.inputOf(d, seq);
     if (this.opts.type === 'sq' && ((input !== undefined && input !== expectedInput) || value !== expectedInput * expectedInput)) this.totals.wrong++;
     this.totals.results++;
     this.sec.results++;
+    this.live.record('result', now - intended);
     if (this.measured(intended)) {
       this.totals.resultsMeasured++;
       this.recorder.record(d.slow ? 'resultSlow' : 'result', now - intended);
@@ -604,7 +766,7 @@ export class Fleet {
   }
 
   private flushTick(sec: number): void {
-    this.emit({ type: 'tick', sec: Math.max(0, sec), ...this.sec, connected: this.connected, hist: this.recorder.drain() });
+    this.emit({ type: 'tick', sec: Math.max(0, sec), ...this.sec, connected: this.connected, hist: this.recorder.drain(), live: this.live.drain() });
     this.sec = { sent: 0, acked: 0, results: 0, errors: 0 };
   }
 

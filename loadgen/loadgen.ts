@@ -3,12 +3,23 @@
  * shared t0, merges what they report every second (counts, and interval histograms decoded and
  * added, so K workers give exactly one worker's buckets), shows progress, samples its own RSS and
  * CPU, and at the end builds the LoadgenSummary, checks thresholds and writes the report.
+ *
+ * It also owns the run's timeline, from the slices' status (every 100 ms while it changes):
+ *
+ *   t0 ── fleet connecting ── all connected ── --warmup ── window start ── --duration ── end ── drain
+ *                                                       (up to the next whole second)
+ *         (at most until --warmup-max: then the window starts anyway, and the summary warns
+ *          with the figures: connected N of M at window start, connect p99)
+ *
+ * and stops the run early (fail fast, fail-fast.ts) when no device can reach the target, or when
+ * the run overran its bound (--warmup-max + --duration + --drain + RUN_SLACK_MS).
  */
 import { cpus, totalmem } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type * as hdr from 'hdr-histogram-js';
 import { percentileDistribution } from './distribution.js';
-import type { FleetTotals, Tick } from './fleet.js';
+import { noConnectMessage, shouldGiveUp } from './fail-fast.js';
+import type { FleetControl, FleetStatus, FleetTotals, Tick } from './fleet.js';
 import type { LoadgenOptions } from './options.js';
 import { Progress } from './progress.js';
 import { decode, METRICS, newHistogram, type Metric } from './recorder.js';
@@ -16,6 +27,16 @@ import type { LatencyStats, LoadgenSummary } from './summary.js';
 import { evaluateThresholds } from './thresholds.js';
 
 const WORKER_START_TIMEOUT_MS = 30_000;
+/** A window start is sent at least this far ahead, so every worker knows it before it comes. */
+const WINDOW_NOTICE_MS = 50;
+/** The --warmup-max start is sent this far ahead, so a busy event loop does not make it late. */
+const WINDOW_LIMIT_LEAD_MS = 300;
+/** After --connect-timeout, this long for the devices' own STALLED timers to report before giving up. */
+const CONNECT_GRACE_MS = 500;
+/** A run that has not ended this long after its bound is stopped (a safety net: it should never fire). */
+const RUN_SLACK_MS = 5_000;
+/** After a stop, how long workers get to reconcile before they are terminated. */
+const STOP_GRACE_MS = 5_000;
 
 export interface SecondStats {
   sent: number;
@@ -102,10 +123,12 @@ export async function runLoadgen(opts: LoadgenOptions, io: LoadgenIo): Promise<L
     ),
   );
   const t0Ms = performance.timeOrigin + performance.now() + 100;
+  const relNow = () => performance.timeOrigin + performance.now() - t0Ms;
   const seconds: SecondStats[] = [];
   const histograms = new Map<Metric, hdr.Histogram>();
   const cumulative = { sent: 0, acked: 0, results: 0, errors: 0 };
   const connectedNow = new Array<number>(workers).fill(0);
+  const live: { ack?: hdr.Histogram; result?: hdr.Histogram } = {};
   const second = (sec: number): SecondStats => {
     while (seconds.length <= sec) seconds.push({ sent: 0, acked: 0, results: 0, errors: 0, connectedBy: new Array<number>(workers).fill(-1), encoded: new Map() });
     return seconds[sec]!;
@@ -131,26 +154,98 @@ export async function runLoadgen(opts: LoadgenOptions, io: LoadgenIo): Promise<L
       if (th === undefined) histograms.set(m, (th = newHistogram()));
       th.add(h);
     }
+    for (const m of ['ack', 'result'] as const) {
+      const enc = t.live[m];
+      if (enc === undefined) continue;
+      (live[m] ??= newHistogram()).add(decode(enc));
+    }
   };
-  const progress = new Progress(io.progress, opts, t0Ms);
+
+  // ---- the timeline: window start, fail fast, the bound ----
+  const warmupMaxMs = opts.warmupMaxS * 1000;
+  const statuses = new Array<FleetStatus | null>(workers).fill(null);
+  let windowStartMs: number | null = null;
+  let connectedAtWindowStart: number | null = null;
+  let aborted: string | null = null;
+  const timers: NodeJS.Timeout[] = [];
+  const post = (m: FleetControl) => {
+    for (const w of threads) w.postMessage(m);
+  };
+  const connectedOnceNow = () => statuses.reduce((a, st) => a + (st?.connectedOnce ?? 0), 0);
+  const progress = new Progress(io.progress, { devices: opts.devices, durationS: opts.durationS, acks: opts.api !== 'nimbus', results: opts.api !== 'event-stream' && opts.api !== 'metrics' && !opts.ackOnly }, t0Ms);
+  const startWindow = (atMs: number, fleetConnected: boolean) => {
+    if (windowStartMs !== null || aborted !== null) return;
+    const start = Math.max(atMs, relNow() + WINDOW_NOTICE_MS);
+    windowStartMs = start;
+    post({ type: 'window', startMs: start });
+    if (fleetConnected) connectedAtWindowStart = opts.devices;
+    else {
+      timers.push(
+        setTimeout(() => {
+          connectedAtWindowStart = connectedOnceNow();
+          if (connectedAtWindowStart < opts.devices) {
+            progress.note(`WARNING: measuring from ${(start / 1000).toFixed(1)} s with ${connectedAtWindowStart} of ${opts.devices} devices connected (--warmup-max ${opts.warmupMaxS} s reached): early figures include the connect storm`);
+          }
+        }, Math.max(0, start - relNow())),
+      );
+    }
+  };
+  let abortedAtMs = Infinity;
+  const stop = (why: string) => {
+    if (aborted !== null) return;
+    aborted = why;
+    abortedAtMs = relNow();
+    post({ type: 'stop' });
+  };
+  const checkStatus = () => {
+    if (statuses.some((st) => st === null)) return;
+    const all = statuses as FleetStatus[];
+    if (aborted === null && shouldGiveUp(all, relNow(), opts.connectTimeoutMs)) stop(noConnectMessage(opts.target, all, opts.connectTimeoutMs));
+    if (windowStartMs === null && all.every((st) => st.allConnectedAtMs !== null)) {
+      // On a whole second: the window's seconds are the series' seconds, and two runs of one seed
+      // whose fleets connect within the same second measure exactly the same events.
+      const connectedAt = Math.max(...all.map((st) => st.allConnectedAtMs!));
+      startWindow(Math.min(Math.ceil((connectedAt + opts.warmupS * 1000) / 1000) * 1000, warmupMaxMs), true);
+    }
+  };
+  timers.push(setTimeout(() => startWindow(warmupMaxMs, false), Math.max(0, warmupMaxMs - WINDOW_LIMIT_LEAD_MS - relNow())));
+  timers.push(setTimeout(checkStatus, Math.max(0, opts.connectTimeoutMs + CONNECT_GRACE_MS - relNow())));
+  const boundMs = warmupMaxMs + (opts.durationS + opts.drainS) * 1000 + RUN_SLACK_MS;
+  timers.push(
+    setTimeout(() => {
+      stop(`the run overran its bound of ${(boundMs / 1000).toFixed(1)} s (--warmup-max ${opts.warmupMaxS} s + --duration ${opts.durationS} s + --drain ${opts.drainS} s + ${RUN_SLACK_MS / 1000} s) and was stopped`);
+      timers.push(setTimeout(() => void Promise.all(threads.map((w) => w.terminate())), STOP_GRACE_MS));
+    }, Math.max(0, boundMs - relNow())),
+  );
+
   const progressTimer = setInterval(() => {
     rssPeak = Math.max(rssPeak, process.memoryUsage.rss());
-    progress.update({ connected: connectedNow.reduce((a, b) => a + b, 0), ...cumulative, histograms });
+    // Also re-checked here: the connect timeout can pass while no slice has anything new to say.
+    checkStatus();
+    progress.update({ connected: connectedNow.reduce((a, b) => a + b, 0), ...cumulative, lastAck: live.ack, lastResult: live.result, windowStartMs });
+    delete live.ack;
+    delete live.result;
   }, 1000);
   const totals = await Promise.all(
     threads.map(
       (w, k) =>
         new Promise<FleetTotals>((resolve, reject) => {
-          w.on('message', (m: Tick | { type: 'done'; totals: FleetTotals }) => {
+          w.on('message', (m: Tick | FleetStatus | { type: 'done'; totals: FleetTotals }) => {
             if (m.type === 'tick') onTick(k, m);
-            else resolve(m.totals);
+            else if (m.type === 'status') {
+              statuses[k] = m;
+              checkStatus();
+            } else resolve(m.totals);
           });
           w.once('error', reject);
+          w.once('exit', (code) => reject(new Error(`load-generator worker ${k} exited (${code}) before it reported: ${aborted ?? 'no reason known'}`)));
           w.postMessage({ type: 'start', t0Ms });
         }),
     ),
-  );
-  clearInterval(progressTimer);
+  ).finally(() => {
+    clearInterval(progressTimer);
+    for (const t of timers) clearTimeout(t);
+  });
   rssPeak = Math.max(rssPeak, process.memoryUsage.rss());
   await Promise.all(threads.map((w) => w.terminate()));
   const cpu = process.cpuUsage(cpu0);
@@ -180,7 +275,24 @@ export async function runLoadgen(opts: LoadgenOptions, io: LoadgenIo): Promise<L
     return n;
   });
   const latencyMetric: Metric = histograms.has('ack') ? 'ack' : 'result';
-  const measuredS = opts.durationS;
+  // The window as it was: it may have been cut short by a stop, or never started.
+  const windowFromMs: number | null = windowStartMs;
+  const window =
+    windowFromMs === null || abortedAtMs <= windowFromMs
+      ? { startS: 0, endS: 0 }
+      : { startS: round(windowFromMs / 1000), endS: round(Math.min(windowFromMs + opts.durationS * 1000, abortedAtMs) / 1000) };
+  const measuredS = round(window.endS - window.startS);
+  const perS = (n: number) => (measuredS > 0 ? round(n / measuredS, 1) : 0);
+  const warnings: string[] = [];
+  if (aborted !== null) warnings.push(`the run was stopped early: ${aborted}`);
+  if (connectedAtWindowStart !== null && connectedAtWindowStart < opts.devices && window.endS > 0) {
+    const connect = latency.connect;
+    warnings.push(
+      `measuring started at ${window.startS.toFixed(1)} s with ${connectedAtWindowStart} of ${opts.devices} devices connected (--warmup-max ${opts.warmupMaxS} s); ` +
+        `${allConnected === null ? 'the fleet never finished connecting' : `the fleet finished connecting at ${(allConnected / 1000).toFixed(1)} s`}` +
+        `${connect === undefined ? '' : `, connect p99 ${Math.round(connect.p99Ms)} ms`}: the measured latencies include the connect storm (raise --warmup-max, or lower --devices or --ramp)`,
+    );
+  }
   const summary: LoadgenSummary = {
     version: 1,
     startedAt: startedAt.toISOString(),
@@ -190,27 +302,31 @@ export async function runLoadgen(opts: LoadgenOptions, io: LoadgenIo): Promise<L
     loop: opts.closedLoop ? 'closed' : 'open',
     options: {
       devices: opts.devices, connections: opts.connections, ramp: opts.rampPerS, ratePerDevice: opts.ratePerDevice, totalRate: round(opts.ratePerDevice * opts.devices),
-      batch: opts.batch, payloadBytes: opts.payloadBytes, durationS: opts.durationS, warmupS: opts.warmupS, drainS: opts.drainS, workers, seed: opts.seed,
+      batch: opts.batch, payloadBytes: opts.payloadBytes, durationS: opts.durationS, warmupS: opts.warmupS, warmupMaxS: opts.warmupMaxS, drainS: opts.drainS, workers, seed: opts.seed,
       slowReaders: opts.slowReaders, type: opts.type, queue: opts.queue, devicePrefix: opts.devicePrefix, tls: opts.tls, auth: opts.tokenSecret !== null,
       thresholds: opts.thresholds.map((t) => t.expr),
     },
     environment: { node: process.version, platform: `${process.platform} ${process.arch}`, cpuModel: cpus()[0]?.model ?? 'unknown', cpus: cpus().length, memoryBytes: totalmem() },
     runS: round(runS, 2),
     measuredS,
+    window,
+    warnings,
+    aborted,
     fleet: {
       devices: opts.devices, connections: opts.connections, workers,
       connectedPeak: Math.max(0, ...connectedSeries),
       fleetConnectS: allConnected === null ? null : round(allConnected / 1000),
       slowReaders: sum('slowReaders'),
+      connectedAtWindowStart,
     },
     counts: {
       sent: sum('sent'), acked: sum('acked'), results: sum('results'), rejected: merge('rejected'), errors: merge('errors'),
       missing: sum('missing'), duplicates: sum('duplicates'), wrong: sum('wrong'), unacked: sum('unacked'), heldUnsent: sum('heldUnsent'), reconnects: sum('reconnects'),
     },
     throughput: {
-      sentPerS: round(sum('sentMeasured') / measuredS, 1),
-      ackedPerS: round(sum('ackedMeasured') / measuredS, 1),
-      resultsPerS: round(sum('resultsMeasured') / measuredS, 1),
+      sentPerS: perS(sum('sentMeasured')),
+      ackedPerS: perS(sum('ackedMeasured')),
+      resultsPerS: perS(sum('resultsMeasured')),
     },
     latency,
     series: {

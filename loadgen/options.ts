@@ -32,7 +32,14 @@ export interface LoadgenOptions {
   batch: number;
   payloadBytes: number;
   durationS: number;
+  /**
+   * The warm-up: the fleet connects (at most until warmupMaxS), then warmupS more seconds of load
+   * before the measured window starts (loadgen.ts). A fleet not connected by warmupMaxS is measured
+   * anyway, with a warning in the summary.
+   */
   warmupS: number;
+  /** Latest start of the measured window, s after t0 (default: ramp time + connect timeout + warmupS). */
+  warmupMaxS: number;
   /** After the last send: how long to wait for outstanding acks and results before reconciling. */
   drainS: number;
   workers: number;
@@ -132,18 +139,26 @@ export function resolveOptions(flags: RawFlags, defaultTarget: string): LoadgenO
   if (flags['ack-only'] === true && api === 'nimbus') throw usage('--ack-only needs an API with acknowledgements; nimbus answers with results only');
   const type = str(flags, 'type') ?? 'sq';
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(type)) throw usage(`--type must name a processor, e.g. sq (got ${JSON.stringify(type)})`);
+  const rampPerS = int(flags, 'ramp', 0, 0, DEVICES_MAX);
+  const warmupS = flags.warmup === undefined ? 5 : parseDurationS('--warmup', String(flags.warmup), true);
+  const connectTimeoutMs = flags['connect-timeout'] === undefined ? 10_000 : Math.round(parseDurationS('--connect-timeout', String(flags['connect-timeout']), false) * 1000);
+  // By default the fleet has its whole ramp plus one connect timeout to connect.
+  const rampS = rampPerS > 0 ? (devices - 1) / rampPerS : 0;
+  const warmupMaxS = flags['warmup-max'] === undefined ? rampS + connectTimeoutMs / 1000 + warmupS : parseDurationS('--warmup-max', String(flags['warmup-max']), true);
+  if (warmupMaxS < warmupS) throw usage(`--warmup-max must be at least --warmup (${warmupS} s): it bounds the whole warm-up, connecting included (got ${JSON.stringify(flags['warmup-max'])})`);
   return {
     target,
     api,
     devices,
     connections,
-    rampPerS: int(flags, 'ramp', 0, 0, DEVICES_MAX),
+    rampPerS,
     profile: oneOf(flags, 'profile', PROFILES, 'iot'),
     ratePerDevice,
     batch,
     payloadBytes: int(flags, 'payload-bytes', 32, 0, PAYLOAD_BYTES_MAX),
     durationS: flags.duration === undefined ? 30 : parseDurationS('--duration', String(flags.duration), false),
-    warmupS: flags.warmup === undefined ? 5 : parseDurationS('--warmup', String(flags.warmup), true),
+    warmupS,
+    warmupMaxS,
     drainS: flags.drain === undefined ? 10 : parseDurationS('--drain', String(flags.drain), true),
     workers: int(flags, 'workers', 1, 1, WORKERS_MAX),
     seed,
@@ -153,7 +168,7 @@ export function resolveOptions(flags: RawFlags, defaultTarget: string): LoadgenO
     type,
     queue: str(flags, 'queue'),
     devicePrefix,
-    connectTimeoutMs: flags['connect-timeout'] === undefined ? 10_000 : Math.round(parseDurationS('--connect-timeout', String(flags['connect-timeout']), false) * 1000),
+    connectTimeoutMs,
     tls,
     tlsCa,
     tlsCert,

@@ -54,7 +54,25 @@ export interface LoadgenSummary {
   /** Wall-clock seconds: the whole run, and the measured window (after --warmup). */
   runS: number;
   measuredS: number;
-  fleet: { devices: number; connections: number; workers: number; connectedPeak: number; fleetConnectS: number | null; slowReaders: number };
+  /**
+   * The measured window, seconds since the run's t0: it starts once the whole fleet has connected
+   * plus --warmup (at the latest at --warmup-max), and lasts --duration. Latency samples are those
+   * of events intended inside it. Both 0 when the run stopped before it started (aborted).
+   */
+  window: { startS: number; endS: number };
+  /**
+   * What makes the figures less than they seem, one sentence each, with the figures: the fleet not
+   * connected when the window started, the run aborted. Empty when nothing is wrong. (Optional,
+   * like every field added since version 1: an older summary.json, read as a --baseline, lacks it.)
+   */
+  warnings?: string[];
+  /** Why the run stopped early (no device could connect, or it overran its bound), with the hint; null if it ran to its end. */
+  aborted?: string | null;
+  fleet: {
+    devices: number; connections: number; workers: number; connectedPeak: number; fleetConnectS: number | null; slowReaders: number;
+    /** Devices that had connected (at least once) when the measured window started; null if it never started. */
+    connectedAtWindowStart?: number | null;
+  };
   counts: {
     sent: number;
     acked: number;

@@ -23,10 +23,12 @@ export function textSummary(s: LoadgenSummary): string {
   const o = s.options;
   out.push(
     `stratus loadgen: ${n(s.fleet.devices)} devices (${s.profile}, ${s.loop} loop, ${o.ratePerDevice} ev/s each, batch ${o.batch}) -> ${s.target} (${s.api} API)`,
-    `  ${s.measuredS} s measured after ${o.warmupS} s warm-up; ${s.fleet.connections} connections, ${s.fleet.workers} worker thread(s), seed ${o.seed}`,
-    `  fleet connected: ${s.fleet.fleetConnectS === null ? `no (peak ${n(s.fleet.connectedPeak)})` : `${s.fleet.fleetConnectS} s`}; reconnects ${n(s.counts.reconnects)}${s.fleet.slowReaders > 0 ? `; slow readers ${n(s.fleet.slowReaders)}` : ''}`,
-    '',
+    `  ${s.window.endS === 0 ? 'nothing measured (stopped before the measured window)' : `measured ${s.measuredS} s, from ${s.window.startS.toFixed(1)} s to ${s.window.endS.toFixed(1)} s after the start (fleet connected, then ${o.warmupS} s warm-up)`}; ${s.fleet.connections} connections, ${s.fleet.workers} worker thread(s), seed ${o.seed}`,
+    `  fleet connected: ${s.fleet.fleetConnectS === null ? `no (peak ${n(s.fleet.connectedPeak)})` : `${s.fleet.fleetConnectS} s`}${s.fleet.connectedAtWindowStart != null && s.fleet.connectedAtWindowStart < s.fleet.devices ? `; ${n(s.fleet.connectedAtWindowStart)} of ${n(s.fleet.devices)} when measuring started` : ''}; reconnects ${n(s.counts.reconnects)}${s.fleet.slowReaders > 0 ? `; slow readers ${n(s.fleet.slowReaders)}` : ''}`,
   );
+  // Loud, first and last: a figure below may not mean what it seems.
+  const warnings = (s.warnings ?? []).map((w) => `  WARNING: ${w}`);
+  out.push(...warnings, '');
   const metrics = Object.keys(s.latency) as Metric[];
   if (metrics.length > 0) {
     out.push('Latency (ms)');
@@ -46,7 +48,7 @@ export function textSummary(s: LoadgenSummary): string {
   out.push(
     `Throughput (measured window): sent ${n(s.throughput.sentPerS)}/s, acked ${n(s.throughput.ackedPerS)}/s, results ${n(s.throughput.resultsPerS)}/s`,
     `Events: sent ${n(c.sent)}, acked ${n(c.acked)}, results ${n(c.results)}, unacked ${n(c.unacked)}, held unsent ${n(c.heldUnsent)}; rejected: ${byKind(c.rejected)}`,
-    `Checker: missing ${n(c.missing)}, duplicates ${n(c.duplicates)}, wrong values ${n(c.wrong)}`,
+    `Checker: missing ${n(c.missing)}, duplicates ${n(c.duplicates)}, wrong values ${n(c.wrong)}: ${c.missing + c.duplicates + c.wrong === 0 ? 'pass' : 'FAIL (exit 3)'}`,
     `Errors: ${byKind(c.errors)}`,
     `Load generator: RSS peak ${(s.footprint.rssBytesPeak / 2 ** 20).toFixed(0)} MiB (${(s.footprint.rssBytesPerDevice / 1024).toFixed(1)} KiB per device), CPU ${s.footprint.cpuShare} cores (${s.footprint.cpuUserS} s user, ${s.footprint.cpuSystemS} s system)`,
   );
@@ -54,5 +56,6 @@ export function textSummary(s: LoadgenSummary): string {
     out.push('', 'Thresholds');
     for (const t of s.thresholds) out.push(`  ${t.ok ? 'pass' : 'FAIL'}  ${t.expr}  (measured ${Number.isNaN(t.actual) || t.actual === null ? 'nothing' : t.actual})`);
   }
+  if (warnings.length > 0) out.push('', ...warnings);
   return out.join('\n') + '\n';
 }

@@ -72,6 +72,12 @@ export interface Driver {
   readonly results: boolean;
   /** Unacknowledged events are sent again on the next stream (the server dedupes by seq). */
   readonly resendsUnacked: boolean;
+  /**
+   * Where the API carries the seq modulo this (nimbus: in a bounded int32 `number`): the seq a
+   * result names is a residue, resolved by the fleet to the device's unsettled seq, and the input
+   * the server squares is that residue (not valueOf). Undefined: seqs travel whole.
+   */
+  readonly seqModulo?: number;
   open(client: Client, device: DeviceIdentity, cursor: number, events: SessionEvents): Session;
 }
 
@@ -85,13 +91,15 @@ export function deviceMetadata(device: DeviceIdentity, idKey: string): Metadata 
 const STATUS_NAMES = new Map<number, string>(Object.entries(status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v as number, k]));
 
 /**
- * An error's kind for the report: REFUSED and RESET where the transport says so (a refused or
- * reset connection both surface as UNAVAILABLE), else the gRPC status name.
+ * An error's kind for the report: REFUSED, RESET, DNS and TLS where the transport says so (all of
+ * them surface as UNAVAILABLE), else the gRPC status name.
  */
 export function errorKind(err: ServiceError): string {
   const details = `${err.details ?? ''} ${err.message ?? ''}`;
   if (err.code === status.UNAVAILABLE) {
     if (/ECONNREFUSED/.test(details)) return 'REFUSED';
+    if (/Name resolution failed|ENOTFOUND|EAI_AGAIN/i.test(details)) return 'DNS';
+    if (/certificate|SSL|TLS|wrong version number|CERT_|handshake/i.test(details)) return 'TLS';
     if (/ECONNRESET|Connection dropped|socket hang up|EPIPE|GOAWAY|Stream refused/i.test(details)) return 'RESET';
   }
   return STATUS_NAMES.get(err.code) ?? `STATUS_${err.code}`;

@@ -18,6 +18,7 @@ import { PROJECT_ROOT } from '../../../src/config.js';
 import { runLoadgen, secondHistogram, type LoadgenRun } from '../../../loadgen/loadgen.js';
 import { resolveOptions, type RawFlags } from '../../../loadgen/options.js';
 import { writeReport } from '../../../loadgen/report.js';
+import { textSummary } from '../../../loadgen/text-summary.js';
 import { renderedPlots } from '../../helpers/browser.js';
 import { testConfig } from '../../helpers/config.js';
 import { startFakeGateway } from '../../helpers/fake-gateway.js';
@@ -129,7 +130,8 @@ describe('against servers that misbehave on purpose', () => {
   test('a 500 ms stall: the open-loop p99 shows it, a closed-loop count hides it', async () => {
     const measure = async (closed: boolean) => {
       const fake = await startFakeGateway();
-      // Mid-window: warm-up 1 s, measured 6 s; the stall starts 3 s into the measured window.
+      // Mid-window: the window starts at 2 s (fleet connected within the first second, then 1 s of
+      // warm-up), measured 6 s; the stall starts about 2 s into it.
       const timer = setTimeout(() => fake.pause(500), 4_000);
       try {
         return await run(fake.address, { devices: '10', rate: '50', duration: '6s', seed: '9', ...(closed ? { 'closed-loop': true } : {}) });
@@ -282,6 +284,9 @@ describe('against servers that misbehave on purpose', () => {
         assert.equal(c.acked, 0);
         assert.ok((c.errors[kind] ?? 0) > 0, `errors by kind: ${JSON.stringify(c.errors)}`);
         assert.equal(r.summary.fleet.fleetConnectS, null);
+        // Nothing ever answered: the run stopped early (fail fast) and says why.
+        assert.match(r.summary.aborted ?? 'not aborted', new RegExp(`^no device could connect to 127\\.0\\.0\\.1:${port} \\(${kind}: `));
+        assert.deepEqual(r.summary.window, { startS: 0, endS: 0 });
         writeReport(dir, r);
         assert.ok(existsSync(join(dir, 'report.html')) && existsSync(join(dir, 'summary.json')));
       } finally {
@@ -291,6 +296,51 @@ describe('against servers that misbehave on purpose', () => {
       }
     });
   }
+});
+
+describe('the measured window starts after the fleet has connected', () => {
+  test('a fleet ramping in for ~2 s: the window starts after the last device connected plus --warmup, no warning', async () => {
+    const fake = await startFakeGateway();
+    try {
+      // Device i joins at i/15 s: the last of 30 at 1.93 s, well after a 1 s warm-up from t0.
+      const r = await run(fake.address, { devices: '30', ramp: '15', rate: '10', duration: '2s', seed: '8' });
+      assertExact(r, 'ramp');
+      const s = r.summary;
+      assert.ok(s.fleet.fleetConnectS !== null && s.fleet.fleetConnectS >= 29 / 15, `fleet connected at ${s.fleet.fleetConnectS} s`);
+      // On the next whole second after connected + warm-up.
+      assert.equal(s.window.startS, Math.ceil(s.fleet.fleetConnectS + 1));
+      assert.equal(s.window.endS, s.window.startS + 2);
+      assert.equal(s.measuredS, 2);
+      assert.equal(s.fleet.connectedAtWindowStart, 30);
+      assert.deepEqual(s.warnings, []);
+      // The samples are the window's events only: 30 devices x 10/s (periodic, jittered) x 2 s,
+      // give or take one event per device at each edge; none of the connect phase.
+      assert.equal(s.latency.ack!.count, s.latency.sendLag!.count);
+      assert.ok(s.latency.ack!.count >= 30 * 18 && s.latency.ack!.count <= 30 * 22, `ack samples ${s.latency.ack!.count}`);
+    } finally {
+      await fake.stop();
+    }
+  });
+
+  test('a fleet still connecting at --warmup-max: measured anyway, with a loud warning carrying the figures', async () => {
+    const fake = await startFakeGateway();
+    try {
+      // 40 devices at 10/s take 3.9 s to join; the warm-up may last 1 s at most.
+      const r = await run(fake.address, { devices: '40', ramp: '10', rate: '5', duration: '4s', warmup: '0.5s', 'warmup-max': '1s', seed: '8' });
+      const s = r.summary;
+      assert.equal(s.window.startS, 1);
+      const n = s.fleet.connectedAtWindowStart!;
+      assert.ok(n >= 1 && n < 40, `connected at window start: ${n}`);
+      assert.equal(s.warnings!.length, 1, JSON.stringify(s.warnings));
+      assert.match(s.warnings![0]!, new RegExp(`^measuring started at 1\\.0 s with ${n} of 40 devices connected \\(--warmup-max 1 s\\); the fleet finished connecting at \\d+\\.\\d s, connect p99 \\d+ ms: the measured latencies include the connect storm`));
+      const text = textSummary(s);
+      assert.match(text, /^ {2}WARNING: measuring started at 1\.0 s/m);
+      assert.match(text, new RegExp(`fleet connected: [\\d.]+ s; ${n} of 40 when measuring started`));
+      assertExact(r, 'late fleet');
+    } finally {
+      await fake.stop();
+    }
+  });
 });
 
 describe('the command', () => {
@@ -319,6 +369,48 @@ describe('the command', () => {
     }
   });
 
+  test('nothing listening: exit 4 within seconds (not the 30 s run), with the one-line hint', async () => {
+    const port = await unusedPort();
+    const t0 = Date.now();
+    const r = await cli(['--target', `127.0.0.1:${port}`, '--devices', '20', '--duration', '30s']);
+    const elapsedMs = Date.now() - t0;
+    assert.equal(r.code, 4, r.stderr);
+    // Every device is refused at its first attempt: the run stops then, well inside the 10 s
+    // connect timeout (the bound asserted; it takes about a second).
+    assert.ok(elapsedMs < 10_000, `ran ${elapsedMs} ms`);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.at(-1), `stratus loadgen: no device could connect to 127.0.0.1:${port} (REFUSED: connect ECONNREFUSED 127.0.0.1:${port}; all 20 devices failed): is the engine running? start it with \`npx stratus run\`, or set --target`);
+    const dns = await cli(['--target', 'nohost.invalid:50051', '--devices', '5', '--duration', '30s', '--json']);
+    assert.equal(dns.code, 4, dns.stderr);
+    assert.match(dns.stderr, /no device could connect to nohost\.invalid:50051 \(DNS: .*\): the host name does not resolve: check --target\n$/);
+    const summary = JSON.parse(dns.stdout);
+    assert.match(summary.aborted, /^no device could connect/);
+  });
+
+  test('missing, duplicate or wrong results exit 3, ahead of a failed threshold (both named)', async () => {
+    const fake = await startFakeGateway({ dropEvery: 10, repeatEvery: 7 });
+    try {
+      const base = ['--target', fake.address, '--devices', '5', '--rate', '10', '--duration', '2s', '--warmup', '0s', '--drain', '1s', '--seed', '3'];
+      const r = await cli([...base, '--threshold', 'ack.p99<0.001ms', '--json']);
+      assert.equal(r.code, 3, r.stderr);
+      const c = JSON.parse(r.stdout).counts;
+      assert.ok(c.missing > 0 && c.duplicates > 0, JSON.stringify(c));
+      assert.match(r.stderr, new RegExp(`the checker found wrong results: missing ${c.missing}, duplicates ${c.duplicates}, wrong values 0 \\(of ${c.sent} events sent\\)`));
+      assert.match(r.stderr, /1 threshold\(s\) failed: ack\.p99<0\.001ms/);
+      const text = await cli(base);
+      assert.equal(text.code, 3, text.stderr);
+      assert.match(text.stdout, /^Checker: missing \d+, duplicates \d+, wrong values 0: FAIL \(exit 3\)$/m);
+    } finally {
+      await fake.stop();
+    }
+  });
+
+  test('--help documents the exit codes', async () => {
+    const r = await cli(['--help']);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /Exit codes \(the first that applies\): 4 stopped early .* 3 the checker found missing, duplicate or wrong results, 99 a --threshold failed, 0 done/s);
+  });
+
   test('bad flags name the flag and what is allowed, before anything starts', async () => {
     const cases: [string[], RegExp][] = [
       [['--devices', '0'], /--devices must be an integer from 1 to/],
@@ -334,6 +426,7 @@ describe('the command', () => {
       [['--slow-readers', '2'], /--slow-readers must be a fraction from 0 to 1/],
       [['--workers', '0'], /--workers must be an integer from 1 to 64/],
       [['--api', 'nimbus', '--ack-only'], /--ack-only needs an API with acknowledgements/],
+      [['--warmup', '5s', '--warmup-max', '2s'], /--warmup-max must be at least --warmup \(5 s\)/],
     ];
     for (const [args, re] of cases) {
       const r = await cli(args);

@@ -60,3 +60,10 @@ test('every bad flag names itself and what is allowed', () => {
   for (const [flags, re] of cases) assert.throws(() => resolveOptions(flags, T), { message: re }, JSON.stringify(flags));
   assert.ok(resolveOptions({ target: '[::1]:50051' }, T));
 });
+
+test('--warmup-max: by default the ramp, one connect timeout and the warm-up; never below --warmup', () => {
+  assert.equal(resolveOptions({}, T).warmupMaxS, 10 + 5);
+  assert.equal(resolveOptions({ devices: '2001', ramp: '100', 'connect-timeout': '3s', warmup: '2s' }, T).warmupMaxS, 20 + 3 + 2);
+  assert.equal(resolveOptions({ 'warmup-max': '1m' }, T).warmupMaxS, 60);
+  assert.throws(() => resolveOptions({ warmup: '5s', 'warmup-max': '2s' }, T), /--warmup-max must be at least --warmup \(5 s\)/);
+});
