@@ -12,7 +12,7 @@ import type { FleetTotals, Tick } from './fleet.js';
 import type { LoadgenOptions } from './options.js';
 import { Progress } from './progress.js';
 import { decode, METRICS, newHistogram, type Metric } from './recorder.js';
-import type { LatencyStats, LoadgenSummary } from './summary.js';
+import type { LatencyStats, LoadgenSummary, PercentileSeries } from './summary.js';
 import { evaluateThresholds } from './thresholds.js';
 
 const WORKER_START_TIMEOUT_MS = 30_000;
@@ -39,6 +39,23 @@ export function secondHistogram(s: SecondStats, metric: Metric): hdr.Histogram |
   const h = newHistogram();
   for (const e of parts) h.add(decode(e));
   return h;
+}
+
+/**
+ * p50/p90/p99/p99.9 of a metric in each second (ms, rounded to the microsecond); null where the
+ * second has no sample. Each second's histogram is decoded once, whatever the number of percentiles.
+ */
+export function percentileSeries(seconds: SecondStats[], metric: Metric): PercentileSeries {
+  const out: PercentileSeries = { p50Ms: [], p90Ms: [], p99Ms: [], p999Ms: [] };
+  for (const s of seconds) {
+    const h = secondHistogram(s, metric);
+    const at = (p: number) => (h === undefined || h.totalCount === 0 ? null : round(h.getValueAtPercentile(p) / 1000));
+    out.p50Ms.push(at(50));
+    out.p90Ms.push(at(90));
+    out.p99Ms.push(at(99));
+    out.p999Ms.push(at(99.9));
+  }
+  return out;
 }
 
 export interface LoadgenRun {
@@ -179,7 +196,8 @@ export async function runLoadgen(opts: LoadgenOptions, io: LoadgenIo): Promise<L
     }
     return n;
   });
-  const latencyMetric: Metric = histograms.has('ack') ? 'ack' : 'result';
+  const ackLatency = percentileSeries(seconds, 'ack');
+  const resultLatency = percentileSeries(seconds, 'result');
   const measuredS = opts.durationS;
   const summary: LoadgenSummary = {
     version: 1,
@@ -197,6 +215,7 @@ export async function runLoadgen(opts: LoadgenOptions, io: LoadgenIo): Promise<L
     environment: { node: process.version, platform: `${process.platform} ${process.arch}`, cpuModel: cpus()[0]?.model ?? 'unknown', cpus: cpus().length, memoryBytes: totalmem() },
     runS: round(runS, 2),
     measuredS,
+    window: { startS: opts.warmupS, endS: opts.warmupS + measuredS },
     fleet: {
       devices: opts.devices, connections: opts.connections, workers,
       connectedPeak: Math.max(0, ...connectedSeries),
@@ -220,10 +239,9 @@ export async function runLoadgen(opts: LoadgenOptions, io: LoadgenIo): Promise<L
       ackedPerS: seconds.map((s) => s.acked),
       resultsPerS: seconds.map((s) => s.results),
       errorsPerS: seconds.map((s) => s.errors),
-      latencyP99Ms: seconds.map((s) => {
-        const h = secondHistogram(s, latencyMetric);
-        return h === undefined || h.totalCount === 0 ? 0 : round(h.getValueAtPercentile(99) / 1000);
-      }),
+      latencyP99Ms: (histograms.has('ack') ? ackLatency : resultLatency).p99Ms.map((v) => v ?? 0),
+      ackLatency,
+      resultLatency,
     },
     footprint: {
       rssBytesBaseline: rssBaseline,
