@@ -26,6 +26,7 @@ export const OVER_TIME_PLOT_IDS = ['plot-ack-over-time', 'plot-result-over-time'
 /** Legend labels of the shaded ranges (the browser test finds the bands by them). */
 export const WARMUP_LABEL = 'warm-up, not measured';
 export const DRAIN_LABEL = 'drain, not measured';
+export const CONNECTED_LABEL = 'fleet connected';
 
 const PLOT_WIDTH = 720;
 const PLOT_HEIGHT = 320;
@@ -50,6 +51,7 @@ dl.meta dt { color: #555; }
 dl.meta dd { margin: 0; }
 .cols { display: flex; flex-wrap: wrap; gap: 16px 40px; align-items: flex-start; }
 table { border-collapse: collapse; background: #fff; }
+table.runs { margin-bottom: 12px; }
 th, td { border: 1px solid #d8dbe0; padding: 3px 10px; text-align: right; white-space: nowrap; }
 th { background: #eef0f3; font-weight: 600; }
 th:first-child, td:first-child, th.text { text-align: left; }
@@ -233,12 +235,15 @@ export function windowBands(s: LoadgenSummary): PlotBand[] {
 
 function plotsSection(s: LoadgenSummary): string {
   const size = { width: PLOT_WIDTH, height: PLOT_HEIGHT };
-  const bands = windowBands(s);
-  const outside = bands.map((b) => (b.label === WARMUP_LABEL ? 'the warm-up before' : 'the drain after'));
+  // The marked moment explains a storm at the start: until then devices were still connecting.
+  const marks = s.fleet.fleetConnectS === null ? [] : [{ x: s.fleet.fleetConnectS, label: CONNECTED_LABEL }];
+  const timeAxis = { bands: windowBands(s), marks };
+  const outside = timeAxis.bands.map((b) => (b.label === WARMUP_LABEL ? 'the warm-up before' : 'the drain after'));
   const shaded =
-    outside.length === 0
+    (outside.length === 0
       ? `The whole run is the measured window (${s.window.startS} s to ${s.window.endS} s).`
-      : `Shaded: ${outside.join(' and ')} the measured window (${s.window.startS} s to ${s.window.endS} s); the tables count only the window.`;
+      : `Shaded: ${outside.join(' and ')} the measured window (${s.window.startS} s to ${s.window.endS} s); the tables count only the window.`) +
+    (s.fleet.fleetConnectS === null ? ' The fleet was never all connected at once.' : ` Dashed: every device connected (${s.fleet.fleetConnectS} s).`);
   const latency: PlotSeries[] = Object.entries(s.latency)
     .filter(([, l]) => l.distribution.length > 0)
     .map(([m, l]) => ({ name: m, points: l.distribution }));
@@ -249,11 +254,11 @@ function plotsSection(s: LoadgenSummary): string {
       'Each metric\u2019s whole measured window (HdrHistogram). The tail is to the right: 99% is as far from 90% as 90% is from 0%.',
     ),
     figure(
-      linePlot({ id: 'plot-ack-over-time', title: 'Ack latency over time', xLabel: 'time since start (s)', yLabel: 'ack latency (ms, log scale)', yLog: true, series: percentileLines(t, s.series.ackLatency), bands, ...size }),
+      linePlot({ id: 'plot-ack-over-time', title: 'Ack latency over time', xLabel: 'time since start (s)', yLabel: 'ack latency (ms, log scale)', yLog: true, series: percentileLines(t, s.series.ackLatency), ...timeAxis, ...size }),
       `p50, p90, p99 and p99.9 of the acks received in each second; a gap is a second with no ack. ${shaded}`,
     ),
     figure(
-      linePlot({ id: 'plot-result-over-time', title: 'Result latency over time', xLabel: 'time since start (s)', yLabel: 'result latency (ms, log scale)', yLog: true, series: percentileLines(t, s.series.resultLatency), bands, ...size }),
+      linePlot({ id: 'plot-result-over-time', title: 'Result latency over time', xLabel: 'time since start (s)', yLabel: 'result latency (ms, log scale)', yLog: true, series: percentileLines(t, s.series.resultLatency), ...timeAxis, ...size }),
       `p50, p90, p99 and p99.9 of the results received in each second (send to result at the device); a gap is a second with no result. ${shaded}`,
     ),
     figure(
@@ -267,17 +272,17 @@ function plotsSection(s: LoadgenSummary): string {
           { name: 'acked', points: overTime(t, s.series.ackedPerS) },
           { name: 'results', points: overTime(t, s.series.resultsPerS) },
         ],
-        bands,
+        ...timeAxis,
         ...size,
       }),
       `Per second of the whole run. ${shaded}`,
     ),
     figure(
-      linePlot({ id: 'plot-connected', title: 'Connected devices', xLabel: 'time since start (s)', yLabel: 'devices', series: [{ name: 'connected', points: overTime(t, s.series.connected) }], bands, ...size }),
+      linePlot({ id: 'plot-connected', title: 'Connected devices', xLabel: 'time since start (s)', yLabel: 'devices', series: [{ name: 'connected', points: overTime(t, s.series.connected) }], ...timeAxis, ...size }),
       `At the end of each second. ${shaded}`,
     ),
     figure(
-      linePlot({ id: 'plot-errors', title: 'Errors', xLabel: 'time since start (s)', yLabel: 'errors per second', series: [{ name: 'errors', points: overTime(t, s.series.errorsPerS) }], bands, ...size }),
+      linePlot({ id: 'plot-errors', title: 'Errors', xLabel: 'time since start (s)', yLabel: 'errors per second', series: [{ name: 'errors', points: overTime(t, s.series.errorsPerS) }], ...timeAxis, ...size }),
       `Failed calls and connections per second, all kinds. ${shaded}`,
     ),
   ];

@@ -12,7 +12,8 @@
  * 99.9%, ... are equally spaced and the tail gets as much room as the body.
  *
  * Bands shade x ranges behind the lines (the report's warm-up and drain, outside the measured
- * window), each with a legend entry, so a reader sees which seconds the headline figures exclude.
+ * window), each with a legend entry, so a reader sees which seconds the headline figures exclude;
+ * marks draw a dashed vertical line at a moment (the whole fleet connected).
  */
 
 export interface PlotSeries {
@@ -26,6 +27,12 @@ export interface PlotSeries {
   colour?: string;
   /** SVG stroke-dasharray instead of the palette's (e.g. '6 3'; '' for solid). */
   dash?: string;
+}
+
+/** A moment marked by a vertical dashed line across the plot, with a legend entry. */
+export interface PlotMark {
+  x: number;
+  label: string;
 }
 
 /** An x range shaded behind the lines, with a legend entry. */
@@ -50,6 +57,8 @@ export interface LinePlotOptions {
   series: PlotSeries[];
   /** Shaded x ranges (linear x axis only), drawn under the grid and the lines. */
   bands?: PlotBand[];
+  /** Vertical lines at moments (linear x axis only), drawn over the lines. */
+  marks?: PlotMark[];
   width?: number;
   height?: number;
 }
@@ -77,6 +86,7 @@ const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;'
 /** Tableau 10: distinct on screen and in greyscale print; series 11+ reuse them dashed. */
 const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'] as const;
 const DASHES = ['', '6 3', '2 2', '8 3 2 3'] as const;
+const MARK_STROKE = 'stroke="#444" stroke-width="1.5" stroke-dasharray="4 3"';
 
 const FONT = 'font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif"';
 const TICK_FONT_PX = 11;
@@ -194,7 +204,8 @@ export function linePlot(opts: LinePlotOptions): string {
   const yOf = (y: number) => (opts.yLog === true && y <= 0 ? yFloor : y);
 
   // At least LEGEND_NAME_CHARS_MIN wide, so plots of one page with short names share one frame width.
-  const legendNames = [...series.map((s) => s.name), ...bands.map((b) => b.label)];
+  const marks = opts.xLog === 'percentile' ? [] : (opts.marks ?? []).filter((k) => Number.isFinite(k.x));
+  const legendNames = [...series.map((s) => s.name), ...bands.map((b) => b.label), ...marks.map((k) => k.label)];
   const legendChars = Math.max(LEGEND_NAME_CHARS_MIN, ...legendNames.map((name) => legendText(name).length));
   const legendW = legendNames.length === 0 ? 0 : Math.ceil(30 + legendChars * CHAR_PX);
   const m = { top: 34, right: 14 + legendW, bottom: 46, left: 64 };
@@ -214,7 +225,7 @@ export function linePlot(opts: LinePlotOptions): string {
   const hasData = all.length > 0;
   if (hasData) {
     // The bands widen the x axis: the drain's last second ends one second after its point.
-    const xs = [...all.map(([x]) => x), ...bands.flatMap((b) => [b.from, b.to])];
+    const xs = [...all.map(([x]) => x), ...bands.flatMap((b) => [b.from, b.to]), ...marks.map((k) => k.x)];
     const ys = all.map(([, y]) => yOf(y));
     const xAxis = opts.xLog === 'percentile' ? percentileAxis() : linearAxis(Math.min(...xs), Math.max(...xs), 8);
     const yAxis = opts.yLog === true ? logAxis(Math.min(...ys), Math.max(...ys)) : linearAxis(Math.min(0, ...ys), Math.max(...ys), 5);
@@ -257,6 +268,10 @@ export function linePlot(opts: LinePlotOptions): string {
         out.push(`<circle class="marker" cx="${px(X(x))}" cy="${px(Y(y))}" r="3" fill="${escapeXml(s.colour ?? colourOf(i))}"/>`);
       }
     });
+    for (const k of marks) {
+      const x = px(X(k.x));
+      out.push(`<line class="mark" data-mark="${escapeXml(k.label)}" data-x="${k.x}" x1="${x}" y1="${px(m.top)}" x2="${x}" y2="${px(m.top + ph)}" ${MARK_STROKE}/>`);
+    }
   } else {
     for (const s of series) out.push(`<path class="series" data-series="${escapeXml(s.name)}" data-points="0" d="" fill="none"/>`);
     out.push(`<text class="no-data" x="${px(m.left + pw / 2)}" y="${px(m.top + ph / 2)}" text-anchor="middle" font-size="14" fill="#888">no data</text>`);
@@ -282,6 +297,13 @@ export function linePlot(opts: LinePlotOptions): string {
       out.push(
         `<g class="legend-item legend-band"><title>${escapeXml(b.label)}</title><rect x="${px(lx)}" y="${px(y - 6)}" width="20" height="12" fill="${escapeXml(b.fill)}" stroke="#999" stroke-width="0.5"/>` +
           `<text x="${px(lx + 26)}" y="${px(y + 4)}">${escapeXml(legendText(b.label))}</text></g>`,
+      );
+    });
+    marks.forEach((k, j) => {
+      const y = m.top + 8 + (series.length + bands.length + j) * 17;
+      out.push(
+        `<g class="legend-item legend-mark"><title>${escapeXml(k.label)}</title><line x1="${px(lx)}" y1="${px(y)}" x2="${px(lx + 20)}" y2="${px(y)}" ${MARK_STROKE}/>` +
+          `<text x="${px(lx + 26)}" y="${px(y + 4)}">${escapeXml(legendText(k.label))}</text></g>`,
       );
     });
     out.push('</g>');

@@ -162,6 +162,9 @@ test('report.html in Chromium: every plot draws a line, one latency line per met
     near(d.bands[1]!.x + d.bands[1]!.width, d.frame.x + d.frame.width, 'drain ends at the right edge');
     near(d.bands[1]!.width, (d.frame.width * 3) / 30, 'drain width');
     assert.deepEqual(d.legendBands, [WARMUP_LABEL, DRAIN_LABEL], id);
+    // The fleet connected at 2.7 s: a vertical line 2.7/30 of the way.
+    assert.equal(d.marks.length, 1, id);
+    near(d.marks[0]!.x, d.frame.x + (d.frame.width * 2.7) / 30, 'fleet-connected mark');
   }
   assert.deepEqual(details.get('plot-latency')!.bands, []);
   // Log axes: decades, a tick a decade, spaced evenly.
@@ -180,6 +183,7 @@ interface PlotDetails {
   frame: { x: number; width: number };
   bands: { label: string; x: number; width: number }[];
   legendBands: string[];
+  marks: { x: number }[];
   yTicks: { label: string; y: number }[];
 }
 
@@ -214,6 +218,7 @@ async function renderedDetails(file: string): Promise<PlotDetails[]> {
           frame: { x: frame.x, width: frame.width },
           bands: Array.from(svg.querySelectorAll('rect.band')).map((r) => ({ label: r.getAttribute('data-band') ?? '', x: r.getBBox().x, width: r.getBBox().width })),
           legendBands: Array.from(svg.querySelectorAll('.legend-band text')).map((t) => t.textContent ?? ''),
+          marks: Array.from(svg.querySelectorAll('line.mark')).map((l) => ({ x: l.getBBox().x })),
           yTicks: Array.from(svg.querySelectorAll('.y-ticks text')).map((t) => ({ label: t.textContent ?? '', y: t.getBBox().y })),
         };
       }),

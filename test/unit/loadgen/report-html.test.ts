@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DRAIN_LABEL, OVER_TIME_PLOT_IDS, PLOT_IDS, renderReportHtml, WARMUP_LABEL } from '../../../loadgen/report-html.js';
+import { CONNECTED_LABEL, DRAIN_LABEL, OVER_TIME_PLOT_IDS, PLOT_IDS, renderReportHtml, WARMUP_LABEL } from '../../../loadgen/report-html.js';
 import type { LatencyStats, LoadgenSummary } from '../../../loadgen/summary.js';
 
 const EVIL = `<img src=x onerror="alert(1)">`;
@@ -130,7 +130,13 @@ test('over-time plots shade the warm-up and the drain, with a legend entry each;
     assert.match(svg, new RegExp(`<g class="legend-item legend-band"><title>${WARMUP_LABEL}</title><rect [^>]*/><text [^>]*>${WARMUP_LABEL}</text>`), id);
     assert.match(svg, new RegExp(`<g class="legend-item legend-band"><title>${DRAIN_LABEL}</title>`), id);
   }
-  assert.doesNotMatch(plotSvg(html, 'plot-latency'), /class="band"|legend-band/);
+  assert.doesNotMatch(plotSvg(html, 'plot-latency'), /class="band"|legend-band|class="mark"/);
+  // The moment the whole fleet was connected (0.4 s), dashed on every over-time plot.
+  for (const id of OVER_TIME_PLOT_IDS) assert.match(plotSvg(html, id), new RegExp(`<line class="mark" data-mark="${CONNECTED_LABEL}" data-x="0.4" `), id);
+  assert.match(html, / Dashed: every device connected \(0.4 s\)\./);
+  const never = renderReportHtml(summary({ fleet: { ...summary().fleet, fleetConnectS: null } }));
+  assert.doesNotMatch(never, /class="mark"/);
+  assert.match(never, /The fleet was never all connected at once\./);
   assert.match(html, /Shaded: the warm-up before and the drain after the measured window \(1 s to 4 s\); the tables count only the window\./);
   assert.match(html, /<dt>duration<\/dt><dd>5.2 s run, 3 s measured \(from 1 s to 4 s after the start\)<\/dd>/);
 

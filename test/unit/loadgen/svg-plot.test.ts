@@ -207,3 +207,18 @@ test('a series may set its own colour and dash (compare.html: one colour per run
   assert.deepEqual(styles, ['stroke="#123456"', 'stroke="#123456" stroke-dasharray="6 3"']);
   assert.match(svg, /<g class="legend-item"><title>A result<\/title><line [^>]*stroke="#123456" stroke-dasharray="6 3"/);
 });
+
+test('marks: a dashed vertical line at x across the plot area, with a legend entry', () => {
+  const series = [{ name: 's', points: Array.from({ length: 11 }, (_, i) => [i, i + 1] as [number, number]) }];
+  const svg = linePlot({ ...base, series, marks: [{ x: 2.5, label: 'fleet connected' }, { x: NaN, label: 'never' }] });
+  const f = frame(svg);
+  const m = /<line class="mark" data-mark="fleet connected" data-x="2.5" x1="([\d.]+)" y1="([\d.]+)" x2="([\d.]+)" y2="([\d.]+)" stroke="#444" stroke-width="1.5" stroke-dasharray="4 3"\/>/.exec(svg);
+  assert.ok(m !== null, 'mark drawn');
+  assert.ok(Math.abs(Number(m[1]) - (f.x + f.w / 4)) < 0.02 && m[1] === m[3]);
+  assert.deepEqual([Number(m[2]), Number(m[4])], [f.y, f.y + f.h]);
+  assert.equal(svg.match(/class="mark"/g)?.length, 1, 'a non-finite mark is left out');
+  assert.match(svg, /<g class="legend-item legend-mark"><title>fleet connected<\/title><line [^>]*stroke-dasharray="4 3"\/><text [^>]*>fleet connected<\/text><\/g>/);
+  // A mark beyond the data widens the axis to show it.
+  assert.deepEqual(tickLabels(linePlot({ ...base, series, marks: [{ x: 14, label: 'late' }] }), 'x'), ['0', '2', '4', '6', '8', '10', '12', '14']);
+  assert.doesNotMatch(linePlot({ ...base, xLog: 'percentile', series, marks: [{ x: 1, label: 'm' }] }), /class="mark"/);
+});
