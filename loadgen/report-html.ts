@@ -45,6 +45,7 @@ h2 { font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid #d8dbe0; padd
 .verdict { display: inline-block; padding: 2px 10px; border-radius: 4px; font-weight: 600; margin-left: 8px; font-size: 14px; vertical-align: middle; }
 .pass { background: #dff3e1; color: #135c1d; }
 .fail { background: #fbe0df; color: #9b1111; }
+p.warn { background: #fff4d6; border-left: 4px solid #e0a800; padding: 6px 10px; margin: 10px 0; max-width: 1100px; }
 .none { background: #e9eaee; color: #444; }
 dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 0; }
 dl.meta dt { color: #555; }
@@ -117,9 +118,31 @@ function header(s: LoadgenSummary): string {
     `<dl class="meta">`,
     ...meta.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`),
     `</dl>`,
+    windowWarning(s),
     optionsTable(s.options),
   ].join('\n');
 }
+
+/**
+ * Said at the top when the measured window holds part of the connect storm: the headline figures
+ * then mix connecting with steady state (issue 16: a 2,000-device fleet connecting after the warm-up
+ * gave an ack p99 of 2.9 s against a steady 100-200 ms). Empty when the fleet was connected before
+ * the window opened.
+ */
+export function windowWarning(s: LoadgenSummary): string {
+  const f = s.fleet;
+  const w = s.window;
+  if (f.fleetConnectS !== null && f.fleetConnectS <= w.startS) return '';
+  const when =
+    f.fleetConnectS === null
+      ? `The fleet was never all connected at once (peak ${n(f.connectedPeak)} of ${n(f.devices)})`
+      : f.fleetConnectS >= w.endS
+        ? `The fleet finished connecting at ${f.fleetConnectS} s, after the measured window (${w.startS} s to ${w.endS} s)`
+        : `The fleet finished connecting at ${f.fleetConnectS} s, ${round1(f.fleetConnectS - w.startS)} s into the measured window (${w.startS} s to ${w.endS} s)`;
+  return `<p class="warn"><strong>Connect storm in the figures.</strong> ${esc(when)}: latency and throughput below include devices still connecting; see the latency-over-time plots.</p>`;
+}
+
+const round1 = (x: number) => Math.round(x * 10) / 10;
 
 function optionsTable(options: LoadgenSummary['options']): string {
   const keys = Object.keys(options).sort();

@@ -164,6 +164,22 @@ test('latency over time: a log y axis, and a second with no sample breaks the li
   assert.equal(/<path class="series" data-series="p50" data-points="4" d="([^"]*)"/.exec(result)![1]!.match(/M/g)?.length, 1);
 });
 
+test('a warning when the fleet was still connecting inside the measured window', () => {
+  const warn = (fleetConnectS: number | null) => renderReportHtml(summary({ fleet: { ...summary().fleet, fleetConnectS } })).match(/<p class="warn">.*<\/p>/)?.[0] ?? '';
+  // Window 1 s .. 4 s.
+  assert.equal(warn(0.4), '');
+  assert.equal(warn(1), '');
+  assert.equal(
+    warn(2.73),
+    '<p class="warn"><strong>Connect storm in the figures.</strong> The fleet finished connecting at 2.73 s, 1.7 s into the measured window (1 s to 4 s): latency and throughput below include devices still connecting; see the latency-over-time plots.</p>',
+  );
+  assert.match(warn(4), /finished connecting at 4 s, after the measured window \(1 s to 4 s\)/);
+  assert.match(warn(null), /The fleet was never all connected at once \(peak 10 of 10\): /);
+  // In the header, before the options.
+  const html = renderReportHtml(summary({ fleet: { ...summary().fleet, fleetConnectS: 2 } }));
+  assert.ok(html.indexOf('<p class="warn">') > html.indexOf('</dl>') && html.indexOf('<p class="warn">') < html.indexOf('<details>'));
+});
+
 test('a baseline section goes right after the header', () => {
   const html = renderReportHtml(summary(), '<h2>Compared with the baseline</h2>');
   const at = (text: string) => html.indexOf(text);
