@@ -26,6 +26,8 @@ export const OVER_TIME_PLOT_IDS = ['plot-ack-over-time', 'plot-result-over-time'
 /** Legend labels of the shaded ranges (the browser test finds the bands by them). */
 export const WARMUP_LABEL = 'warm-up, not measured';
 export const DRAIN_LABEL = 'drain, not measured';
+/** A run stopped before its window started (window 0..0): nothing of it was measured. */
+export const UNMEASURED_LABEL = 'not measured (no window)';
 export const CONNECTED_LABEL = 'fleet connected';
 
 const PLOT_WIDTH = 720;
@@ -132,7 +134,8 @@ function header(s: LoadgenSummary): string {
 export function windowWarning(s: LoadgenSummary): string {
   const f = s.fleet;
   const w = s.window;
-  if (f.fleetConnectS !== null && f.fleetConnectS <= w.startS) return '';
+  // No window (a run stopped before it): nothing measured to warn about.
+  if (w.endS <= w.startS || (f.fleetConnectS !== null && f.fleetConnectS <= w.startS)) return '';
   const when =
     f.fleetConnectS === null
       ? `The fleet was never all connected at once (peak ${n(f.connectedPeak)} of ${n(f.devices)})`
@@ -251,6 +254,10 @@ function percentileLines(tS: number[], p: PercentileSeries): PlotSeries[] {
 export function windowBands(s: LoadgenSummary): PlotBand[] {
   const endOfRunS = s.series.tS.length === 0 ? 0 : s.series.tS[s.series.tS.length - 1]! + 1;
   const bands: PlotBand[] = [];
+  if (s.window.endS <= s.window.startS) {
+    if (endOfRunS > 0) bands.push({ from: 0, to: endOfRunS, label: UNMEASURED_LABEL, fill: '#d5d8de' });
+    return bands;
+  }
   if (s.window.startS > 0) bands.push({ from: 0, to: s.window.startS, label: WARMUP_LABEL, fill: '#f6d58e' });
   if (endOfRunS > s.window.endS) bands.push({ from: s.window.endS, to: endOfRunS, label: DRAIN_LABEL, fill: '#d5d8de' });
   return bands;
@@ -263,7 +270,9 @@ function plotsSection(s: LoadgenSummary): string {
   const timeAxis = { bands: windowBands(s), marks };
   const outside = timeAxis.bands.map((b) => (b.label === WARMUP_LABEL ? 'the warm-up before' : 'the drain after'));
   const shaded =
-    (outside.length === 0
+    (s.window.endS <= s.window.startS
+      ? 'Shaded: the whole run, which stopped before its measured window started; the tables hold no measured figures.'
+      : outside.length === 0
       ? `The whole run is the measured window (${s.window.startS} s to ${s.window.endS} s).`
       : `Shaded: ${outside.join(' and ')} the measured window (${s.window.startS} s to ${s.window.endS} s); the tables count only the window.`) +
     (s.fleet.fleetConnectS === null ? ' The fleet was never all connected at once.' : ` Dashed: every device connected (${s.fleet.fleetConnectS} s).`);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CONNECTED_LABEL, DRAIN_LABEL, OVER_TIME_PLOT_IDS, PLOT_IDS, renderReportHtml, WARMUP_LABEL } from '../../../loadgen/report-html.js';
+import { CONNECTED_LABEL, DRAIN_LABEL, OVER_TIME_PLOT_IDS, PLOT_IDS, renderReportHtml, UNMEASURED_LABEL, WARMUP_LABEL } from '../../../loadgen/report-html.js';
 import type { LatencyStats, LoadgenSummary } from '../../../loadgen/summary.js';
 
 const EVIL = `<img src=x onerror="alert(1)">`;
@@ -146,6 +146,12 @@ test('over-time plots shade the warm-up and the drain, with a legend entry each;
   assert.match(whole, /The whole run is the measured window \(0 s to 5 s\)\./);
   const warmOnly = renderReportHtml(summary({ window: { startS: 2, endS: 5 } }));
   assert.deepEqual(bandsOf(plotSvg(warmOnly, 'plot-throughput')).bands.map((b) => b[0]), [WARMUP_LABEL]);
+  // A run stopped before its window started (window 0..0): all of it shaded as not measured.
+  const none = renderReportHtml(summary({ window: { startS: 0, endS: 0 } }));
+  const { bands: noWindow, frame } = bandsOf(plotSvg(none, 'plot-throughput'));
+  assert.deepEqual(noWindow.map((b) => [b[0], b[1], b[2]]), [[UNMEASURED_LABEL, frame[0], frame[1]]]);
+  assert.match(none, /Shaded: the whole run, which stopped before its measured window started/);
+  assert.doesNotMatch(none, /<p class="warn">/);
 });
 
 test('latency over time: a log y axis, and a second with no sample breaks the line instead of bridging it', () => {
