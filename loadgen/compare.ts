@@ -10,7 +10,7 @@
  *
  * A is the baseline, B the run compared with it. Nothing is judged against a threshold: on a shared
  * machine a few percent either way is noise, and the reader knows their machine; the cells are only
- * tinted by direction (green: B better, red: B worse).
+ * tinted by direction (green: B better, red: B worse), and not at all under TINT_RELATIVE_MIN.
  */
 import { readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -135,9 +135,16 @@ export function deltaRows(a: LoadgenSummary, b: LoadgenSummary): DeltaRow[] {
   return rows;
 }
 
-/** 'better' or 'worse' for B, or '' when equal, unmeasured or without a direction. */
+/**
+ * Changes smaller than this (relative) get no verdict: an open-loop run's throughput moves by a few
+ * tenths of a percent with the arrivals alone, and a red cell for that would be read as a regression.
+ */
+export const TINT_RELATIVE_MIN = 0.02;
+
+/** 'better' or 'worse' for B, or '' when equal, under TINT_RELATIVE_MIN, unmeasured or without a direction. */
 export function verdictOf(r: DeltaRow): 'better' | 'worse' | '' {
   if (r.change === null || r.change === 0 || r.better === 'none') return '';
+  if (r.relative !== null && Math.abs(r.relative) < TINT_RELATIVE_MIN) return '';
   return (r.change < 0) === (r.better === 'lower') ? 'better' : 'worse';
 }
 
@@ -234,7 +241,7 @@ export function compareSection(a: LoadgenSummary, b: LoadgenSummary, heading = '
     `<div class="plots"><figure>\n${plot}\n<figcaption>${esc('Each run\u2019s whole measured window: A blue, B orange; ack solid, result dashed. A curve lower is faster at that percentile.')}</figcaption>\n</figure></div>`,
     deltaTable(deltaRows(a, b)),
     '</div>',
-    `<p class="sub">${esc('B \u2212 A and (B \u2212 A) / A; green: B better, red: B worse. On a shared machine a few percent either way is run-to-run noise.')}</p>`,
+    `<p class="sub">${esc(`B \u2212 A and (B \u2212 A) / A; green: B better, red: B worse (changes under ${TINT_RELATIVE_MIN * 100}% are not tinted). On a shared machine a few percent either way is run-to-run noise.`)}</p>`,
   ].join('\n');
 }
 

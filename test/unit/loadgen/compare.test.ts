@@ -75,7 +75,7 @@ test('delta table: B - A and (B - A) / A for every row, exactly', () => {
     ['result latency', 'p99.9', 100, 100, 0, 0, ''],
     ['result latency', 'max', 200, 260, 60, 0.3, 'worse'],
     ['throughput (measured window)', 'sent', 1000, 1000, 0, 0, ''],
-    ['throughput (measured window)', 'acked', 1000, 990, -10, -0.01, 'worse'],
+    ['throughput (measured window)', 'acked', 1000, 990, -10, -0.01, ''], // under 2%: not judged
     ['throughput (measured window)', 'results', 1000, 950.5, -49.5, -0.0495, 'worse'],
     ['counts', 'missing (acked, no result)', 0, 12, 12, null, 'worse'],
     ['counts', 'duplicates', 0, 0, 0, null, ''],
@@ -90,6 +90,7 @@ test('delta table: B - A and (B - A) / A for every row, exactly', () => {
     assert.equal(back[i]!.change, r.change === null ? null : r.change === 0 ? 0 : -r.change, r.label);
     const v = verdictOf(r);
     assert.equal(verdictOf(back[i]!), v === 'better' ? 'worse' : v === 'worse' ? 'better' : '', r.label);
+    if (r.label === 'acked') assert.equal(verdictOf(back[i]!), '', 'reversed, still under 2%');
   });
   // Offered load has no better direction.
   assert.equal(verdictOf({ ...rows.find((r) => r.label === 'sent')!, change: 5, relative: 0.005 }), '');
@@ -236,4 +237,9 @@ test('stratus report compare A B [--out DIR]: compare.html into B (or DIR), the 
   }
   await assert.rejects(report(['compare', join(root, 'a'), join(root, 'missing')]), /missing is not a load-generator report/);
   assert.throws(() => parseCommand(reportCommand, ['compare', 'a', 'b', '--bogus']), /bogus/);
+});
+
+test('the page says which changes are left untinted', () => {
+  assert.match(compareSection(summary(), slower()), /changes under 2% are not tinted/);
+  assert.match(compareSection(summary(), slower()), /<tr><td>acked<\/td><td>1,000 \/s<\/td><td>990 \/s<\/td><td>-10 \/s<\/td><td>-1.0%<\/td><\/tr>/);
 });
