@@ -10,8 +10,11 @@ import { PROJECT_ROOT } from '../src/config.js';
 export const STRATUS_BIN = join(PROJECT_ROOT, 'bin', 'stratus.js');
 export const dist = (...parts: string[]) => join(PROJECT_ROOT, 'dist', ...parts);
 
-/** Runs a command to its end and parses the JSON objects it printed on stdout, one per line or one in all. */
-export function runJson<T = unknown>(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<T[]> {
+/**
+ * Runs a command to its end and parses the JSON objects it printed on stdout, one per line or one in
+ * all. An exit code other than 0 and those in `okCodes` rejects.
+ */
+export function runJson<T = unknown>(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; okCodes?: number[] } = {}): Promise<T[]> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -21,7 +24,7 @@ export function runJson<T = unknown>(cmd: string, args: string[], opts: { env?: 
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 600_000);
     child.on('exit', (code, signal) => {
       clearTimeout(timer);
-      if (code !== 0) return reject(new Error(`${[cmd, ...args].join(' ')} exited with ${code ?? signal}: ${err.trim().split('\n').slice(-5).join(' | ')}`));
+      if (code !== 0 && (code === null || !(opts.okCodes ?? []).includes(code))) return reject(new Error(`${[cmd, ...args].join(' ')} exited with ${code ?? signal}: ${err.trim().split('\n').slice(-5).join(' | ')}`));
       const text = out.trim();
       try {
         resolve(text.startsWith('{') && !text.includes('}\n{') ? [JSON.parse(text) as T] : text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as T));

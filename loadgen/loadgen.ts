@@ -23,7 +23,7 @@ import type { FleetControl, FleetStatus, FleetTotals, Tick } from './fleet.js';
 import type { LoadgenOptions } from './options.js';
 import { Progress } from './progress.js';
 import { decode, METRICS, newHistogram, type Metric } from './recorder.js';
-import type { LatencyStats, LoadgenSummary } from './summary.js';
+import type { LatencyStats, LoadgenSummary, PercentileSeries } from './summary.js';
 import { evaluateThresholds } from './thresholds.js';
 
 const WORKER_START_TIMEOUT_MS = 30_000;
@@ -51,15 +51,34 @@ export interface SecondStats {
    * secondHistogram() merges them when they are needed.
    */
   encoded: Map<Metric, string[]>;
+  /** Every ack and result of the second, warm-up and drain included (Tick.live): the over-time plots. */
+  live: Map<Metric, string[]>;
 }
 
 /** One second's histogram of a metric, all workers merged; undefined when nothing was recorded. */
-export function secondHistogram(s: SecondStats, metric: Metric): hdr.Histogram | undefined {
-  const parts = s.encoded.get(metric);
+export function secondHistogram(s: SecondStats, metric: Metric, from: 'encoded' | 'live' = 'encoded'): hdr.Histogram | undefined {
+  const parts = s[from].get(metric);
   if (parts === undefined) return undefined;
   const h = newHistogram();
   for (const e of parts) h.add(decode(e));
   return h;
+}
+
+/**
+ * p50/p90/p99/p99.9 of a metric in each second (ms, rounded to the microsecond); null where the
+ * second has no sample. Each second's histogram is decoded once, whatever the number of percentiles.
+ */
+export function percentileSeries(seconds: SecondStats[], metric: Metric, from: 'encoded' | 'live' = 'encoded'): PercentileSeries {
+  const out: PercentileSeries = { p50Ms: [], p90Ms: [], p99Ms: [], p999Ms: [] };
+  for (const s of seconds) {
+    const h = secondHistogram(s, metric, from);
+    const at = (p: number) => (h === undefined || h.totalCount === 0 ? null : round(h.getValueAtPercentile(p) / 1000));
+    out.p50Ms.push(at(50));
+    out.p90Ms.push(at(90));
+    out.p99Ms.push(at(99));
+    out.p999Ms.push(at(99.9));
+  }
+  return out;
 }
 
 export interface LoadgenRun {
@@ -130,7 +149,7 @@ export async function runLoadgen(opts: LoadgenOptions, io: LoadgenIo): Promise<L
   const connectedNow = new Array<number>(workers).fill(0);
   const live: { ack?: hdr.Histogram; result?: hdr.Histogram } = {};
   const second = (sec: number): SecondStats => {
-    while (seconds.length <= sec) seconds.push({ sent: 0, acked: 0, results: 0, errors: 0, connectedBy: new Array<number>(workers).fill(-1), encoded: new Map() });
+    while (seconds.length <= sec) seconds.push({ sent: 0, acked: 0, results: 0, errors: 0, connectedBy: new Array<number>(workers).fill(-1), encoded: new Map(), live: new Map() });
     return seconds[sec]!;
   };
   const onTick = (k: number, t: Tick) => {
@@ -157,6 +176,9 @@ export async function runLoadgen(opts: LoadgenOptions, io: LoadgenIo): Promise<L
     for (const m of ['ack', 'result'] as const) {
       const enc = t.live[m];
       if (enc === undefined) continue;
+      const parts = s.live.get(m);
+      if (parts === undefined) s.live.set(m, [enc]);
+      else parts.push(enc);
       (live[m] ??= newHistogram()).add(decode(enc));
     }
   };
@@ -274,7 +296,9 @@ export async function runLoadgen(opts: LoadgenOptions, io: LoadgenIo): Promise<L
     }
     return n;
   });
-  const latencyMetric: Metric = histograms.has('ack') ? 'ack' : 'result';
+  const ackLatency = percentileSeries(seconds, 'ack', 'live');
+  const resultLatency = percentileSeries(seconds, 'result', 'live');
+  const measuredP99 = percentileSeries(seconds, histograms.has('ack') ? 'ack' : 'result').p99Ms;
   // The window as it was: it may have been cut short by a stop, or never started.
   const windowFromMs: number | null = windowStartMs;
   const window =
@@ -336,10 +360,9 @@ export async function runLoadgen(opts: LoadgenOptions, io: LoadgenIo): Promise<L
       ackedPerS: seconds.map((s) => s.acked),
       resultsPerS: seconds.map((s) => s.results),
       errorsPerS: seconds.map((s) => s.errors),
-      latencyP99Ms: seconds.map((s) => {
-        const h = secondHistogram(s, latencyMetric);
-        return h === undefined || h.totalCount === 0 ? 0 : round(h.getValueAtPercentile(99) / 1000);
-      }),
+      latencyP99Ms: measuredP99.map((v) => v ?? 0),
+      ackLatency,
+      resultLatency,
     },
     footprint: {
       rssBytesBaseline: rssBaseline,

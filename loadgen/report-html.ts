@@ -1,19 +1,34 @@
 /**
  * report.html: one self-contained page drawn from a LoadgenSummary: the run's header, the
  * checker's counts, a percentile table per latency metric, the thresholds, the generator's own
- * footprint, and five plots. Inline CSS and inline SVG only: no script, no font, no link, and a
+ * footprint, and six plots: latency by percentile over the measured window, ack and result latency
+ * (p50/p90/p99/p99.9) per second on a log axis, throughput, connected devices and errors per second.
+ * Every over-time plot shades the warm-up (before the measured window) and the drain (after it), so
+ * a connect storm or a slow tail is seen for what it is: outside the figures in the tables. With a
+ * baseline (`--baseline DIR`), a comparison section (compare.ts) comes right after the header.
+ * Inline CSS and inline SVG only: no script, no font, no link, and a
  * Content-Security-Policy that forbids fetching anything, so the page opens the same from a CI
  * artifact, a mail attachment or an air-gapped machine. Every string that came from the summary is
  * escaped: error kinds, reject codes and targets come from the network or the command line.
  */
 import { METRIC_DOCS } from './recorder.js';
-import type { LatencyStats, LoadgenSummary } from './summary.js';
-import { escapeXml as esc, linePlot, type PlotSeries } from './svg-plot.js';
+import type { LatencyStats, LoadgenSummary, PercentileSeries } from './summary.js';
+import { escapeXml as esc, linePlot, type PlotBand, type PlotSeries } from './svg-plot.js';
 
 export { percentileDistribution } from './distribution.js';
 
 /** Ids of the plots, in page order (the browser test finds them by these). */
-export const PLOT_IDS = ['plot-latency', 'plot-throughput', 'plot-connected', 'plot-errors', 'plot-p99'] as const;
+export const PLOT_IDS = ['plot-latency', 'plot-ack-over-time', 'plot-result-over-time', 'plot-throughput', 'plot-connected', 'plot-errors'] as const;
+
+/** The over-time plots: they carry the warm-up and drain bands. */
+export const OVER_TIME_PLOT_IDS = ['plot-ack-over-time', 'plot-result-over-time', 'plot-throughput', 'plot-connected', 'plot-errors'] as const;
+
+/** Legend labels of the shaded ranges (the browser test finds the bands by them). */
+export const WARMUP_LABEL = 'warm-up, not measured';
+export const DRAIN_LABEL = 'drain, not measured';
+/** A run stopped before its window started (window 0..0): nothing of it was measured. */
+export const UNMEASURED_LABEL = 'not measured (no window)';
+export const CONNECTED_LABEL = 'fleet connected';
 
 const PLOT_WIDTH = 720;
 const PLOT_HEIGHT = 320;
@@ -22,7 +37,7 @@ const n = (x: number) => x.toLocaleString('en-US');
 const ms = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
 
-const CSS = `
+export const CSS = `
 :root { color-scheme: light; }
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #222; background: #f6f7f9; margin: 0; }
 main { max-width: 1500px; margin: 0 auto; padding: 20px 28px 40px; }
@@ -32,18 +47,22 @@ h2 { font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid #d8dbe0; padd
 .verdict { display: inline-block; padding: 2px 10px; border-radius: 4px; font-weight: 600; margin-left: 8px; font-size: 14px; vertical-align: middle; }
 .pass { background: #dff3e1; color: #135c1d; }
 .fail { background: #fbe0df; color: #9b1111; }
+p.warn { background: #fff4d6; border-left: 4px solid #e0a800; padding: 6px 10px; margin: 10px 0; max-width: 1100px; }
 .none { background: #e9eaee; color: #444; }
 dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 0; }
 dl.meta dt { color: #555; }
 dl.meta dd { margin: 0; }
 .cols { display: flex; flex-wrap: wrap; gap: 16px 40px; align-items: flex-start; }
 table { border-collapse: collapse; background: #fff; }
+table.runs { margin-bottom: 12px; }
 th, td { border: 1px solid #d8dbe0; padding: 3px 10px; text-align: right; white-space: nowrap; }
 th { background: #eef0f3; font-weight: 600; }
 th:first-child, td:first-child, th.text { text-align: left; }
 td.text { text-align: left; white-space: normal; }
 td.doc { text-align: left; color: #555; white-space: normal; font-size: 12px; }
 tr.bad td { background: #fbe0df; color: #9b1111; font-weight: 600; }
+td.better { color: #135c1d; background: #eef8ef; }
+td.worse { color: #9b1111; background: #fdf0ef; }
 tr.group th { text-align: left; background: #f6f7f9; }
 code { font: 12px ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; }
 .plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 16px; }
@@ -91,7 +110,7 @@ function header(s: LoadgenSummary): string {
     ['loop', s.loop === 'open' ? 'open (latency from each event\u2019s intended send time)' : 'closed (latency from the real send)'],
     ['devices', `${n(f.devices)} over ${n(f.connections)} connection(s), ${n(f.workers)} worker thread(s)${f.slowReaders > 0 ? `, ${n(f.slowReaders)} slow reader(s)` : ''}`],
     ['fleet connected', f.fleetConnectS === null ? `never all at once (peak ${n(f.connectedPeak)})` : `in ${f.fleetConnectS} s (peak ${n(f.connectedPeak)})`],
-    ['duration', `${s.runS} s run, ${s.measuredS} s measured`],
+    ['duration', `${s.runS} s run, ${s.measuredS} s measured (from ${s.window.startS} s to ${s.window.endS} s after the start)`],
     ['started at', s.startedAt],
     ['environment', `Node ${e.node}, ${e.platform}, ${e.cpus} \u00d7 ${e.cpuModel}, ${(e.memoryBytes / 2 ** 30).toFixed(1)} GiB`],
   ];
@@ -101,9 +120,32 @@ function header(s: LoadgenSummary): string {
     `<dl class="meta">`,
     ...meta.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`),
     `</dl>`,
+    windowWarning(s),
     optionsTable(s.options),
   ].join('\n');
 }
+
+/**
+ * Said at the top when the measured window holds part of the connect storm: the headline figures
+ * then mix connecting with steady state (issue 16: a 2,000-device fleet connecting after the warm-up
+ * gave an ack p99 of 2.9 s against a steady 100-200 ms). Empty when the fleet was connected before
+ * the window opened.
+ */
+export function windowWarning(s: LoadgenSummary): string {
+  const f = s.fleet;
+  const w = s.window;
+  // No window (a run stopped before it): nothing measured to warn about.
+  if (w.endS <= w.startS || (f.fleetConnectS !== null && f.fleetConnectS <= w.startS)) return '';
+  const when =
+    f.fleetConnectS === null
+      ? `The fleet was never all connected at once (peak ${n(f.connectedPeak)} of ${n(f.devices)})`
+      : f.fleetConnectS >= w.endS
+        ? `The fleet finished connecting at ${f.fleetConnectS} s, after the measured window (${w.startS} s to ${w.endS} s)`
+        : `The fleet finished connecting at ${f.fleetConnectS} s, ${round1(f.fleetConnectS - w.startS)} s into the measured window (${w.startS} s to ${w.endS} s)`;
+  return `<p class="warn"><strong>Connect storm in the figures.</strong> ${esc(when)}: latency and throughput below include devices still connecting; see the latency-over-time plots.</p>`;
+}
+
+const round1 = (x: number) => Math.round(x * 10) / 10;
 
 function optionsTable(options: LoadgenSummary['options']): string {
   const keys = Object.keys(options).sort();
@@ -179,11 +221,11 @@ function footprintSection(s: LoadgenSummary): string {
   ].join('\n');
 }
 
-/** [tS[i], values[i]] pairs; `keep` drops seconds that carry no measurement. */
-function overTime(tS: number[], values: number[], keep: (v: number) => boolean = () => true): [number, number][] {
+/** [tS[i], values[i]] pairs. */
+function overTime(tS: number[], values: number[]): [number, number][] {
   const out: [number, number][] = [];
   const len = Math.min(tS.length, values.length);
-  for (let i = 0; i < len; i++) if (keep(values[i]!)) out.push([tS[i]!, values[i]!]);
+  for (let i = 0; i < len; i++) out.push([tS[i]!, values[i]!]);
   return out;
 }
 
@@ -191,8 +233,49 @@ function figure(svg: string, caption: string): string {
   return `<figure>\n${svg}\n<figcaption>${esc(caption)}</figcaption>\n</figure>`;
 }
 
+/** [tS[i], v] pairs with NaN where a second has no sample: the line breaks there instead of bridging it. */
+function withGaps(tS: number[], values: (number | null)[]): [number, number][] {
+  const out: [number, number][] = [];
+  const len = Math.min(tS.length, values.length);
+  for (let i = 0; i < len; i++) out.push([tS[i]!, values[i] ?? NaN]);
+  return out;
+}
+
+function percentileLines(tS: number[], p: PercentileSeries): PlotSeries[] {
+  return [
+    { name: 'p50', points: withGaps(tS, p.p50Ms) },
+    { name: 'p90', points: withGaps(tS, p.p90Ms) },
+    { name: 'p99', points: withGaps(tS, p.p99Ms) },
+    { name: 'p99.9', points: withGaps(tS, p.p999Ms) },
+  ];
+}
+
+/** The warm-up (before the window) and the drain (after it, to the end of the last second). */
+export function windowBands(s: LoadgenSummary): PlotBand[] {
+  const endOfRunS = s.series.tS.length === 0 ? 0 : s.series.tS[s.series.tS.length - 1]! + 1;
+  const bands: PlotBand[] = [];
+  if (s.window.endS <= s.window.startS) {
+    if (endOfRunS > 0) bands.push({ from: 0, to: endOfRunS, label: UNMEASURED_LABEL, fill: '#d5d8de' });
+    return bands;
+  }
+  if (s.window.startS > 0) bands.push({ from: 0, to: s.window.startS, label: WARMUP_LABEL, fill: '#f6d58e' });
+  if (endOfRunS > s.window.endS) bands.push({ from: s.window.endS, to: endOfRunS, label: DRAIN_LABEL, fill: '#d5d8de' });
+  return bands;
+}
+
 function plotsSection(s: LoadgenSummary): string {
   const size = { width: PLOT_WIDTH, height: PLOT_HEIGHT };
+  // The marked moment explains a storm at the start: until then devices were still connecting.
+  const marks = s.fleet.fleetConnectS === null ? [] : [{ x: s.fleet.fleetConnectS, label: CONNECTED_LABEL }];
+  const timeAxis = { bands: windowBands(s), marks };
+  const outside = timeAxis.bands.map((b) => (b.label === WARMUP_LABEL ? 'the warm-up before' : 'the drain after'));
+  const shaded =
+    (s.window.endS <= s.window.startS
+      ? 'Shaded: the whole run, which stopped before its measured window started; the tables hold no measured figures.'
+      : outside.length === 0
+      ? `The whole run is the measured window (${s.window.startS} s to ${s.window.endS} s).`
+      : `Shaded: ${outside.join(' and ')} the measured window (${s.window.startS} s to ${s.window.endS} s); the tables count only the window.`) +
+    (s.fleet.fleetConnectS === null ? ' The fleet was never all connected at once.' : ` Dashed: every device connected (${s.fleet.fleetConnectS} s).`);
   const latency: PlotSeries[] = Object.entries(s.latency)
     .filter(([, l]) => l.distribution.length > 0)
     .map(([m, l]) => ({ name: m, points: l.distribution }));
@@ -201,6 +284,14 @@ function plotsSection(s: LoadgenSummary): string {
     figure(
       linePlot({ id: 'plot-latency', title: 'Latency by percentile', xLabel: 'percentile', yLabel: 'latency (ms, log scale)', xLog: 'percentile', yLog: true, series: latency, ...size }),
       'Each metric\u2019s whole measured window (HdrHistogram). The tail is to the right: 99% is as far from 90% as 90% is from 0%.',
+    ),
+    figure(
+      linePlot({ id: 'plot-ack-over-time', title: 'Ack latency over time', xLabel: 'time since start (s)', yLabel: 'ack latency (ms, log scale)', yLog: true, series: percentileLines(t, s.series.ackLatency), ...timeAxis, ...size }),
+      `p50, p90, p99 and p99.9 of the acks received in each second; a gap is a second with no ack. ${shaded}`,
+    ),
+    figure(
+      linePlot({ id: 'plot-result-over-time', title: 'Result latency over time', xLabel: 'time since start (s)', yLabel: 'result latency (ms, log scale)', yLog: true, series: percentileLines(t, s.series.resultLatency), ...timeAxis, ...size }),
+      `p50, p90, p99 and p99.9 of the results received in each second (send to result at the device); a gap is a second with no result. ${shaded}`,
     ),
     figure(
       linePlot({
@@ -213,27 +304,25 @@ function plotsSection(s: LoadgenSummary): string {
           { name: 'acked', points: overTime(t, s.series.ackedPerS) },
           { name: 'results', points: overTime(t, s.series.resultsPerS) },
         ],
+        ...timeAxis,
         ...size,
       }),
-      'Per second of the whole run, warm-up included.',
+      `Per second of the whole run. ${shaded}`,
     ),
     figure(
-      linePlot({ id: 'plot-connected', title: 'Connected devices', xLabel: 'time since start (s)', yLabel: 'devices', series: [{ name: 'connected', points: overTime(t, s.series.connected) }], ...size }),
-      'At the end of each second.',
+      linePlot({ id: 'plot-connected', title: 'Connected devices', xLabel: 'time since start (s)', yLabel: 'devices', series: [{ name: 'connected', points: overTime(t, s.series.connected) }], ...timeAxis, ...size }),
+      `At the end of each second. ${shaded}`,
     ),
     figure(
-      linePlot({ id: 'plot-errors', title: 'Errors', xLabel: 'time since start (s)', yLabel: 'errors per second', series: [{ name: 'errors', points: overTime(t, s.series.errorsPerS) }], ...size }),
-      'Failed calls and connections per second, all kinds.',
-    ),
-    figure(
-      linePlot({ id: 'plot-p99', title: 'p99 latency per second', xLabel: 'time since start (s)', yLabel: 'p99 latency (ms)', series: [{ name: 'p99', points: overTime(t, s.series.latencyP99Ms, (v) => v > 0) }], ...size }),
-      'p99 of ack latency (result latency where the API has no acks) in each second; seconds with no sample are left out.',
+      linePlot({ id: 'plot-errors', title: 'Errors', xLabel: 'time since start (s)', yLabel: 'errors per second', series: [{ name: 'errors', points: overTime(t, s.series.errorsPerS) }], ...timeAxis, ...size }),
+      `Failed calls and connections per second, all kinds. ${shaded}`,
     ),
   ];
   return `<h2>Plots</h2>\n<div class="plots">\n${plots.join('\n')}\n</div>`;
 }
 
-export function renderReportHtml(s: LoadgenSummary): string {
+/** A whole self-contained page: `title` is plain text (escaped here), `body` is HTML. */
+export function htmlPage(title: string, body: string[]): string {
   return [
     '<!DOCTYPE html>',
     '<html lang="en">',
@@ -242,20 +331,28 @@ export function renderReportHtml(s: LoadgenSummary): string {
     // Nothing may be fetched: a stray reference fails here instead of leaking a request.
     `<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">`,
     '<meta name="viewport" content="width=device-width, initial-scale=1">',
-    `<title>stratus loadgen: ${esc(s.api)} \u2192 ${esc(s.target)}, ${esc(s.startedAt)}</title>`,
+    `<title>${esc(title)}</title>`,
     `<style>${CSS}</style>`,
     '</head>',
     '<body>',
     '<main>',
-    header(s),
-    countsSection(s),
-    latencySection(s),
-    thresholdsSection(s),
-    footprintSection(s),
-    plotsSection(s),
+    ...body,
     '</main>',
     '</body>',
     '</html>',
     '',
   ].join('\n');
+}
+
+/** `baselineSection`: the comparison with a baseline run (compare.ts compareSection), shown after the header. */
+export function renderReportHtml(s: LoadgenSummary, baselineSection: string | null = null): string {
+  return htmlPage(`stratus loadgen: ${s.api} \u2192 ${s.target}, ${s.startedAt}`, [
+    header(s),
+    ...(baselineSection === null ? [] : [baselineSection]),
+    countsSection(s),
+    latencySection(s),
+    thresholdsSection(s),
+    footprintSection(s),
+    plotsSection(s),
+  ]);
 }

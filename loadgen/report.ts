@@ -7,14 +7,32 @@
  *   intervals.hlog    HdrHistogram interval log: one tagged histogram per metric per second
  *                     (HistogramLogProcessor, HdrHistogramVisualizer), values in us, max in ms
  *   report.html       self-contained page: tables and plots, opens with no network
+ *   compare.html      with a baseline (--baseline DIR, an earlier report): both runs' latency
+ *                     curves overlaid and a table of deltas (also at the top of report.html)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as hdr from 'hdr-histogram-js';
+import { COMPARE_FILE, compareSection, readReportSummary, renderCompareHtml } from './compare.js';
 import { secondHistogram, type LoadgenRun } from './loadgen.js';
 import { renderReportHtml } from './report-html.js';
+import type { LoadgenSummary } from './summary.js';
 
-export function writeReport(dir: string, run: LoadgenRun): string[] {
+/**
+ * Writes the report into dir; returns the names written. `baselineDir`: an earlier report to compare
+ * with. A baseline that is not a report does not cost the run its report: every other file is
+ * written first, then the baseline's error is thrown.
+ */
+export function writeReport(dir: string, run: LoadgenRun, baselineDir: string | null = null): string[] {
+  let baseline: LoadgenSummary | null = null;
+  let baselineError: unknown = null;
+  if (baselineDir !== null) {
+    try {
+      baseline = readReportSummary(baselineDir);
+    } catch (err) {
+      baselineError = err;
+    }
+  }
   mkdirSync(dir, { recursive: true });
   const written: string[] = [];
   const put = (name: string, text: string) => {
@@ -40,6 +58,8 @@ export function writeReport(dir: string, run: LoadgenRun): string[] {
     }
   });
   put('intervals.hlog', lines.join(''));
-  put('report.html', renderReportHtml(run.summary));
+  put('report.html', renderReportHtml(run.summary, baseline === null ? null : compareSection(baseline, run.summary)));
+  if (baseline !== null) put(COMPARE_FILE, renderCompareHtml(baseline, run.summary));
+  if (baselineError !== null) throw baselineError;
   return written;
 }

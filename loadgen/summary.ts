@@ -32,6 +32,24 @@ export interface Series {
   errorsPerS: number[];
   /** p99 of ack latency (or of result latency where the API has no acks) in that second; 0 if none. */
   latencyP99Ms: number[];
+  /** Ack latency percentiles of each second (events acked in that second). */
+  ackLatency: PercentileSeries;
+  /** Result latency percentiles of each second (results received in that second). */
+  resultLatency: PercentileSeries;
+}
+
+/**
+ * Latency percentiles per second, from that second's HdrHistogram. A second with no sample holds
+ * null, not 0: 0 ms would read as a real (impossibly fast) latency to a tool that averages or
+ * plots the array, null reads as "nothing measured" (JSON has no NaN). Seconds in which the fleet
+ * recorded no sample of the metric (nothing acked yet; the warm-up, if only measured events are
+ * recorded) hold null.
+ */
+export interface PercentileSeries {
+  p50Ms: (number | null)[];
+  p90Ms: (number | null)[];
+  p99Ms: (number | null)[];
+  p999Ms: (number | null)[];
 }
 
 export interface Threshold {

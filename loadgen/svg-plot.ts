@@ -10,12 +10,38 @@
  * Axes: linear with 1-2-5 ticks, log10 (`yLog`), or HdrHistogram's latency-by-percentile axis
  * (`xLog: 'percentile'`), where a percentile p sits at log10(1 / (1 - p/100)) so that 90%, 99%,
  * 99.9%, ... are equally spaced and the tail gets as much room as the body.
+ *
+ * Bands shade x ranges behind the lines (the report's warm-up and drain, outside the measured
+ * window), each with a legend entry, so a reader sees which seconds the headline figures exclude;
+ * marks draw a dashed vertical line at a moment (the whole fleet connected).
  */
 
 export interface PlotSeries {
   name: string;
-  /** [x, y] pairs, drawn in the order given; pairs with a non-finite coordinate are left out. */
+  /**
+   * [x, y] pairs, drawn in the order given. A pair with a non-finite coordinate is not drawn and
+   * breaks the line there (NaN marks a second with no sample: the line does not bridge the gap).
+   */
   points: [number, number][];
+  /** Stroke colour instead of the palette's (compare.html draws each run in its own colour). */
+  colour?: string;
+  /** SVG stroke-dasharray instead of the palette's (e.g. '6 3'; '' for solid). */
+  dash?: string;
+}
+
+/** A moment marked by a vertical dashed line across the plot, with a legend entry. */
+export interface PlotMark {
+  x: number;
+  label: string;
+}
+
+/** An x range shaded behind the lines, with a legend entry. */
+export interface PlotBand {
+  /** In x data units; clipped to the axis. A band with to <= from is not drawn. */
+  from: number;
+  to: number;
+  label: string;
+  fill: string;
 }
 
 export interface LinePlotOptions {
@@ -29,6 +55,10 @@ export interface LinePlotOptions {
   /** log10 y axis; values <= 0 are drawn at the smallest positive value of the plot. */
   yLog?: boolean;
   series: PlotSeries[];
+  /** Shaded x ranges (linear x axis only), drawn under the grid and the lines. */
+  bands?: PlotBand[];
+  /** Vertical lines at moments (linear x axis only), drawn over the lines. */
+  marks?: PlotMark[];
   width?: number;
   height?: number;
 }
@@ -56,6 +86,7 @@ const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;'
 /** Tableau 10: distinct on screen and in greyscale print; series 11+ reuse them dashed. */
 const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'] as const;
 const DASHES = ['', '6 3', '2 2', '8 3 2 3'] as const;
+const MARK_STROKE = 'stroke="#444" stroke-width="1.5" stroke-dasharray="4 3"';
 
 const FONT = 'font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif"';
 const TICK_FONT_PX = 11;
@@ -152,11 +183,17 @@ function legendText(name: string): string {
 export function linePlot(opts: LinePlotOptions): string {
   const width = opts.width ?? 720;
   const height = opts.height ?? 300;
-  const series = opts.series.map((s) => ({
-    name: s.name,
-    points: s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)),
-  }));
+  const series = opts.series.map((s) => {
+    // Runs of consecutive finite points: each is drawn as its own line.
+    const segments: [number, number][][] = [[]];
+    for (const p of s.points) {
+      if (Number.isFinite(p[0]) && Number.isFinite(p[1])) segments[segments.length - 1]!.push(p);
+      else if (segments[segments.length - 1]!.length > 0) segments.push([]);
+    }
+    return { ...s, segments: segments.filter((g) => g.length > 0), points: segments.flat() };
+  });
   const all = series.flatMap((s) => s.points);
+  const bands = opts.xLog === 'percentile' ? [] : (opts.bands ?? []).filter((b) => Number.isFinite(b.from) && Number.isFinite(b.to) && b.to > b.from);
 
   // y values as drawn: on a log axis everything <= 0 goes to the smallest positive value.
   let yFloor = 1;
@@ -167,8 +204,10 @@ export function linePlot(opts: LinePlotOptions): string {
   const yOf = (y: number) => (opts.yLog === true && y <= 0 ? yFloor : y);
 
   // At least LEGEND_NAME_CHARS_MIN wide, so plots of one page with short names share one frame width.
-  const legendChars = Math.max(LEGEND_NAME_CHARS_MIN, ...series.map((s) => legendText(s.name).length));
-  const legendW = series.length === 0 ? 0 : Math.ceil(30 + legendChars * CHAR_PX);
+  const marks = opts.xLog === 'percentile' ? [] : (opts.marks ?? []).filter((k) => Number.isFinite(k.x));
+  const legendNames = [...series.map((s) => s.name), ...bands.map((b) => b.label), ...marks.map((k) => k.label)];
+  const legendChars = Math.max(LEGEND_NAME_CHARS_MIN, ...legendNames.map((name) => legendText(name).length));
+  const legendW = legendNames.length === 0 ? 0 : Math.ceil(30 + legendChars * CHAR_PX);
   const m = { top: 34, right: 14 + legendW, bottom: 46, left: 64 };
   const pw = width - m.left - m.right;
   const ph = height - m.top - m.bottom;
@@ -185,12 +224,21 @@ export function linePlot(opts: LinePlotOptions): string {
 
   const hasData = all.length > 0;
   if (hasData) {
-    const xs = all.map(([x]) => x);
+    // The bands widen the x axis: the drain's last second ends one second after its point.
+    const xs = [...all.map(([x]) => x), ...bands.flatMap((b) => [b.from, b.to]), ...marks.map((k) => k.x)];
     const ys = all.map(([, y]) => yOf(y));
     const xAxis = opts.xLog === 'percentile' ? percentileAxis() : linearAxis(Math.min(...xs), Math.max(...xs), 8);
     const yAxis = opts.yLog === true ? logAxis(Math.min(...ys), Math.max(...ys)) : linearAxis(Math.min(0, ...ys), Math.max(...ys), 5);
     const X = (x: number) => m.left + xAxis.unit(x) * pw;
     const Y = (y: number) => m.top + ph - yAxis.unit(yOf(y)) * ph;
+
+    const clip = (u: number) => Math.min(Math.max(u, 0), 1);
+    for (const b of bands) {
+      const x0 = m.left + clip(xAxis.unit(b.from)) * pw;
+      const x1 = m.left + clip(xAxis.unit(b.to)) * pw;
+      if (x1 - x0 < 0.01) continue;
+      out.push(`<rect class="band" data-band="${escapeXml(b.label)}" data-from="${b.from}" data-to="${b.to}" x="${px(x0)}" y="${px(m.top)}" width="${px(x1 - x0)}" height="${px(ph)}" fill="${escapeXml(b.fill)}"/>`);
+    }
 
     out.push('<g class="grid" stroke="#e6e6e6" stroke-width="1">');
     for (const t of xAxis.ticks) out.push(`<line x1="${px(m.left + t.at * pw)}" y1="${px(m.top)}" x2="${px(m.left + t.at * pw)}" y2="${px(m.top + ph)}"/>`);
@@ -211,14 +259,19 @@ export function linePlot(opts: LinePlotOptions): string {
     out.push('</g>');
 
     series.forEach((s, i) => {
-      const d = s.points.map(([x, y], k) => `${k === 0 ? 'M' : 'L'}${px(X(x))} ${px(Y(y))}`).join(' ');
-      out.push(`<path class="series" data-series="${escapeXml(s.name)}" data-points="${s.points.length}" d="${d}" ${strokeOf(i)} stroke-width="${lineWidthOf(i)}" stroke-linejoin="round" stroke-linecap="round" fill="none"/>`);
-      // A lone point draws no line: mark it so it is still seen.
-      if (s.points.length === 1) {
-        const [x, y] = s.points[0]!;
-        out.push(`<circle class="marker" cx="${px(X(x))}" cy="${px(Y(y))}" r="3" fill="${colourOf(i)}"/>`);
+      const d = s.segments.flatMap((g) => g.map(([x, y], k) => `${k === 0 ? 'M' : 'L'}${px(X(x))} ${px(Y(y))}`)).join(' ');
+      out.push(`<path class="series" data-series="${escapeXml(s.name)}" data-points="${s.points.length}" d="${d}" ${strokeOf(i, s)} stroke-width="${lineWidthOf(i)}" stroke-linejoin="round" stroke-linecap="round" fill="none"/>`);
+      // A lone point (alone in the series, or between two gaps) draws no line: mark it so it is still seen.
+      for (const g of s.segments) {
+        if (g.length !== 1) continue;
+        const [x, y] = g[0]!;
+        out.push(`<circle class="marker" cx="${px(X(x))}" cy="${px(Y(y))}" r="3" fill="${escapeXml(s.colour ?? colourOf(i))}"/>`);
       }
     });
+    for (const k of marks) {
+      const x = px(X(k.x));
+      out.push(`<line class="mark" data-mark="${escapeXml(k.label)}" data-x="${k.x}" x1="${x}" y1="${px(m.top)}" x2="${x}" y2="${px(m.top + ph)}" ${MARK_STROKE}/>`);
+    }
   } else {
     for (const s of series) out.push(`<path class="series" data-series="${escapeXml(s.name)}" data-points="0" d="" fill="none"/>`);
     out.push(`<text class="no-data" x="${px(m.left + pw / 2)}" y="${px(m.top + ph / 2)}" text-anchor="middle" font-size="14" fill="#888">no data</text>`);
@@ -228,14 +281,29 @@ export function linePlot(opts: LinePlotOptions): string {
   out.push(`<text class="x-label" x="${px(m.left + pw / 2)}" y="${px(height - 8)}" text-anchor="middle" fill="#222">${escapeXml(opts.xLabel)}</text>`);
   out.push(`<text class="y-label" transform="translate(14 ${px(m.top + ph / 2)}) rotate(-90)" text-anchor="middle" fill="#222">${escapeXml(opts.yLabel)}</text>`);
 
-  if (series.length > 0) {
+  if (legendNames.length > 0) {
     const lx = m.left + pw + 14;
     out.push('<g class="legend" fill="#222">');
     series.forEach((s, i) => {
       const y = m.top + 8 + i * 17;
       out.push(
-        `<g class="legend-item"><title>${escapeXml(s.name)}</title><line x1="${px(lx)}" y1="${px(y)}" x2="${px(lx + 20)}" y2="${px(y)}" ${strokeOf(i)} stroke-width="2.5"/>` +
+        `<g class="legend-item"><title>${escapeXml(s.name)}</title><line x1="${px(lx)}" y1="${px(y)}" x2="${px(lx + 20)}" y2="${px(y)}" ${strokeOf(i, s)} stroke-width="2.5"/>` +
           `<text x="${px(lx + 26)}" y="${px(y + 4)}">${escapeXml(legendText(s.name))}</text></g>`,
+      );
+    });
+    // Bands get a legend entry even when the axis leaves them no width: the legend says what shading means.
+    bands.forEach((b, j) => {
+      const y = m.top + 8 + (series.length + j) * 17;
+      out.push(
+        `<g class="legend-item legend-band"><title>${escapeXml(b.label)}</title><rect x="${px(lx)}" y="${px(y - 6)}" width="20" height="12" fill="${escapeXml(b.fill)}" stroke="#999" stroke-width="0.5"/>` +
+          `<text x="${px(lx + 26)}" y="${px(y + 4)}">${escapeXml(legendText(b.label))}</text></g>`,
+      );
+    });
+    marks.forEach((k, j) => {
+      const y = m.top + 8 + (series.length + bands.length + j) * 17;
+      out.push(
+        `<g class="legend-item legend-mark"><title>${escapeXml(k.label)}</title><line x1="${px(lx)}" y1="${px(y)}" x2="${px(lx + 20)}" y2="${px(y)}" ${MARK_STROKE}/>` +
+          `<text x="${px(lx + 26)}" y="${px(y + 4)}">${escapeXml(legendText(k.label))}</text></g>`,
       );
     });
     out.push('</g>');
@@ -256,7 +324,8 @@ function lineWidthOf(i: number): string {
   return String([3, 2.2][i] ?? 1.5);
 }
 
-function strokeOf(i: number): string {
-  const dash = DASHES[Math.floor(i / PALETTE.length) % DASHES.length]!;
-  return `stroke="${colourOf(i)}"` + (dash === '' ? '' : ` stroke-dasharray="${dash}"`);
+function strokeOf(i: number, s: { colour?: string; dash?: string } = {}): string {
+  const colour = s.colour ?? colourOf(i);
+  const dash = s.dash ?? DASHES[Math.floor(i / PALETTE.length) % DASHES.length]!;
+  return `stroke="${escapeXml(colour)}"` + (dash === '' ? '' : ` stroke-dasharray="${escapeXml(dash)}"`);
 }

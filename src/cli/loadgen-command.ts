@@ -68,6 +68,7 @@ export const loadgenCommand: Command = {
     'tls-key': { type: 'string', doc: 'PEM private key of --tls-cert' },
     'token-secret': { type: 'string', doc: 'mint an HMAC device token per device (authorization: Bearer)' },
     report: { type: 'string', doc: 'write summary.json, <metric>.hgrm, intervals.hlog and report.html into this folder' },
+    baseline: { type: 'string', doc: 'an earlier --report folder: report.html overlays both runs\' latency curves with a table of deltas, and compare.html is written (with --report)' },
     threshold: { type: 'string', multiple: true, doc: 'pass/fail, repeatable: ack.p99<20ms, result.p999<100ms, errors.rate<0.1%, missing.count==0; a failure exits 99' },
     json: { type: 'boolean', doc: 'print the summary as JSON instead of text' },
   },
@@ -79,7 +80,7 @@ export const loadgenCommand: Command = {
     const run = await runLoadgen(opts, { progress: process.stderr });
     const s = run.summary;
     if (opts.reportDir !== null) {
-      const files = writeReport(opts.reportDir, run);
+      const files = writeReport(opts.reportDir, run, typeof flags.baseline === 'string' ? flags.baseline : null);
       process.stderr.write(`stratus loadgen: report in ${opts.reportDir}: ${files.join(', ')}\n`);
     }
     process.stdout.write(opts.json ? JSON.stringify(s, null, 2) + '\n' : textSummary(s));

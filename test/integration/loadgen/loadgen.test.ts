@@ -78,7 +78,7 @@ describe('against the real engine', () => {
     assert.equal(ackInLog, s.latency.ack!.count);
     // The real run's report, rendered in headless Chromium: every plot draws data.
     const plots = await renderedPlots(join(dir, 'report.html'));
-    assert.deepEqual(plots.map((p) => p.id).sort(), ['plot-connected', 'plot-errors', 'plot-latency', 'plot-p99', 'plot-throughput']);
+    assert.deepEqual(plots.map((p) => p.id).sort(), ['plot-ack-over-time', 'plot-connected', 'plot-errors', 'plot-latency', 'plot-result-over-time', 'plot-throughput']);
     for (const p of plots.filter((p) => p.id !== 'plot-errors')) {
       assert.ok(p.series.length > 0 && p.series.every((x) => x.points > 1 && x.pathLength > 0), `${p.id}: ${JSON.stringify(p.series)}`);
     }

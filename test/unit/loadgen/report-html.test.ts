@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { PLOT_IDS, renderReportHtml } from '../../../loadgen/report-html.js';
+import { CONNECTED_LABEL, DRAIN_LABEL, OVER_TIME_PLOT_IDS, PLOT_IDS, renderReportHtml, UNMEASURED_LABEL, WARMUP_LABEL } from '../../../loadgen/report-html.js';
 import type { LatencyStats, LoadgenSummary } from '../../../loadgen/summary.js';
 
 const EVIL = `<img src=x onerror="alert(1)">`;
@@ -32,7 +32,8 @@ function summary(over: Partial<LoadgenSummary> = {}): LoadgenSummary {
     options: { devices: 10, note: EVIL, tags: ['a', 'b'], token: null, tls: true },
     environment: { node: 'v20.20.2', platform: 'linux x64', cpuModel: `CPU ${EVIL}`, cpus: 4, memoryBytes: 8 * 2 ** 30 },
     runS: 5.2,
-    measuredS: 5,
+    measuredS: 3,
+    window: { startS: 1, endS: 4 },
     fleet: { devices: 10, connections: 10, workers: 1, connectedPeak: 10, fleetConnectS: 0.4, slowReaders: 0 },
     counts: {
       sent: 500,
@@ -57,6 +58,9 @@ function summary(over: Partial<LoadgenSummary> = {}): LoadgenSummary {
       resultsPerS: [30, 96, 118, 118, 118],
       errorsPerS: [0, 0, 3, 0, 0],
       latencyP99Ms: [0, 8.5, 9, 0, 7],
+      // Second 0 (warm-up) and 3 have no ack; the result lines start at second 1.
+      ackLatency: { p50Ms: [null, 2, 2.5, null, 3], p90Ms: [null, 4, 5, null, 6], p99Ms: [null, 8.5, 9, null, 7], p999Ms: [null, 40, 90, null, 300] },
+      resultLatency: { p50Ms: [null, 5, 5, 6, 6], p90Ms: [null, 10, 10, 11, 12], p99Ms: [null, 20, 21, 22, 23], p999Ms: [null, 80, 81, 82, 83] },
     },
     footprint: { rssBytesBaseline: 50_000_000, rssBytesPeak: 62_500_000, rssBytesPerDevice: 12_800, cpuUserS: 1.25, cpuSystemS: 0.5, cpuShare: 0.34 },
     thresholds: [
@@ -89,8 +93,104 @@ test('every plot is there, in order, with the series the summary holds', () => {
   assert.deepEqual(plotSeries(html, 'plot-throughput'), [['sent', 5], ['acked', 5], ['results', 5]]);
   assert.deepEqual(plotSeries(html, 'plot-connected'), [['connected', 5]]);
   assert.deepEqual(plotSeries(html, 'plot-errors'), [['errors', 5]]);
-  // Seconds with no latency sample (0) are left out rather than drawn as a dive to zero.
-  assert.deepEqual(plotSeries(html, 'plot-p99'), [['p99', 3]]);
+  // Seconds with no latency sample (null) are left out rather than drawn as a dive to zero.
+  assert.deepEqual(plotSeries(html, 'plot-ack-over-time'), [['p50', 3], ['p90', 3], ['p99', 3], ['p99.9', 3]]);
+  assert.deepEqual(plotSeries(html, 'plot-result-over-time'), [['p50', 4], ['p90', 4], ['p99', 4], ['p99.9', 4]]);
+});
+
+/** The svg element of one plot. */
+function plotSvg(html: string, id: string): string {
+  const svg = new RegExp(`<svg [^>]*id="${id}"[\\s\\S]*?</svg>`).exec(html);
+  assert.ok(svg !== null, `${id} present`);
+  return svg[0];
+}
+
+/** [label, x, width] of each shaded band in a plot, and the frame's x and width. */
+function bandsOf(svg: string): { bands: [string, number, number][]; frame: [number, number] } {
+  const bands = [...svg.matchAll(/<rect class="band" data-band="([^"]*)"[^>]* x="([\d.]+)" y="[\d.]+" width="([\d.]+)"/g)].map(
+    (m) => [m[1]!, Number(m[2]), Number(m[3])] as [string, number, number],
+  );
+  const f = /<rect class="frame" x="([\d.]+)" y="[\d.]+" width="([\d.]+)"/.exec(svg)!;
+  return { bands, frame: [Number(f[1]), Number(f[2])] };
+}
+
+test('over-time plots shade the warm-up and the drain, with a legend entry each; the percentile plot does not', () => {
+  const html = renderReportHtml(summary());
+  for (const id of OVER_TIME_PLOT_IDS) {
+    const svg = plotSvg(html, id);
+    const { bands, frame } = bandsOf(svg);
+    assert.deepEqual(bands.map((b) => b[0]), [WARMUP_LABEL, DRAIN_LABEL], id);
+    // x axis 0..5 s (the last second ends at 5): warm-up [0, 1) is a fifth, drain [4, 5) the last fifth.
+    const [fx, fw] = frame;
+    const near = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) < 0.02, `${id} ${what}: ${a} ~ ${b}`);
+    near(bands[0]![1], fx, 'warm-up x');
+    near(bands[0]![2], fw / 5, 'warm-up width');
+    near(bands[1]![1], fx + (fw * 4) / 5, 'drain x');
+    near(bands[1]![2], fw / 5, 'drain width');
+    assert.match(svg, new RegExp(`<g class="legend-item legend-band"><title>${WARMUP_LABEL}</title><rect [^>]*/><text [^>]*>${WARMUP_LABEL}</text>`), id);
+    assert.match(svg, new RegExp(`<g class="legend-item legend-band"><title>${DRAIN_LABEL}</title>`), id);
+  }
+  assert.doesNotMatch(plotSvg(html, 'plot-latency'), /class="band"|legend-band|class="mark"/);
+  // The moment the whole fleet was connected (0.4 s), dashed on every over-time plot.
+  for (const id of OVER_TIME_PLOT_IDS) assert.match(plotSvg(html, id), new RegExp(`<line class="mark" data-mark="${CONNECTED_LABEL}" data-x="0.4" `), id);
+  assert.match(html, / Dashed: every device connected \(0.4 s\)\./);
+  const never = renderReportHtml(summary({ fleet: { ...summary().fleet, fleetConnectS: null } }));
+  assert.doesNotMatch(never, /class="mark"/);
+  assert.match(never, /The fleet was never all connected at once\./);
+  assert.match(html, /Shaded: the warm-up before and the drain after the measured window \(1 s to 4 s\); the tables count only the window\./);
+  assert.match(html, /<dt>duration<\/dt><dd>5.2 s run, 3 s measured \(from 1 s to 4 s after the start\)<\/dd>/);
+
+  // No warm-up and no drain: nothing shaded, and the caption says the whole run was measured.
+  const whole = renderReportHtml(summary({ window: { startS: 0, endS: 5 } }));
+  for (const id of OVER_TIME_PLOT_IDS) assert.doesNotMatch(plotSvg(whole, id), /class="band"|legend-band/, id);
+  assert.match(whole, /The whole run is the measured window \(0 s to 5 s\)\./);
+  const warmOnly = renderReportHtml(summary({ window: { startS: 2, endS: 5 } }));
+  assert.deepEqual(bandsOf(plotSvg(warmOnly, 'plot-throughput')).bands.map((b) => b[0]), [WARMUP_LABEL]);
+  // A run stopped before its window started (window 0..0): all of it shaded as not measured.
+  const none = renderReportHtml(summary({ window: { startS: 0, endS: 0 } }));
+  const { bands: noWindow, frame } = bandsOf(plotSvg(none, 'plot-throughput'));
+  assert.deepEqual(noWindow.map((b) => [b[0], b[1], b[2]]), [[UNMEASURED_LABEL, frame[0], frame[1]]]);
+  assert.match(none, /Shaded: the whole run, which stopped before its measured window started/);
+  assert.doesNotMatch(none, /<p class="warn">/);
+});
+
+test('latency over time: a log y axis, and a second with no sample breaks the line instead of bridging it', () => {
+  const html = renderReportHtml(summary());
+  const ack = plotSvg(html, 'plot-ack-over-time');
+  const yTicks = [.../<g class="y-ticks"[^>]*>([\s\S]*?)<\/g>/.exec(ack)![1]!.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]);
+  // 2 ms .. 300 ms: whole decades 1 .. 1000.
+  assert.deepEqual(yTicks, ['1', '10', '100', '1000']);
+  assert.match(ack, /ack latency \(ms, log scale\)/);
+  // Seconds 1, 2 then (gap at 3) second 4: two sub-paths, the lone point marked.
+  const d = /<path class="series" data-series="p50" data-points="3" d="([^"]*)"/.exec(ack)![1]!;
+  assert.equal(d.match(/M/g)?.length, 2, d);
+  assert.equal(d.match(/L/g)?.length, 1, d);
+  assert.equal(ack.match(/<circle class="marker"/g)?.length, 4, 'one marker per percentile line for the lone second 4');
+  const result = plotSvg(html, 'plot-result-over-time');
+  assert.equal(/<path class="series" data-series="p50" data-points="4" d="([^"]*)"/.exec(result)![1]!.match(/M/g)?.length, 1);
+});
+
+test('a warning when the fleet was still connecting inside the measured window', () => {
+  const warn = (fleetConnectS: number | null) => renderReportHtml(summary({ fleet: { ...summary().fleet, fleetConnectS } })).match(/<p class="warn">.*<\/p>/)?.[0] ?? '';
+  // Window 1 s .. 4 s.
+  assert.equal(warn(0.4), '');
+  assert.equal(warn(1), '');
+  assert.equal(
+    warn(2.73),
+    '<p class="warn"><strong>Connect storm in the figures.</strong> The fleet finished connecting at 2.73 s, 1.7 s into the measured window (1 s to 4 s): latency and throughput below include devices still connecting; see the latency-over-time plots.</p>',
+  );
+  assert.match(warn(4), /finished connecting at 4 s, after the measured window \(1 s to 4 s\)/);
+  assert.match(warn(null), /The fleet was never all connected at once \(peak 10 of 10\): /);
+  // In the header, before the options.
+  const html = renderReportHtml(summary({ fleet: { ...summary().fleet, fleetConnectS: 2 } }));
+  assert.ok(html.indexOf('<p class="warn">') > html.indexOf('</dl>') && html.indexOf('<p class="warn">') < html.indexOf('<details>'));
+});
+
+test('a baseline section goes right after the header', () => {
+  const html = renderReportHtml(summary(), '<h2>Compared with the baseline</h2>');
+  const at = (text: string) => html.indexOf(text);
+  assert.ok(at('</dl>') < at('<h2>Compared with the baseline</h2>') && at('<h2>Compared with the baseline</h2>') < at('<h2>Counts</h2>'));
+  assert.equal(renderReportHtml(summary()).indexOf('Compared with'), -1);
 });
 
 test('self-contained: no script, no external src/href, no stylesheet link, a CSP that fetches nothing', () => {
@@ -150,7 +250,6 @@ test('thresholds pass/fail, footprint units, header', () => {
     assert.match(html, new RegExp(`<dt>${k}</dt><dd>${v}`), k);
   }
   assert.match(html, /<dt>devices<\/dt><dd>10 over 10 connection\(s\), 1 worker thread\(s\)<\/dd>/);
-  assert.match(html, /<dt>duration<\/dt><dd>5.2 s run, 5 s measured<\/dd>/);
   assert.match(html, /<dt>environment<\/dt><dd>Node v20.20.2, linux x64, 4 × CPU &lt;img/);
 
   const none = renderReportHtml(summary({ thresholds: [{ expr: 'x>1', actual: null as unknown as number, ok: false }] }));
@@ -162,7 +261,10 @@ test('thresholds pass/fail, footprint units, header', () => {
 test('an empty run still renders every plot, each saying "no data"', () => {
   const empty = summary({
     latency: {},
-    series: { tS: [], connected: [], sentPerS: [], ackedPerS: [], resultsPerS: [], errorsPerS: [], latencyP99Ms: [] },
+    series: {
+      tS: [], connected: [], sentPerS: [], ackedPerS: [], resultsPerS: [], errorsPerS: [], latencyP99Ms: [],
+      ackLatency: { p50Ms: [], p90Ms: [], p99Ms: [], p999Ms: [] }, resultLatency: { p50Ms: [], p90Ms: [], p99Ms: [], p999Ms: [] },
+    },
   });
   const html = renderReportHtml(empty);
   assert.equal(html.match(/>no data<\/text>/g)?.length, PLOT_IDS.length);

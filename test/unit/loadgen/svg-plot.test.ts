@@ -150,3 +150,75 @@ test('more series than colours: the repeats are dashed, so every line stays dist
 test('a size too small to plot in is a programmer error', () => {
   assert.throws(() => linePlot({ ...base, width: 100, height: 80, series: [] }), RangeError);
 });
+
+test('a non-finite y breaks the line: one sub-path per run of points, lone points marked', () => {
+  const svg = linePlot({ ...base, series: [{ name: 's', points: [[0, 1], [1, 2], [2, NaN], [3, 3], [4, NaN], [5, 4], [6, 5]] }] });
+  const m = /<path class="series" data-series="s" data-points="(\d+)" d="([^"]*)"/.exec(svg)!;
+  assert.equal(m[1], '5');
+  assert.deepEqual(m[2]!.match(/[ML]/g), ['M', 'L', 'M', 'M', 'L']);
+  // The lone point at x=3 gets a marker; the two-point runs do not.
+  assert.equal(svg.match(/<circle class="marker"/g)?.length, 1);
+  // Leading and trailing gaps open no empty sub-path.
+  const edge = linePlot({ ...base, series: [{ name: 's', points: [[0, NaN], [1, 2], [2, 3], [3, NaN]] }] });
+  assert.deepEqual(/ d="([^"]*)"/.exec(edge)![1]!.match(/[ML]/g), ['M', 'L']);
+});
+
+test('bands: shaded x ranges under the lines, clipped to the axis, each with a legend swatch', () => {
+  const series = [{ name: 's', points: Array.from({ length: 10 }, (_, i) => [i, i + 1] as [number, number]) }];
+  const bands = [
+    { from: 0, to: 2, label: 'warm-up', fill: '#f6d58e' },
+    { from: 8, to: 10, label: 'drain', fill: '#d5d8de' },
+    { from: 5, to: 5, label: 'empty', fill: '#000' },
+  ];
+  const svg = linePlot({ ...base, series, bands });
+  const f = frame(svg);
+  const rects = [...svg.matchAll(/<rect class="band" data-band="([^"]*)" data-from="[^"]*" data-to="[^"]*" x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)" fill="([^"]*)"/g)].map((m) => ({
+    label: m[1],
+    x: Number(m[2]),
+    y: Number(m[3]),
+    w: Number(m[4]),
+    h: Number(m[5]),
+    fill: m[6],
+  }));
+  // The drain widens the axis to 10: x ticks 0..10, each band a fifth of the width, full height.
+  assert.deepEqual(tickLabels(svg, 'x'), ['0', '2', '4', '6', '8', '10']);
+  assert.deepEqual(rects.map((r) => [r.label, r.fill]), [['warm-up', '#f6d58e'], ['drain', '#d5d8de']]);
+  for (const r of rects) {
+    assert.ok(Math.abs(r.w - f.w / 5) < 0.02 && r.y === f.y && r.h === f.h, JSON.stringify(r));
+  }
+  assert.equal(rects[0]!.x, f.x);
+  assert.ok(Math.abs(rects[1]!.x - (f.x + (f.w * 4) / 5)) < 0.02);
+  // Drawn before (under) the series.
+  assert.ok(svg.indexOf('class="band"') < svg.indexOf('class="series"'));
+  assert.deepEqual([...svg.matchAll(/<g class="legend-item legend-band"><title>([^<]*)<\/title><rect /g)].map((m) => m[1]), ['warm-up', 'drain']);
+  // A band beyond the data on a wider range is clipped to the frame.
+  const clipped = linePlot({ ...base, series, bands: [{ from: -50, to: 1, label: 'b', fill: '#eee' }] });
+  const cx = Number(/<rect class="band"[^>]* x="([\d.]+)"/.exec(clipped)![1]);
+  assert.ok(cx >= frame(clipped).x - 0.01);
+  // The percentile axis has no time: bands are ignored there.
+  assert.doesNotMatch(linePlot({ ...base, xLog: 'percentile', series, bands }), /class="band"/);
+  // No data: no band either, the plot says "no data".
+  assert.doesNotMatch(linePlot({ ...base, series: [], bands }), /class="band"/);
+});
+
+test('a series may set its own colour and dash (compare.html: one colour per run)', () => {
+  const svg = linePlot({ ...base, series: [{ name: 'A ack', points: [[0, 1], [1, 2]], colour: '#123456', dash: '' }, { name: 'A result', points: [[0, 2], [1, 3]], colour: '#123456', dash: '6 3' }] });
+  const styles = [...svg.matchAll(/<path class="series"[^>]*?(stroke="[^"]*"(?: stroke-dasharray="[^"]*")?)/g)].map((m) => m[1]);
+  assert.deepEqual(styles, ['stroke="#123456"', 'stroke="#123456" stroke-dasharray="6 3"']);
+  assert.match(svg, /<g class="legend-item"><title>A result<\/title><line [^>]*stroke="#123456" stroke-dasharray="6 3"/);
+});
+
+test('marks: a dashed vertical line at x across the plot area, with a legend entry', () => {
+  const series = [{ name: 's', points: Array.from({ length: 11 }, (_, i) => [i, i + 1] as [number, number]) }];
+  const svg = linePlot({ ...base, series, marks: [{ x: 2.5, label: 'fleet connected' }, { x: NaN, label: 'never' }] });
+  const f = frame(svg);
+  const m = /<line class="mark" data-mark="fleet connected" data-x="2.5" x1="([\d.]+)" y1="([\d.]+)" x2="([\d.]+)" y2="([\d.]+)" stroke="#444" stroke-width="1.5" stroke-dasharray="4 3"\/>/.exec(svg);
+  assert.ok(m !== null, 'mark drawn');
+  assert.ok(Math.abs(Number(m[1]) - (f.x + f.w / 4)) < 0.02 && m[1] === m[3]);
+  assert.deepEqual([Number(m[2]), Number(m[4])], [f.y, f.y + f.h]);
+  assert.equal(svg.match(/class="mark"/g)?.length, 1, 'a non-finite mark is left out');
+  assert.match(svg, /<g class="legend-item legend-mark"><title>fleet connected<\/title><line [^>]*stroke-dasharray="4 3"\/><text [^>]*>fleet connected<\/text><\/g>/);
+  // A mark beyond the data widens the axis to show it.
+  assert.deepEqual(tickLabels(linePlot({ ...base, series, marks: [{ x: 14, label: 'late' }] }), 'x'), ['0', '2', '4', '6', '8', '10', '12', '14']);
+  assert.doesNotMatch(linePlot({ ...base, xLog: 'percentile', series, marks: [{ x: 1, label: 'm' }] }), /class="mark"/);
+});
