@@ -86,7 +86,7 @@ if [ "$(cat "$tree/.stamp" 2>/dev/null)" != "$stamp" ]; then
   # Run under npm (npm test), npm_config_* variables from the user's npmrc reach node-gyp and win
   # over its flags (nodedir=/usr would build against Node 20's headers): clear them for this build.
   (for v in $(compgen -e | grep -i '^npm_config_'); do unset "$v"; done
-    cd "$tree/$addon" && rm -rf build && CKJS_LINKING=dynamic PATH="$(dirname "$node24"):$PATH" "$node24" "$gyp" rebuild --jobs=max --nodedir="$root/$dir/node24" >>"$log" 2>&1) \
+    cd "$tree/$addon" && rm -rf build && CKJS_LINKING=dynamic PATH="$(dirname "$node24"):$PATH" "$node24" "$gyp" rebuild --nodedir="$root/$dir/node24" >>"$log" 2>&1) \
     || fail "the librdkafka addon did not build for Node $NODE24_VERSION (see $log)"
   "$node24" --preserve-symlinks -e "require('$root/$tree/$addon')" >>"$log" 2>&1 \
     || fail "the addon built for Node $NODE24_VERSION does not load (see $log)"

@@ -15,9 +15,10 @@
 #      browser of its own).
 #   2. The Kafka jars, resolved by mvn from src/stack/kafka-pom.xml into .stratus/cache/kafka/libs,
 #      in the background while step 3 runs (mvn mostly waits on the network, step 3 on the CPU).
-#   3. npm ci with CKJS_LINKING=dynamic, when package-lock.json changed since the last install;
-#      JOBS=max lets node-gyp compile the addon's C++ files in parallel (librdkafka's own make
-#      already runs with -j).
+#   3. npm ci with CKJS_LINKING=dynamic, when package-lock.json changed since the last install.
+#      librdkafka's own make runs with -j already; node-gyp's JOBS must stay unset: with it the
+#      addon's generated Makefile races its librdkafka configure step ("No rule to make target
+#      '../deps/librdkafka/config.h'").
 #   4. The TypeScript build (tsc -b, incremental).
 #   5. Only with --runtimes or --for test: Node 24 LTS and Bun from the npm registry, and the
 #      librdkafka addon rebuilt for Node 24 (scripts/setup-runtimes.sh, about two and a half minutes
@@ -121,9 +122,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$lock_hash" ]; then
   t=$(date +%s.%N)
   say "npm ci (builds librdkafka for @confluentinc/kafka-javascript: one to two minutes)"
   # There is no prebuilt binary for this platform to download: build from source, linking the
-  # system's zlib/ssl/zstd/lz4/sasl/curl dynamically. JOBS: node-gyp's make -j for the addon's
-  # C++ files (node-gyp reads JOBS; librdkafka's own build runs `make -j` regardless).
-  CKJS_LINKING=dynamic JOBS=max npm ci --no-audit --no-fund >>"$log" 2>&1 \
+  # system's zlib/ssl/zstd/lz4/sasl/curl dynamically.
+  CKJS_LINKING=dynamic npm ci --no-audit --no-fund >>"$log" 2>&1 \
     || fail "npm ci failed: is the npm registry reachable? (see $log)"
   node -e "require('@confluentinc/kafka-javascript')" >>"$log" 2>&1 \
     || fail "@confluentinc/kafka-javascript was installed but its native addon does not load (see $log)"
