@@ -104,16 +104,22 @@ pom_hash=$(sha256sum "$pom" | cut -c1-16)
 mvn_pid=
 mvn_log="$root/.stratus/setup-mvn.log"
 if [ "$(cat "$libs/.pom-hash" 2>/dev/null)" != "$pom_hash" ]; then
-  t_mvn=$(date +%s.%N)
   say "fetching the Kafka jars with mvn ($(grep -o '<kafka.version>[^<]*' "$pom" | cut -d'>' -f2)), in the background"
   rm -rf "$libs.tmp"
-  # Its own log while it runs beside npm ci (appended to setup.log when it ends), and its exit
-  # code read with `wait` below.
-  mvn -B -q -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$root/$libs.tmp" >"$mvn_log" 2>&1 &
+  # Its own log while it runs beside npm ci (appended to setup.log when it ends), its time on the
+  # log's last line, and its exit code read with `wait` below.
+  (
+    t=$(date +%s.%N)
+    rc=0
+    mvn -B -q -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$root/$libs.tmp" >"$mvn_log" 2>&1 || rc=$?
+    echo "mvn took $(elapsed "$t")" >>"$mvn_log"
+    exit "$rc"
+  ) &
   mvn_pid=$!
 fi
 # A failure below must not leave mvn running on its own.
-trap '[ -n "$mvn_pid" ] && kill "$mvn_pid" 2>/dev/null; true' EXIT
+# (mvn runs as a child of the background subshell: both are stopped.)
+trap 'if [ -n "$mvn_pid" ]; then pkill -P "$mvn_pid" 2>/dev/null; kill "$mvn_pid" 2>/dev/null; fi; true' EXIT
 
 # --- 3. node_modules ------------------------------------------------------------------------------
 lock_hash=$( (sha256sum package-lock.json; node --version) | sha256sum | cut -c1-16)
@@ -136,11 +142,12 @@ if [ -n "$mvn_pid" ]; then
   mvn_ok=1
   wait "$mvn_pid" || mvn_ok=0
   mvn_pid=
+  took=$(tail -n 1 "$mvn_log" | sed -n 's/^mvn took //p')
   cat "$mvn_log" >>"$log" && rm -f "$mvn_log"
   [ "$mvn_ok" = 1 ] || fail "mvn could not fetch the Kafka jars: is Maven Central reachable? (see $log)"
   rm -rf "$libs" && mv "$libs.tmp" "$libs"
   echo "$pom_hash" >"$libs/.pom-hash"
-  say "Kafka jars fetched in $(elapsed "$t_mvn") (waited $(elapsed "$t") for them after npm ci)"
+  say "Kafka jars fetched in ${took:-?} beside npm ci (then waited $(elapsed "$t") for them)"
 fi
 
 # --- 4. build --------------------------------------------------------------------------------------
