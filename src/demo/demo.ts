@@ -321,7 +321,7 @@ async function measureFleet(engine: DemoEngine, o: DemoOptions, io: DemoIo): Pro
     io.say(
       s.fleet.fleetConnectS === null
         ? `Measured fleet: only ${int(s.fleet.connectedPeak)} of ${int(o.devices)} devices connected, so the figures below are for those.`
-        : `Measured fleet: it took ${secs(s.fleet.fleetConnectS)} to connect, longer than the ${MEASURE_LEAD_S} s before the window, so the connect is in the figures below.`,
+        : `Measured fleet: it took ${s.fleet.fleetConnectS.toFixed(2)} s to connect, longer than the ${MEASURE_LEAD_S} s before the window, so the connect is in the figures below.`,
     );
   }
   io.say(throughputSentence(offered, perSecondInWindow(s, 'ackedPerS'), perSecondInWindow(s, 'resultsPerS')));
