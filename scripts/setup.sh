@@ -15,11 +15,12 @@
 #      browser of its own).
 #   2. The Kafka jars, resolved by mvn from src/stack/kafka-pom.xml into .stratus/cache/kafka/libs,
 #      in the background while step 3 runs (mvn mostly waits on the network, step 3 on the CPU).
-#   3. npm ci with CKJS_LINKING=dynamic, when package-lock.json changed since the last install.
-#      librdkafka's own make runs with -j already; node-gyp's JOBS must stay unset: with it the
-#      addon's generated Makefile races its librdkafka configure step ("No rule to make target
-#      '../deps/librdkafka/config.h'").
-#   4. The TypeScript build (tsc -b, incremental).
+#   3. npm ci (--ignore-scripts), then its install scripts (npm rebuild) with CKJS_LINKING=dynamic
+#      in the background, when package-lock.json changed since the last install: librdkafka is
+#      built from source. Its own make runs with -j already; node-gyp's JOBS must stay unset: with
+#      it the addon's generated Makefile races its librdkafka configure step ("No rule to make
+#      target '../deps/librdkafka/config.h'").
+#   4. The TypeScript build (tsc -b, incremental), beside step 3's native build.
 #   5. Only with --runtimes or --for test: Node 24 LTS and Bun from the npm registry, and the
 #      librdkafka addon rebuilt for Node 24 (scripts/setup-runtimes.sh, about two and a half minutes
 #      once). Nothing else uses them: the bench's runtimes scenario runs setup-runtimes.sh itself
@@ -118,42 +119,67 @@ if [ "$(cat "$libs/.pom-hash" 2>/dev/null)" != "$pom_hash" ]; then
   mvn_pid=$!
 fi
 # A failure below must not leave mvn running on its own.
-# (mvn runs as a child of the background subshell: both are stopped.)
-trap 'if [ -n "$mvn_pid" ]; then pkill -P "$mvn_pid" 2>/dev/null; kill "$mvn_pid" 2>/dev/null; fi; true' EXIT
+# (mvn runs as a child of the background subshell: both are stopped.) The native build started in
+# step 3 is waited for instead: stopping npm would leave make and the compilers running on their own.
+native_pid=
+trap 'if [ -n "$mvn_pid" ]; then pkill -P "$mvn_pid" 2>/dev/null; kill "$mvn_pid" 2>/dev/null; fi; if [ -n "$native_pid" ]; then wait "$native_pid" 2>/dev/null; fi; true' EXIT
 
-# --- 3. node_modules ------------------------------------------------------------------------------
+# --- 3. node_modules, and 4. the TypeScript build beside librdkafka's ------------------------------
 lock_hash=$( (sha256sum package-lock.json; node --version) | sha256sum | cut -c1-16)
 stamp=node_modules/.stratus-install
+native_pid=
+native_log="$root/.stratus/setup-native.log"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$lock_hash" ]; then
-  t=$(date +%s.%N)
-  say "npm ci (builds librdkafka for @confluentinc/kafka-javascript: one to two minutes)"
-  # There is no prebuilt binary for this platform to download: build from source, linking the
-  # system's zlib/ssl/zstd/lz4/sasl/curl dynamically.
-  CKJS_LINKING=dynamic npm ci --no-audit --no-fund >>"$log" 2>&1 \
+  t_npm=$(date +%s.%N)
+  say "npm ci, then librdkafka built for @confluentinc/kafka-javascript (one to two minutes) while tsc builds the TypeScript"
+  # The packages first, their install scripts held back; then the same scripts npm ci would run
+  # (npm rebuild runs them) in the background: tsc needs the packages' types, not the native addon,
+  # and librdkafka's configure step and the addon's C++ files build on one core.
+  npm ci --ignore-scripts --no-audit --no-fund >>"$log" 2>&1 \
     || fail "npm ci failed: is the npm registry reachable? (see $log)"
+  (
+    t=$(date +%s.%N)
+    rc=0
+    # There is no prebuilt binary for this platform to download: build from source, linking the
+    # system's zlib/ssl/zstd/lz4/sasl/curl dynamically.
+    CKJS_LINKING=dynamic npm rebuild --no-audit --no-fund >"$native_log" 2>&1 || rc=$?
+    echo "native build took $(elapsed "$t")" >>"$native_log"
+    exit "$rc"
+  ) &
+  native_pid=$!
+fi
+
+t=$(date +%s.%N)
+tsc_ok=1
+npx --no-install tsc -b >>"$log" 2>&1 || tsc_ok=0
+t_build=$(elapsed "$t")
+
+if [ -n "$native_pid" ]; then
+  native_ok=1
+  wait "$native_pid" || native_ok=0
+  native_pid=
+  took=$(tail -n 1 "$native_log" | sed -n 's/.*native build took //p')
+  cat "$native_log" >>"$log" && rm -f "$native_log"
+  [ "$native_ok" = 1 ] || fail "the install scripts (the librdkafka build) failed: are the Debian packages above installed? (see $log)"
   node -e "require('@confluentinc/kafka-javascript')" >>"$log" 2>&1 \
     || fail "@confluentinc/kafka-javascript was installed but its native addon does not load (see $log)"
   echo "$lock_hash" >"$stamp"
-  say "node modules installed in $(elapsed "$t")"
+  say "node modules installed in $(elapsed "$t_npm") (the librdkafka build took ${took:-?}, the TypeScript build $t_build beside it)"
 fi
+[ "$tsc_ok" = 1 ] || { grep -E 'error TS' "$log" | head -20 >&2; fail "the TypeScript build failed"; }
 
 if [ -n "$mvn_pid" ]; then
   t=$(date +%s.%N)
   mvn_ok=1
   wait "$mvn_pid" || mvn_ok=0
   mvn_pid=
-  took=$(tail -n 1 "$mvn_log" | sed -n 's/^mvn took //p')
+  took=$(tail -n 1 "$mvn_log" | sed -n 's/.*mvn took //p')
   cat "$mvn_log" >>"$log" && rm -f "$mvn_log"
   [ "$mvn_ok" = 1 ] || fail "mvn could not fetch the Kafka jars: is Maven Central reachable? (see $log)"
   rm -rf "$libs" && mv "$libs.tmp" "$libs"
   echo "$pom_hash" >"$libs/.pom-hash"
   say "Kafka jars fetched in ${took:-?} beside npm ci (then waited $(elapsed "$t") for them)"
 fi
-
-# --- 4. build --------------------------------------------------------------------------------------
-t=$(date +%s.%N)
-npx --no-install tsc -b >>"$log" 2>&1 || { cat "$log" | grep -E 'error TS' | head -20 >&2; fail "the TypeScript build failed"; }
-t_build=$(elapsed "$t")
 
 # --- 5. Node 24 and Bun for the bench's runtimes scenario (only when asked) -------------------------
 if [ "$runtimes" = 1 ]; then bash "$root/scripts/setup-runtimes.sh"; fi

@@ -41,10 +41,18 @@ function setup(args: string[], opts: { fail?: 'mvn' } = {}): Run {
     stub(bin, 'apt-get', `set -- start "$@"; ${rec('apt-get')}`);
     stub(bin, 'id', 'echo 0');
     stub(bin, 'java', `echo 'openjdk version "17.0.9" 2023-10-17' >&2`);
-    // npm ci waits (10 s at most) for mvn to have started: in parallel they overlap, one after the other they do not.
-    stub(bin, 'npm', `set -- start "$@"; ${rec('npm')}; for i in $(seq 100); do grep -q '^mvn start' "${calls}" && break; sleep 0.1; done; mkdir -p node_modules; set -- end; ${rec('npm')}`);
+    // npm ci waits (10 s at most) for mvn to have started, npm rebuild (the native build) for tsc: in
+    // parallel they overlap, one after the other they do not.
+    const waitFor = (what: string) => `for i in $(seq 100); do grep -q '^${what} start' "${calls}" && break; sleep 0.1; done`;
+    stub(
+      bin,
+      'npm',
+      `cmd=$1; set -- start "$@"; ${rec('npm')}
+       case "$cmd" in ci) ${waitFor('mvn')}; mkdir -p node_modules;; rebuild) ${waitFor('npx')};; esac
+       set -- end "$cmd"; ${rec('npm')}`,
+    );
     stub(bin, 'node', `[ "$1" = --version ] && echo v20.0.0; exit 0`);
-    stub(bin, 'npx', `set -- start "$@"; ${rec('npx')}`);
+    stub(bin, 'npx', `set -- start "$@"; ${rec('npx')}; sleep 0.2; set -- end; ${rec('npx')}`);
     stub(
       bin,
       'mvn',
@@ -70,20 +78,31 @@ function setup(args: string[], opts: { fail?: 'mvn' } = {}): Run {
 }
 
 const called = (r: Run, name: string) => r.calls.filter((c) => c.startsWith(`${name} start`));
-const at = (r: Run, name: string, phase: 'start' | 'end') => Number(r.calls.find((c) => c.startsWith(`${name} ${phase} `))!.split(' ')[2]);
+/** When a stub started or ended; `name` may carry the subcommand: "npm ci". */
+function at(r: Run, name: string, phase: 'start' | 'end'): number {
+  const [cmd, sub] = name.split(' ');
+  const line = r.calls.find((c) => {
+    const f = c.split(' ');
+    return f[0] === cmd && f[1] === phase && (sub === undefined || f[3] === sub);
+  });
+  assert.ok(line, `${name} ${phase} not recorded`);
+  return Number(line.split(' ')[2]);
+}
 
 test('setup.sh with no flag: what the demo needs; no chromium, no bench runtimes; the Kafka jars fetched while npm ci runs', () => {
   const r = setup([]);
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(called(r, 'apt-get'), [], 'every package it needs is installed: apt-get is not called');
   assert.deepEqual(called(r, 'setup-runtimes'), []);
-  assert.equal(called(r, 'npm').length, 1);
-  assert.match(called(r, 'npm')[0]!, / ci /);
+  assert.deepEqual(called(r, 'npm').map((c) => c.split(' ').slice(3, 5).join(' ')), ['ci --ignore-scripts', 'rebuild --no-audit']);
   assert.equal(called(r, 'mvn').length, 1);
   assert.match(called(r, 'npx')[0]!, /tsc -b/);
-  // mvn started before npm ci ended, and ended after it started: they overlapped.
-  assert.ok(at(r, 'mvn', 'start') < at(r, 'npm', 'end') && at(r, 'npm', 'start') < at(r, 'mvn', 'end'), r.calls.join('\n'));
+  // mvn started before npm ci ended and ended after it started; tsc ran while npm rebuild did.
+  const overlap = (a: string, b: string) => at(r, a, 'start') < at(r, b, 'end') && at(r, b, 'start') < at(r, a, 'end');
+  assert.ok(overlap('mvn', 'npm ci'), r.calls.join('\n'));
+  assert.ok(overlap('npx', 'npm rebuild'), r.calls.join('\n'));
   assert.match(r.stderr, /Kafka jars fetched in \d+\.\d s beside npm ci/);
+  assert.match(r.stderr, /node modules installed in \d+\.\d s \(the librdkafka build took \d+\.\d s, the TypeScript build \d+\.\d s beside it\)/);
   assert.match(r.stderr, /setup: ready in/);
 });
 
@@ -114,7 +133,7 @@ test('setup.sh when mvn fails: one line naming the cause, exit 1', () => {
   const r = setup([], { fail: 'mvn' });
   assert.equal(r.code, 1);
   assert.match(r.stderr, /setup: FAILED: mvn could not fetch the Kafka jars/);
-  assert.deepEqual(called(r, 'npx'), [], 'no build after a failed step');
+  assert.doesNotMatch(r.stderr, /setup: ready/);
 });
 
 test('package.json: the demo sets up without the test-only parts, npm test with them', () => {
