@@ -316,9 +316,7 @@ export class Fleet {
     if (this.timer !== null) clearTimeout(this.timer);
     for (const d of this.devices) this.close(d);
     for (const c of this.clients.values()) c.close();
-    clearInterval(secTimer.interval);
-    clearTimeout(secTimer.first);
-    this.flushTick(Math.floor(this.now() / 1000));
+    this.flushTick(secTimer.stop());
     this.reconcile();
     return this.totals;
   }
@@ -755,14 +753,31 @@ export class Fleet {
 
   // ---- per-second ticks and the end ---------------------------------------------------------
 
-  private startSecondTicks(): { first: NodeJS.Timeout; interval: NodeJS.Timeout } {
-    const ticker = { first: null as unknown as NodeJS.Timeout, interval: null as unknown as NodeJS.Timeout };
-    const untilNext = 1000 - (((this.now() % 1000) + 1000) % 1000);
-    ticker.first = setTimeout(() => {
-      this.flushTick(Math.round(this.now() / 1000) - 1);
-      ticker.interval = setInterval(() => this.flushTick(Math.round(this.now() / 1000) - 1), 1000);
-    }, untilNext);
-    return ticker;
+  /**
+   * One tick per second of the run, each closing the second it names. The seconds are counted,
+   * not read off the clock when a timer fires: a timer that fires late (a busy event loop, a
+   * loaded machine) drifts, and rounding the clock then gave one second two ticks and the next
+   * none (a 0 and a double in the series). Each tick is armed for its second's end from t0, so
+   * lateness never accumulates. `stop()` cancels the timer and returns the second in progress,
+   * for the final tick.
+   */
+  private startSecondTicks(): { stop(): number } {
+    let sec = Math.max(0, Math.floor(this.now() / 1000));
+    let timer: NodeJS.Timeout | null = null;
+    const arm = () => {
+      timer = setTimeout(() => {
+        this.flushTick(sec);
+        sec++;
+        arm();
+      }, Math.max(0, (sec + 1) * 1000 - this.now()));
+    };
+    arm();
+    return {
+      stop: () => {
+        if (timer !== null) clearTimeout(timer);
+        return sec;
+      },
+    };
   }
 
   private flushTick(sec: number): void {

@@ -99,8 +99,12 @@ export function errorKind(err: ServiceError): string {
   if (err.code === status.UNAVAILABLE) {
     if (/ECONNREFUSED/.test(details)) return 'REFUSED';
     if (/Name resolution failed|ENOTFOUND|EAI_AGAIN/i.test(details)) return 'DNS';
+    // grpc-js words a reset by when it came: during connect (ECONNRESET), before the HTTP/2 preface
+    // ("Connection closed before starting HTTP/2 handshake": checked before TLS's "handshake"),
+    // before the server's SETTINGS with no socket error ("Failed to connect"), or on a live
+    // connection ("Connection dropped").
+    if (/ECONNRESET|Connection dropped|Connection closed|Failed to connect|socket hang up|EPIPE|GOAWAY|Stream refused/i.test(details)) return 'RESET';
     if (/certificate|SSL|TLS|wrong version number|CERT_|handshake/i.test(details)) return 'TLS';
-    if (/ECONNRESET|Connection dropped|socket hang up|EPIPE|GOAWAY|Stream refused/i.test(details)) return 'RESET';
   }
   return STATUS_NAMES.get(err.code) ?? `STATUS_${err.code}`;
 }

@@ -133,15 +133,15 @@ test('an item whose workers keep dying is dead-lettered: each reap counts a try'
   assert.deepEqual(await redis.smembers(r.queueWorkers('q')), []);
 });
 
-test('bad flags: --queue "a b" and --concurrency 0 exit 1 naming the flag', { timeout: 20_000 }, async () => {
+test('bad flags: --queue "a b" and --concurrency 0 exit 2 (a usage error) naming the flag', { timeout: 20_000 }, async () => {
   const run = (args: string[]) => new Promise<{ code: number | null; err: string }>((resolve) => {
     const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'stratus.js'), 'worker', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.on('exit', (code) => resolve({ code, err }));
   });
-  assert.deepEqual(await run(['--queue', 'a b']), { code: 1, err: 'stratus worker: --queue must be 1..200 bytes without whitespace, control characters, { or } (got "a b")\n' });
-  assert.deepEqual(await run(['--queue', '']), { code: 1, err: 'stratus worker: --queue must be 1..200 bytes without whitespace, control characters, { or } (got an empty name)\n' });
-  assert.deepEqual(await run(['--concurrency', '0']), { code: 1, err: 'stratus worker: --concurrency must be a whole number from 1 to 256 (got "0")\n' });
-  assert.deepEqual(await run(['--handler', 'nope']), { code: 1, err: 'stratus worker: --handler must be one of record, fail (got "nope")\n' });
+  assert.deepEqual(await run(['--queue', 'a b']), { code: 2, err: 'stratus worker: --queue must be 1..200 bytes without whitespace, control characters, { or } (got "a b")\n' });
+  assert.deepEqual(await run(['--queue', '']), { code: 2, err: 'stratus worker: --queue must be 1..200 bytes without whitespace, control characters, { or } (got an empty name)\n' });
+  assert.deepEqual(await run(['--concurrency', '0']), { code: 2, err: 'stratus worker: --concurrency must be a whole number from 1 to 256 (got "0")\n' });
+  assert.deepEqual(await run(['--handler', 'nope']), { code: 2, err: 'stratus worker: --handler must be one of record, fail (got "nope")\n' });
 });
