@@ -20,6 +20,8 @@
 import { runLoadgen } from '../../loadgen/loadgen.js';
 import { APIS, BATCH_MAX, DEVICES_MAX, PROFILES, resolveOptions, WORKERS_MAX } from '../../loadgen/options.js';
 import { writeReport } from '../../loadgen/report.js';
+import { readReportSummary } from '../../loadgen/compare.js';
+import { ErrorCode, StratusError } from '../errors.js';
 import { textSummary } from '../../loadgen/text-summary.js';
 import type { Command } from './command.js';
 
@@ -68,7 +70,7 @@ export const loadgenCommand: Command = {
     'tls-key': { type: 'string', doc: 'PEM private key of --tls-cert' },
     'token-secret': { type: 'string', doc: 'mint an HMAC device token per device (authorization: Bearer)' },
     report: { type: 'string', doc: 'write summary.json, <metric>.hgrm, intervals.hlog and report.html into this folder' },
-    baseline: { type: 'string', doc: 'an earlier --report folder: report.html overlays both runs\' latency curves with a table of deltas, and compare.html is written (with --report)' },
+    baseline: { type: 'string', doc: 'an earlier --report folder (needs --report; checked before the run): report.html overlays both runs\' latency curves with a table of deltas, and compare.html is written' },
     threshold: { type: 'string', multiple: true, doc: 'pass/fail, repeatable: ack.p99<20ms, result.p999<100ms, errors.rate<0.1%, missing.count==0; a failure exits 99' },
     json: { type: 'boolean', doc: 'print the summary as JSON instead of text' },
   },
@@ -76,11 +78,21 @@ export const loadgenCommand: Command = {
   async run({ flags, config }) {
     const host = config.grpc.host === '0.0.0.0' || config.grpc.host === '::' ? '127.0.0.1' : config.grpc.host;
     const opts = resolveOptions(flags, `${host}:${config.grpc.port}`);
+    // A baseline is checked before any load: a run must not end in a comparison that cannot be made.
+    const baselineDir = typeof flags.baseline === 'string' ? flags.baseline : null;
+    if (baselineDir !== null) {
+      if (opts.reportDir === null) throw new StratusError(ErrorCode.USAGE, '--baseline needs --report DIR: the comparison is written into the report (or compare two folders with `stratus report compare A B`)');
+      try {
+        readReportSummary(baselineDir);
+      } catch (err) {
+        throw new StratusError(ErrorCode.USAGE, `--baseline: ${(err as Error).message}`);
+      }
+    }
     process.stderr.write(`stratus loadgen: ${opts.devices} devices -> ${opts.target} (${opts.api}, ${opts.profile}), seed ${opts.seed}\n`);
     const run = await runLoadgen(opts, { progress: process.stderr });
     const s = run.summary;
     if (opts.reportDir !== null) {
-      const files = writeReport(opts.reportDir, run, typeof flags.baseline === 'string' ? flags.baseline : null);
+      const files = writeReport(opts.reportDir, run, baselineDir);
       process.stderr.write(`stratus loadgen: report in ${opts.reportDir}: ${files.join(', ')}\n`);
     }
     process.stdout.write(opts.json ? JSON.stringify(s, null, 2) + '\n' : textSummary(s));

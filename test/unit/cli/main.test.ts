@@ -211,6 +211,8 @@ test('every class of usage error exits 2 with one line on stderr, in every comma
     ['bad duration', ['loadgen', '--duration', '90'], /^stratus loadgen: --duration must be a duration like 30s, 2m or 500ms above 0 \(got "90"\): a number needs a unit, e\.g\. 90s or 90ms$/],
     ['bad duration', ['loadgen', '--warmup', 'soon'], /^stratus loadgen: --warmup must be a duration like 30s, 2m or 500ms \(got "soon"\); Go's format: 250ms, 90s, 1h30m, 1m30\.5s$/],
     ['bad duration', ['token', 'issue', '--device', 'd1', '--ttl', '1d'], /^stratus token: --ttl must be a duration like 30s, 2m or 500ms above 0 \(got "1d"\): "d" is not a unit/, SECRET],
+    ['baseline without report', ['loadgen', '--baseline', '.'], /^stratus loadgen: --baseline needs --report DIR/],
+    ['baseline not a report', ['loadgen', '--baseline', '/nonexistent-report', '--report', '/tmp/unused-report'], /^stratus loadgen: --baseline: \/nonexistent-report is not a load-generator report: no such file or folder/],
     ['bad choice', ['loadgen', '--api', 'foo'], /^stratus loadgen: --api must be one of stratus, nimbus, event-stream, metrics \(got "foo"\)$/],
     ['bad choice', ['run', '--roles', 'gateway,cook'], /^stratus run: --roles: unknown role "cook"/],
     ['bad choice', ['bench', '--scenario', 'nope'], /^stratus bench: --scenario must be one of /],
