@@ -19,6 +19,7 @@ import { PROJECT_ROOT } from '../../../src/config.js';
 import { buildFileDescriptors, HEALTH_PROTO, projectProto, type FileDescriptor } from '../../../src/gateway/reflection.js';
 import { testConfig } from '../../helpers/config.js';
 import { grpcurlPath } from '../../helpers/go-tools.js';
+import { writeShapesProto } from '../../helpers/shapes-proto.js';
 import { startPipeline, type TestPipeline } from '../../helpers/pipeline.js';
 
 const SERVICES = ['data_nexus.MetricsService', 'event.EventService', 'grpc.health.v1.Health', 'nimbus.NimbusService', 'stratus.v1.DeviceGateway'];
@@ -226,28 +227,10 @@ test('auth on: list, describe and health need no token; IngestBatch needs the de
 test('what proto/ does not use yet (oneofs, proto3 optional, enums, maps of messages and enums) passes grpcurl too, as a protoset', { timeout: 30_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'stratus-grpcurl-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(
-    join(dir, 'shapes.proto'),
-    `syntax = "proto3";
-package shapes.v1;
-import "google/protobuf/duration.proto";
-enum Color { COLOR_UNSET = 0; RED = 1; }
-message Shape {
-  message Point { sint32 x_pos = 1; sint32 y_pos = 2; }
-  enum Kind { KIND_UNSET = 0; CIRCLE = 1; }
-  oneof form { Point center = 1; string label_text = 2; }
-  optional uint32 size_hint = 3;
-  map<string, Point> points_by_name = 4;
-  map<int32, Color> colors = 5;
-  repeated int32 samples = 6 [packed = false];
-  Kind kind = 7;
-  google.protobuf.Duration ttl = 8;
-}
-`,
-  );
+
   // The descriptors reflection would serve, as a FileDescriptorSet: grpcurl -protoset runs them
   // through the same Go checks (protodesc) as descriptors it gets by reflection.
-  const files = buildFileDescriptors([{ name: 'shapes/v1/shapes.proto', path: join(dir, 'shapes.proto') }]);
+  const files = buildFileDescriptors(writeShapesProto(dir));
   const descriptorRoot = new protobuf.Root();
   descriptorRoot.loadSync(join(dirname(createRequire(import.meta.url).resolve('protobufjs/package.json')), 'google', 'protobuf', 'descriptor.proto'), { keepCase: true });
   const set = descriptorRoot.resolveAll().lookupType('google.protobuf.FileDescriptorSet');

@@ -5,7 +5,7 @@
  * grpcurl checks the same end to end (test/integration/gateway/grpcurl.test.ts).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
@@ -13,6 +13,7 @@ import { after, test } from 'node:test';
 import protobuf from 'protobufjs';
 import { PROJECT_ROOT } from '../../../src/config.js';
 import { buildFileDescriptors, encodeFileDescriptor, HEALTH_PROTO, jsonName, mapEntryName, projectProto, type FileDescriptor } from '../../../src/gateway/reflection.js';
+import { writeShapesProto } from '../../helpers/shapes-proto.js';
 
 type Message = FileDescriptor['message_type'][number];
 
@@ -86,28 +87,9 @@ function problems(files: Map<string, FileDescriptor>): string[] {
 /** A file with what proto/ does not use (yet), in a temporary directory. */
 const shapesDir = mkdtempSync(join(tmpdir(), 'stratus-reflection-'));
 after(() => rmSync(shapesDir, { recursive: true, force: true }));
-writeFileSync(
-  join(shapesDir, 'shapes.proto'),
-  `syntax = "proto3";
-package shapes.v1;
-import "google/protobuf/duration.proto";
-enum Color { COLOR_UNSET = 0; RED = 1; }
-message Shape {
-  message Point { sint32 x_pos = 1; sint32 y_pos = 2; }
-  enum Kind { KIND_UNSET = 0; CIRCLE = 1; }
-  oneof form { Point center = 1; string label_text = 2; }
-  optional uint32 size_hint = 3;
-  map<string, Point> points_by_name = 4;
-  map<int32, Color> colors = 5;
-  repeated int32 samples = 6 [packed = false];
-  Kind kind = 7;
-  google.protobuf.Duration ttl = 8;
-}
-service Shapes { rpc Draw(stream Shape) returns (Shape.Point); }
-`,
-);
+const shapes = writeShapesProto(shapesDir);
 function shapesSource() {
-  return [{ name: 'shapes/v1/shapes.proto', path: join(shapesDir, 'shapes.proto') }];
+  return shapes;
 }
 
 test('every served file resolves: references fully qualified and imported, map entries as protoc names them', () => {
