@@ -98,6 +98,29 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 java_ok || fail "Java 17+ is still not the default java: put a JDK 17+ first on PATH"
 
+# A step run in the background: its output in its own log while it runs (appended to setup.log by
+# bg_join), the time it took on that log's last line; bg_start leaves its pid in $bg_pid.
+bg_start() { # log label command...
+  local out=$1 label=$2
+  shift 2
+  (
+    t=$(date +%s.%N)
+    rc=0
+    "$@" >"$out" 2>&1 || rc=$?
+    echo "$label took $(elapsed "$t")" >>"$out"
+    exit "$rc"
+  ) &
+  bg_pid=$!
+}
+# Waits for a bg_start step: its time in $took, its log moved into setup.log; fails as it did.
+bg_join() { # pid log label
+  local rc=0
+  wait "$1" || rc=$?
+  took=$(tail -n 1 "$2" | sed -n "s/.*$3 took //p")
+  cat "$2" >>"$log" && rm -f "$2"
+  return "$rc"
+}
+
 # --- 2. Kafka jars, in the background -------------------------------------------------------------
 libs=.stratus/cache/kafka/libs
 pom=src/stack/kafka-pom.xml
@@ -107,16 +130,8 @@ mvn_log="$root/.stratus/setup-mvn.log"
 if [ "$(cat "$libs/.pom-hash" 2>/dev/null)" != "$pom_hash" ]; then
   say "fetching the Kafka jars with mvn ($(grep -o '<kafka.version>[^<]*' "$pom" | cut -d'>' -f2)), in the background"
   rm -rf "$libs.tmp"
-  # Its own log while it runs beside npm ci (appended to setup.log when it ends), its time on the
-  # log's last line, and its exit code read with `wait` below.
-  (
-    t=$(date +%s.%N)
-    rc=0
-    mvn -B -q -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$root/$libs.tmp" >"$mvn_log" 2>&1 || rc=$?
-    echo "mvn took $(elapsed "$t")" >>"$mvn_log"
-    exit "$rc"
-  ) &
-  mvn_pid=$!
+  bg_start "$mvn_log" mvn mvn -B -q -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$root/$libs.tmp"
+  mvn_pid=$bg_pid
 fi
 # A failure below must not leave mvn running on its own.
 # (mvn runs as a child of the background subshell: both are stopped.) The native build started in
@@ -137,16 +152,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$lock_hash" ]; then
   # and librdkafka's configure step and the addon's C++ files build on one core.
   npm ci --ignore-scripts --no-audit --no-fund >>"$log" 2>&1 \
     || fail "npm ci failed: is the npm registry reachable? (see $log)"
-  (
-    t=$(date +%s.%N)
-    rc=0
-    # There is no prebuilt binary for this platform to download: build from source, linking the
-    # system's zlib/ssl/zstd/lz4/sasl/curl dynamically.
-    CKJS_LINKING=dynamic npm rebuild --no-audit --no-fund >"$native_log" 2>&1 || rc=$?
-    echo "native build took $(elapsed "$t")" >>"$native_log"
-    exit "$rc"
-  ) &
-  native_pid=$!
+  # There is no prebuilt binary for this platform to download: build from source, linking the
+  # system's zlib/ssl/zstd/lz4/sasl/curl dynamically.
+  bg_start "$native_log" "native build" env CKJS_LINKING=dynamic npm rebuild --no-audit --no-fund
+  native_pid=$bg_pid
 fi
 
 t=$(date +%s.%N)
@@ -156,10 +165,8 @@ t_build=$(elapsed "$t")
 
 if [ -n "$native_pid" ]; then
   native_ok=1
-  wait "$native_pid" || native_ok=0
+  bg_join "$native_pid" "$native_log" "native build" || native_ok=0
   native_pid=
-  took=$(tail -n 1 "$native_log" | sed -n 's/.*native build took //p')
-  cat "$native_log" >>"$log" && rm -f "$native_log"
   [ "$native_ok" = 1 ] || fail "the install scripts (the librdkafka build) failed: are the Debian packages above installed? (see $log)"
   node -e "require('@confluentinc/kafka-javascript')" >>"$log" 2>&1 \
     || fail "@confluentinc/kafka-javascript was installed but its native addon does not load (see $log)"
@@ -171,10 +178,8 @@ fi
 if [ -n "$mvn_pid" ]; then
   t=$(date +%s.%N)
   mvn_ok=1
-  wait "$mvn_pid" || mvn_ok=0
+  bg_join "$mvn_pid" "$mvn_log" mvn || mvn_ok=0
   mvn_pid=
-  took=$(tail -n 1 "$mvn_log" | sed -n 's/.*mvn took //p')
-  cat "$mvn_log" >>"$log" && rm -f "$mvn_log"
   [ "$mvn_ok" = 1 ] || fail "mvn could not fetch the Kafka jars: is Maven Central reachable? (see $log)"
   rm -rf "$libs" && mv "$libs.tmp" "$libs"
   echo "$pom_hash" >"$libs/.pom-hash"
