@@ -31,6 +31,9 @@ export interface OptionSpec {
   readonly path?: boolean;
   /** For paths: empty is allowed and means "not set". */
   readonly optional?: boolean;
+  /** For other strings: the whole value must match, and `allowed` says what that means. */
+  readonly pattern?: RegExp;
+  readonly allowed?: string;
 }
 
 const port = (def: number, doc: string): OptionSpec => ({ kind: 'int', default: String(def), doc, unit: 'port', min: 1, max: 65535 });
@@ -104,7 +107,7 @@ export const OPTIONS = {
   'http.headersTimeoutMs': { kind: 'int', default: '5000', min: 100, max: 600000, unit: 'ms', doc: 'Time a new HTTP connection gets to send its first request\'s complete headers, counted from its accept (later requests on a keep-alive connection: Node\'s own check, 5 s later); then 408 and the connection is closed (slowloris, idle sockets). Closed oldest first, a few hundred every 20 ms, so thousands expiring at once never stall the event loop.' },
   'http.requestTimeoutMs': { kind: 'int', default: '10000', min: 100, max: 3600000, unit: 'ms', doc: 'Time an HTTP connection gets to send a whole request (headers and body); then 408 and the connection is closed. Responses, SSE streams included, are not limited by it.' },
   'http.keepAliveTimeoutMs': { kind: 'int', default: '5000', min: 100, max: 600000, unit: 'ms', doc: 'An idle keep-alive HTTP connection is closed after this (Node adds up to 1 s).' },
-  'http.corsOrigin': { kind: 'string', default: '*', doc: 'Access-Control-Allow-Origin on every HTTP response, and the answer to CORS preflight (OPTIONS) requests, so a page from another origin (or a file) can read SSE with EventSource or fetch (Authorization and Last-Event-ID allowed). `*`: any origin (no cookies are used, so none are exposed); an origin such as `https://app.example.com`: that one; empty: no CORS header, same origin only.' },
+  'http.corsOrigin': { kind: 'string', default: '*', pattern: /^(\*|https?:\/\/[A-Za-z0-9.\-]+(:\d{1,5})?|)$/, allowed: '*, an origin (scheme://host[:port]) or empty', doc: 'Access-Control-Allow-Origin on every HTTP response, and the answer to CORS preflight (OPTIONS) requests, so a page from another origin (or a file) can read SSE with EventSource or fetch (Authorization and Last-Event-ID allowed). `*`: any origin (no cookies are used, so none are exposed); an origin such as `https://app.example.com`: that one; empty: no CORS header, same origin only.' },
   'queue.name': { kind: 'string', default: 'events', doc: 'List queue that event.EventService/StreamEvents writes to (a call may name another with metadata x-queue).' },
   'queue.lengthMax': { kind: 'int', default: '1000000', min: 1, max: 100000000, unit: 'items', doc: 'Items one list queue may hold; a StreamEvents flush stores the events that fit and the call ends with RESOURCE_EXHAUSTED saying how many were stored.' },
   'queue.flushEventsMax': { kind: 'int', default: '500', min: 1, max: 100000, unit: 'events', doc: 'Events of one StreamEvents call sent to Redis in one variadic push; the call stops reading while a full flush is in flight.' },
@@ -255,6 +258,7 @@ function parseValue(key: string, spec: OptionSpec, raw: string, root: string): u
         if (raw.trim() === '') throw invalid(key, raw, 'a non-empty path');
         return isAbsolute(raw) ? raw : resolve(root, raw);
       }
+      if (spec.pattern !== undefined && !spec.pattern.test(raw)) throw invalid(key, raw, spec.allowed!);
       return raw;
   }
 }
@@ -338,7 +342,7 @@ export function configFlagOptions(): Record<string, { type: 'string' }> {
 export function optionsMarkdown(): string {
   const rows = (Object.entries(OPTIONS) as [OptionKey, OptionSpec][]).map(([key, spec]) => {
     const def = spec.default === '' ? '(empty)' : `\`${spec.default}\``;
-    const allowed = spec.kind === 'enum' ? `one of ${spec.values!.join(', ')}` : spec.kind === 'int' ? `${spec.min}..${spec.max}` : spec.kind === 'hostPortList' ? 'host:port,...' : spec.path ? (spec.optional ? 'path or empty' : 'path') : 'text';
+    const allowed = spec.kind === 'enum' ? `one of ${spec.values!.join(', ')}` : spec.kind === 'int' ? `${spec.min}..${spec.max}` : spec.kind === 'hostPortList' ? 'host:port,...' : spec.allowed !== undefined ? spec.allowed : spec.path ? (spec.optional ? 'path or empty' : 'path') : 'text';
     return `| \`${key}\` | \`${envName(key)}\` | \`--${flagName(key)}\` | ${def} | ${spec.unit ?? ''} | ${allowed} | ${spec.doc}${spec.secret ? ' Secret: masked in `config print`.' : ''} |`;
   });
   return ['| option | environment | flag | default | unit | allowed | meaning |', '|---|---|---|---|---|---|---|', ...rows].join('\n');

@@ -48,6 +48,8 @@ function sample(key: OptionKey): { raw: string; parsed: unknown } {
       return { raw: s.default === 'true' ? 'false' : 'true', parsed: s.default !== 'true' };
     case 'string':
       if (s.path) return { raw: '/srv/stratus-test', parsed: '/srv/stratus-test' };
+      // A string with a pattern (http.corsOrigin, the only one): a value it takes.
+      if (s.pattern) return { raw: 'https://test.example', parsed: 'https://test.example' };
       // Secrets long enough for auth.tokenSecret's 32-byte minimum.
       return s.secret ? { raw: `test-${key}`.padEnd(40, '-'), parsed: `test-${key}`.padEnd(40, '-') } : { raw: `test-${key}`, parsed: `test-${key}` };
   }
@@ -255,5 +257,14 @@ test('formatConfig masks redis.password and never prints it', () => {
   assert.match(formatConfig(loadConfig({ envFile: null, env: { STRATUS_KAFKA_BROKERS: 'a:1,b:2' } })), /^kafka\.brokers\s+a:1,b:2$/m);
   for (const key of KEYS.filter((k) => spec(k).secret)) {
     assert.doesNotMatch(formatConfig(loadConfig({ envFile: null, env: { [envName(key)]: 'leak-me'.padEnd(40, '-') } })), /leak-me/, key);
+  }
+});
+
+test('http.corsOrigin takes *, an origin or nothing; anything else (a header Node would refuse on every response) stops the command', () => {
+  for (const ok of ['*', '', 'https://app.example.com', 'http://127.0.0.1:5173']) {
+    assert.equal(loadConfig({ env: { STRATUS_HTTP_CORS_ORIGIN: ok }, envFile: null }).http.corsOrigin, ok);
+  }
+  for (const bad of ['bad value', 'https://a.example.com/path', 'x\ny', 'app.example.com']) {
+    assert.throws(() => loadConfig({ env: { STRATUS_HTTP_CORS_ORIGIN: bad }, envFile: null }), (e: unknown) => e instanceof StratusError && e.code === ErrorCode.CONFIG_INVALID && /http\.corsOrigin must be \*, an origin/.test(e.message), JSON.stringify(bad));
   }
 });
