@@ -147,10 +147,10 @@ test('a resend of a seq still in flight here waits, then is DUPLICATE once its r
   // A later seq of the device must not overtake the waiting one.
   let later: AdmitOutcome | null = null;
   const q = h.submit('d', 4).then((o) => (later = o));
-  await until('the resend asked at least twice', () => h.calls() >= 3);
+  // Both wait here (not in a call still unanswered, where pending does not count them).
+  await until('the resend asked at least twice, both waiting here', () => h.calls() >= 3 && h.admission.pending === 2);
   assert.equal(resend, null);
   assert.equal(later, null);
-  assert.equal(h.admission.pending, 2);
   for (const s of [1, 2, 3]) h.admission.settled('d', s, true);
   await Promise.all([p, q]);
   assert.equal(code(resend!), RejectCode.DUPLICATE);
