@@ -5,14 +5,15 @@
 #
 #   bash scripts/setup.sh               what `stratus run`, `stratus demo` and `stratus loadgen` need
 #   bash scripts/setup.sh --for test    also what only the tests need: chromium (the browser test of
-#                                       loadgen's report.html) and the bench's extra runtimes (the
+#                                       loadgen's report.html), prometheus and promtool (the metrics,
+#                                       rules and dashboard tests) and the bench's extra runtimes (the
 #                                       bench --quick test runs the runtimes scenario)
 #   bash scripts/setup.sh --runtimes    also the bench's extra runtimes (see step 5)
 #
 #   1. Debian packages: redis-server, redis-tools, kcat, Java 17+, Maven, a C++ toolchain and the
 #      headers librdkafka is built against (@confluentinc/kafka-javascript has no prebuilt binary
 #      here); with --for test also chromium (driven through playwright-core, which downloads no
-#      browser of its own).
+#      browser of its own) and prometheus (Debian's package ships promtool beside it).
 #   2. The Kafka jars, resolved by mvn from src/stack/kafka-pom.xml into .stratus/cache/kafka/libs,
 #      in the background while step 3 runs (mvn mostly waits on the network, step 3 on the CPU).
 #   3. npm ci (--ignore-scripts), then its install scripts (npm rebuild) with CKJS_LINKING=dynamic
@@ -71,7 +72,9 @@ as_root() {
 apt_packages=(redis-server redis-tools kcat zlib1g-dev libssl-dev libzstd-dev liblz4-dev libsasl2-dev
   libcurl4-openssl-dev)
 # chromium and what it pulls in is the largest download here, and only the report.html browser test uses it.
-if [ "$for_test" = 1 ]; then apt_packages+=(chromium); fi
+# prometheus ships promtool too: the metrics lint, the alert rules check and the test that scrapes a
+# loaded engine with a real Prometheus use them.
+if [ "$for_test" = 1 ]; then apt_packages+=(chromium prometheus); fi
 java_ok() { command -v java >/dev/null 2>&1 && java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])'; }
 # Tools may come from elsewhere than Debian (a JDK in /opt, Maven from a tarball): ask for the command.
 java_ok || apt_packages+=(openjdk-17-jre-headless)
