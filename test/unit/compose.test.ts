@@ -4,36 +4,59 @@
  * Kafka version of src/stack/kafka-pom.xml, listeners that both the host and the other containers
  * can reach, health checks wherever something waits on health, and the topics service's script run
  * through bash with a stand-in kafka-topics.sh, so its topic names and partition counts are the
- * ones src/topology.ts and Config give.
+ * ones src/topology.ts and Config give. Every role of `stratus run` and `stratus worker` runs from
+ * the one image the file builds; Prometheus (deploy/compose/prometheus.yml, checked with promtool)
+ * scrapes each engine container's HTTP port, and Grafana's provisioning (deploy/compose/grafana/)
+ * names the datasource and dashboard the files of deploy/ expect. The worker's health check script
+ * runs against a real worker and Redis.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { test } from 'node:test';
-import { parse } from 'yaml';
+import { promisify } from 'node:util';
+import { parse, stringify } from 'yaml';
 import { envName, loadConfig, OPTIONS, PROJECT_ROOT, type Config, type OptionKey } from '../../src/config.js';
+import { pingRedis } from '../../src/redis/client.js';
 import { topology } from '../../src/topology.js';
+
+const execFileP = promisify(execFile);
 
 interface Service {
   image?: string;
   build?: unknown;
+  pull_policy?: string;
+  init?: boolean;
   ports?: (string | number)[];
   environment?: Record<string, string | number | boolean | null>;
-  healthcheck?: { test?: string[] | string; disable?: boolean };
+  healthcheck?: { test?: string[] | string; disable?: boolean; interval?: string; timeout?: string; retries?: number; start_period?: string };
   depends_on?: Record<string, { condition: string }>;
   entrypoint?: string[] | string;
   command?: string[] | string;
   volumes?: string[];
   restart?: string;
+  stop_grace_period?: string;
 }
 
 const text = readFileSync(join(PROJECT_ROOT, 'docker-compose.yml'), 'utf8');
 const compose = parse(text, { merge: true }) as { services: Record<string, Service>; volumes?: Record<string, unknown> };
 const services = compose.services;
-const ROLES = ['gateway', 'processor', 'forwarder'] as const;
 const def = (key: OptionKey): string => OPTIONS[key].default;
+const read = (rel: string) => readFileSync(join(PROJECT_ROOT, rel), 'utf8');
+
+/** The roles `stratus run --roles` takes (src/cli/run-command.ts). */
+const RUN_ROLES = (/const ROLES = \[([^\]]*)\] as const/.exec(read('src/cli/run-command.ts'))?.[1] ?? '').split(',').map((r) => r.trim().replace(/^'|'$/g, '')).filter((r) => r !== '');
+/** The Stratus image: what the one service with `build:` tags. */
+const IMAGE = Object.values(compose.services).find((s) => s.build !== undefined)?.image;
+/** Services running the Stratus image: every role of `stratus run`, and `stratus worker`. */
+const ENGINES = Object.keys(compose.services).filter((n) => compose.services[n]!.image === IMAGE);
+/** Engines running `stratus run` (each with the HTTP surface: /metrics, /livez, /readyz). */
+const RUNNERS = ENGINES.filter((n) => (compose.services[n]!.command as string[])[0] === 'run');
+/** The Dockerfile's ENTRYPOINT, which every engine's `command` follows. */
+const ENTRYPOINT = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(read('Dockerfile'))?.[1] ?? 'null') as string[] | null;
 
 function service(name: string): Service {
   const s = services[name];
@@ -94,16 +117,41 @@ const bound = listenerMap(kafkaEnv.KAFKA_LISTENERS ?? '');
 const internalAddresses = [...advertised.values()].filter((l) => l.host in services).map((l) => `${l.host}:${l.port}`);
 
 test('the services a user expects are there, the roles wait for what they need', () => {
-  assert.deepEqual(Object.keys(services).sort(), ['forwarder', 'gateway', 'kafka', 'processor', 'redis', 'topics']);
-  for (const role of ROLES) {
-    const s = service(role);
-    assert.equal(s.build, '.', `${role} is built from the Dockerfile at the root`);
-    assert.deepEqual(s.command, ['node', 'bin/stratus.js', 'run', '--roles', role]);
-    assert.equal(s.depends_on?.kafka?.condition, 'service_healthy', role);
-    assert.equal(s.depends_on?.redis?.condition, 'service_healthy', role);
-    assert.equal(s.depends_on?.topics?.condition, 'service_completed_successfully', role);
+  assert.deepEqual(Object.keys(services).sort(), ['exporter', 'forwarder', 'gateway', 'grafana', 'kafka', 'processor', 'prometheus', 'redis', 'topics', 'worker']);
+  assert.deepEqual(ENGINES.sort(), ['exporter', 'forwarder', 'gateway', 'processor', 'worker']);
+  for (const name of ENGINES) {
+    const s = service(name);
+    assert.equal(s.depends_on?.kafka?.condition, 'service_healthy', name);
+    assert.equal(s.depends_on?.redis?.condition, 'service_healthy', name);
+    assert.equal(s.depends_on?.topics?.condition, 'service_completed_successfully', name);
+    assert.equal(s.init, true, `${name}: an init process forwards SIGTERM to the engine and reaps what exits`);
   }
   assert.equal(service('topics').depends_on?.kafka?.condition, 'service_healthy');
+});
+
+test('one image, built once, runs every role of stratus run (each in its own container) and stratus worker', () => {
+  assert.deepEqual(RUN_ROLES, ['gateway', 'processor', 'forwarder', 'exporter'], 'src/cli/run-command.ts ROLES');
+  const builders = Object.entries(services).filter(([, s]) => s.build !== undefined);
+  assert.deepEqual(builders.map(([n, s]) => [n, s.build]), [['gateway', '.']], 'exactly one service builds, from the Dockerfile at the root');
+  assert.match(IMAGE ?? '', /^stratus:[a-z0-9._-]+$/, 'the built image is tagged, so the other engines can name it');
+  for (const name of ENGINES.filter((n) => services[n]!.build === undefined)) {
+    assert.equal(service(name).pull_policy, 'never', `${name} reuses ${IMAGE}, built by the gateway service: never pulled from a registry`);
+  }
+  assert.deepEqual(ENTRYPOINT, ['node', 'bin/stratus.js'], 'the Dockerfile\'s ENTRYPOINT');
+  // Each role of `stratus run` runs in exactly one container, alone; the worker in one more.
+  const roleOf = new Map<string, string>();
+  for (const name of RUNNERS) {
+    const command = service(name).command as string[];
+    assert.deepEqual(command.slice(0, 2), ['run', '--roles'], name);
+    assert.equal(command.length, 3, `${name}: ${command.join(' ')}`);
+    const roles = command[2]!.split(',');
+    assert.deepEqual(roles, [name], `${name} runs the ${name} role alone (its own logs, restarts and scaling)`);
+    roleOf.set(roles[0]!, name);
+  }
+  assert.deepEqual([...roleOf.keys()].sort(), [...RUN_ROLES].sort(), 'every role of stratus run, the exporter included (it drains the metrics stream)');
+  const workers = ENGINES.filter((n) => (service(n).command as string[])[0] === 'worker');
+  assert.deepEqual(workers, ['worker']);
+  assert.deepEqual(service('worker').command, ['worker']);
 });
 
 test('every STRATUS_* name in the file is a Config option', () => {
@@ -116,7 +164,7 @@ test('every STRATUS_* name in the file is a Config option', () => {
 });
 
 test('every role loads a valid Config from its environment, pointing at the other containers', () => {
-  for (const role of ROLES) {
+  for (const role of ENGINES) {
     const c = roleConfig(role);
     assert.equal(c.kafka.brokers.length, 1, role);
     assert.ok(internalAddresses.includes(c.kafka.brokers[0]!), `${role}: kafka.brokers ${c.kafka.brokers[0]} is not an advertised listener reachable from a container (${internalAddresses.join(', ')})`);
@@ -130,7 +178,7 @@ test('every role loads a valid Config from its environment, pointing at the othe
   }
   // The user's own prefix, partition count and password reach every role and Redis alike.
   const vars = { STRATUS_KAFKA_TOPIC_PREFIX: 'acme.', STRATUS_KAFKA_PARTITIONS: '3', STRATUS_REDIS_PASSWORD: 'hunter2' };
-  for (const role of ROLES) {
+  for (const role of ENGINES) {
     const c = roleConfig(role, vars);
     assert.equal(c.kafka.topicPrefix, 'acme.', role);
     assert.equal(c.kafka.partitions, 3, role);
@@ -149,7 +197,13 @@ test('published ports are the Config defaults; Kafka and Redis only on the loopb
   const grpc = Number(def('grpc.port'));
   const http = Number(def('http.port'));
   assert.deepEqual(ports('gateway'), [{ ip: null, host: grpc, container: grpc }, { ip: null, host: http, container: http }]);
-  for (const name of ['topics', 'processor', 'forwarder']) assert.deepEqual(ports(name), [], `${name} publishes nothing`);
+  for (const name of ['topics', ...ENGINES.filter((n) => n !== 'gateway')]) assert.deepEqual(ports(name), [], `${name} publishes nothing`);
+  assert.deepEqual(ports('prometheus'), [{ ip: '127.0.0.1', host: 9090, container: 9090 }]);
+  assert.deepEqual(ports('grafana'), [{ ip: '127.0.0.1', host: 3000, container: 3000 }]);
+  // Only the gateway's ports take devices from other hosts; everything else is for this machine.
+  for (const name of Object.keys(services).filter((n) => n !== 'gateway')) {
+    for (const p of ports(name)) assert.equal(p.ip, '127.0.0.1', `${name} publishes ${p.host} beyond the loopback`);
+  }
 });
 
 test('Kafka: the pinned version, single-node KRaft, listeners for the host and for containers', () => {
@@ -251,6 +305,21 @@ test('the topics service creates the events and results topics with kafka.partit
   assert.equal(option(first!, '--topic')!.startsWith(def('kafka.topicPrefix')), true);
 });
 
+/** The Dockerfile's HEALTHCHECK command (exec form), which a service of the image inherits. */
+function imageHealthcheck(): string[] {
+  const joined = read('Dockerfile').replace(/\\\n\s*/g, ' ');
+  const m = /^HEALTHCHECK (?:--\S+\s+)*CMD (\[.*\])$/m.exec(joined);
+  assert.ok(m, 'the Dockerfile has no HEALTHCHECK in exec form');
+  return ['CMD', ...(JSON.parse(m[1]!) as string[])];
+}
+
+/** The health check a service's container runs: its own, or for the Stratus image the Dockerfile's. */
+function effectiveHealthcheck(name: string): string[] | null {
+  const own = service(name).healthcheck;
+  if (own !== undefined) return own.disable === true ? null : typeof own.test === 'string' ? ['CMD-SHELL', own.test] : (own.test ?? null);
+  return service(name).image === IMAGE ? imageHealthcheck() : null;
+}
+
 test('every service something waits on, and every long-running one, has a health check', () => {
   const oneShot = new Set<string>();
   const mustBeHealthy = new Set<string>();
@@ -268,37 +337,256 @@ test('every service something waits on, and every long-running one, has a health
       assert.equal(service(name).restart ?? 'no', 'no', `${name} runs once`);
       continue;
     }
-    const check = service(name).healthcheck;
-    assert.ok(check?.test && check.disable !== true && check.test[0] !== 'NONE', `${name} has no health check`);
+    const check = effectiveHealthcheck(name);
+    assert.ok(check !== null && check[0] !== 'NONE', `${name} has no health check`);
   }
   const kafkaCheck = String(service('kafka').healthcheck!.test);
   const bootstrap = /--bootstrap-server localhost:(\d+)/.exec(kafkaCheck);
   assert.ok(bootstrap && [...bound.values()].some((l) => l.port === Number(bootstrap[1])), 'the Kafka health check must ask a bound listener');
   assert.match(String(service('redis').healthcheck!.test), /redis-cli ping/);
-  for (const role of ROLES) {
-    assert.ok(String(service(role).healthcheck!.test).includes(`:${roleConfig(role).http.port}/livez`), `${role}: health check is not /livez on http.port`);
+  // The engines of `stratus run` keep the image's check: /readyz on the port STRATUS_HTTP_PORT names
+  // (it reads the variable, not the Config), which must be the container's http.port.
+  for (const name of RUNNERS) {
+    assert.equal(service(name).healthcheck, undefined, `${name} overrides the image's /readyz check`);
+    const check = effectiveHealthcheck(name)!.join(' ');
+    assert.match(check, /process\.env\.STRATUS_HTTP_PORT/);
+    assert.match(check, /\/readyz/);
+    assert.equal(environment(name).STRATUS_HTTP_PORT, String(roleConfig(name).http.port), `${name}: STRATUS_HTTP_PORT must be set to its http.port for the image's check`);
+  }
+  // `stratus worker` has no HTTP surface: its own check (run for real in the last test).
+  assert.match(effectiveHealthcheck('worker')!.join(' '), /queueHeartbeat/);
+});
+
+/** `60s`, `1m30s`, `500ms` (compose durations) in ms. */
+function durationMs(value: string | undefined): number {
+  assert.ok(value !== undefined && /^(?:\d+(?:h|ms|m|s|us))+$/.test(value), `duration ${value}`);
+  const unit: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1, us: 0.001 };
+  return [...value.matchAll(/(\d+)(h|ms|m|s|us)/g)].reduce((sum, m) => sum + Number(m[1]) * unit[m[2]!]!, 0);
+}
+
+test('long-running services restart unless stopped; an engine gets the time its drain takes before SIGKILL', () => {
+  for (const name of Object.keys(services).filter((n) => n !== 'topics')) assert.equal(service(name).restart, 'unless-stopped', name);
+  // The gateway's stop (src/gateway/gateway.ts): open streams get gateway.drainGraceMs, then a second
+  // to be cut; events still waiting for Kafka get drainGraceMs again; then the producer's flush and
+  // disconnect, each up to its timeout (src/kafka/producer.ts).
+  const producerTimeoutMs = Number((/async disconnect\(timeoutMs = ([\d_]+)\)/.exec(read('src/kafka/producer.ts'))?.[1] ?? 'NaN').replaceAll('_', ''));
+  assert.ok(Number.isInteger(producerTimeoutMs), 'src/kafka/producer.ts: disconnect(timeoutMs = N) not found; update this test');
+  for (const name of ENGINES) {
+    const drainMs = 2 * roleConfig(name).gateway.drainGraceMs + 1000 + 2 * producerTimeoutMs;
+    assert.ok(durationMs(service(name).stop_grace_period) >= drainMs, `${name}: stop_grace_period ${service(name).stop_grace_period} is shorter than the drain (${drainMs} ms)`);
   }
 });
 
-test('the Dockerfile builds what the roles run, as set-up does', () => {
-  const dockerfile = readFileSync(join(PROJECT_ROOT, 'Dockerfile'), 'utf8');
-  assert.match(dockerfile, /^FROM node:20-bookworm$/m);
-  // The same librdkafka build headers as scripts/setup.sh installs on a machine without Docker.
-  const setup = readFileSync(join(PROJECT_ROOT, 'scripts', 'setup.sh'), 'utf8');
-  const devPackages = (t: string) => [...new Set(t.match(/\b[a-z0-9.+-]+-dev\b/g) ?? [])].sort();
-  const apt = /apt_packages=\(([^)]*)\)/.exec(setup)?.[1] ?? '';
-  assert.ok(devPackages(apt).length >= 6);
-  assert.deepEqual(devPackages(/apt-get install[^\n]*(?:\\\n[^\n]*)*/.exec(dockerfile)?.[0] ?? ''), devPackages(apt));
-  assert.match(dockerfile, /^RUN CKJS_LINKING=dynamic npm ci\b/m);
-  // tsc -b runs after everything tsconfig.json includes has been copied in.
-  const copied = [...dockerfile.matchAll(/^COPY (.+) \S+$/gm)].flatMap((m) => m[1]!.split(/\s+/));
-  const tsconfig = JSON.parse(readFileSync(join(PROJECT_ROOT, 'tsconfig.json'), 'utf8')) as { include: string[] };
-  for (const need of [...tsconfig.include, 'bin', 'proto', 'package.json', 'package-lock.json', 'tsconfig.json']) {
-    assert.ok(copied.includes(need), `the Dockerfile does not copy ${need}`);
+/** A service's bind mounts: container path -> { source, readOnly }. */
+function mounts(name: string): Map<string, { source: string; readOnly: boolean }> {
+  const out = new Map<string, { source: string; readOnly: boolean }>();
+  for (const v of service(name).volumes ?? []) {
+    const [source, target, mode] = v.split(':');
+    if (!source!.startsWith('./')) continue; // a named volume
+    out.set(target!, { source: source!.slice(2), readOnly: mode === 'ro' });
   }
-  const build = dockerfile.indexOf('RUN npx tsc -b');
-  assert.ok(build > 0 && [...dockerfile.matchAll(/^COPY /gm)].every((m) => m.index! < build), 'npx tsc -b must run after every COPY');
+  return out;
+}
 
-  const ignored = readFileSync(join(PROJECT_ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
-  for (const entry of ['node_modules', 'dist', '.stratus', '.git', '.env']) assert.ok(ignored.includes(entry), `.dockerignore lacks ${entry}`);
+/** Files another part of issue 17 writes into deploy/; they may be absent on a branch that predates them. */
+const ALERT_RULES = 'deploy/prometheus/alerts.yml';
+const DASHBOARD = 'deploy/grafana/stratus-dashboard.json';
+
+interface ScrapeConfig {
+  job_name: string;
+  metrics_path?: string;
+  scheme?: string;
+  static_configs?: { targets: string[]; labels?: Record<string, string> }[];
+}
+const PROMETHEUS_CONFIG = '/etc/prometheus/prometheus.yml';
+const promConfigFile = 'deploy/compose/prometheus.yml';
+const promConfig = parse(read(promConfigFile)) as { global?: { scrape_interval?: string }; rule_files?: string[]; scrape_configs: ScrapeConfig[] };
+
+test('Prometheus: pinned, fed deploy/compose/prometheus.yml and the alert rules of deploy/prometheus/alerts.yml', (t) => {
+  assert.match(service('prometheus').image ?? '', /^prom\/prometheus:v\d+\.\d+\.\d+$/, 'the official image, pinned to a release');
+  const m = mounts('prometheus');
+  assert.deepEqual(m.get(PROMETHEUS_CONFIG), { source: promConfigFile, readOnly: true }, 'the image reads its config here (its default command)');
+  assert.equal(service('prometheus').command, undefined, 'the image\'s own command (--config.file=/etc/prometheus/prometheus.yml, data in /prometheus)');
+  // rule_files are relative to the config file's folder, as Prometheus resolves them.
+  const rules = (promConfig.rule_files ?? []).map((f) => posix.resolve(posix.dirname(PROMETHEUS_CONFIG), f));
+  assert.deepEqual(rules.map((r) => m.get(r)), [{ source: ALERT_RULES, readOnly: true }], `rule_files ${rules.join(', ')} must be ${ALERT_RULES}, mounted`);
+  assert.ok((service('prometheus').volumes ?? []).includes('prometheus-data:/prometheus'), 'its data in a volume');
+  if (!existsSync(join(PROJECT_ROOT, ALERT_RULES))) t.diagnostic(`${ALERT_RULES} is not on this branch yet: the mount is checked, its content is not`);
+});
+
+test('Prometheus scrapes every engine container\'s /metrics, one job per role, and the exporter\'s /metrics/ingested', async () => {
+  const { INGESTED_PATH } = await import('../../src/streams/exporter.js');
+  const jobs = promConfig.scrape_configs;
+  assert.equal(new Set(jobs.map((j) => j.job_name)).size, jobs.length, 'job names are unique');
+  /** `service:port` + path -> the jobs scraping it. */
+  const scraped = new Map<string, string[]>();
+  for (const job of jobs) {
+    assert.ok((job.static_configs ?? []).length > 0, `${job.job_name}: static targets only (compose service names)`);
+    for (const sc of job.static_configs!) {
+      for (const target of sc.targets) {
+        const [host] = target.split(':');
+        assert.ok(host === 'localhost' || host! in services, `${job.job_name}: target ${target} is not a service of docker-compose.yml`);
+        const key = `${job.scheme ?? 'http'}://${target}${job.metrics_path ?? '/metrics'}`;
+        scraped.set(key, [...(scraped.get(key) ?? []), job.job_name]);
+      }
+    }
+  }
+  for (const name of RUNNERS) {
+    const c = roleConfig(name);
+    assert.equal(c.tls.cert, '', `${name} serves HTTPS once tls.cert is set: the jobs would need scheme https`);
+    const jobsOf = scraped.get(`http://${name}:${c.http.port}/metrics`) ?? [];
+    assert.equal(jobsOf.length, 1, `${name}'s /metrics on http.port ${c.http.port} is scraped by ${jobsOf.length} jobs`);
+    const job = jobs.find((j) => j.job_name === jobsOf[0])!;
+    assert.deepEqual(job.static_configs!.flatMap((sc) => sc.targets), [`${name}:${c.http.port}`], `${job.job_name} is the ${name} role's job alone`);
+    assert.equal(job.static_configs![0]!.labels?.role, name, `${job.job_name}: a role label for the dashboard`);
+  }
+  const exporterPort = roleConfig('exporter').http.port;
+  assert.equal((scraped.get(`http://exporter:${exporterPort}${INGESTED_PATH}`) ?? []).length, 1, `the exporter's ${INGESTED_PATH} is scraped once (a scrape is what acknowledges the stream's entries)`);
+  // Nothing else: the worker serves no HTTP, and no target points at a port nothing serves.
+  const expected = new Set([...RUNNERS.map((n) => `http://${n}:${roleConfig(n).http.port}/metrics`), `http://exporter:${exporterPort}${INGESTED_PATH}`, 'http://localhost:9090/metrics']);
+  assert.deepEqual([...scraped.keys()].sort(), [...expected].sort());
+});
+
+test('promtool check config accepts deploy/compose/prometheus.yml (with the alert rules when they are on this branch)', async (t) => {
+  try {
+    execFileSync('sh', ['-c', 'command -v promtool'], { stdio: 'ignore' });
+  } catch {
+    t.skip('promtool is not on PATH (bash scripts/setup.sh --for test installs Debian\'s prometheus)');
+    return;
+  }
+  // The container's /etc/prometheus: the config, and the rules beside it where rule_files points.
+  const dir = mkdtempSync(join(tmpdir(), 'stratus-prometheus-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const config = parse(read(promConfigFile)) as Record<string, unknown>;
+  if (existsSync(join(PROJECT_ROOT, ALERT_RULES))) {
+    for (const f of promConfig.rule_files ?? []) writeFileSync(join(dir, f), read(ALERT_RULES));
+  } else {
+    t.diagnostic(`${ALERT_RULES} is not on this branch yet: checked without rule_files`);
+    delete config.rule_files;
+  }
+  writeFileSync(join(dir, 'prometheus.yml'), stringify(config));
+  const { stdout, stderr } = await execFileP('promtool', ['check', 'config', join(dir, 'prometheus.yml')]).catch((err: { stdout: string; stderr: string }) => assert.fail(`promtool check config failed:\n${err.stdout}${err.stderr}`));
+  assert.match(stdout + stderr, /SUCCESS/);
+});
+
+/** `[path]` of every file in a provisioning folder this checkout mounts. */
+function provisioningFiles(folder: string): string[] {
+  const dir = join(PROJECT_ROOT, folder);
+  return execFileSync('ls', [dir], { encoding: 'utf8' }).split('\n').filter((f) => /\.ya?ml$/.test(f)).map((f) => join(folder, f));
+}
+
+test('Grafana: pinned, its datasource (uid "prometheus") and the Stratus dashboard provisioned from the repository', (t) => {
+  assert.match(service('grafana').image ?? '', /^grafana\/grafana(?:-oss)?:\d+\.\d+\.\d+$/, 'the official OSS image, pinned to a release');
+  const m = mounts('grafana');
+  assert.deepEqual(m.get('/etc/grafana/provisioning/datasources'), { source: 'deploy/compose/grafana/datasources', readOnly: true });
+  assert.deepEqual(m.get('/etc/grafana/provisioning/dashboards'), { source: 'deploy/compose/grafana/dashboards', readOnly: true });
+
+  const datasources = provisioningFiles('deploy/compose/grafana/datasources').flatMap((f) => (parse(read(f)) as { apiVersion: number; datasources: Record<string, unknown>[] }).datasources);
+  assert.equal(datasources.length, 1);
+  const ds = datasources[0] as { uid: string; type: string; url: string; isDefault: boolean; jsonData?: { timeInterval?: string } };
+  assert.equal(ds.uid, 'prometheus', `the uid ${DASHBOARD} names`);
+  assert.equal(ds.type, 'prometheus');
+  assert.equal(ds.url, `http://prometheus:${ports('prometheus')[0]!.container}`, 'the prometheus service, on the compose network');
+  assert.equal(ds.isDefault, true);
+  assert.equal(ds.jsonData?.timeInterval, promConfig.global?.scrape_interval, 'Grafana\'s rate interval follows the scrape interval');
+
+  const providers = provisioningFiles('deploy/compose/grafana/dashboards').flatMap((f) => (parse(read(f)) as { apiVersion: number; providers: { type: string; options: { path: string } }[] }).providers);
+  assert.equal(providers.length, 1);
+  assert.equal(providers[0]!.type, 'file');
+  const dashboardAt = [...m].find(([, v]) => v.source === DASHBOARD)?.[0];
+  assert.ok(dashboardAt, `${DASHBOARD} is not mounted`);
+  assert.equal(m.get(dashboardAt)!.readOnly, true);
+  assert.equal(posix.dirname(dashboardAt), providers[0]!.options.path, 'the provider loads the folder the dashboard is mounted in');
+  assert.equal(environment('grafana').GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH, dashboardAt, 'Grafana opens on the Stratus dashboard');
+  assert.ok((service('grafana').volumes ?? []).includes('grafana-data:/var/lib/grafana'), 'its data in a volume');
+  if (!existsSync(join(PROJECT_ROOT, DASHBOARD))) t.diagnostic(`${DASHBOARD} is not on this branch yet: the mount is checked, its content by the next test once it is`);
+});
+
+test('the dashboard the compose file mounts has uid "stratus" and queries the provisioned datasource only', (t) => {
+  if (!existsSync(join(PROJECT_ROOT, DASHBOARD))) {
+    t.skip(`${DASHBOARD} is not on this branch yet`);
+    return;
+  }
+  const dashboard = JSON.parse(read(DASHBOARD)) as { uid: string };
+  assert.equal(dashboard.uid, 'stratus');
+  const refs: unknown[] = [];
+  const walk = (v: unknown): void => {
+    if (Array.isArray(v)) v.forEach(walk);
+    else if (v !== null && typeof v === 'object') {
+      for (const [k, x] of Object.entries(v)) {
+        if (k === 'datasource') refs.push(x);
+        walk(x);
+      }
+    }
+  };
+  walk(dashboard);
+  assert.ok(refs.length > 0, 'the dashboard names no datasource');
+  for (const r of refs) {
+    // Grafana's built-in annotation source is not a Prometheus datasource.
+    if ((r as { uid?: string } | null)?.uid === '-- Grafana --' || (r as { type?: string } | null)?.type === 'grafana') continue;
+    assert.equal((r as { uid?: string } | null)?.uid, 'prometheus', `datasource reference ${JSON.stringify(r)}`);
+  }
+});
+
+test('every file the compose file mounts from the repository is there (the two deploy/ files once the main line has them)', (t) => {
+  for (const name of Object.keys(services)) {
+    for (const [target, { source }] of mounts(name)) {
+      if (existsSync(join(PROJECT_ROOT, source))) continue;
+      if (source === ALERT_RULES || source === DASHBOARD) {
+        t.diagnostic(`${name}: ${source} (for ${target}) is not on this branch yet`);
+        continue;
+      }
+      assert.fail(`${name}: ${source} is mounted at ${target} but is not in the repository (Docker would create an empty folder there)`);
+    }
+  }
+});
+
+test('the worker\'s health check: healthy while this host\'s worker holds its lease, unhealthy before it starts and once it stopped', async (t) => {
+  const base = loadConfig();
+  try {
+    await pingRedis(base, 2000);
+  } catch {
+    t.skip(`no Redis at ${base.redis.host}:${base.redis.port} (npm test starts one; npm run test:unit does not)`);
+    return;
+  }
+  const check = effectiveHealthcheck('worker')!;
+  assert.equal(check[0], 'CMD');
+  const [cmd, ...args] = check.slice(1).map((a) => interpolate(a, {}));
+  assert.equal(cmd, 'node');
+  // This machine stands for the container: the same hostname for the worker and the check, Redis
+  // where the tests' Redis is, and a key prefix of this test's own.
+  const id = randomUUID();
+  const env = { ...process.env, STRATUS_REDIS_KEY_PREFIX: `test:${id}:`, STRATUS_KAFKA_TOPIC_PREFIX: `test.${id}.` };
+  const healthy = async (): Promise<{ ok: boolean; stderr: string }> => {
+    try {
+      await execFileP(process.execPath, args, { cwd: PROJECT_ROOT, env, timeout: 20_000 });
+      return { ok: true, stderr: '' };
+    } catch (err) {
+      return { ok: false, stderr: String((err as { stderr?: string }).stderr) };
+    }
+  };
+  const before = await healthy();
+  assert.equal(before.ok, false);
+  assert.match(before.stderr, /no live stratus worker of this host/);
+
+  const worker = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'stratus.js'), ...(service('worker').command as string[])], { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const exited = new Promise<number | null>((resolve) => worker.once('exit', (code) => resolve(code)));
+  t.after(() => {
+    if (worker.exitCode === null) worker.kill('SIGKILL');
+  });
+  let log = '';
+  await new Promise<void>((resolve, reject) => {
+    worker.stderr.on('data', (d: Buffer) => {
+      log += d.toString();
+      if (log.includes(' consuming ')) resolve();
+    });
+    void exited.then((code) => reject(new Error(`stratus worker exited (${code}) before consuming:\n${log}`)));
+  });
+  assert.deepEqual(await healthy(), { ok: true, stderr: '' });
+
+  worker.kill('SIGTERM');
+  assert.equal(await exited, 0, log);
+  const after = await healthy();
+  assert.equal(after.ok, false, 'a worker that stopped deregistered: its container is not healthy');
+  assert.match(after.stderr, /no live stratus worker of this host/);
 });
