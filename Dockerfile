@@ -72,8 +72,9 @@ EXPOSE 50051 8080
 # Compose's `service_healthy` and `docker ps` then mean "this engine is doing its work", and a Kafka
 # or Redis outage shows on every engine as unhealthy. Docker and Compose never restart a container
 # for being unhealthy, so this cannot turn an outage into a restart loop; an orchestrator that does
-# (Swarm) should ask /livez instead. The port is STRATUS_HTTP_PORT (the image's engine never gets
-# --http-port from compose); plain HTTP: with tls.cert set, override this check.
+# (Swarm) should ask /livez instead. The port is read from STRATUS_HTTP_PORT (8080, http.port's
+# default, when unset), so set http.port by that variable rather than --http-port; the check speaks
+# plain HTTP: with tls.cert set, override it.
 # `stratus worker` serves no HTTP: docker-compose.yml gives its service a check of its own.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.STRATUS_HTTP_PORT || '8080') + '/readyz', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.status === 200 ? 0 : 1), () => process.exit(1))"]

@@ -398,19 +398,22 @@ interface ScrapeConfig {
   scheme?: string;
   static_configs?: { targets: string[]; labels?: Record<string, string> }[];
 }
-const PROMETHEUS_CONFIG = '/etc/prometheus/prometheus.yml';
 const promConfigFile = 'deploy/compose/prometheus.yml';
 const promConfig = parse(read(promConfigFile)) as { global?: { scrape_interval?: string }; rule_files?: string[]; scrape_configs: ScrapeConfig[] };
 
 test('Prometheus: pinned, fed deploy/compose/prometheus.yml and the alert rules of deploy/prometheus/alerts.yml', (t) => {
   assert.match(service('prometheus').image ?? '', /^prom\/prometheus:v\d+\.\d+\.\d+$/, 'the official image, pinned to a release');
   const m = mounts('prometheus');
-  assert.deepEqual(m.get(PROMETHEUS_CONFIG), { source: promConfigFile, readOnly: true }, 'the image reads its config here (its default command)');
-  assert.equal(service('prometheus').command, undefined, 'the image\'s own command (--config.file=/etc/prometheus/prometheus.yml, data in /prometheus)');
-  // rule_files are relative to the config file's folder, as Prometheus resolves them.
-  const rules = (promConfig.rule_files ?? []).map((f) => posix.resolve(posix.dirname(PROMETHEUS_CONFIG), f));
-  assert.deepEqual(rules.map((r) => m.get(r)), [{ source: ALERT_RULES, readOnly: true }], `rule_files ${rules.join(', ')} must be ${ALERT_RULES}, mounted`);
-  assert.ok((service('prometheus').volumes ?? []).includes('prometheus-data:/prometheus'), 'its data in a volume');
+  const command = service('prometheus').command as string[];
+  const configAt = command.find((a) => a.startsWith('--config.file='))?.slice('--config.file='.length);
+  assert.ok(configAt, `prometheus: no --config.file in ${JSON.stringify(command)}`);
+  assert.deepEqual(m.get(configAt), { source: promConfigFile, readOnly: true });
+  assert.ok(command.includes('--storage.tsdb.path=/prometheus') && (service('prometheus').volumes ?? []).includes('prometheus-data:/prometheus'), 'its data in a volume');
+  // rule_files are relative to the config file's folder, as Prometheus resolves them: in the
+  // container they must be the mounted rules, and in the repository the same file.
+  const rules = promConfig.rule_files ?? [];
+  assert.deepEqual(rules.map((f) => m.get(posix.resolve(posix.dirname(configAt), f))), [{ source: ALERT_RULES, readOnly: true }], `rule_files ${rules.join(', ')} must be ${ALERT_RULES}, mounted`);
+  assert.deepEqual(rules.map((f) => posix.join(posix.dirname(promConfigFile), f)), [ALERT_RULES], 'the same relative path in the repository');
   if (!existsSync(join(PROJECT_ROOT, ALERT_RULES))) t.diagnostic(`${ALERT_RULES} is not on this branch yet: the mount is checked, its content is not`);
 });
 
@@ -439,6 +442,8 @@ test('Prometheus scrapes every engine container\'s /metrics, one job per role, a
     const job = jobs.find((j) => j.job_name === jobsOf[0])!;
     assert.deepEqual(job.static_configs!.flatMap((sc) => sc.targets), [`${name}:${c.http.port}`], `${job.job_name} is the ${name} role's job alone`);
     assert.equal(job.static_configs![0]!.labels?.role, name, `${job.job_name}: a role label for the dashboard`);
+    // deploy/prometheus/alerts.yml's StratusEngineDown watches up{job=~"stratus.*"}.
+    assert.match(job.job_name, /^stratus/, `${job.job_name}: the alert rules know the engine's jobs by their stratus prefix`);
   }
   const exporterPort = roleConfig('exporter').http.port;
   assert.equal((scraped.get(`http://exporter:${exporterPort}${INGESTED_PATH}`) ?? []).length, 1, `the exporter's ${INGESTED_PATH} is scraped once (a scrape is what acknowledges the stream's entries)`);
@@ -454,19 +459,19 @@ test('promtool check config accepts deploy/compose/prometheus.yml (with the aler
     t.skip('promtool is not on PATH (bash scripts/setup.sh --for test installs Debian\'s prometheus)');
     return;
   }
-  // The container's /etc/prometheus: the config, and the rules beside it where rule_files points.
-  const dir = mkdtempSync(join(tmpdir(), 'stratus-prometheus-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const config = parse(read(promConfigFile)) as Record<string, unknown>;
-  if (existsSync(join(PROJECT_ROOT, ALERT_RULES))) {
-    for (const f of promConfig.rule_files ?? []) writeFileSync(join(dir, f), read(ALERT_RULES));
-  } else {
+  let file = join(PROJECT_ROOT, promConfigFile);
+  if (!existsSync(join(PROJECT_ROOT, ALERT_RULES))) {
     t.diagnostic(`${ALERT_RULES} is not on this branch yet: checked without rule_files`);
+    const dir = mkdtempSync(join(tmpdir(), 'stratus-prometheus-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const config = parse(read(promConfigFile)) as Record<string, unknown>;
     delete config.rule_files;
+    file = join(dir, 'prometheus.yml');
+    writeFileSync(file, stringify(config));
   }
-  writeFileSync(join(dir, 'prometheus.yml'), stringify(config));
-  const { stdout, stderr } = await execFileP('promtool', ['check', 'config', join(dir, 'prometheus.yml')]).catch((err: { stdout: string; stderr: string }) => assert.fail(`promtool check config failed:\n${err.stdout}${err.stderr}`));
-  assert.match(stdout + stderr, /SUCCESS/);
+  const { stdout, stderr } = await execFileP('promtool', ['check', 'config', file]).catch((err: { stdout: string; stderr: string }) => assert.fail(`promtool check config failed:\n${err.stdout}${err.stderr}`));
+  assert.match(stdout + stderr, /SUCCESS: \S+ is valid prometheus config file syntax/);
+  if (existsSync(join(PROJECT_ROOT, ALERT_RULES))) assert.match(stdout + stderr, /SUCCESS: [1-9]\d* rules found/);
 });
 
 /** `[path]` of every file in a provisioning folder this checkout mounts. */
