@@ -10,11 +10,14 @@ import { RejectCode } from '../gateway/validate.js';
 import { DEPENDENCIES, dependencyUp, healthChecksRegistered, healthProblem } from './health.js';
 
 export const registry = new Registry();
-collectDefaultMetrics({ register: registry, prefix: 'stratus_process_', eventLoopMonitoringPrecision: 10 });
+// prom-client's process and Node metrics under stratus_: stratus_process_resident_memory_bytes,
+// stratus_process_cpu_seconds_total, stratus_nodejs_eventloop_lag_p99_seconds, ... Event-loop lag
+// is sampled by a 10 ms timer, and its samples include that interval: an idle loop reads ~10 ms.
+collectDefaultMetrics({ register: registry, prefix: 'stratus_', eventLoopMonitoringPrecision: 10 });
 // prom-client exports these three totals as gauges named _total, which promtool (rightly) flags: a
-// _total is a counter. The same counts, by type, stay in stratus_process_nodejs_active_{handles,
-// requests,resources}; sum() over them gives the totals.
-for (const name of ['active_handles', 'active_requests', 'active_resources']) registry.removeSingleMetric(`stratus_process_nodejs_${name}_total`);
+// _total is a counter. The same counts, by type, stay in stratus_nodejs_active_{handles,requests,
+// resources}; sum() over them gives the totals.
+for (const name of ['active_handles', 'active_requests', 'active_resources']) registry.removeSingleMetric(`stratus_nodejs_${name}_total`);
 
 /**
  * Buckets of every latency histogram, in seconds: from 0.5 ms, in steps of at most 1.5x between
