@@ -169,5 +169,9 @@ test('every metric a dashboard query or an alert reads is exported by the engine
     assert.ok(names.length > 0, `${where}: reads no metric: ${expr}`);
     for (const n of names) if (!known.has(n)) unknown.push(`${where}: ${n}`);
   }
+  // The metrics an alert's description tells the operator to check exist too.
+  for (const r of rules) {
+    for (const n of JSON.stringify(r.annotations ?? {}).match(/\bstratus_[a-z0-9_]+/g) ?? []) if (!known.has(n)) unknown.push(`rule ${r.alert} annotations: ${n}`);
+  }
   assert.deepEqual(unknown, []);
 });
