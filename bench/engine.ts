@@ -10,7 +10,7 @@ import { loadConfig } from '../src/config.js';
 import { stackPaths } from '../src/stack/paths.js';
 import { topology } from '../src/topology.js';
 import type { LoadgenSummary } from '../loadgen/summary.js';
-import { unusedPort } from '../test/helpers/ports.js';
+import { unusedPort } from '../src/net/unused-port.js';
 import { cpuSeconds, runJson, startService, STRATUS_BIN, type Service } from './child.js';
 import { CHECKER_FAILED_EXIT, THRESHOLD_FAILED_EXIT } from '../src/cli/loadgen-command.js';
 import type { BenchContext } from './scenario.js';

@@ -84,8 +84,13 @@ class CallSink implements EventSink {
   }
 
   onDurable(_seq: number, err: Error | null): void {
-    if (err !== null) this.failed = err;
-    else this.durable++;
+    if (err !== null) {
+      this.failed = err;
+      metrics.produceFailures.inc();
+    } else {
+      this.durable++;
+      metrics.eventsDurable.inc();
+    }
     this.one();
   }
 
@@ -417,8 +422,11 @@ export class Gateway implements SessionHost, UplinkHost {
     const authed = authenticatedDevice(call.metadata);
     call.on('data', (e: Event) => {
       if (refused) return;
+      metrics.eventsReceived.inc();
       const deviceId = authed ?? e.deviceId;
-      if (validateEvent(e, { streamDeviceId: authed, payloadBytesMax: this.config.gateway.payloadBytesMax, types: this.types }) !== null) {
+      const invalid = validateEvent(e, { streamDeviceId: authed, payloadBytesMax: this.config.gateway.payloadBytesMax, types: this.types });
+      if (invalid !== null) {
+        metrics.eventsRejected.inc({ code: invalid.code });
         rejected++;
         return;
       }
@@ -430,6 +438,7 @@ export class Gateway implements SessionHost, UplinkHost {
         return;
       }
       if (!this.admit(deviceId)) {
+        metrics.eventsRejected.inc({ code: RejectCode.RATE_LIMITED });
         rejected++;
         return;
       }
@@ -453,6 +462,7 @@ export class Gateway implements SessionHost, UplinkHost {
       cb(grpcError(ErrorCode.REQUEST_INVALID, `events has ${events.length} entries; at most ${BATCH_EVENTS_MAX} per IngestBatch`));
       return;
     }
+    metrics.eventsReceived.inc(events.length);
     const authed = authenticatedDevice(call.metadata);
     const now = Date.now() * 1000;
     const sink: CallSink = new CallSink(() => {
@@ -463,10 +473,12 @@ export class Gateway implements SessionHost, UplinkHost {
       const deviceId = authed ?? e.deviceId;
       const reject = validateEvent(e, { streamDeviceId: authed, payloadBytesMax: this.config.gateway.payloadBytesMax, types: this.types });
       if (reject !== null) {
+        metrics.eventsRejected.inc({ code: reject.code });
         sink.rejects.push(reject);
         continue;
       }
       if (!this.admit(deviceId)) {
+        metrics.eventsRejected.inc({ code: RejectCode.RATE_LIMITED });
         sink.rejects.push({ seq: e.seq, code: RejectCode.RATE_LIMITED, message: rateLimitedMessage(this.config.gateway.deviceRatePerS) });
         continue;
       }

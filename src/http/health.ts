@@ -14,7 +14,12 @@ export interface HealthCheck {
   readonly name: string;
   /** null when healthy, else why not, one line. Reads state only: no I/O. */
   problem(): string | null;
+  /** The server the client talks to, for stratus_dependency_up; absent for the process's own checks. */
+  readonly dependency?: Dependency;
 }
+
+export const DEPENDENCIES = ['kafka', 'redis'] as const;
+export type Dependency = (typeof DEPENDENCIES)[number];
 
 /** Insertion order: the 503 body names the oldest failing client. */
 const checks = new Set<HealthCheck>();
@@ -39,6 +44,20 @@ export function healthProblem(): string | null {
     if (why !== null) return `${c.name}: ${why}`;
   }
   return null;
+}
+
+/**
+ * 1 when every registered client of `dependency` is healthy, 0 when one is not, null when the
+ * process has none (stratus_dependency_up, read at scrape time).
+ */
+export function dependencyUp(dependency: Dependency): 0 | 1 | null {
+  let seen = false;
+  for (const c of checks) {
+    if (c.dependency !== dependency) continue;
+    if (c.problem() !== null) return 0;
+    seen = true;
+  }
+  return seen ? 1 : null;
 }
 
 /** The part of librdkafka's statistics JSON (STATISTICS.md) this reads. */
@@ -71,6 +90,7 @@ const BROKER_NOT_UP = new Set(['DOWN', 'TRY_CONNECT', 'CONNECT', 'SSL_HANDSHAKE'
  * "Local: Fatal error", lower-cased by lib/error.js).
  */
 export class KafkaClientHealth implements HealthCheck {
+  readonly dependency = 'kafka';
   /** Invariant: fatal !== null once a fatal error was seen; it is never cleared (the client is dead). */
   private fatal: string | null = null;
   private up = false;

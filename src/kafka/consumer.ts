@@ -33,6 +33,27 @@ export interface ConsumerOptions {
   waitMs?: number;
 }
 
+/** What this consumer reads of librdkafka's statistics (STATISTICS.md) beyond the broker states. */
+interface ConsumerStats extends KafkaStatsBrokers {
+  topics?: Record<string, { partitions?: Record<string, { partition?: number; consumer_lag?: number }> }>;
+}
+
+/**
+ * stratus_kafka_consumer_lag_messages{group, topic}: messages behind the committed offset, summed
+ * over the partitions this consumer holds (librdkafka's consumer_lag; -1, unknown, counts nothing).
+ * A topic of which it holds nothing reads 0 here; the members holding its partitions report them.
+ */
+function recordLag(group: string, topics: readonly string[], stats: ConsumerStats): void {
+  for (const topic of topics) {
+    let lag = 0;
+    for (const p of Object.values(stats.topics?.[topic]?.partitions ?? {})) {
+      // Partition -1 is librdkafka's internal UA (unassigned) partition.
+      if ((p.partition ?? -1) >= 0 && (p.consumer_lag ?? -1) > 0) lag += p.consumer_lag!;
+    }
+    metrics.kafkaConsumerLag.set({ group, topic }, lag);
+  }
+}
+
 export class KafkaBatchConsumer {
   private readonly native: InstanceType<typeof KafkaConsumer>;
   private readonly batchMax: number;
@@ -47,6 +68,8 @@ export class KafkaBatchConsumer {
     /** What /readyz reads about this consumer (health.ts); unregistered once it is disconnected. */
     private readonly health: KafkaClientHealth,
     private readonly unregisterHealth: () => void,
+    /** Its stratus_kafka_consumer_lag_messages series, removed when it leaves the group. */
+    private readonly lagSeries: { group: string; topic: string }[],
   ) {
     this.native = native;
     this.batchMax = batchMax;
@@ -82,11 +105,15 @@ export class KafkaBatchConsumer {
     // Connection errors are retried by librdkafka; /readyz notes all brokers down and fatal errors.
     native.on('event.error', (err) => health.error(err));
     native.on('event.stats', (e: { message: string }) => {
+      let stats: ConsumerStats;
       try {
-        health.stats(JSON.parse(e.message) as KafkaStatsBrokers);
+        stats = JSON.parse(e.message) as ConsumerStats;
       } catch {
         // librdkafka writes this JSON itself; a sample it garbled is skipped, the next comes in a second.
+        return;
       }
+      health.stats(stats);
+      recordLag(options.groupId, options.topics, stats);
     });
     await new Promise<void>((resolve, reject) => native.connect({ timeout: 10_000 }, (err) => (err ? reject(err) : resolve()))).catch((err: unknown) => {
       unregisterHealth();
@@ -100,7 +127,7 @@ export class KafkaBatchConsumer {
     (native as unknown as { setDefaultIsTimeoutOnlyForFirstMessage(v: boolean): void }).setDefaultIsTimeoutOnlyForFirstMessage(true);
     native.subscribe(options.topics);
     health.connected();
-    return new KafkaBatchConsumer(native, config.kafka.consumeBatchMax, health, unregisterHealth);
+    return new KafkaBatchConsumer(native, config.kafka.consumeBatchMax, health, unregisterHealth, options.topics.map((topic) => ({ group: options.groupId, topic })));
   }
 
   /** Up to kafka.consumeBatchMax messages; an empty array after waitMs with nothing to read. */
@@ -179,5 +206,6 @@ export class KafkaBatchConsumer {
     await this.settleCommits(5000);
     await new Promise<void>((resolve) => this.native.disconnect(() => resolve()));
     this.unregisterHealth();
+    for (const labels of this.lagSeries) metrics.kafkaConsumerLag.remove(labels);
   }
 }

@@ -148,11 +148,10 @@ function recordStats(stats: ProducerStats): void {
   // Bootstrap and controller entries have nodeid -1 and no produce traffic.
   const brokers = Object.values(stats.brokers ?? {}).filter((b) => (b.nodeid ?? 0) >= 0);
   const topics = Object.values(stats.topics ?? {});
-  for (const q of ['avg', 'p99'] as const) {
-    const quantile = q === 'avg' ? 'avg' : '0.99';
-    metrics.kafkaBatchBytes.set({ quantile }, pick(topics.map((t) => t.batchsize), q));
-    metrics.kafkaBatchMessages.set({ quantile }, pick(topics.map((t) => t.batchcnt), q));
-    metrics.kafkaQueueSeconds.set({ quantile }, pick(brokers.map((b) => b.int_latency), q) / 1e6);
-    metrics.kafkaRttSeconds.set({ quantile }, pick(brokers.map((b) => b.rtt), q) / 1e6);
+  for (const stat of ['avg', 'p99'] as const) {
+    metrics.kafkaBatchBytes.set({ stat }, pick(topics.map((t) => t.batchsize), stat));
+    metrics.kafkaBatchMessages.set({ stat }, pick(topics.map((t) => t.batchcnt), stat));
+    metrics.kafkaQueueSeconds.set({ stat }, pick(brokers.map((b) => b.int_latency), stat) / 1e6);
+    metrics.kafkaRttSeconds.set({ stat }, pick(brokers.map((b) => b.rtt), stat) / 1e6);
   }
 }

@@ -99,6 +99,7 @@ export async function startProcessor(config: Config, instanceId: string): Promis
       // Results must be durable before the offsets move; a failed delivery is produced again
       // (the forwarder drops whatever turns out to be a duplicate).
       while (!(await produceAll(messages))) await new Promise((r) => setTimeout(r, 200));
+      metrics.processorEvents.inc(messages.length);
       consumer.commitBatch(messages);
       stats.batches++;
     }

@@ -77,6 +77,7 @@ export function createRedis(config: Config, name: string, options: RedisOptions 
     // are not the process's readiness.
     const unregister = registerHealth({
       name: `Redis client stratus-${name} at ${config.redis.host}:${config.redis.port}`,
+      dependency: 'redis',
       problem: () => (client.status === 'ready' ? null : client.status === 'wait' ? 'not connected yet' : `${client.status} (not ready)`),
     });
     client.once('end', unregister);
