@@ -4,11 +4,12 @@
 #
 #   build      the C++ toolchain (in node:*-bookworm) and the headers librdkafka is compiled against,
 #              every dependency, the TypeScript build (src, loadgen, bench and test all compile, as
-#              tsconfig.json says; only the first two ship)
+#              tsconfig.json says; test/ does not ship)
 #   prod-deps  the same node_modules without the dev dependencies, and without librdkafka's sources
 #              and static archives (280 MB -> 18 MB for @confluentinc/kafka-javascript)
 #   runtime    node:*-bookworm-slim, the shared libraries librdkafka links against, production
-#              dependencies only, the compiled src/ and loadgen/, run as the unprivileged `node` user
+#              dependencies only, the compiled src/, loadgen/ and bench/, run as the unprivileged
+#              `node` user
 #
 # test/unit/dockerfile.test.ts checks this file: the stages, what the last one copies (no dev
 # dependency, nothing under test/, every file the shipped commands import), the runtime libraries
@@ -60,8 +61,12 @@ COPY package.json ./
 COPY bin ./bin
 COPY proto ./proto
 COPY --from=prod-deps /app/node_modules ./node_modules
+# What the commands import, and nothing else (dockerfile.test.ts walks the import graph): loadgen/
+# for `stratus loadgen`, bench/ because `stratus --help` loads every command, `bench` included
+# (running the bench needs the local stack, Java and redis-server, which the image does not have).
 COPY --from=build /app/dist/src ./dist/src
 COPY --from=build /app/dist/loadgen ./dist/loadgen
+COPY --from=build /app/dist/bench ./dist/bench
 # Everything above belongs to root and is read-only to the engine; it writes nothing under /app
 # (loadgen writes a report only where --report says).
 USER node
