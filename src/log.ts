@@ -293,3 +293,30 @@ export class OutageLog {
     return this.down.size > 0;
   }
 }
+
+/** One JSON log line's fields (pino's level, time, msg, role, ...), or null for any other line. */
+export type LogLine = Record<string, unknown> & { level: number; time: number; msg: string };
+
+/** `line` parsed, when it is one of this log's JSON lines. */
+export function parseLogLine(line: string): LogLine | null {
+  if (!line.startsWith('{')) return null;
+  try {
+    const v = JSON.parse(line) as Partial<LogLine>;
+    return typeof v.level === 'number' && typeof v.time === 'number' && typeof v.msg === 'string' ? (v as LogLine) : null;
+  } catch {
+    // Not one of ours (or cut mid-line): the reader skips it, as it skips any non-JSON line.
+    return null;
+  }
+}
+
+/**
+ * The first complete JSON line in `text` (a child's stderr so far) with this msg (and role, when
+ * given): how a parent waits for `stratus run`'s `started` line and reads its bound addresses.
+ */
+export function findLogLine(text: string, msg: string, role?: string): LogLine | null {
+  for (const line of text.split('\n').slice(0, -1)) {
+    const l = parseLogLine(line);
+    if (l !== null && l.msg === msg && (role === undefined || l.role === role)) return l;
+  }
+  return null;
+}
