@@ -83,8 +83,11 @@ export function createRedis(config: Config, name: string, options: RedisOptions 
   if (options.reconnect !== false) {
     // 'reconnecting' comes only after a connection that was not closed on purpose ('close' also
     // comes after disconnect()); 'end' once the client is closed for good.
-    client.on('reconnecting', () => redisOutage.lost(client, { client: `stratus-${name}`, at: `${config.redis.host}:${config.redis.port}`, err: lastError }));
-    client.on('ready', () => redisOutage.back(client, { client: `stratus-${name}` }));
+    client.on('reconnecting', () => redisOutage.lost(client, { client: `stratus-${name}`, at: `${config.redis.host}:${config.redis.port}`, ...(lastError === '' ? {} : { err: lastError }) }));
+    client.on('ready', () => {
+      lastError = '';
+      redisOutage.back(client, { client: `stratus-${name}` });
+    });
     client.once('end', () => redisOutage.forget(client));
     // A long-lived client counts for /readyz until it is closed ('end': disconnect() or quit(); a
     // client that reconnects emits it only then). Probes (reconnect: false) live for one check and
