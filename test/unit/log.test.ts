@@ -141,3 +141,39 @@ test('parseLogLine and findLogLine read only complete JSON log lines', () => {
   assert.equal(findLogLine(text, 'started')?.role, 'worker');
   assert.equal(findLogLine(text, 'drained', 'run'), null, 'a line still being written is not read');
 });
+
+test('Kafka lost and back: once per change for all the clients of the process (KafkaClientHealth)', async () => {
+  const { KafkaClientHealth } = await import('../../src/http/health.js');
+  const written: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((chunk: string) => {
+    written.push(String(chunk));
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    const producer = new KafkaClientHealth('Kafka producer p');
+    const consumer = new KafkaClientHealth('Kafka consumer c');
+    producer.connected();
+    consumer.connected();
+    // Every broker goes away: each client says so, some of them more than once.
+    for (let i = 0; i < 5; i++) {
+      producer.error({ code: -187, message: 'Local: All broker connections are down' });
+      consumer.stats({ brokers: { b1: { state: 'TRY_CONNECT', nodeid: 1 } } });
+    }
+    producer.stats({ brokers: { b1: { state: 'UP', nodeid: 1 } } });
+    consumer.stats({ brokers: { b1: { state: 'CONNECT', nodeid: 1 } } });
+    consumer.stats({ brokers: { b1: { state: 'UP', nodeid: 1 } } });
+    consumer.stats({ brokers: { b1: { state: 'UP', nodeid: 1 } } });
+    consumer.error({ message: 'Local: Fatal error' });
+    consumer.error({ message: 'Local: Fatal error' });
+  } finally {
+    process.stderr.write = write;
+  }
+  const lines = written.map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(lines.map((l) => [l.role, l.level, l.msg, l.client]), [
+    ['kafka', 40, 'Kafka lost', 'Kafka producer p'],
+    ['kafka', 30, 'Kafka back', 'Kafka consumer c'],
+    ['kafka', 50, 'Kafka client fatal error; the process must be restarted', 'Kafka consumer c'],
+  ]);
+  assert.equal(typeof lines[1]!.downMs, 'number');
+});
