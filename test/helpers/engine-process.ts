@@ -59,7 +59,11 @@ export class EngineProcess {
     });
     const engine = new EngineProcess(child, grpcPort, httpPort, { config, names: [t.topics.events, t.topics.results] });
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`stratus run did not start in 60 s: ${engine.err}`)), 60_000);
+      const timer = setTimeout(() => {
+        // Not left running behind a failed start: the test runner would wait for it.
+        child.kill('SIGKILL');
+        reject(new Error(`stratus run did not start in 60 s: ${engine.err}`));
+      }, 60_000);
       const check = () => {
         if (findLogLine(engine.err, 'started', 'run') !== null) {
           clearTimeout(timer);
