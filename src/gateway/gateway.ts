@@ -578,7 +578,7 @@ export class Gateway implements SessionHost, UplinkHost {
       });
     }
     drainTally.streamsEnded += streams;
-    log.info({ instance: this.instanceId, streams, inGrace: quietInGrace, ms: Date.now() - startedAt }, quietInGrace ? 'gateway: every taken event answered, streams ended' : 'gateway: drain grace over, streams ended with events in flight');
+    log.info({ instance: this.instanceId, streams, inGrace: quietInGrace, ms: Date.now() - startedAt }, quietInGrace ? 'every taken event answered, device streams ended' : 'drain grace over, device streams ended with events in flight');
     this.admission.stop();
     // Taken events still waiting for room go out before the producer flushes and disconnects (for
     // at most gateway.drainGraceMs: Kafka may be gone; they were never acknowledged).

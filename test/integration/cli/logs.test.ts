@@ -236,7 +236,7 @@ test('SIGTERM: each stage logs its stop, then one drain summary; exit 0 without 
   }
   const stopped = logged((l) => l.role === 'run' && l.msg.startsWith('stopped '));
   assert.deepEqual(stopped.map((l) => l.stage), ['sse', 'gateway', 'forwarder', 'processor', 'exporter']);
-  const gateway = logged((l) => l.role === 'gateway' && l.msg.startsWith('gateway: every taken event answered'));
+  const gateway = logged((l) => l.role === 'gateway' && l.msg.startsWith('every taken event answered'));
   assert.equal(gateway.length, 1, 'the gateway drained without the grace running out');
   assert.equal(gateway[0]!.streams, 3);
   const drained = logged((l) => l.role === 'run' && l.msg === 'drained');
