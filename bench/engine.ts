@@ -50,8 +50,9 @@ export async function startEngine(opts: EngineOptions = {}): Promise<Engine> {
   const args = [...(opts.nodeArgs ?? []), ...(opts.runtime?.args ?? []), opts.runtime?.bin ?? STRATUS_BIN, 'run', '--grpc-port', String(port), '--http-port', String(httpPort), '--instance-id', `bench-${port}`];
   if (opts.roles !== undefined) args.push('--roles', opts.roles);
   if (opts.threads !== undefined) args.push('--threads', String(opts.threads));
-  // With --threads N the primary reports once every gateway worker is listening.
-  const service = await startService(exec, args, (opts.threads ?? 1) > 1 ? /gateway: \d+ worker processes/ : /stratus run: /, { env });
+  // With --threads N the primary reports once every gateway worker is listening (each worker logs
+  // its own `started` before that); otherwise the `started` line (JSON, src/log.ts).
+  const service = await startService(exec, args, (opts.threads ?? 1) > 1 ? /gateway: \d+ worker processes/ : /"msg":"started"/, { env });
   return {
     pids: () => [service.child.pid!, ...childPids(service.child.pid!)],
     target: `127.0.0.1:${port}`,

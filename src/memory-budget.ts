@@ -13,6 +13,7 @@
  * process was started with --expose-gc (it is not by default: V8's own heuristics then reclaim).
  */
 import { metrics } from './http/metrics.js';
+import { roleLog } from './log.js';
 
 const SAMPLE_MS = 100;
 export const REFUSE_AT = 0.85;
@@ -67,11 +68,10 @@ export class MemoryBudget {
     else if (was && this.rssBytes < this.budgetBytes * RESUME_AT) this.refusingNow = false;
     if (was !== this.refusingNow) {
       metrics.memoryRefusing.set(this.refusingNow ? 1 : 0);
-      process.stderr.write(
-        this.refusingNow
-          ? `memory: RSS ${Math.round(this.rssBytes / 1048576)} MiB passed ${REFUSE_AT * 100}% of rssMaxMb; refusing new ingest work until it falls below ${RESUME_AT * 100}%\n`
-          : `memory: RSS ${Math.round(this.rssBytes / 1048576)} MiB, below ${RESUME_AT * 100}% of rssMaxMb; taking ingest work again\n`,
-      );
+      // Once per change of state (the hysteresis above keeps it from flapping).
+      const fields = { rssMiB: Math.round(this.rssBytes / 1048576), budgetMiB: Math.round(this.budgetBytes / 1048576) };
+      if (this.refusingNow) roleLog('memory').warn(fields, `RSS passed ${REFUSE_AT * 100}% of rssMaxMb; refusing new ingest work until it falls below ${RESUME_AT * 100}%`);
+      else roleLog('memory').info(fields, `RSS below ${RESUME_AT * 100}% of rssMaxMb; taking ingest work again`);
     }
   }
 }

@@ -72,7 +72,8 @@ async function main(): Promise<void> {
     let err = '';
     engine.stderr!.on('data', (b: Buffer) => {
       err += b.toString();
-      if (/stratus run: gateway, processor, forwarder/.test(err)) resolve();
+      // The engine's `started` line (JSON, src/log.ts).
+      if (err.includes('"msg":"started"')) resolve();
     });
   });
   const rssIdle = [engine.pid!, ...childPids(engine.pid!)].reduce((a, p) => a + rssKb(p), 0);

@@ -105,7 +105,8 @@ async function main(): Promise<void> {
     let err = '';
     engine.stderr!.on('data', (b: Buffer) => {
       err += b.toString();
-      if (err.includes('stratus run: gateway, processor, forwarder')) resolve();
+      // The engine's `started` line (JSON, src/log.ts).
+      if (err.includes('"msg":"started"')) resolve();
     });
   });
   const client = new Client(`127.0.0.1:${port}`, credentials.createInsecure());

@@ -60,7 +60,8 @@ function runtimes(): { node20: Runtime; node24: Runtime; bun: Runtime } {
 function bunGateway(bun: Runtime): string | null {
   const r = spawnSync(bun.exec, [bun.bin, 'run', '--roles', 'gateway', '--grpc-port', '0', '--http-port', '0', '--instance-id', 'bench-bun'], { encoding: 'utf8', timeout: 15_000, env: { ...process.env, STRATUS_KAFKA_TOPIC_PREFIX: 'bench.bun.', STRATUS_REDIS_KEY_PREFIX: 'bench.bun.:' } });
   const text = `${r.stdout}\n${r.stderr}`;
-  if (/stratus run: gateway/.test(text)) return null;
+  // The engine's `started` line (JSON, src/log.ts).
+  if (/"msg":"started"/.test(text)) return null;
   const line = text.split('\n').find((l) => /error/i.test(l)) ?? text.trim().split('\n')[0] ?? `exit ${r.status}`;
   return line.trim().slice(0, 300);
 }

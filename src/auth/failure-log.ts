@@ -4,23 +4,34 @@
  * per window (10 s): the first failure after a quiet window is written at once, the ones after it
  * are tallied and written together when the window ends.
  *
- *   gateway: 312 failed authentications in the last 10 s (forged 300, expired 12); last from 127.0.0.1:53412
+ *   {"level":40,...,"role":"gateway","failures":312,"byReason":{"forged":300,"expired":12},"lastFrom":"127.0.0.1:53412","windowMs":10000,
+ *    "msg":"312 failed authentications in the last 10 s (forged 300, expired 12); last from 127.0.0.1:53412"}
  *
  * Never a token or a device id (the id in a failed token is unproven). stratus_auth_failures_total
  * counts the same failures; the caller increments it.
  */
+import { roleLog, type LogRole } from '../log.js';
 import { AUTH_FAILURE_REASONS, type AuthFailureReason } from './token.js';
+
+/** The fields of a tally line. */
+export interface AuthFailureTally {
+  failures: number;
+  byReason: Partial<Record<AuthFailureReason, number>>;
+  lastFrom: string;
+  windowMs: number;
+}
 
 export interface AuthFailureLogOptions {
   /** Minimum time between two lines. */
   windowMs?: number;
-  write?: (line: string) => void;
+  /** Where a tally goes; by default the role's logger at warn, with the tally as fields. */
+  write?: (line: string, tally: AuthFailureTally) => void;
   now?: () => number;
 }
 
 export class AuthFailureLog {
   private readonly windowMs: number;
-  private readonly write: (line: string) => void;
+  private readonly write: (line: string, tally: AuthFailureTally) => void;
   private readonly now: () => number;
   /** Failures since the last line, by reason. */
   private readonly counts = new Map<AuthFailureReason, number>();
@@ -30,13 +41,13 @@ export class AuthFailureLog {
   /** Invariant: timer !== null iff total > 0 (a tally waits for its window to end). */
   private timer: NodeJS.Timeout | null = null;
 
-  /** `role` starts each line, like the surface's other lines (`gateway`, `sse`). */
+  /** `role`: the surface's logger (`gateway`, `sse`); a `write` given gets it as the line's start. */
   constructor(
-    readonly role: string,
+    readonly role: LogRole,
     opts: AuthFailureLogOptions = {},
   ) {
     this.windowMs = opts.windowMs ?? 10_000;
-    this.write = opts.write ?? ((line) => void process.stderr.write(line));
+    this.write = opts.write ?? ((line, tally) => roleLog(role).warn(tally, line.slice(role.length + 2, -1)));
     this.now = opts.now ?? (() => Date.now());
   }
 
@@ -61,12 +72,11 @@ export class AuthFailureLog {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     if (this.total === 0) return;
-    const byReason = AUTH_FAILURE_REASONS.filter((r) => this.counts.has(r))
-      .sort((a, b) => this.counts.get(b)! - this.counts.get(a)!)
-      .map((r) => `${r} ${this.counts.get(r)}`)
-      .join(', ');
+    const reasons = AUTH_FAILURE_REASONS.filter((r) => this.counts.has(r)).sort((a, b) => this.counts.get(b)! - this.counts.get(a)!);
+    const byReason = reasons.map((r) => `${r} ${this.counts.get(r)}`).join(', ');
     const noun = this.total === 1 ? 'failed authentication' : 'failed authentications';
-    this.write(`${this.role}: ${this.total} ${noun} in the last ${this.windowMs / 1000} s (${byReason}); last from ${this.lastPeer}\n`);
+    const tally: AuthFailureTally = { failures: this.total, byReason: Object.fromEntries(reasons.map((r) => [r, this.counts.get(r)!])), lastFrom: this.lastPeer, windowMs: this.windowMs };
+    this.write(`${this.role}: ${this.total} ${noun} in the last ${this.windowMs / 1000} s (${byReason}); last from ${this.lastPeer}\n`, tally);
     this.lastLineAtMs = this.now();
     this.counts.clear();
     this.total = 0;

@@ -2,6 +2,10 @@
  * `stratus run`: the engine's roles in one process. SIGTERM/SIGINT stop it gracefully (streams
  * drained within gateway.drainGraceMs, producer flushed, batches committed); a second signal exits
  * at once.
+ *
+ * Its log (role `run`, src/log.ts) says, once each: `started` with the addresses actually bound,
+ * `stopping` on the signal, `stopped` per stage as its stop completes, and `drained` with what the
+ * stop did (streams ended, events flushed, offsets committed, how long it took).
  */
 import cluster, { type Worker } from 'node:cluster';
 import { tlsFiles } from '../auth/tls.js';
@@ -17,6 +21,7 @@ import { startForwarder } from '../forwarder/forwarder.js';
 import { defaultInstanceId, Gateway } from '../gateway/gateway.js';
 import { startProcessor } from '../processor/processor.js';
 import { checkListen, listenError, type ListenTarget } from '../net/port-owner.js';
+import { beginDrain, drainSummary, errorText, roleLog, setLogLevel } from '../log.js';
 import { pingRedis, redisAddress } from '../redis/client.js';
 import { Exporter } from '../streams/exporter.js';
 import { topology } from '../topology.js';
@@ -53,6 +58,8 @@ export const runCommand: Command = {
   },
   usesConfig: true,
   async run({ flags, config }) {
+    setLogLevel(config.logLevel);
+    const log = roleLog('run');
     const roles = String(flags.roles ?? ROLES.join(',')).split(',').map((r) => r.trim()).filter((r) => r !== '');
     for (const r of roles) {
       if (!(ROLES as readonly string[]).includes(r)) throw new StratusError(ErrorCode.USAGE, `--roles: unknown role "${r}"; use any of ${ROLES.join(', ')}`);
@@ -84,7 +91,17 @@ export const runCommand: Command = {
     /** What this process started, stopped in STOP_ORDER on a signal or when a later start fails. */
     const stops: Partial<Record<StopSlot, () => Promise<void>>> = {};
     const stopAll = async (): Promise<void> => {
-      for (const slot of STOP_ORDER) await stops[slot]?.().catch((err: unknown) => process.stderr.write(`stratus run: ${String(err)}\n`));
+      for (const slot of STOP_ORDER) {
+        const stop = stops[slot];
+        if (stop === undefined) continue;
+        const startedAt = Date.now();
+        // One stage's failure to stop must not keep the later ones running: it is logged, and the
+        // next stage stops.
+        await stop().then(
+          () => log.info({ stage: slot, ms: Date.now() - startedAt }, `stopped ${slot}`),
+          (err: unknown) => log.error({ stage: slot, ms: Date.now() - startedAt, err: errorText(err) }, `stopping ${slot} failed`),
+        );
+      }
     };
     /** Routes the roles of this process add to the HTTP surface (SSE, /metrics/ingested). */
     const httpRoutes: HttpRoute[] = [];
@@ -93,6 +110,8 @@ export const runCommand: Command = {
     // owns the port and merges its shards' metrics into its own.
     if (isShard) answerMetricsRequests();
     let http: HttpSurface | null = null;
+    /** The addresses actually bound, for the start line. */
+    const bound: { grpc?: string | string[]; http?: string } = {};
     // /readyz says "starting" until every role of this process is up, not as soon as the first
     // client registered.
     const started = registerHealth({ name: 'stratus run', problem: () => 'starting: roles are still coming up' });
@@ -109,13 +128,16 @@ export const runCommand: Command = {
         const gw = await Gateway.start(config, instanceId);
         // The gateway stops first: it stops taking events and flushes what it took.
         stops.gateway = () => gw.stop();
-        process.stderr.write(`gateway ${instanceId} listening on ${config.grpc.host}:${gw.port}\n`);
+        const addresses = gw.addresses();
+        bound.grpc = addresses.length === 1 ? addresses[0]! : addresses;
+        roleLog('gateway').info({ instance: instanceId, grpc: bound.grpc }, 'gateway listening');
       }
       if (shardGateway) {
         stops.workers = () => stopWorkers(workers);
         for (let i = 0; i < threads; i++) workers.push(cluster.fork({ STRATUS_INSTANCE_ID: '' }));
         await workersReady(workers);
-        process.stderr.write(`gateway: ${threads} worker processes on ${config.grpc.host}:${config.grpc.port}\n`);
+        bound.grpc = hostPort(config.grpc.host, config.grpc.port);
+        roleLog('gateway').info({ workers: threads, grpc: bound.grpc }, `gateway: ${threads} worker processes share the gRPC port`);
       }
       if (http !== null && roles.includes('gateway')) {
         // SSE is a device stream like Connect: wherever the gateway role runs, its HTTP port serves it.
@@ -152,16 +174,18 @@ export const runCommand: Command = {
         if (stopping) {
           // A shard gets the terminal's signal and the primary's relay: only the primary forces.
           if (isShard) return;
-          process.stderr.write(`stratus run: second ${sig}, exiting now\n`);
+          log.warn({ signal: sig }, `second ${sig}, exiting now`);
           process.exit(1);
         }
         stopping = true;
-        process.stderr.write(`stratus run: ${sig}, stopping (again to force)\n`);
+        beginDrain();
+        log.info({ signal: sig }, `${sig}: stopping (send it again to force)`);
         if (surface !== null) surface.draining = true;
         void (async () => {
           await stopAll();
           // A shard's IPC channel to the primary would keep it alive: let go of it.
           await surface?.close();
+          log.info(drainSummary(), 'drained');
           if (isShard) cluster.worker!.disconnect();
           resolve(0);
         })();
@@ -171,11 +195,16 @@ export const runCommand: Command = {
       // Announced once the handlers are in place: whoever waits for these (the primary, a
       // supervisor, the tests) may send SIGTERM the moment it reads them.
       if (isShard) process.send?.('ready');
-      if (surface !== null) process.stderr.write(`http on ${config.grpc.host}:${surface.port}: /metrics /livez /readyz\n`);
-      process.stderr.write(`stratus run: ${isShard ? 'gateway' : roles.join(', ')} as ${instanceId}\n`);
+      if (surface !== null) bound.http = hostPort(config.grpc.host, surface.port);
+      log.info({ roles: isShard ? ['gateway'] : roles, instance: instanceId, ...bound }, 'started');
     });
   },
 };
+
+/** `host:port`, `[v6]:port` for an IPv6 address. */
+function hostPort(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
 
 /**
  * The start-up checks, cheapest first, each failing with one line that names what is wrong and the

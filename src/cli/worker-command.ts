@@ -4,6 +4,7 @@
  * second signal exits at once (its items are then reclaimed by live workers after queue.leaseMs).
  */
 import { ErrorCode, StratusError } from '../errors.js';
+import { roleLog, setLogLevel } from '../log.js';
 import { HANDLERS } from '../queue/handlers.js';
 import { queueNameProblem } from '../queue/list-queue.js';
 import { CONCURRENCY_MAX, QueueWorker } from '../queue/worker.js';
@@ -24,6 +25,7 @@ export const workerCommand: Command = {
   },
   usesConfig: true,
   async run({ flags, config }) {
+    setLogLevel(config.logLevel);
     const queue = flags.queue === undefined ? config.queue.name : String(flags.queue);
     const problem = queueNameProblem(queue);
     if (problem !== null) throw new StratusError(ErrorCode.USAGE, `--queue ${problem}`);
@@ -33,19 +35,21 @@ export const workerCommand: Command = {
     const handler = HANDLERS.get(handlerName);
     if (handler === undefined) throw new StratusError(ErrorCode.USAGE, `--handler must be one of ${[...HANDLERS.keys()].join(', ')} (got ${JSON.stringify(handlerName)})`);
     const worker = await QueueWorker.start(config, { queue, concurrency, handler, handlerDelayMs });
-    process.stderr.write(`stratus worker: ${worker.id} consuming ${topology(config).redis.queue(queue)} with ${concurrency} loop(s), handler ${handlerName}\n`);
+    const log = roleLog('worker');
+    log.info({ worker: worker.id, queue: topology(config).redis.queue(queue), concurrency, handler: handlerName }, 'started');
     return new Promise<number>((resolve) => {
       let stopping = false;
       const onSignal = (sig: string) => {
         if (stopping) {
-          process.stderr.write(`stratus worker: second ${sig}, exiting now\n`);
+          log.warn({ signal: sig }, `second ${sig}, exiting now`);
           process.exit(1);
         }
         stopping = true;
-        process.stderr.write(`stratus worker: ${sig}, finishing items in progress (again to force)\n`);
+        const stopAt = Date.now();
+        log.info({ signal: sig }, `${sig}: finishing items in progress (send it again to force)`);
         void worker.stop().then(() => {
           const s = worker.stats;
-          process.stderr.write(`stratus worker: stopped; done ${s.done}, duplicates ${s.duplicates}, failed ${s.failed}, dead-lettered ${s.deadLettered}, reclaimed ${s.reclaimed}\n`);
+          log.info({ worker: worker.id, done: s.done, duplicates: s.duplicates, failed: s.failed, deadLettered: s.deadLettered, reclaimed: s.reclaimed, ms: Date.now() - stopAt }, 'stopped');
           resolve(0);
         });
       };

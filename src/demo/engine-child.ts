@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { configValue, envName, loadConfig, OPTIONS, PROJECT_ROOT, type Config, type OptionKey } from '../config.js';
 import { deleteTopics } from '../kafka/admin.js';
 import { topology } from '../topology.js';
+import { findLogLine } from '../log.js';
 
 /** How long the engine may take to report it is up. */
 const READY_TIMEOUT_MS = 90_000;
@@ -24,7 +25,7 @@ export interface DemoEngine {
   /** host:port of the HTTP surface (/metrics, /livez, /readyz, SSE). */
   httpAddress: string;
   topics: { events: string; results: string };
-  /** From spawn to the engine's "stratus run: ..." line. */
+  /** From spawn to the engine's `started` log line. */
   startMs: number;
   /** Stops the engine and deletes its topics. Idempotent. */
   stop(): Promise<void>;
@@ -55,6 +56,8 @@ export async function startDemoEngine(config: Config, runId: string): Promise<De
     STRATUS_TLS_CA: '',
     STRATUS_AUTH_TOKEN_SECRET: '',
     STRATUS_INSTANCE_ID: `demo-${runId}`,
+    // Its `started` line (info) is how the demo learns it is up and where it listens.
+    STRATUS_LOG_LEVEL: 'info',
   };
   // The caller's .env is already in `config`; the child reads no other.
   const childEnv = { ...withoutStratus(process.env), ...env, STRATUS_ENV_FILE: '/dev/null' };
@@ -77,11 +80,12 @@ export async function startDemoEngine(config: Config, runId: string): Promise<De
     const timer = setTimeout(() => resolve({ error: `it did not say it was up within ${READY_TIMEOUT_MS / 1000} s` }), READY_TIMEOUT_MS);
     const onData = (chunk: string) => {
       stderr = (stderr + chunk).slice(-STDERR_KEEP_CHARS);
-      if (!/^stratus run: /m.test(stderr)) return;
+      // The engine's log is JSON lines (src/log.ts); its `started` line names the bound addresses.
+      const started = findLogLine(stderr, 'started', 'run');
+      if (started === null) return;
       clearTimeout(timer);
-      const grpc = /listening on (\S+:\d+)/.exec(stderr)?.[1];
-      const http = /^http on (\S+:\d+):/m.exec(stderr)?.[1];
-      resolve(grpc !== undefined && http !== undefined ? { grpc, http } : { error: lastLines(stderr) });
+      const { grpc, http } = started as { grpc?: unknown; http?: unknown };
+      resolve(typeof grpc === 'string' && typeof http === 'string' ? { grpc, http } : { error: lastLines(stderr) });
     };
     child.stderr!.on('data', onData);
     child.once('exit', (code, signal) => {

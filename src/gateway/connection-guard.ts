@@ -30,6 +30,7 @@ import type { Socket } from 'node:net';
 import type { Server } from '@grpc/grpc-js';
 import { grpcHttp2Servers } from './http2-servers.js';
 import { metrics } from '../http/metrics.js';
+import { roleLog } from '../log.js';
 
 type Kind = 'resets' | 'pings' | 'settings';
 
@@ -277,8 +278,10 @@ export class ConnectionGuard {
   private flushLog(): void {
     if (this.unlogged.size === 0) return;
     const parts = [...this.unlogged].map(([k, n]) => `${n} ${REASON_TEXT[k] ?? k}`);
+    const counts = this.unlogged;
     this.unlogged = new Map();
-    process.stderr.write(`gateway: connections closed: ${parts.join(', ')}\n`);
+    // Already at most one line per LOG_INTERVAL_MS (closed() above), however many clients misbehave.
+    roleLog('gateway').warn({ closed: Object.fromEntries(counts) }, `connections closed: ${parts.join(', ')}`);
   }
 }
 

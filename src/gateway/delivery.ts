@@ -18,6 +18,7 @@ import { connectRedis, createRedis, disconnectRedis, redisUnavailable, type Redi
 import { topology, type Topology } from '../topology.js';
 import { decodeFrame, type FrameEntry } from '../wire/delivery-frame.js';
 import { metrics } from '../http/metrics.js';
+import { errorText, RateLimitedLog, roleLog } from '../log.js';
 
 export const MSG_FRAME = 1;
 export const MSG_TAKEOVER = 2;
@@ -103,6 +104,8 @@ const RECORD_EVERY_MS = 100;
 
 /** Presence renewals per script call (see renew()). */
 const RENEW_CHUNK = 250;
+/** Redis failures of the delivery link (renewals, handoffs): at most 5 lines a minute per kind. */
+const linkLog = new RateLimitedLog(roleLog('gateway'), { linesMax: 5, intervalMs: 60_000 });
 
 export class DeliveryLink {
   readonly commands: RedisClient;
@@ -129,6 +132,8 @@ export class DeliveryLink {
     // Commands wait in ioredis's queue while reconnecting; the sessions bound how many they issue.
     const commands = createRedis(config, `${instanceId}-gateway`, { offlineQueue: true });
     const sub = createRedis(config, `${instanceId}-gateway-sub`, { offlineQueue: true });
+    // createRedis already listens for errors (logged at debug, Redis lost / back once per change,
+    // src/redis/client.ts); these keep the link's own start from depending on that.
     commands.on('error', () => {});
     sub.on('error', () => {});
     try {
@@ -167,7 +172,11 @@ export class DeliveryLink {
     handlers.onTakeover(deviceId);
     // Sent on the command connection after the session's record (RELEASE_SCRIPT, issued as it
     // ended): Redis runs them in that order, so the new holder reads the record after it.
-    void this.commands.publish(this.t.redis.instanceChannel(newHolder), Buffer.concat([Buffer.from([MSG_HANDOFF]), Buffer.from(deviceId)])).catch(() => {});
+    void this.commands.publish(this.t.redis.instanceChannel(newHolder), Buffer.concat([Buffer.from([MSG_HANDOFF]), Buffer.from(deviceId)])).catch((err: unknown) =>
+      // The new holder stops waiting for the handoff after its own timeout and reads the record as
+      // Redis has it; devices can cause takeovers at will, so the line is rate-limited.
+      linkLog.warn('handoff', { device: deviceId, err: errorText(err) }, 'handoff message to the new holder failed (it reads the record after its wait)'),
+    );
   }
 
   /**
@@ -245,7 +254,12 @@ export class DeliveryLink {
 
   /** Renews presence every gateway.presenceLeaseMs / 3 for the devices `held` returns. */
   startRenewing(held: () => Iterable<HeldDevice>): void {
-    this.renewTimer = setInterval(() => void this.renew(held()).catch(() => {}), Math.floor(this.config.gateway.presenceLeaseMs / 3));
+    // A renewal Redis did not answer is tried again a third of a lease later; presence runs out only
+    // if Redis stays away for a whole lease (Redis lost / back is logged by its client).
+    this.renewTimer = setInterval(
+      () => void this.renew(held()).catch((err: unknown) => linkLog.warn('renew', { err: errorText(err) }, 'presence renewal failed; trying again next tick')),
+      Math.floor(this.config.gateway.presenceLeaseMs / 3),
+    );
     this.renewTimer.unref();
   }
 

@@ -23,6 +23,7 @@ import { encodeEvent } from '../wire/event-codec.js';
 import type { FrameEntry } from '../wire/delivery-frame.js';
 import { refuseEvictingPolicy } from '../redis/eviction-policy.js';
 import { MemoryBudget } from '../memory-budget.js';
+import { drainTally, errorText, RateLimitedLog, roleLog } from '../log.js';
 import { Admission } from './admission.js';
 import { CallLimits, callGroups } from './call-limits.js';
 import { ConnectionGuard } from './connection-guard.js';
@@ -31,6 +32,7 @@ import { processEvent } from './nimbus.js';
 import { DeviceGatewayService, NimbusService, type BatchAck, type Downlink, type Event, type EventBatch, type EventRequest, type EventResponse, type IngestSummary, type Reject, type Uplink } from './protocol.js';
 import { authenticatedDevice, authInterceptor, guardAuthorizationHeaders } from './auth.js';
 import { FlushScheduler } from './flush-scheduler.js';
+import { grpcHttp2Servers } from './http2-servers.js';
 import { grpcError } from './grpc-status.js';
 import { RateLimiter } from './rate-limit.js';
 import { HEALTH_PROTO, projectProto, reflectionService } from './reflection.js';
@@ -45,6 +47,12 @@ export const CURSOR_KEY = 'x-last-result-seq';
 export const LAST_SEQ_KEY = 'x-last-seq';
 const DEVICE_ID_BYTES_MAX = 256;
 const BATCH_EVENTS_MAX = 10_000;
+const log = roleLog('gateway');
+/** Lines a client can cause (its stream closing while Redis is away), at a bounded rate. */
+const clientLog = new RateLimitedLog(log);
+/** How often a stop checks whether every event taken has its outcome (the drain's condition). */
+const DRAIN_POLL_MS = 5;
+const SHUTTING_DOWN_MESSAGE = 'this gateway instance is shutting down; send this event again on your next stream (after the end of this one)';
 
 /** What a delivery report settles: one event of a stream or a call. */
 interface Pending {
@@ -134,6 +142,10 @@ export class Gateway implements SessionHost, UplinkHost {
   private inflightBytes = 0;
   /** For stratus_gateway_inflight_bytes, read at scrape time. */
   private readonly inflightBytesNow = (): number => this.inflightBytes;
+  /** Ingest and IngestBatch calls not answered yet: a stop waits for them (they end by themselves). */
+  private callsOpen = 0;
+  /** Invariant: true once stop() began; from then on events of device streams are refused (SHUTTING_DOWN_MESSAGE). */
+  private draining = false;
   port = 0;
 
   private constructor(
@@ -168,7 +180,7 @@ export class Gateway implements SessionHost, UplinkHost {
         onTakeover: (deviceId) => gateway!.sessions.get(deviceId)?.end(grpcError(ErrorCode.STREAM_SUPERSEDED, `device ${deviceId} connected to another gateway instance; this stream is superseded`)),
       });
       const warning = await refuseEvictingPolicy(link.commands, config);
-      if (warning !== null) process.stderr.write(`gateway: ${warning}\n`);
+      if (warning !== null) log.warn({ instance: instanceId }, warning);
       for (const start of GATEWAY_SERVICES) extra.push(await start(config, instanceId));
       gateway = new Gateway(config, instanceId, link, producer, extra);
       binding = true;
@@ -178,7 +190,8 @@ export class Gateway implements SessionHost, UplinkHost {
       // connections and admission timer would keep the process alive after the caller gave up.
       // Nothing was acknowledged yet, so nothing is lost by closing them without a drain.
       gateway?.admission.stop();
-      for (const s of extra.reverse()) await s.stop().catch(() => {});
+      // The start's own error is what the caller gets; a service that also fails to stop is logged.
+      for (const s of extra.reverse()) await s.stop().catch((e: unknown) => log.warn({ instance: instanceId, err: errorText(e) }, 'a gateway service failed to stop after a failed start'));
       await link?.close();
       await producer.disconnect(1000);
       // A failed bind (the port taken, naming its holder, or not ours to bind) becomes one line;
@@ -246,6 +259,12 @@ export class Gateway implements SessionHost, UplinkHost {
    * waiting too long (an overload, or Kafka away), and its device would learn nothing for seconds.
    */
   submit(sink: EventSink, deviceId: string, event: Event, receivedAtUs: number): void {
+    if (this.draining && sink instanceof UplinkSession) {
+      // A device stream never ends by itself: while stopping, its new events are refused so that
+      // the ones taken get their outcomes, and the stream can end without waiting out the grace.
+      sink.onRejected({ seq: event.seq, code: RejectCode.OVERLOADED, message: SHUTTING_DOWN_MESSAGE });
+      return;
+    }
     if (this.unproduced.length > 0 || this.producer.oldestWaitMs() > this.config.gateway.ackWaitMaxMs || this.memory.refusing || this.inflightBytes > this.config.gateway.inflightBytesMax) {
       sink.onRejected({ seq: event.seq, code: RejectCode.OVERLOADED, message: OVERLOADED_MESSAGE });
       return;
@@ -313,7 +332,10 @@ export class Gateway implements SessionHost, UplinkHost {
       this.sessions.delete(session.deviceId);
       metrics.devicesConnected.set(this.sessions.size);
     }
-    void this.link.release(session.deviceId, session.sentSeq, current).catch(() => {});
+    // Presence and cursor are leased: a release Redis did not answer expires with its lease
+    // (redis.deviceStateTtlMs), so nothing is lost; many streams can close at once while Redis is
+    // away, so the line is rate-limited.
+    void this.link.release(session.deviceId, session.sentSeq, current).catch((err: unknown) => clientLog.warn('release', { err: errorText(err) }, 'releasing a closed stream in Redis failed (its lease expires instead)'));
   }
 
   // --- inputs ----------------------------------------------------------------------------------
@@ -405,8 +427,18 @@ export class Gateway implements SessionHost, UplinkHost {
     let paused = false;
     let refused = false;
     const inflightMax = this.config.gateway.inflightMax;
+    this.callsOpen++;
+    let open = true;
+    const closeCall = () => {
+      if (open) this.callsOpen--;
+      open = false;
+    };
+    // A call the client cancelled never ends with 'end': it stops counting when it is cancelled.
+    call.once('cancelled', closeCall);
+    call.once('close', closeCall);
     const sink: CallSink = new CallSink(
       () => {
+        closeCall();
         if (refused) return;
         if (sink.failed !== null) cb(grpcError(ErrorCode.KAFKA_UNAVAILABLE, `not every event was made durable (${sink.failed.message}); send the events again (one refused as DUPLICATE is in)`));
         else cb(null, { accepted: sink.durable, rejected: rejected + sink.rejects.length });
@@ -452,6 +484,9 @@ export class Gateway implements SessionHost, UplinkHost {
       }
     });
     call.on('end', () => sink.close());
+    // A client that went away mid-call (cancel, reset): grpc-js ends the call itself and the
+    // events taken so far are settled with the sink; the callback's answer then goes nowhere.
+    // Nothing of the engine's is lost, so this is counted by grpc-js's own close, not logged.
     call.on('error', () => {});
   }
 
@@ -465,7 +500,9 @@ export class Gateway implements SessionHost, UplinkHost {
     metrics.eventsReceived.inc(events.length);
     const authed = authenticatedDevice(call.metadata);
     const now = Date.now() * 1000;
+    this.callsOpen++;
     const sink: CallSink = new CallSink(() => {
+      this.callsOpen--;
       if (sink.failed !== null) cb(grpcError(ErrorCode.KAFKA_UNAVAILABLE, `not every event was made durable (${sink.failed.message}); send the batch again (events refused as DUPLICATE are in)`));
       else cb(null, { accepted: sink.eventIds.length, rejects: sink.rejects, eventIds: sink.eventIds });
     });
@@ -488,29 +525,72 @@ export class Gateway implements SessionHost, UplinkHost {
     sink.close();
   }
 
+  /** The addresses the gRPC server is bound to (host:port, [v6]:port), as the sockets report them. */
+  addresses(): string[] {
+    if (this.server === null) return [];
+    return grpcHttp2Servers(this.server, 'the start line').map((s) => {
+      const a = s.address();
+      if (a === null || typeof a === 'string') return String(a);
+      return `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+    });
+  }
+
+  /** Every event taken has its outcome, and no Ingest or IngestBatch call is still open. */
+  private quiet(): boolean {
+    return this.inflightBytes === 0 && this.unproduced.length === 0 && this.admission.pending === 0 && this.callsOpen === 0;
+  }
+
   /**
-   * Graceful stop: no new calls; open streams get gateway.drainGraceMs to finish, then end with
-   * UNAVAILABLE; the producer is flushed so every event already acknowledged stays durable.
+   * Graceful stop: no new calls, and events on open device streams are refused (OVERLOADED, "shutting
+   * down"); once every event taken has its outcome (acknowledged, or refused) and every Ingest and
+   * IngestBatch call has answered, the device streams end with UNAVAILABLE (reconnect, resend after
+   * acked_seq). That wait is bounded by gateway.drainGraceMs: past it the streams end anyway. The
+   * producer is flushed so every event already acknowledged stays durable. Each step is logged.
    */
   async stop(): Promise<void> {
+    const startedAt = Date.now();
+    this.draining = true;
     for (const name of this.serviceNames) this.health.setStatus(name, 'NOT_SERVING');
     const server = this.server;
+    const streams = this.sessions.size;
+    let quietInGrace = true;
     if (server !== null) {
       await new Promise<void>((resolve) => {
+        let done = false;
         let last: NodeJS.Timeout | undefined;
-        // Grace over: end the streams with a status (tryShutdown then completes once they are
-        // finished); a call that still hangs a second later is cut.
-        const grace = setTimeout(() => {
-          for (const s of [...this.sessions.values()]) s.end(grpcError(ErrorCode.SHUTTING_DOWN, 'gateway shutting down; reconnect (to another instance) and resend unacked events'));
-          last = setTimeout(() => server.forceShutdown(), 1000);
-        }, this.config.gateway.drainGraceMs);
-        server.tryShutdown(() => {
+        const finish = () => {
+          if (done) return;
+          done = true;
           clearTimeout(grace);
+          clearInterval(poll);
           clearTimeout(last);
           resolve();
-        });
+        };
+        const endStreams = (why: string) => {
+          clearInterval(poll);
+          if (done) return;
+          for (const s of [...this.sessions.values()]) s.end(grpcError(ErrorCode.SHUTTING_DOWN, `gateway shutting down (${why}); reconnect (to another instance) and resend unacked events`));
+          // tryShutdown completes once the ended streams are finished; a call that still hangs a
+          // second later is cut.
+          last = setTimeout(() => server.forceShutdown(), 1000);
+        };
+        // Grace over: end the streams whatever is still in flight.
+        const grace = setTimeout(() => {
+          quietInGrace = false;
+          endStreams('drain grace over');
+        }, this.config.gateway.drainGraceMs);
+        // Every event taken has its outcome: its acknowledgement goes out with the next flush (a
+        // turn later, FlushScheduler), then the streams end.
+        const poll = setInterval(() => {
+          if (!this.quiet()) return;
+          clearInterval(poll);
+          setImmediate(() => setImmediate(() => endStreams('drained')));
+        }, DRAIN_POLL_MS);
+        server.tryShutdown(finish);
       });
     }
+    drainTally.streamsEnded += streams;
+    log.info({ instance: this.instanceId, streams, inGrace: quietInGrace, ms: Date.now() - startedAt }, quietInGrace ? 'every taken event answered, device streams ended' : 'drain grace over, device streams ended with events in flight');
     this.admission.stop();
     // Taken events still waiting for room go out before the producer flushes and disconnects (for
     // at most gateway.drainGraceMs: Kafka may be gone; they were never acknowledged).
@@ -535,6 +615,8 @@ const EMPTY = new Uint8Array(0);
 const EVENT_OVERHEAD_BYTES = 256;
 const UNPRODUCED_RETRY_MS = 10;
 /** The outcome of an event nobody waits for any more (its device was told UNAVAILABLE). */
+// Not a swallowed error: the device of such an event already got its answer (UNAVAILABLE), and its
+// delivery report is counted in the stage metrics like any other.
 const NO_SINK: EventSink = { onRejected: () => {}, onDurable: () => {} };
 
 /** IngestBatch names each acknowledged event `device/seq`: a sink per event that knows its device. */

@@ -217,6 +217,8 @@ export class DeviceSession implements HeldDevice {
         break;
       }
       // Entries the device confirmed having (at or below its cursor) are not needed again.
+      // A trim Redis did not answer leaves entries the device already has: the next trim (or the
+      // buffer's cap) removes them, and the cursor keeps them from being delivered twice. Nothing is lost.
       if (confirmedN > 0) void this.host.link.trimBuffer(this.deviceId, confirmedN).catch(() => {});
     } catch {
       if (!this.closed) this.end(grpcError(ErrorCode.REDIS_UNAVAILABLE, "Redis did not answer while reading this device's buffered results; reconnect"));

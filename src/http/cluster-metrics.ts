@@ -55,6 +55,7 @@ function ask(w: Worker): Promise<metric[] | null> {
     try {
       w.send({ type: REQUEST, id });
     } catch {
+      // The worker is gone (its exit is logged by cluster): its series are left out of this scrape.
       done(null);
     }
   });

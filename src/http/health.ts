@@ -7,7 +7,12 @@
  * already keeps (ioredis's status; librdkafka's error events and statistics): nothing is sent,
  * built or awaited per probe, so /readyz answers at once however hard it is polled and whatever
  * Kafka or Redis are doing.
+ *
+ * The same transitions are logged once per change for the whole process (role `kafka`): "Kafka
+ * lost" when the first client's brokers are all down, "Kafka back" when the last one has a broker
+ * up again; a fatal error once per client.
  */
+import { OutageLog, roleLog } from '../log.js';
 
 export interface HealthCheck {
   /** Names the client in a 503 body: `Redis client stratus-x-gateway at 127.0.0.1:6379`. */
@@ -89,6 +94,9 @@ const BROKER_NOT_UP = new Set(['DOWN', 'TRY_CONNECT', 'CONNECT', 'SSL_HANDSHAKE'
  * that matter are also recognised by their messages ("Local: All broker connections are down",
  * "Local: Fatal error", lower-cased by lib/error.js).
  */
+/** Kafka lost / back, once per change for every client of the process together. */
+const kafkaOutage = new OutageLog(roleLog('kafka'), 'Kafka');
+
 export class KafkaClientHealth implements HealthCheck {
   readonly dependency = 'kafka';
   /** Invariant: fatal !== null once a fatal error was seen; it is never cleared (the client is dead). */
@@ -111,11 +119,18 @@ export class KafkaClientHealth implements HealthCheck {
   connected(now: number = Date.now()): void {
     this.up = true;
     this.heardAt = now;
+    kafkaOutage.back(this, { client: this.name });
+  }
+
+  /** The client was disconnected on purpose: its state no longer counts for "Kafka back". */
+  closed(): void {
+    kafkaOutage.forget(this);
   }
 
   error(err: { code?: number; message?: string; isFatal?: boolean }): void {
     const message = err.message ?? '';
     if (err.isFatal === true || err.code === ERR__FATAL || /fatal error/i.test(message)) {
+      if (this.fatal === null) roleLog('kafka').error({ client: this.name, err: message, code: err.code }, 'Kafka client fatal error; the process must be restarted');
       this.fatal ??= message === '' ? 'fatal error' : message;
     } else if (err.code === ERR__ALL_BROKERS_DOWN || /all broker connections are down/i.test(message)) {
       this.markDown('all broker connections are down');
@@ -130,8 +145,10 @@ export class KafkaClientHealth implements HealthCheck {
   stats(stats: KafkaStatsBrokers, now: number = Date.now()): void {
     this.heardAt = now;
     const states = Object.values(stats.brokers ?? {}).map((b) => b.state ?? '');
-    if (states.includes('UP')) this.up = true;
-    else if (states.some((s) => BROKER_NOT_UP.has(s))) this.markDown('no broker connection is up');
+    if (states.includes('UP')) {
+      this.up = true;
+      kafkaOutage.back(this, { client: this.name });
+    } else if (states.some((s) => BROKER_NOT_UP.has(s))) this.markDown('no broker connection is up');
   }
 
   problem(now: number = Date.now()): string | null {
@@ -146,5 +163,6 @@ export class KafkaClientHealth implements HealthCheck {
     this.heardAt = Date.now();
     this.up = false;
     this.downWhy = why;
+    kafkaOutage.lost(this, { client: this.name, why });
   }
 }

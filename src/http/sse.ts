@@ -44,6 +44,7 @@ import { grpcError, statusName } from '../gateway/grpc-status.js';
 import type { Downlink } from '../gateway/protocol.js';
 import { DeviceSession, type SessionHost } from '../gateway/session.js';
 import type { FrameEntry } from '../wire/delivery-frame.js';
+import { drainTally, errorText, RateLimitedLog, roleLog } from '../log.js';
 import { metrics } from './metrics.js';
 import { sseStreamsLimit, type HttpRoute } from './server.js';
 
@@ -54,6 +55,9 @@ const ALIAS = '/sse';
 const DEVICE_ID_BYTES_MAX = 256;
 /** Failed authentications on SSE, one log for every hub of the process. */
 const failures = new AuthFailureLog('sse');
+const log = roleLog('sse');
+/** Lines a client can cause (its stream closing while Redis is away), at a bounded rate. */
+const clientLog = new RateLimitedLog(log);
 
 export class SseHub implements SessionHost {
   readonly sessions = new Map<string, DeviceSession>();
@@ -78,7 +82,7 @@ export class SseHub implements SessionHost {
       onTakeover: (deviceId) => hub!.sessions.get(deviceId)?.end(grpcError(ErrorCode.STREAM_SUPERSEDED, `device ${deviceId} connected elsewhere; this stream is superseded`)),
     });
     const warning = await refuseEvictingPolicy(link.commands, config);
-    if (warning !== null) process.stderr.write(`sse: ${warning}\n`);
+    if (warning !== null) log.warn({ instance: `${instanceId}-sse` }, warning);
     hub = new SseHub(config, link);
     // Presence is held and renewed like a gRPC session's, so the forwarder keeps routing here.
     link.startRenewing(() => hub!.sessions.values());
@@ -105,7 +109,9 @@ export class SseHub implements SessionHost {
       metrics.sseStreams.set(this.sessions.size);
     }
     // Recorded whether or not a newer session took over, before that one reads it.
-    void this.link.release(session.deviceId, session.sentSeq, current).catch(() => {});
+    // Presence and cursor are leased: a release Redis did not answer expires with its lease, so
+    // nothing is lost.
+    void this.link.release(session.deviceId, session.sentSeq, current).catch((err: unknown) => clientLog.warn('release', { err: errorText(err) }, 'releasing a closed stream in Redis failed (its lease expires instead)'));
   }
 
   // --- HTTP ----------------------------------------------------------------------------------
@@ -188,8 +194,11 @@ export class SseHub implements SessionHost {
   /** Ends every stream (the client reconnects elsewhere with its Last-Event-ID) and lets go of Redis. */
   async stop(): Promise<void> {
     clearInterval(this.heartbeat);
+    const streams = this.sessions.size;
     for (const s of [...this.sessions.values()]) s.end(grpcError(ErrorCode.SHUTTING_DOWN, 'server shutting down; reconnect'));
+    drainTally.streamsEnded += streams;
     await this.link.close();
+    log.info({ streams }, 'SSE streams ended');
   }
 }
 
@@ -214,6 +223,7 @@ function deviceFromPath(res: ServerResponse, path: string): string | null {
   try {
     return decodeURIComponent(raw);
   } catch {
+    // The client's mistake, answered with a 400 that says so: nothing of the engine's is lost.
     badRequest(res, 400, 'device id: not valid percent-encoding');
     return null;
   }

@@ -20,6 +20,8 @@ import KafkaJavascript from '@confluentinc/kafka-javascript';
 import type { KafkaJS } from '@confluentinc/kafka-javascript';
 import type { Config } from '../config.js';
 import { ErrorCode, StratusError } from '../errors.js';
+import type { KafkaClientHealth } from '../http/health.js';
+import { errorText, RateLimitedLog, roleLog } from '../log.js';
 
 const { Kafka, logLevel, ErrorCodes } = KafkaJavascript.KafkaJS;
 
@@ -30,13 +32,15 @@ export const KafkaErrorCodes = ErrorCodes;
  * librdkafka logs every refused connection while a broker is down or starting ("Connect to
  * ipv4#127.0.0.1:9092 failed: Connection refused"), and the KafkaJS layer logs each `error` event
  * through the same logger; with the library's DefaultLogger that is console.error on every
- * reconnect. Stratus prints them only when the user asked for debug logs: the calls that matter
- * fail with a typed error that names the broker and the fix.
+ * reconnect. Here they go to the `kafka` role's logger at debug, whatever level the library gave
+ * them: a refused connection repeats every reconnect (once a second while a broker is down), and the
+ * calls that matter fail with a typed error that names the broker and the fix. Kafka lost / back is
+ * logged once per change by the producers' and consumers' health (src/http/health.ts).
  */
-function kafkaLogger(config: Config, clientId: string): KafkaJS.Logger {
-  const debug = config.logLevel === 'debug';
+function kafkaLogger(clientId: string): KafkaJS.Logger {
+  const kafka = roleLog('kafka');
   const write = (level: string) => (message: string, extra?: object) => {
-    if (debug) process.stderr.write(`kafka ${clientId} ${level}: ${message}${extra ? ` ${JSON.stringify(extra)}` : ''}\n`);
+    kafka.debug({ client: clientId, libLevel: level, ...extra }, message);
   };
   const logger: KafkaJS.Logger = {
     info: write('info'),
@@ -44,10 +48,40 @@ function kafkaLogger(config: Config, clientId: string): KafkaJS.Logger {
     error: write('error'),
     debug: write('debug'),
     namespace: () => logger,
-    // The library calls this with the level derived from `logLevel` below; filtering is ours.
+    // The library calls this with the level derived from `logLevel` below; the filtering is pino's
+    // (the kafka role's level), so there is nothing to set.
     setLogLevel: () => {},
   };
   return logger;
+}
+
+/**
+ * librdkafka's own errors and log lines of the processes' native clients, one limiter for all: at
+ * most 5 lines per minute per client and code (a broker down repeats its error on every reconnect,
+ * once a second). Lost / back is logged once per change by the health (src/http/health.ts).
+ */
+const librdkafkaLog = new RateLimitedLog(roleLog('kafka'), { linesMax: 5, intervalMs: 60_000 });
+
+/** The part of a native client (producer or consumer) that emits librdkafka's events. */
+interface NativeEvents {
+  on(event: 'event.error', listener: (err: { code?: number; message?: string; isFatal?: boolean }) => void): unknown;
+  on(event: 'event.log', listener: (log: { severity: number; fac: string; message: string }) => void): unknown;
+}
+
+/**
+ * Routes a native client's `event.error` to its health (/readyz, Kafka lost / back) and to the log,
+ * and its `event.log` (librdkafka's log lines at log_level, 3 = errors unless logLevel is debug)
+ * to the log: severity 0-4 (emerg..warning) as warn, the rest as debug; both rate-limited.
+ */
+export function librdkafkaEvents(native: NativeEvents, clientId: string, health: KafkaClientHealth): void {
+  native.on('event.error', (err) => {
+    health.error(err);
+    librdkafkaLog.warn(`${clientId}\0error\0${err.code ?? ''}\0${err.message ?? ''}`, { client: clientId, code: err.code, err: err.message }, 'librdkafka error');
+  });
+  native.on('event.log', (l) => {
+    if (l.severity <= 4) librdkafkaLog.warn(`${clientId}\0log\0${l.fac}`, { client: clientId, severity: l.severity, fac: l.fac }, l.message);
+    else roleLog('kafka').debug({ client: clientId, severity: l.severity, fac: l.fac }, l.message);
+  });
 }
 
 /**
@@ -59,7 +93,7 @@ export function kafkaClient(config: Config, clientId: string): KafkaJS.Kafka {
     kafkaJS: {
       brokers: [...config.kafka.brokers],
       clientId,
-      logger: kafkaLogger(config, clientId),
+      logger: kafkaLogger(clientId),
       // Sets librdkafka's log_level: 7 (debug) or 0, so that outside debug librdkafka does not even
       // format log lines for a logger that drops them. (The KAFKAJS_LOG_LEVEL environment variable
       // overrides this inside the library; the logger above still decides what is printed.)
@@ -96,7 +130,9 @@ export async function withAdmin<T>(config: Config, clientId: string, fn: (admin:
   try {
     return await fn(admin);
   } finally {
-    await admin.disconnect().catch(() => {});
+    // disconnect() destroys the handle synchronously; a failure means it was already gone, and an
+    // error here must not hide fn's own result or error.
+    await admin.disconnect().catch((err: unknown) => roleLog('kafka').debug({ client: clientId, err: errorText(err) }, 'admin disconnect failed'));
   }
 }
 

@@ -10,12 +10,23 @@ import type { Config } from '../config.js';
 import { ErrorCode, StratusError } from '../errors.js';
 import { KafkaClientHealth, registerHealth, type KafkaStatsBrokers } from '../http/health.js';
 import { metrics } from '../http/metrics.js';
+import { drainTally, errorText, RateLimitedLog, roleLog } from '../log.js';
+import { librdkafkaEvents } from './client.js';
 
 const { KafkaConsumer } = KafkaJavascript;
 
 const COMMIT_TRIES = 5;
 const COMMIT_RETRY_MS = 500;
 const CONSUME_ERROR_PAUSE_MS = 200;
+/** librdkafka's rebalance codes: partitions given to this member, or taken from it. */
+const ERR__ASSIGN_PARTITIONS = -175;
+const ERR__REVOKE_PARTITIONS = -174;
+/**
+ * Consume and commit failures: one per poll while Kafka is away or a rebalance is under way
+ * (counted in stratus_kafka_consume_errors_total / commit_failures_total), logged at most 5 per
+ * minute per consumer and code.
+ */
+const failureLog = new RateLimitedLog(roleLog('kafka'), { linesMax: 5, intervalMs: 60_000 });
 
 export interface ConsumedMessage {
   topic: string;
@@ -61,6 +72,8 @@ export class KafkaBatchConsumer {
   private readonly toCommit = new Map<string, { topic: string; partition: number; offset: number; tries: number }>();
   /** Invariant: at most one commitCb in flight. */
   private committing = false;
+  /** Partition offsets committed successfully so far (each commit counts its partitions). */
+  private committed = 0;
 
   private constructor(
     native: InstanceType<typeof KafkaConsumer>,
@@ -68,6 +81,7 @@ export class KafkaBatchConsumer {
     /** What /readyz reads about this consumer (health.ts); unregistered once it is disconnected. */
     private readonly health: KafkaClientHealth,
     private readonly unregisterHealth: () => void,
+    private readonly groupId: string,
     /** Its stratus_kafka_consumer_lag_messages series, removed when it leaves the group. */
     private readonly lagSeries: { group: string; topic: string }[],
   ) {
@@ -95,6 +109,9 @@ export class KafkaBatchConsumer {
         // brokers were down. Served by consume() calls, like every event of a consumer.
         'statistics.interval.ms': 1000,
         'log_level': config.logLevel === 'debug' ? 7 : 3,
+        // The library's own handler (incremental assign / unassign for cooperative-sticky), plus a
+        // 'rebalance' event: logged below, one line per assignment or revocation.
+        'rebalance_cb': true,
       },
       // A group with no committed offset starts at the beginning: nothing produced before the
       // first consumer started is skipped.
@@ -102,8 +119,17 @@ export class KafkaBatchConsumer {
     );
     const health = new KafkaClientHealth(`Kafka consumer ${options.clientId} (group ${options.groupId})`);
     const unregisterHealth = registerHealth(health);
-    // Connection errors are retried by librdkafka; /readyz notes all brokers down and fatal errors.
-    native.on('event.error', (err) => health.error(err));
+    // Connection errors are retried by librdkafka; /readyz notes all brokers down and fatal errors,
+    // and they are logged at a bounded rate (client.ts).
+    librdkafkaEvents(native, options.clientId, health);
+    const kafka = roleLog('kafka');
+    native.on('rebalance', (err: { code?: number; message?: string }, assignment: { topic: string; partition: number }[]) => {
+      const partitions = assignment.map((tp) => `${tp.topic}[${tp.partition}]`);
+      if (err.code === ERR__ASSIGN_PARTITIONS) kafka.info({ group: options.groupId, client: options.clientId, partitions }, `rebalance: ${partitions.length} partition(s) assigned`);
+      else if (err.code === ERR__REVOKE_PARTITIONS) kafka.info({ group: options.groupId, client: options.clientId, partitions }, `rebalance: ${partitions.length} partition(s) revoked`);
+      else kafka.warn({ group: options.groupId, client: options.clientId, code: err.code, err: err.message }, 'rebalance failed');
+    });
+    native.on('rebalance.error', (err: unknown) => kafka.warn({ group: options.groupId, client: options.clientId, err: errorText(err) }, 'rebalance: assign or unassign failed'));
     native.on('event.stats', (e: { message: string }) => {
       let stats: ConsumerStats;
       try {
@@ -127,7 +153,7 @@ export class KafkaBatchConsumer {
     (native as unknown as { setDefaultIsTimeoutOnlyForFirstMessage(v: boolean): void }).setDefaultIsTimeoutOnlyForFirstMessage(true);
     native.subscribe(options.topics);
     health.connected();
-    return new KafkaBatchConsumer(native, config.kafka.consumeBatchMax, health, unregisterHealth, options.topics.map((topic) => ({ group: options.groupId, topic })));
+    return new KafkaBatchConsumer(native, config.kafka.consumeBatchMax, health, unregisterHealth, options.groupId, options.topics.map((topic) => ({ group: options.groupId, topic })));
   }
 
   /** Up to kafka.consumeBatchMax messages; an empty array after waitMs with nothing to read. */
@@ -138,6 +164,7 @@ export class KafkaBatchConsumer {
           // Kafka away or a rebalance under way: nothing to hand out now; librdkafka reconnects.
           // Never a rejection: the stage's loop would end, and with it the stage.
           metrics.kafkaConsumeErrors.inc();
+          failureLog.warn(`${this.groupId}\0consume\0${err.code}`, { group: this.groupId, code: err.code, err: err.message }, 'consume failed; polling again');
           // A high-level consumer gets a fatal error here, not as an error event.
           this.health.failed(err);
           setTimeout(() => resolve([]), CONSUME_ERROR_PAUSE_MS).unref();
@@ -181,8 +208,13 @@ export class KafkaBatchConsumer {
     const native = this.native as unknown as { commitCb(tp: { topic: string; partition: number; offset: number }[], cb: (err: { code?: number } | null) => void): void };
     const onDone = (err: { code?: number } | null) => {
       this.committing = false;
+      if (err === null || err === undefined) {
+        this.committed += batch.length;
+        if (drainTally.startedAtMs !== null) drainTally.offsetsCommitted += batch.length;
+      }
       if (err !== null && err !== undefined && err.code !== KafkaJavascript.CODES.ERRORS.ERR__NO_OFFSET) {
         metrics.kafkaCommitFailures.inc();
+        failureLog.warn(`${this.groupId}\0commit\0${err.code ?? ''}`, { group: this.groupId, code: err.code, partitions: batch.length, err: (err as { message?: string }).message }, 'offset commit failed; retrying with the next');
         // Back in the queue unless a later batch superseded the offset, or it has had its tries.
         for (const c of batch) {
           const k = `${c.topic}\0${c.partition}`;
@@ -195,17 +227,30 @@ export class KafkaBatchConsumer {
     };
     try {
       native.commitCb(batch.map(({ topic, partition, offset }) => ({ topic, partition, offset })), onDone);
-    } catch {
-      // Disconnected: nothing can be committed any more; the batch is read again by the next owner.
+    } catch (err) {
+      // Disconnected: nothing can be committed any more; the batch is read again by the next owner
+      // (at least once), so nothing is lost, but the re-reading is worth a line.
       this.committing = false;
+      failureLog.warn(`${this.groupId}\0commit-closed`, { group: this.groupId, partitions: batch.length, err: errorText(err) }, 'offsets not committed: the consumer is closed; they are read again by the next owner');
     }
   }
 
-  /** Commits what is waiting (for up to 5 s: a graceful stop should not re-deliver), then leaves the group. */
+  /**
+   * Commits what is waiting (for up to 5 s: a graceful stop should not re-deliver), then leaves the
+   * group. Logs one line: offsets committed while stopping, offsets left uncommitted, how long.
+   */
   async disconnect(): Promise<void> {
+    const startedAt = Date.now();
+    const before = this.committed;
     await this.settleCommits(5000);
+    const committed = this.committed - before;
+    const uncommitted = this.toCommit.size + (this.committing ? 1 : 0);
     await new Promise<void>((resolve) => this.native.disconnect(() => resolve()));
     this.unregisterHealth();
     for (const labels of this.lagSeries) metrics.kafkaConsumerLag.remove(labels);
+    this.health.closed();
+    const fields = { group: this.groupId, committed, uncommitted, ms: Date.now() - startedAt };
+    if (uncommitted > 0) roleLog('kafka').warn(fields, 'consumer left its group with offsets uncommitted (read again by the next owner)');
+    else roleLog('kafka').info(fields, 'consumer committed its offsets and left its group');
   }
 }

@@ -12,6 +12,8 @@ import type { Config } from '../config.js';
 import { ErrorCode, StratusError } from '../errors.js';
 import { KafkaClientHealth, registerHealth } from '../http/health.js';
 import { metrics } from '../http/metrics.js';
+import { drainTally, errorText, roleLog } from '../log.js';
+import { librdkafkaEvents } from './client.js';
 import { WaitClock } from './wait-clock.js';
 
 const { Producer, CODES } = KafkaJavascript;
@@ -28,7 +30,13 @@ export class KafkaProducer {
   /** Removes this producer from /readyz (health.ts); called once it is disconnected. */
   private readonly unregisterHealth: () => void;
 
-  private constructor(native: InstanceType<typeof Producer>, queueMax: number, unregisterHealth: () => void) {
+  private constructor(
+    native: InstanceType<typeof Producer>,
+    queueMax: number,
+    unregisterHealth: () => void,
+    private readonly health: KafkaClientHealth,
+    private readonly clientId: string,
+  ) {
     this.native = native;
     this.waits = new WaitClock(queueMax);
     this.unregisterHealth = unregisterHealth;
@@ -63,10 +71,11 @@ export class KafkaProducer {
     // /readyz reads this from the events below; it says "connecting" until connect() succeeds.
     const health = new KafkaClientHealth(`Kafka producer ${clientId}`);
     const unregisterHealth = registerHealth(health);
-    const producer = new KafkaProducer(native, config.kafka.producerQueueMax, unregisterHealth);
+    const producer = new KafkaProducer(native, config.kafka.producerQueueMax, unregisterHealth, health, clientId);
     native.on('delivery-report', (err, report) => {
       producer.inflight--;
       producer.waits.reported();
+      if (!err && drainTally.startedAtMs !== null) drainTally.eventsFlushed++;
       onDelivery(err ? new Error(`${err.message} (librdkafka code ${err.code})`) : null, report.opaque);
     });
     native.on('event.stats', (e: { message: string }) => {
@@ -75,11 +84,10 @@ export class KafkaProducer {
       recordStats(stats);
       health.stats(stats);
     });
-    native.on('event.error', (err) => {
-      // Connection errors are retried by librdkafka; they surface as failed delivery reports if they
-      // last. /readyz notes all brokers down and fatal errors.
-      health.error(err);
-    });
+    // Connection errors are retried by librdkafka; they surface as failed delivery reports if they
+    // last. /readyz notes all brokers down and fatal errors; each error and librdkafka log line is
+    // logged too, at a bounded rate (librdkafka repeats a broker's failure on every reconnect).
+    librdkafkaEvents(native, clientId, health);
     await new Promise<void>((resolve, reject) => {
       native.connect({ timeout: 10_000 }, (err) => (err ? reject(err) : resolve()));
     }).catch((err: unknown) => {
@@ -115,11 +123,28 @@ export class KafkaProducer {
     return new Promise((resolve, reject) => this.native.flush(timeoutMs, (err) => (err ? reject(err) : resolve())));
   }
 
+  /**
+   * Waits for every queued message's delivery report (up to timeoutMs), then closes the client.
+   * Logs one line: how many messages it waited for, how many still had no report, how long.
+   */
   async disconnect(timeoutMs = 10_000): Promise<void> {
-    await this.flush(timeoutMs).catch(() => {});
+    const startedAt = Date.now();
+    const waited = this.inflight;
+    let flushErr: unknown = null;
+    // A flush that times out (Kafka away) is not an error of the stop: the messages without a
+    // report were never acknowledged to anyone, and the line below says how many there were.
+    await this.flush(timeoutMs).catch((err: unknown) => (flushErr = err));
+    // Reports still on their way to the event loop when flush() answered count as flushed: flush()
+    // succeeds only once librdkafka has every report.
+    const unflushed = flushErr === null ? 0 : Math.max(0, this.inflight);
     await new Promise<void>((resolve) => this.native.disconnect(timeoutMs, () => resolve()));
     this.unregisterHealth();
+    this.health.closed();
     assert.ok(this.inflight >= 0);
+    drainTally.eventsUnflushed += unflushed;
+    const fields = { client: this.clientId, flushed: Math.max(0, waited - unflushed), unflushed, ms: Date.now() - startedAt };
+    if (flushErr !== null) roleLog('kafka').warn({ ...fields, err: errorText(flushErr) }, 'producer flush incomplete, disconnected');
+    else roleLog('kafka').info(fields, 'producer flushed and disconnected');
   }
 }
 

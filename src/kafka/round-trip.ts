@@ -272,6 +272,8 @@ export async function kafkaRoundTrip(config: Config, opts: KafkaRoundTripOptions
     clearTimeout(timer);
     // A client whose connect() failed is already disconnected (a no-op here); a consumer's
     // disconnect waits for an eachBatch in progress, which never blocks.
+    // Clean-up of a probe whose result is already decided: a client that fails to close takes
+    // nothing with it (the probe's topic and group are its own).
     await consumer?.disconnect().catch(() => {});
     await producer?.disconnect().catch(() => {});
     // The group never committed an offset; deleting it keeps the broker's group list clean.

@@ -70,6 +70,7 @@ export function portOwner(port: number): PortOwner | null {
   try {
     pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
   } catch {
+    // No /proc (not Linux): the holder cannot be named; the caller's line says the port is taken.
     return null;
   }
   for (const pid of pids) {
@@ -99,6 +100,7 @@ function commandLine(pid: string): string {
   try {
     argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
   } catch {
+    // Gone meanwhile, or not ours to read: the line names its pid without a command.
     return '?';
   }
   if (argv.length === 0) return '?';
@@ -125,6 +127,7 @@ function unprivilegedPortStart(): number {
     const n = Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8').trim());
     return Number.isInteger(n) ? n : 1024;
   } catch {
+    // No such sysctl (not Linux, or an old kernel): the classic limit applies.
     return 1024;
   }
 }

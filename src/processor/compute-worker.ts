@@ -16,6 +16,7 @@ export function compute(values: readonly Uint8Array[]): (Buffer | null)[] {
     try {
       event = decodeEvent(Buffer.from(v.buffer, v.byteOffset, v.byteLength));
     } catch {
+      // Undecodable: the processor counts the null as skipped (stats.skipped).
       return null;
     }
     const processor = PROCESSORS.get(event.type);

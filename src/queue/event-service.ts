@@ -194,6 +194,7 @@ export async function startEventService(config: Config, instanceId: string): Pro
           try {
             n = await q.push(items);
           } catch {
+            // Redis did not take them: the caller is told (success false) and sends them again.
             finish(null, false);
             return;
           }
@@ -259,6 +260,8 @@ export async function startEventService(config: Config, instanceId: string): Pro
       if (timer !== null) clearTimeout(timer);
       buffer = [];
     });
+    // The client went away (handled by 'cancelled' above): nothing it sent is acknowledged, so
+    // nothing is lost that it does not send again.
     call.on('error', () => {});
   }
 

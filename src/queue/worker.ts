@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Config } from '../config.js';
 import { metrics } from '../http/metrics.js';
+import { errorText, RateLimitedLog, roleLog } from '../log.js';
 import { connectRedis, createRedis, disconnectRedis, redisUnavailable, type RedisClient } from '../redis/client.js';
 import { topology } from '../topology.js';
 import type { HandlerContext, QueueHandler } from './handlers.js';
@@ -49,6 +50,12 @@ export interface WorkerStats {
 const TAKE_TIMEOUT_S = 1;
 /** Pause after a Redis error before trying again. */
 const RETRY_MS = 500;
+
+const log = roleLog('worker');
+/** Redis failures repeat once per retry while Redis is away: at most 5 lines a minute per operation. */
+const redisLog = new RateLimitedLog(log, { linesMax: 5, intervalMs: 60_000 });
+/** Handler failures: an item's content is a client's, so its failures come at a client's rate. */
+const handlerLog = new RateLimitedLog(log);
 
 export class QueueWorker {
   readonly stats: WorkerStats = { done: 0, duplicates: 0, failed: 0, deadLettered: 0, reclaimed: 0 };
@@ -87,7 +94,9 @@ export class QueueWorker {
       // Registered (heartbeat + id in the set) before the first BLMOVE, so a reaper never sees our
       // processing list without our id.
       await w.queue.heartbeat(id);
-      w.timers.push(setInterval(() => void w.queue.heartbeat(id).catch(() => {}), Math.floor(config.queue.leaseMs / 3)));
+      // A missed heartbeat is retried at the next tick (three per lease); if Redis stays away past
+      // the lease, the items are reaped and run again elsewhere (at least once).
+      w.timers.push(setInterval(() => void w.queue.heartbeat(id).catch((err: unknown) => redisLog.warn('heartbeat', { worker: id, err: errorText(err) }, 'heartbeat failed; trying again next tick')), Math.floor(config.queue.leaseMs / 3)));
       w.timers.push(setInterval(() => void w.reap(), Math.floor(config.queue.leaseMs / 2)));
       await w.reap();
       const ctx: HandlerContext = { redis, doneKey: topology(config).redis.queueDone(o.queue), doneTtlMs: config.redis.deviceStateTtlMs };
@@ -106,9 +115,10 @@ export class QueueWorker {
       this.stats.deadLettered += r.deadLettered;
       metrics.queueItemsReclaimed.inc(r.requeued + r.deadLettered);
       metrics.queueItemsDeadLettered.inc(r.deadLettered);
-      if (r.workers > 0) process.stderr.write(`stratus worker: reaped ${r.workers} dead worker(s): ${r.requeued} item(s) back in the queue, ${r.deadLettered} dead-lettered\n`);
-    } catch {
-      // Redis unreachable: the next round tries again.
+      if (r.workers > 0) log.warn({ worker: this.id, workers: r.workers, requeued: r.requeued, deadLettered: r.deadLettered }, `reaped ${r.workers} dead worker(s): ${r.requeued} item(s) back in the queue, ${r.deadLettered} dead-lettered`);
+    } catch (err) {
+      // Redis unreachable: the next round tries again (nothing is reaped meanwhile, nothing lost).
+      redisLog.warn('reap', { worker: this.id, err: errorText(err) }, 'reaping dead workers failed; trying again next round');
     }
   }
 
@@ -117,7 +127,9 @@ export class QueueWorker {
       let item: string | null;
       try {
         item = await ListQueue.take(blocking, this.config, this.queue.name, this.id, TAKE_TIMEOUT_S);
-      } catch {
+      } catch (err) {
+        // Redis unreachable: nothing was taken (a take is one atomic move), so nothing is lost.
+        redisLog.warn('take', { worker: this.id, err: errorText(err) }, 'taking an item failed; trying again');
         await sleep(RETRY_MS);
         continue;
       }
@@ -131,7 +143,10 @@ export class QueueWorker {
     try {
       if (this.delayMs > 0) await sleep(this.delayMs);
       outcome = await this.handler.run(item, ctx);
-    } catch {
+    } catch (err) {
+      // Counted below (stratus_queue_items_processed_total{outcome="failed"}) and retried or
+      // dead-lettered by queue.fail; an item's content is a client's, so the line is rate-limited.
+      handlerLog.warn('handler', { worker: this.id, err: errorText(err) }, 'handler threw; the item counts as failed');
       outcome = 'failed';
     }
     for (;;) {
@@ -151,9 +166,10 @@ export class QueueWorker {
         }
         metrics.queueItemsProcessed.inc({ outcome });
         return;
-      } catch {
+      } catch (err) {
         // Redis unreachable: the item is safe in our processing list; settle it once Redis is back
         // (or, if we are stopped meanwhile, release() gives it back).
+        redisLog.warn('settle', { worker: this.id, err: errorText(err) }, 'settling an item failed; it stays in the processing list and is tried again');
         if (!this.running) return;
         await sleep(RETRY_MS);
       }
@@ -166,7 +182,9 @@ export class QueueWorker {
       this.running = false;
       await Promise.all(this.loops);
       for (const t of this.timers) clearInterval(t);
-      await this.queue.release(this.id).catch(() => {});
+      // Not released (Redis away): the items stay in this worker's processing list, and another
+      // worker's reaper puts them back once this worker's heartbeat lapses. Nothing is lost.
+      await this.queue.release(this.id).catch((err: unknown) => log.warn({ worker: this.id, err: errorText(err) }, 'releasing the processing list failed; a live worker reaps it once the heartbeat lapses'));
       for (const b of this.blocking) disconnectRedis(b);
       disconnectRedis(this.redis);
     })();

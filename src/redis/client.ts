@@ -10,6 +10,7 @@ import { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import { ErrorCode, StratusError } from '../errors.js';
 import { registerHealth } from '../http/health.js';
+import { OutageLog, roleLog } from '../log.js';
 
 export type RedisClient = Redis;
 
@@ -26,10 +27,16 @@ export interface RedisOptions {
   reconnect?: boolean;
 }
 
+/** Redis lost / back, once per change for every long-lived client of the process together. */
+const redisOutage = new OutageLog(roleLog('redis'), 'Redis');
+
 /**
  * A Redis client for config.redis, not yet connected. `name` shows in CLIENT LIST as
- * `stratus-<name>`. Connection errors never reach stderr (ioredis prints an 'error' event that has
- * no listener); they are written only with logLevel debug, and reach callers as rejected commands.
+ * `stratus-<name>`. Each connection error is logged at debug (role `redis`: one per reconnect
+ * attempt while Redis is away) and reaches callers as rejected commands; ioredis would print an
+ * 'error' event that has no listener. A long-lived client's lost connection is logged once for the
+ * process ("Redis lost" when the first client starts reconnecting, "Redis back" with downMs when
+ * the last one is ready again), never once per attempt.
  */
 export function createRedis(config: Config, name: string, options: RedisOptions = {}): RedisClient {
   const client = new Redis({
@@ -68,10 +75,20 @@ export function createRedis(config: Config, name: string, options: RedisOptions 
     // disconnect() ends the socket at once; one the server never closes is destroyed after 2 s.
     disconnectTimeout: 2000,
   });
+  let lastError = '';
   client.on('error', (err: Error) => {
-    if (config.logLevel === 'debug') process.stderr.write(`redis stratus-${name}: ${err.message}\n`);
+    lastError = err.message;
+    roleLog('redis').debug({ client: `stratus-${name}`, err: err.message }, 'connection error');
   });
   if (options.reconnect !== false) {
+    // 'reconnecting' comes only after a connection that was not closed on purpose ('close' also
+    // comes after disconnect()); 'end' once the client is closed for good.
+    client.on('reconnecting', () => redisOutage.lost(client, { client: `stratus-${name}`, at: `${config.redis.host}:${config.redis.port}`, ...(lastError === '' ? {} : { err: lastError }) }));
+    client.on('ready', () => {
+      lastError = '';
+      redisOutage.back(client, { client: `stratus-${name}` });
+    });
+    client.once('end', () => redisOutage.forget(client));
     // A long-lived client counts for /readyz until it is closed ('end': disconnect() or quit(); a
     // client that reconnects emits it only then). Probes (reconnect: false) live for one check and
     // are not the process's readiness.
@@ -145,7 +162,8 @@ export async function pingRedis(config: Config, timeoutMs: number): Promise<void
       const pong = await client.ping();
       if (pong !== 'PONG') throw new Error(`PING answered ${JSON.stringify(pong)}`);
     })();
-    // The losing side of the race must not become an unhandled rejection.
+    // The losing side of the race must not become an unhandled rejection; its error is the race's
+    // (when it lost, the timeout's error is thrown below, naming the same failure).
     answered.catch(() => {});
     await Promise.race([
       answered,

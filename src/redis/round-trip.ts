@@ -79,6 +79,8 @@ export async function redisRoundTrip(config: Config, opts: RedisRoundTripOptions
   const expired = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`time budget of ${timeoutMs} ms ran out during ${step}`)), timeoutMs);
   });
+  // Both are raced below, where their errors are thrown; these only keep the side that lost the
+  // race from becoming an unhandled rejection.
   expired.catch(() => {});
   const within = <T>(what: string, p: Promise<T>): Promise<T> => {
     step = what;
@@ -157,6 +159,7 @@ export async function redisRoundTrip(config: Config, opts: RedisRoundTripOptions
 async function cleanUp(pub: RedisClient, list: string): Promise<void> {
   if (pub.status !== 'ready') return;
   let timer: NodeJS.Timeout | undefined;
+  // Best effort: the probe's list has a unique name and nothing reads it if it stays.
   await Promise.race([pub.del(list), new Promise((resolve) => (timer = setTimeout(resolve, 2000)))]).catch(() => {});
   clearTimeout(timer);
 }

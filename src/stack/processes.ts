@@ -16,6 +16,7 @@ export function readPid(file: string): number | null {
   try {
     text = readFileSync(file, 'utf8').trim();
   } catch {
+    // No pid file: nothing was started (or it was cleaned up).
     return null;
   }
   const pid = Number(text);
@@ -37,6 +38,7 @@ export function isAlive(pid: number): boolean {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
+    // No such process.
     return false;
   }
 }
@@ -45,6 +47,7 @@ export function cmdline(pid: number): string {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
   } catch {
+    // Gone meanwhile: no command to show.
     return '';
   }
 }
@@ -69,6 +72,7 @@ export async function stopProcess(pid: number, graceMs: number): Promise<'termin
   try {
     process.kill(pid, 'SIGTERM');
   } catch {
+    // ESRCH: it exited between the check and the signal.
     return 'gone';
   }
   const deadline = Date.now() + graceMs;
@@ -79,6 +83,7 @@ export async function stopProcess(pid: number, graceMs: number): Promise<'termin
   try {
     process.kill(pid, 'SIGKILL');
   } catch {
+    // ESRCH: SIGTERM finished it after all.
     return 'terminated';
   }
   for (let i = 0; i < 50 && isAlive(pid); i++) await sleep(100);
@@ -105,6 +110,7 @@ export function tail(file: string, lines: number): string {
     const text = readFileSync(file, 'utf8');
     return text.split('\n').slice(-lines - 1).join('\n').trimEnd();
   } catch {
+    // No log file yet: nothing to show.
     return '';
   }
 }

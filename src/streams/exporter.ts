@@ -35,6 +35,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from '../config.js';
 import type { HttpRoute } from '../http/server.js';
 import { metrics } from '../http/metrics.js';
+import { errorText, RateLimitedLog, roleLog } from '../log.js';
 import { connectRedis, createRedis, disconnectRedis, redisUnavailable, type RedisClient } from '../redis/client.js';
 import { topology } from '../topology.js';
 import { PRUNE_SCRIPT, REFRESH_SCRIPT } from './exporter-scripts.js';
@@ -52,6 +53,8 @@ const REFRESH_CHUNK = 500;
 type Entry = [id: string, fields: string[] | null];
 
 export const INGESTED_PATH = '/metrics/ingested';
+
+const exporterLog = new RateLimitedLog(roleLog('exporter'), { linesMax: 5, intervalMs: 60_000 });
 
 export class Exporter {
   /** This process's consumer name in the group: new per start, so a restart never inherits a dead one's entries as its own. */
@@ -193,7 +196,7 @@ export class Exporter {
       } catch (err) {
         if (this.stopped) return;
         // The stream (and its group) was deleted: start over.
-        if (err instanceof Error && err.message.startsWith('NOGROUP')) await this.ensureGroup().catch(() => {});
+        if (err instanceof Error && err.message.startsWith('NOGROUP')) await this.ensureGroup().catch((e: unknown) => this.warn('re-creating the group', e));
         else this.warn('XREADGROUP', err);
         await new Promise((r) => setTimeout(r, 1000));
         continue;
@@ -251,7 +254,8 @@ export class Exporter {
     await (this.redis as unknown as { stratusStreamsPrune(...a: (string | number)[]): Promise<string[]> }).stratusStreamsPrune(this.stream, this.group, this.consumer, this.config.streams.claimIdleMs);
   }
 
+  /** Redis failures repeat once a second while Redis is away: at most 5 lines a minute per operation. */
   private warn(what: string, err: unknown): void {
-    if (this.config.logLevel !== 'error') process.stderr.write(`exporter ${this.consumer}: ${what} failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    exporterLog.warn(`${this.consumer}\0${what}`, { consumer: this.consumer, err: errorText(err) }, `${what} failed`);
   }
 }

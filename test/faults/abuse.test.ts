@@ -38,7 +38,8 @@ const ENGINE_ENV: Record<string, string> = {
   // full ends RESOURCE_EXHAUSTED: that is the queue's limit, not a limit on calls.
   STRATUS_STREAMS_LENGTH_MAX: '200000',
   STRATUS_QUEUE_LENGTH_MAX: '300000',
-  STRATUS_LOG_LEVEL: 'warn',
+  // info: EngineProcess waits for the `started` line, an info line (src/log.ts).
+  STRATUS_LOG_LEVEL: 'info',
   // Every other limit stays at its default (the suite checks the defaults hold) but one: every
   // attack comes from 127.0.0.1, so the penalty box of one attack's cut would refuse the next
   // attack (and the canary's reconnects) at accept for the default 60 s. 15 s outlasts each attack

@@ -23,7 +23,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PROJECT_ROOT } from '../../src/config.js';
 import { connectRedis, createRedis, disconnectRedis, type RedisClient } from '../../src/redis/client.js';
 import { topology } from '../../src/topology.js';
-import { RoleProcess, FaultStack, killAll, printTable, recoveryS, type FaultRow, startLoadgen } from '../helpers/fault-harness.js';
+import { READY_LINE, RoleProcess, FaultStack, killAll, printTable, recoveryS, type FaultRow, startLoadgen } from '../helpers/fault-harness.js';
 import type { LoadgenSummary } from '../../loadgen/summary.js';
 
 const DEVICES = Number(process.env.FAULTS_SIDE_DEVICES ?? 200);
@@ -46,7 +46,7 @@ before(async () => {
   const env = { ...stack.env(), STRATUS_QUEUE_LEASE_MS: String(LEASE_MS), STRATUS_STREAMS_CLAIM_IDLE_MS: String(CLAIM_IDLE_MS) };
   procs.gateway = await RoleProcess.run('gateway', 'gateway', stack, env);
   for (const id of ['worker-1', 'worker-2']) {
-    procs[id] = new RoleProcess(id, ['worker', '--queue', QUEUE, '--concurrency', '4', '--handler', 'record'], env, 'stratus worker:');
+    procs[id] = new RoleProcess(id, ['worker', '--queue', QUEUE, '--concurrency', '4', '--handler', 'record'], env, READY_LINE);
     await procs[id].start();
   }
   procs['exporter-1'] = await RoleProcess.run('exporter-1', 'exporter', stack, env);

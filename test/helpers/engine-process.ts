@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../src/config.js';
 import { deleteTopics } from '../../src/kafka/admin.js';
+import { findLogLine } from '../../src/log.js';
 import { topology } from '../../src/topology.js';
 import { testConfig } from './config.js';
 import { unusedPort } from './ports.js';
@@ -50,16 +51,21 @@ export class EngineProcess {
         STRATUS_KAFKA_PARTITIONS: '3',
         STRATUS_GATEWAY_DRAIN_GRACE_MS: '500',
         STRATUS_HTTP_PORT: String(httpPort),
-        STRATUS_LOG_LEVEL: 'warn',
+        // info: the `started` line this waits for is an info line (src/log.ts); the rest are per change of state.
+        STRATUS_LOG_LEVEL: 'info',
         ...env,
       },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     const engine = new EngineProcess(child, grpcPort, httpPort, { config, names: [t.topics.events, t.topics.results] });
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`stratus run did not start in 60 s: ${engine.err}`)), 60_000);
+      const timer = setTimeout(() => {
+        // Not left running behind a failed start: the test runner would wait for it.
+        child.kill('SIGKILL');
+        reject(new Error(`stratus run did not start in 60 s: ${engine.err}`));
+      }, 60_000);
       const check = () => {
-        if (engine.err.includes('stratus run: gateway')) {
+        if (findLogLine(engine.err, 'started', 'run') !== null) {
           clearTimeout(timer);
           resolve();
         }

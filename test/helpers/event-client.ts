@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { credentials, loadPackageDefinition, Metadata, type Client, type ClientWritableStream, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { PROJECT_ROOT, type Config } from '../../src/config.js';
+import { findLogLine } from '../../src/log.js';
 import { createRedis, type RedisClient } from '../../src/redis/client.js';
 
 const FIELD_LIST_PROTO = `syntax = "proto3";
@@ -134,7 +135,10 @@ export async function spawnWorker(config: Config, args: string[]): Promise<Worke
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const id = await Promise.race([
-    waitFor('the worker\'s start line', async () => /stratus worker: (\S+) consuming/.exec(err)?.[1], 15_000),
+    waitFor('the worker\'s start line', async () => {
+      const started = findLogLine(err, 'started', 'worker');
+      return typeof started?.worker === 'string' ? started.worker : undefined;
+    }, 15_000),
     exited.then((code) => Promise.reject(new Error(`worker exited with ${code} while starting: ${err}`))),
   ]);
   return { child, id, stderr: () => err, exited };

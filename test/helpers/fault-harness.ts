@@ -102,7 +102,8 @@ export class FaultStack {
       STRATUS_KAFKA_BROKERS: `127.0.0.1:${this.kafkaProxy.port}`,
       STRATUS_KAFKA_CONTROLLER_PORT: String(this.stackConfig.kafka.controllerPort),
       STRATUS_KAFKA_PARTITIONS: String(PARTITIONS),
-      STRATUS_LOG_LEVEL: 'warn',
+      // info: the `started` line RoleProcess waits for is an info line (src/log.ts).
+      STRATUS_LOG_LEVEL: 'info',
     };
   }
 
@@ -152,6 +153,9 @@ export class FaultStack {
   }
 }
 
+/** What `stratus run` and `stratus worker` log once they are up (a JSON line, src/log.ts). */
+export const READY_LINE = '"msg":"started"';
+
 /** One engine process (`stratus run --roles ...` or `stratus worker`) that can be killed and started again. */
 export class RoleProcess {
   private child: ChildProcess | null = null;
@@ -166,7 +170,7 @@ export class RoleProcess {
 
   static async run(name: string, roles: string, stack: FaultStack, extra: Record<string, string> = {}): Promise<RoleProcess> {
     const args = ['run', '--roles', roles, '--grpc-port', String(await unusedPort()), '--http-port', String(await unusedPort()), '--instance-id', name];
-    const p = new RoleProcess(name, args, { ...stack.env(), ...extra }, 'stratus run:');
+    const p = new RoleProcess(name, args, { ...stack.env(), ...extra }, READY_LINE);
     await p.start();
     return p;
   }

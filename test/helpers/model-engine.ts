@@ -9,7 +9,7 @@ import { deleteTopics, ensureTopics } from '../../src/kafka/admin.js';
 import { connectRedis, createRedis, disconnectRedis, type RedisClient } from '../../src/redis/client.js';
 import { topology } from '../../src/topology.js';
 import { testConfig } from './config.js';
-import { killAll, RoleProcess } from './fault-harness.js';
+import { killAll, READY_LINE, RoleProcess } from './fault-harness.js';
 import { unusedPort } from './ports.js';
 
 export type ModelRole = 'a' | 'b' | 'processor' | 'forwarder';
@@ -37,14 +37,15 @@ export class ModelEngine {
       STRATUS_GATEWAY_DRAIN_GRACE_MS: '500',
       // A killed gateway's presence entries expire sooner than the 30 s default.
       STRATUS_GATEWAY_PRESENCE_LEASE_MS: '6000',
-      STRATUS_LOG_LEVEL: 'warn',
+      // info: the `started` line RoleProcess waits for is an info line (src/log.ts).
+      STRATUS_LOG_LEVEL: 'info',
       ...extraEnv,
     };
     const roleOf: Record<ModelRole, string> = { a: 'gateway', b: 'gateway', processor: 'processor', forwarder: 'forwarder' };
     const roles = {} as Record<ModelRole, RoleProcess>;
     for (const r of ['a', 'b', 'processor', 'forwarder'] as const) {
       const args = ['run', '--roles', roleOf[r], '--grpc-port', String(await unusedPort()), '--http-port', String(await unusedPort()), '--instance-id', `model-${r}`];
-      roles[r] = new RoleProcess(`model-${r}`, args, env, 'stratus run:');
+      roles[r] = new RoleProcess(`model-${r}`, args, env, READY_LINE);
     }
     try {
       await Promise.all(Object.values(roles).map((p) => p.start()));

@@ -165,7 +165,8 @@ test('a privileged gRPC port without the privilege: one line with EACCES and the
 test('a second engine on a running engine\'s gRPC port leaves the running one\'s groups as they were', { timeout: 180_000 }, async (t) => {
   const config = testConfig();
   const t0 = topology(config);
-  const a = await EngineProcess.start(prefixEnv(config));
+  // info: EngineProcess waits for the engine's `started` line, an info line (src/log.ts).
+  const a = await EngineProcess.start({ ...prefixEnv(config), STRATUS_LOG_LEVEL: 'info' });
   t.after(async () => {
     await a.stop();
     await deleteTopics(config, [t0.topics.events, t0.topics.results]);

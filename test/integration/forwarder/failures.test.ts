@@ -188,8 +188,9 @@ test('Redis connection cut for 2 s: every result buffered exactly once, "lost" a
   proxy.restore();
   await until('all 100 buffered', async () => (await Promise.all(devices.map((d) => r.redis.xlen(r.topo.redis.deviceBuffer(d))))).every((n) => n === 100), 20_000);
   for (const d of devices) assert.deepEqual(await r.seqs(d), range(1, 100), `${d}: exactly once, in order`);
-  const mine = lines.filter((l) => l.startsWith('forwarder test-redis-cut:'));
-  assert.equal(mine.filter((l) => l.includes('Redis lost')).length, 1, mine.join(''));
-  assert.equal(mine.filter((l) => l.includes('Redis back')).length, 1, mine.join(''));
+  // The log is JSON lines (src/log.ts): this forwarder's own.
+  const mine = lines.filter((l) => l.startsWith('{') && JSON.parse(l).role === 'forwarder' && JSON.parse(l).instance === 'test-redis-cut');
+  assert.equal(mine.filter((l) => JSON.parse(l).msg.startsWith('Redis lost')).length, 1, mine.join(''));
+  assert.equal(mine.filter((l) => JSON.parse(l).msg.startsWith('Redis back')).length, 1, mine.join(''));
   assert.equal(forwarder.stats.deadLetters, 0);
 });

@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { PROJECT_ROOT } from '../../../src/config.js';
+import { parseLogLine } from '../../../src/log.js';
 import { deleteTopics } from '../../../src/kafka/admin.js';
 import { topology } from '../../../src/topology.js';
 import { testConfig } from '../../helpers/config.js';
@@ -35,7 +36,8 @@ test('run --threads 2: /metrics merges both gateway workers with the primary; st
   await new Promise<void>((resolve, reject) => {
     child.stderr!.on('data', (b: Buffer) => {
       err += b.toString();
-      if (err.includes('stratus run: gateway,')) resolve();
+      // The primary's `started` line (JSON, src/log.ts) comes once its gateway workers and its own roles are up.
+      if (err.split('\n').some((l) => { const j = parseLogLine(l); return j?.msg === 'started' && Array.isArray(j.roles) && j.roles.includes('processor'); })) resolve();
     });
     child.on('exit', () => reject(new Error(`stratus run exited early: ${err}`)));
   });

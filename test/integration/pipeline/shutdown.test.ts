@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { PROJECT_ROOT } from '../../../src/config.js';
+import { findLogLine } from '../../../src/log.js';
 import { deleteTopics } from '../../../src/kafka/admin.js';
 import { topology } from '../../../src/topology.js';
 import { testConfig } from '../../helpers/config.js';
@@ -33,7 +34,7 @@ function run(port: number, httpPort: number): { child: ChildProcess; ready: Prom
   const ready = new Promise<void>((resolve, reject) => {
     child.stderr!.on('data', (b: Buffer) => {
       err += b.toString();
-      if (err.includes('stratus run: gateway')) resolve();
+      if (findLogLine(err, 'started', 'run') !== null) resolve();
     });
     child.on('exit', () => reject(new Error(`stratus run exited early: ${err}`)));
   });

@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { PROJECT_ROOT } from '../../../src/config.js';
+import { findLogLine } from '../../../src/log.js';
 import { connectRedis, createRedis } from '../../../src/redis/client.js';
 import { itemDigest, ListQueue } from '../../../src/queue/list-queue.js';
 import { topology } from '../../../src/topology.js';
@@ -19,7 +20,9 @@ function stopAll(workers: WorkerProcess[]) {
 async function sigterm(w: WorkerProcess): Promise<{ code: number | null; summary: string }> {
   w.child.kill('SIGTERM');
   const code = await w.exited;
-  return { code, summary: /stratus worker: stopped; (.*)/.exec(w.stderr())?.[1] ?? `(no summary) ${w.stderr()}` };
+  // The worker's `stopped` line (JSON, src/log.ts) carries the counts.
+  const s = findLogLine(w.stderr(), 'stopped', 'worker');
+  return { code, summary: s === null ? `(no summary) ${w.stderr()}` : `done ${s.done}, duplicates ${s.duplicates}, failed ${s.failed}, dead-lettered ${s.deadLettered}, reclaimed ${s.reclaimed}` };
 }
 
 test('two worker processes record every item once; SIGTERM stops them with nothing left behind', { timeout: 60_000 }, async (t) => {

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { promisify } from 'node:util';
 import { issueToken } from '../../../src/auth/token.js';
+import { findLogLine } from '../../../src/log.js';
 import { loadConfig, PROJECT_ROOT } from '../../../src/config.js';
 import { deleteTopics } from '../../../src/kafka/admin.js';
 import { topology } from '../../../src/topology.js';
@@ -53,7 +54,7 @@ test('a debug-level engine serving authenticated and refused devices logs and ex
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
   try {
     const deadline = Date.now() + 60_000;
-    while (!out.includes('stratus run:')) {
+    while (findLogLine(out, 'started', 'run') === null) {
       assert.ok(Date.now() < deadline && child.exitCode === null, `engine did not start: ${out.slice(-2000)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
