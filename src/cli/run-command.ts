@@ -195,7 +195,7 @@ export const runCommand: Command = {
       // Announced once the handlers are in place: whoever waits for these (the primary, a
       // supervisor, the tests) may send SIGTERM the moment it reads them.
       if (isShard) process.send?.('ready');
-      if (surface !== null) bound.http = hostPort(config.grpc.host, surface.port);
+      if (surface !== null) bound.http = surface.address;
       log.info({ roles: isShard ? ['gateway'] : roles, instance: instanceId, ...bound }, 'started');
     });
   },

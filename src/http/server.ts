@@ -23,6 +23,7 @@ import { createServer as createTlsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { tlsFiles } from '../auth/tls.js';
 import type { Config } from '../config.js';
+import { registerHealth } from './health.js';
 import { metrics, registry } from './metrics.js';
 
 /**
@@ -172,7 +173,22 @@ const SWEEP_CLOSES_MAX = 250;
 const NODE_HEADERS_BACKSTOP_MS = 5000;
 
 export class HttpSurface {
-  draining = false;
+  private drainingSince: (() => void) | null = null;
+
+  /** true from a graceful stop on: /readyz answers 503 and stratus_ready reads 0. */
+  get draining(): boolean {
+    return this.drainingSince !== null;
+  }
+
+  set draining(on: boolean) {
+    if (on === this.draining) return;
+    if (on) this.drainingSince = registerHealth({ name: 'this process', problem: () => 'draining: the process is shutting down' });
+    else {
+      this.drainingSince!();
+      this.drainingSince = null;
+    }
+  }
+
   private constructor(
     private readonly server: Server,
     private readonly connections: ConnectionTable,
@@ -306,12 +322,20 @@ export class HttpSurface {
     return (this.server.address() as { port: number }).port;
   }
 
+  /** The address the socket is bound to, as it reports it: `0.0.0.0:8080`, `[::]:8080`. */
+  get address(): string {
+    const a = this.server.address() as { address: string; family: string; port: number };
+    return `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+  }
+
   /** Open TCP connections the surface tracks (at most http.connectionsMax). */
   get connectionsOpen(): number {
     return this.connections.size;
   }
 
   close(): Promise<void> {
+    // Its draining check leaves the process's registry with it (tests run several surfaces in one process).
+    this.draining = false;
     this.connections.close();
     this.server.closeAllConnections();
     return new Promise((resolve) => this.server.close(() => resolve()));

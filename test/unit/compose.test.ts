@@ -151,7 +151,8 @@ test('one image, built once, runs every role of stratus run (each in its own con
   assert.deepEqual([...roleOf.keys()].sort(), [...RUN_ROLES].sort(), 'every role of stratus run, the exporter included (it drains the metrics stream)');
   const workers = ENGINES.filter((n) => (service(n).command as string[])[0] === 'worker');
   assert.deepEqual(workers, ['worker']);
-  assert.deepEqual(service('worker').command, ['worker']);
+  // --metrics: its /metrics (the queue counters) on http.port, for Prometheus.
+  assert.deepEqual(service('worker').command, ['worker', '--metrics']);
 });
 
 test('every STRATUS_* name in the file is a Config option', () => {
@@ -353,7 +354,7 @@ test('every service something waits on, and every long-running one, has a health
     assert.match(check, /\/readyz/);
     assert.equal(environment(name).STRATUS_HTTP_PORT, String(roleConfig(name).http.port), `${name}: STRATUS_HTTP_PORT must be set to its http.port for the image's check`);
   }
-  // `stratus worker` has no HTTP surface: its own check (run for real in the last test).
+  // `stratus worker`: a check of its own, stricter than /readyz (run for real in the last test).
   assert.match(effectiveHealthcheck('worker')!.join(' '), /queueHeartbeat/);
 });
 
@@ -447,8 +448,12 @@ test('Prometheus scrapes every engine container\'s /metrics, one job per role, a
   }
   const exporterPort = roleConfig('exporter').http.port;
   assert.equal((scraped.get(`http://exporter:${exporterPort}${INGESTED_PATH}`) ?? []).length, 1, `the exporter's ${INGESTED_PATH} is scraped once (a scrape is what acknowledges the stream's entries)`);
-  // Nothing else: the worker serves no HTTP, and no target points at a port nothing serves.
-  const expected = new Set([...RUNNERS.map((n) => `http://${n}:${roleConfig(n).http.port}/metrics`), `http://exporter:${exporterPort}${INGESTED_PATH}`, 'http://localhost:9090/metrics']);
+  // The worker's /metrics (`stratus worker --metrics`), by a job of its own.
+  const workerPort = roleConfig('worker').http.port;
+  const workerJobs = scraped.get(`http://worker:${workerPort}/metrics`) ?? [];
+  assert.deepEqual(workerJobs, ['stratus-worker'], 'the worker\'s /metrics is scraped by the stratus-worker job alone');
+  // Nothing else: no target points at a port nothing serves.
+  const expected = new Set([...RUNNERS.map((n) => `http://${n}:${roleConfig(n).http.port}/metrics`), `http://worker:${workerPort}/metrics`, `http://exporter:${exporterPort}${INGESTED_PATH}`, 'http://localhost:9090/metrics']);
   assert.deepEqual([...scraped.keys()].sort(), [...expected].sort());
 });
 

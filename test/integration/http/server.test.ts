@@ -31,6 +31,11 @@ test('/livez answers; /readyz is 200 with Redis up, 503 naming Redis when it is 
   const draining = await fetch(`${base}/readyz`);
   assert.equal(draining.status, 503);
   assert.match(await draining.text(), /draining/);
+  // stratus_ready says the same, and comes back when draining is called off.
+  assert.match(await (await fetch(`${base}/metrics`)).text(), /^stratus_ready 0$/m);
+  up.draining = false;
+  assert.equal((await fetch(`${base}/readyz`)).status, 200);
+  up.draining = true;
   assert.equal((await fetch(`${base}/nope`)).status, 404);
   assert.equal((await fetch(`${base}/livez`, { method: 'POST' })).status, 405);
 

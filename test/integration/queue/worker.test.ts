@@ -1,6 +1,6 @@
 /** `stratus worker` as real child processes on real Redis: processing, kill -9 recovery, dead letters, bad flags. */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { PROJECT_ROOT } from '../../../src/config.js';
@@ -10,6 +10,7 @@ import { itemDigest, ListQueue } from '../../../src/queue/list-queue.js';
 import { topology } from '../../../src/topology.js';
 import { testConfig } from '../../helpers/config.js';
 import { deleteKeys, events, item, keysUnder, queueRedis, spawnWorker, waitFor, type WorkerProcess } from '../../helpers/event-client.js';
+import { unusedPort } from '../../helpers/ports.js';
 
 function stopAll(workers: WorkerProcess[]) {
   return () => {
@@ -147,4 +148,30 @@ test('bad flags: --queue "a b" and --concurrency 0 exit 2 (a usage error) naming
   assert.deepEqual(await run(['--queue', '']), { code: 2, err: 'stratus worker: --queue must be 1..200 bytes without whitespace, control characters, { or } (got an empty name)\n' });
   assert.deepEqual(await run(['--concurrency', '0']), { code: 2, err: 'stratus worker: --concurrency must be a whole number from 1 to 256 (got "0")\n' });
   assert.deepEqual(await run(['--handler', 'nope']), { code: 2, err: 'stratus worker: --handler must be one of record, fail (got "nope")\n' });
+});
+
+test('--metrics: the worker serves /metrics with its queue counters (promtool-clean), /livez and /readyz', { timeout: 60_000 }, async (t) => {
+  const config = testConfig();
+  const redis = await queueRedis(config);
+  t.after(() => deleteKeys(redis, config));
+  const r = topology(config).redis;
+  assert.equal(await new ListQueue(redis, config, 'm').push(events(30).map(item)), 30);
+  const port = await unusedPort();
+  const w = await spawnWorker(config, ['--queue', 'm', '--metrics', '--http-port', String(port)]);
+  t.after(stopAll([w]));
+  // The start line names the address the surface is bound to.
+  assert.equal(findLogLine(w.stderr(), 'started', 'worker')?.http, `127.0.0.1:${port}`);
+  await waitFor('30 recorded', async () => (await redis.hlen(r.queueDone('m'))) === 30, 30_000);
+  const base = `http://127.0.0.1:${port}`;
+  assert.equal((await fetch(`${base}/livez`)).status, 200);
+  assert.equal((await fetch(`${base}/readyz`)).status, 200);
+  const text = await (await fetch(`${base}/metrics`)).text();
+  assert.match(text, /^stratus_queue_items_processed_total\{outcome="done"\} 30$/m);
+  assert.match(text, /^stratus_queue_items_processed_total\{outcome="failed"\} 0$/m);
+  assert.match(text, /^stratus_dependency_up\{dependency="redis"\} 1$/m);
+  assert.match(text, /^stratus_ready 1$/m);
+  const lint = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+  assert.equal(`${lint.stdout}${lint.stderr}`.trim(), '', 'promtool check metrics');
+  w.child.kill('SIGTERM');
+  assert.equal(await w.exited, 0);
 });
