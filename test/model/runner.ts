@@ -313,6 +313,14 @@ class Run extends Waitable {
   }
 
   private async quiesceDevice(d: DeviceRt, on: Instance, resultWaitMs: number): Promise<void> {
+    // A device reading over SSE reads what is on its way before it closes the stream (for at most
+    // resultWaitMs): a result the server writes into a stream the device closes counts as
+    // delivered for a device without a cursor (the dropped-stream exception), and the quiesce is
+    // not an operation of the schedule that may cause one. (Seen: the results of an IngestBatch
+    // acked 17 ms before the quiesce, written into the SSE as it was closed.)
+    const ackedSoFar = () => this.obs.attempts.filter((a) => a.device === d.id && a.outcome?.kind === 'acked' && !a.excused);
+    const deadline = Date.now() + resultWaitMs;
+    while (Date.now() < deadline && d.sses.some((s) => !s.client.ended) && !ackedSoFar().every((a) => this.gotResult(d, a.seq, a.value))) await sleep(20);
     // SSE readers are closed by the device: its last connection is a fresh Connect, not a
     // takeover (SSE <-> Connect takeovers are operations of the schedules).
     for (const s of d.sses) s.close();
