@@ -5,7 +5,8 @@
  *    probe); a background fleet at a quarter of it runs throughout, and an overload fleet offers
  *    three times it for 8 s. (Twice was not always an overload: the closed-loop probe understates
  *    what the pipelined engine takes, and one run absorbed twice the probe's 7,795/s for 8 s with
- *    a 4.3 s backlog, under gateway.ackWaitMaxMs, so nothing had to be shed.) The gateway must shed (OVERLOADED rejects, RESOURCE_EXHAUSTED, or flow control: the
+ *    a 4.3 s backlog, under gateway.ackWaitMaxMs, so nothing had to be shed; the engine here runs
+ *    with ackWaitMaxMs 2 s, inside the overload, for the same reason.) The gateway must shed (OVERLOADED rejects, RESOURCE_EXHAUSTED, or flow control: the
  *    overload fleet's sendLag grows) with RSS bounded; every acked event still gets exactly one
  *    result; the background fleet's per-second p99 comes back to its pre-overload level once the
  *    load drops, and the seconds that takes are printed.
@@ -30,6 +31,8 @@ import { EngineProcess } from '../helpers/engine-process.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 
 let engine: EngineProcess;
+/** The engine's gateway.ackWaitMaxMs here (see before()). */
+const ACK_WAIT_MAX_MS = 2000;
 const MiB = 1024 * 1024;
 /** RSS the engine must stay under whatever it is offered: generous, the point is "bounded". */
 const RSS_BOUND_BYTES = 1536 * MiB;
@@ -43,6 +46,11 @@ before(async () => {
     // The stalled device below cannot answer a keepalive ping: keep keepalive from ending its
     // connection before the gateway finds it stalled.
     STRATUS_GRPC_KEEPALIVE_TIME_MS: '600000',
+    // Shedding starts once the oldest event has waited this long for Kafka. The default (5 s) is
+    // as long as the overload lasts here: two runs absorbed three times the probe's rate for 8 s
+    // with a 4.3 s and a 4.9 s backlog and never had to shed. 2 s puts the threshold inside the
+    // overload, so what is tested is what happens past it.
+    STRATUS_GATEWAY_ACK_WAIT_MAX_MS: String(ACK_WAIT_MAX_MS),
     STRATUS_LOG_LEVEL: 'info',
   });
 });
