@@ -20,7 +20,7 @@ import { SseHub } from '../http/sse.js';
 import { startForwarder } from '../forwarder/forwarder.js';
 import { defaultInstanceId, Gateway } from '../gateway/gateway.js';
 import { startProcessor } from '../processor/processor.js';
-import { checkListen, listenError, type ListenTarget } from '../net/port-owner.js';
+import { checkListen, hostPort, type ListenTarget } from '../net/port-owner.js';
 import { beginDrain, drainSummary, errorText, roleLog, setLogLevel } from '../log.js';
 import { pingRedis, redisAddress } from '../redis/client.js';
 import { Exporter } from '../streams/exporter.js';
@@ -120,9 +120,7 @@ export const runCommand: Command = {
       // (or its workers) binding gRPC, and only then the roles that join consumer groups (the
       // exporter's Redis Streams group, the processor's and forwarder's Kafka groups).
       if (!isShard) {
-        http = await HttpSurface.start(config, engineReadiness(config), { routes: httpRoutes, metricsText: shardGateway ? () => clusterMetricsText(workers) : undefined }).catch((err: unknown) => {
-          throw isStratusError(err) ? err : listenError(httpTarget, err);
-        });
+        http = await HttpSurface.start(config, engineReadiness(config), { routes: httpRoutes, metricsText: shardGateway ? () => clusterMetricsText(workers) : undefined });
       }
       if (has('gateway')) {
         const gw = await Gateway.start(config, instanceId);
@@ -200,11 +198,6 @@ export const runCommand: Command = {
     });
   },
 };
-
-/** `host:port`, `[v6]:port` for an IPv6 address. */
-function hostPort(host: string, port: number): string {
-  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
-}
 
 /**
  * The start-up checks, cheapest first, each failing with one line that names what is wrong and the

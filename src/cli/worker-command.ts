@@ -3,10 +3,9 @@
  * gracefully (items in progress finished, nothing left in its processing list, deregistered); a
  * second signal exits at once (its items are then reclaimed by live workers after queue.leaseMs).
  */
-import { ErrorCode, isStratusError, StratusError } from '../errors.js';
+import { ErrorCode, StratusError } from '../errors.js';
 import { engineReadiness } from '../http/readiness.js';
 import { HttpSurface } from '../http/server.js';
-import { listenError } from '../net/port-owner.js';
 import { roleLog, setLogLevel } from '../log.js';
 import { HANDLERS } from '../queue/handlers.js';
 import { queueNameProblem } from '../queue/list-queue.js';
@@ -39,11 +38,7 @@ export const workerCommand: Command = {
     const handler = HANDLERS.get(handlerName);
     if (handler === undefined) throw new StratusError(ErrorCode.USAGE, `--handler must be one of ${[...HANDLERS.keys()].join(', ')} (got ${JSON.stringify(handlerName)})`);
     // The port first: a taken one fails the start before the worker registers anywhere.
-    const http = flags.metrics === true
-      ? await HttpSurface.start(config, engineReadiness(config)).catch((err: unknown) => {
-          throw isStratusError(err) ? err : listenError({ what: 'HTTP', host: config.grpc.host, port: config.http.port, flag: '--http-port' }, err);
-        })
-      : null;
+    const http = flags.metrics === true ? await HttpSurface.start(config, engineReadiness(config)) : null;
     const worker = await QueueWorker.start(config, { queue, concurrency, handler, handlerDelayMs }).catch(async (err: unknown) => {
       await http?.close();
       throw err;

@@ -23,6 +23,7 @@ import { encodeEvent } from '../wire/event-codec.js';
 import type { FrameEntry } from '../wire/delivery-frame.js';
 import { refuseEvictingPolicy } from '../redis/eviction-policy.js';
 import { MemoryBudget } from '../memory-budget.js';
+import { boundAddress } from '../net/port-owner.js';
 import { drainTally, errorText, RateLimitedLog, roleLog } from '../log.js';
 import { Admission } from './admission.js';
 import { CallLimits, callGroups } from './call-limits.js';
@@ -528,11 +529,7 @@ export class Gateway implements SessionHost, UplinkHost {
   /** The addresses the gRPC server is bound to (host:port, [v6]:port), as the sockets report them. */
   addresses(): string[] {
     if (this.server === null) return [];
-    return grpcHttp2Servers(this.server, 'the start line').map((s) => {
-      const a = s.address();
-      if (a === null || typeof a === 'string') return String(a);
-      return `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
-    });
+    return grpcHttp2Servers(this.server, 'the start line').map((s) => boundAddress(s.address()));
   }
 
   /** Every event taken has its outcome, and no Ingest or IngestBatch call is still open. */

@@ -23,6 +23,7 @@ import { createServer as createTlsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { tlsFiles } from '../auth/tls.js';
 import type { Config } from '../config.js';
+import { boundAddress, listenError } from '../net/port-owner.js';
 import { registerHealth } from './health.js';
 import { metrics, registry } from './metrics.js';
 
@@ -308,12 +309,16 @@ export class HttpSurface {
     });
     server.on('request', handler);
     surface = new HttpSurface(server, connections);
+    const port = options.port ?? config.http.port;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       // A deep accept queue: in a burst of attacker connections, a probe's SYN waits in it instead
       // of being dropped (and retried by the client's kernel only a second later). The kernel caps
       // it at net.core.somaxconn.
-      server.listen({ port: options.port ?? config.http.port, host: config.grpc.host, backlog: LISTEN_BACKLOG }, () => resolve());
+      server.listen({ port, host: config.grpc.host, backlog: LISTEN_BACKLOG }, () => resolve());
+    }).catch((err: unknown) => {
+      // One line naming the port, its holder and the flag (port-owner.ts), for every command.
+      throw listenError({ what: 'HTTP', host: config.grpc.host, port, flag: '--http-port' }, err);
     });
     return surface;
   }
@@ -324,8 +329,7 @@ export class HttpSurface {
 
   /** The address the socket is bound to, as it reports it: `0.0.0.0:8080`, `[::]:8080`. */
   get address(): string {
-    const a = this.server.address() as { address: string; family: string; port: number };
-    return `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+    return boundAddress(this.server.address());
   }
 
   /** Open TCP connections the surface tracks (at most http.connectionsMax). */

@@ -10,7 +10,7 @@
  * namespace), the line says "by another process".
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import { basename } from 'node:path';
 import { ErrorCode, StratusError } from '../errors.js';
 
@@ -111,6 +111,11 @@ function commandLine(pid: string): string {
 /** `127.0.0.1:50051`, `[::1]:50051`. */
 export function hostPort(host: string, port: number): string {
   return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/** What a listening socket's address() reports, as hostPort writes it (a pipe's path as it is). */
+export function boundAddress(a: AddressInfo | string | null): string {
+  return a === null || typeof a === 'string' ? String(a) : hostPort(a.address, a.port);
 }
 
 /** The errno name of a listen failure: Node's err.code, or inside grpc-js's bind message. */

@@ -94,3 +94,25 @@ test('balances round-robin and skips a target that refuses', async () => {
   // The second connection's target refuses: it goes to the next one, b.
   assert.deepEqual(names, ['a:', 'b:', 'b:']);
 });
+
+test('down() resets what is open and refuses new connections, counted, until heal()', async () => {
+  const server = await echo('t');
+  const proxy = await FaultProxy.start(portOf(server));
+  after(async () => {
+    await proxy.close();
+    server.close();
+  });
+  const a = await client(proxy.port);
+  await until(() => a.text() === 't:');
+  proxy.down();
+  assert.equal(await a.closed, 'ECONNRESET');
+  // Refused at accept: the RST can reach the client before its connect callback would run.
+  const b = connect({ host: '127.0.0.1', port: proxy.port });
+  assert.equal(await new Promise<string>((r) => b.on('error', (e: NodeJS.ErrnoException) => r(e.code ?? 'error')).on('close', () => r('close'))), 'ECONNRESET');
+  assert.equal(proxy.refused, 1);
+  proxy.heal();
+  const c = await client(proxy.port);
+  c.s.write('x');
+  await until(() => c.text() === 't:x');
+  c.s.destroy();
+});

@@ -8,7 +8,9 @@
  *   blackhole()   connections stay open (new ones are accepted) but no byte moves either way:
  *                 what a peer sees when a link drops packets; heal() delivers what was held,
  *                 as TCP retransmission would after a short partition
- *   heal()        no latency, no blackhole
+ *   down()        every open connection is reset and new ones are refused (counted in refused):
+ *                 the server is gone, as its clients' reconnect attempts see it
+ *   heal()        no latency, no blackhole, connections accepted again
  *
  * Targets: a new connection goes to the next target round-robin; if that target refuses, the
  * next one is tried. So with two gateways behind it, the devices of a dead gateway reconnect to
@@ -27,6 +29,9 @@ export class FaultProxy {
   private readonly pipes = new Set<Pipe>();
   private latencyMs = 0;
   private holding = false;
+  private refusing = false;
+  /** Connections refused while down(): the clients' reconnect attempts. */
+  refused = 0;
   private next = 0;
   private constructor(
     private readonly server: Server,
@@ -57,6 +62,7 @@ export class FaultProxy {
   heal(): void {
     this.latencyMs = 0;
     this.holding = false;
+    this.refusing = false;
     for (const p of this.pipes) p.flush();
   }
 
@@ -67,6 +73,12 @@ export class FaultProxy {
       p.up.resetAndDestroy();
       this.pipes.delete(p);
     }
+  }
+
+  /** Resets every open connection and refuses new ones until heal(). */
+  down(): void {
+    this.refusing = true;
+    this.reset();
   }
 
   get connections(): number {
@@ -83,6 +95,11 @@ export class FaultProxy {
   }
 
   private accept(down: Socket, host: string): void {
+    if (this.refusing) {
+      this.refused++;
+      down.resetAndDestroy();
+      return;
+    }
     const first = this.next++ % this.targets.length;
     const tryTarget = (i: number): void => {
       if (i === this.targets.length) {

@@ -9,7 +9,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
@@ -21,6 +20,7 @@ import { parseLogLine, type LogLine } from '../../../src/log.js';
 import { topology } from '../../../src/topology.js';
 import { testConfig } from '../../helpers/config.js';
 import { TestDevice } from '../../helpers/device.js';
+import { FaultProxy } from '../../helpers/fault-proxy.js';
 import { unusedPort } from '../../helpers/ports.js';
 
 const config = testConfig();
@@ -28,59 +28,8 @@ const t = topology(config);
 const SECRET = randomBytes(32).toString('hex');
 const inAnHour = () => Math.floor(Date.now() / 1000) + 3600;
 
-/** A TCP proxy to the shared Redis that can be cut (every connection closed, new ones refused) and restored. */
-class CuttableProxy {
-  private up = true;
-  private readonly sockets = new Set<Socket>();
-  /** Connections refused while cut: the clients' reconnect attempts. */
-  refused = 0;
-  private constructor(private readonly server: Server) {}
-
-  static async start(targetPort: number): Promise<CuttableProxy> {
-    let proxy!: CuttableProxy;
-    const server = createServer((down) => {
-      if (!proxy.up) {
-        proxy.refused++;
-        down.destroy();
-        return;
-      }
-      const target = connect({ host: '127.0.0.1', port: targetPort });
-      proxy.sockets.add(down).add(target);
-      down.pipe(target).pipe(down);
-      const close = () => {
-        down.destroy();
-        target.destroy();
-        proxy.sockets.delete(down);
-        proxy.sockets.delete(target);
-      };
-      down.on('error', close).on('close', close);
-      target.on('error', close).on('close', close);
-    });
-    proxy = new CuttableProxy(server);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    return proxy;
-  }
-
-  get port(): number {
-    return (this.server.address() as AddressInfo).port;
-  }
-
-  cut(): void {
-    this.up = false;
-    for (const s of this.sockets) s.destroy();
-  }
-
-  restore(): void {
-    this.up = true;
-  }
-
-  async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((r) => this.server.close(() => r()));
-  }
-}
-
-let proxy: CuttableProxy;
+/** The shared Redis behind a proxy that can be taken down (connections reset, new ones refused) and healed. */
+let proxy: FaultProxy;
 let child: ChildProcess;
 let grpcPort: number;
 let httpPort: number;
@@ -112,7 +61,7 @@ async function readyz(): Promise<number> {
 }
 
 before(async () => {
-  proxy = await CuttableProxy.start(config.redis.port);
+  proxy = await FaultProxy.start(config.redis.port);
   grpcPort = await unusedPort();
   httpPort = await unusedPort();
   child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'stratus.js'), 'run', '--grpc-port', String(grpcPort), '--http-port', String(httpPort), '--instance-id', `logs-${grpcPort}`], {
@@ -158,12 +107,12 @@ test('the start line names the addresses actually bound: grpc.host 0.0.0.0 and b
 
 test('Redis lost and back are logged once each, however many reconnect attempts there are', { timeout: 90_000 }, async () => {
   assert.equal(await readyz(), 200);
-  proxy.cut();
+  proxy.down();
   await until('Redis lost', () => logged((l) => l.role === 'redis' && l.msg === 'Redis lost').length > 0);
   // Several reconnect attempts of each client, and /readyz has noticed.
   await until('20 refused reconnects', () => proxy.refused >= 20);
   assert.equal(await readyz(), 503);
-  proxy.restore();
+  proxy.heal();
   await until('Redis back', () => logged((l) => l.role === 'redis' && l.msg === 'Redis back')[0]);
   const deadline = Date.now() + 30_000;
   while ((await readyz()) !== 200) {
