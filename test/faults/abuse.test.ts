@@ -191,13 +191,9 @@ async function measure(attack: string, kind: AttackKind, attackMs = ATTACK_MS, e
   // quiet full run met every target at once; the next, with nothing else running, had the rapid
   // reset miss twice, 142 and 340 ms against 82). A regression misses every time; every row is in
   // the table. RSS, probes and the engine's survival are never measured again.
-  // The rapid reset misses most often: the engine's event loop stalls once, 200-360 ms, in the
-  // first second of the attack (stratus_nodejs_eventloop_lag_max_seconds read every 200 ms: one
-  // window of 0.36 s, every other at 0.01 s), which decides the canary's p99 by itself. Not a GC
-  // pause (the longest was 13 ms) and not one long JS task (a CPU profile's longest busy run was
-  // 55 ms); it grows with the attack's first wave (5 connections: none; 50: 100-180 ms; 200:
-  // 290-540 ms), so the suspect is what the engine reads from each connection before the cut
-  // connection is destroyed a turn later. Runs: 210/104/33 ms in a full suite, 199/299/221 alone.
+  // The rapid reset used to miss most often: the engine's event loop stalled once, 100-360 ms, in
+  // its first second, parsing what the cut connections had already sent (connection-guard.ts
+  // cutOff now stops that: 14-20 ms). IngestMetrics and StreamEvents have the thinnest margins now.
   if (measurement < MEASUREMENTS_MAX && failed.length > 0 && failed.every((f) => f.startsWith('canary p99'))) {
     process.stdout.write(`${attack}: ${failed.join('; ')}: measured again (${measurement + 1} of at most ${MEASUREMENTS_MAX})\n`);
     return measure(attack, kind, attackMs, extra, measurement + 1);
