@@ -5,10 +5,13 @@
  * documented (status, GOAWAY code, metric), and a slot is given back when its call ends.
  */
 import assert from 'node:assert/strict';
-import { connect, constants, type ClientHttp2Session } from 'node:http2';
+import { connect, constants, type ClientHttp2Session, type Http2Session } from 'node:http2';
 import { Socket } from 'node:net';
 import { after, before, test } from 'node:test';
+import type { Server } from '@grpc/grpc-js';
+import { grpcHttp2Servers } from '../../../src/gateway/http2-servers.js';
 import { registry } from '../../../src/http/metrics.js';
+import { grpcHeaderBlock, headers, openH2, rstStream } from '../../helpers/abuse/h2-frames.js';
 import { testConfig } from '../../helpers/config.js';
 import { TestDevice } from '../../helpers/device.js';
 import { deleteKeys, eventClient, events, queueRedis, streamEvents } from '../../helpers/event-client.js';
@@ -240,6 +243,34 @@ test('grpc.resetStreamsMax: a rapid reset (streams opened and cancelled at once)
   assert.equal(await sample('stratus_grpc_connections_closed_total{reason="resets"}'), before + 1);
   assert.equal(await sample('stratus_devices_connected'), 0);
   s.destroy();
+  await penaltyServed();
+});
+
+test('grpc.resetStreamsMax: a rapid reset sent in one burst costs the streams before the cut, not the rest of the burst', { timeout: 20_000 }, async () => {
+  // 3,000 HEADERS + RST_STREAM pairs in one write (~150 KiB: several 64 KiB socket reads). Each
+  // HEADERS the server turns into a stream costs it a stream object and a 'stream' event; after
+  // the cut (past grpc.resetStreamsMax) the rest of the read in hand is refused without one, and
+  // the later reads are never parsed. (Without that: every HEADERS of the burst up to the GOAWAY's
+  // write, hundreds.)
+  const server = (pipeline.gateways[0] as unknown as { server: Server }).server;
+  let streams = 0;
+  const count = (session: Http2Session) => session.on('stream', () => streams++);
+  const h2s = grpcHttp2Servers(server, 'the test');
+  for (const h of h2s) h.on('session', count);
+  try {
+    const sock = await openH2('127.0.0.1', pipeline.gateways[0]!.port);
+    const block = grpcHeaderBlock('/stratus.v1.DeviceGateway/Connect', address, { 'x-device-id': 'rr-burst' });
+    const burst: Buffer[] = [];
+    for (let i = 0, id = 1; i < 3000; i++, id += 2) burst.push(headers(id, block), rstStream(id));
+    const bytes = Buffer.concat(burst);
+    assert.ok(bytes.length > 3 * 64 * 1024, `the burst is ${bytes.length} bytes`);
+    sock.socket.write(bytes);
+    await sock.closed;
+    // 21: the cut comes with the 21st reset (grpc.resetStreamsMax 20). Without the fix: ~500.
+    assert.ok(streams > 20 && streams < 60, `the server made ${streams} streams of the 3,000 sent`);
+  } finally {
+    for (const h of h2s) h.off('session', count);
+  }
   await penaltyServed();
 });
 
