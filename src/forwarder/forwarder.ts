@@ -68,6 +68,8 @@ const REDIS_RETRY_FIRST_MS = 100;
 /** How long a dead-lettered device skips the retries' wait when it fails again. */
 const QUARANTINE_MS = 30_000;
 const QUARANTINE_MAX = 10_000;
+/** How long stop() waits for the batch in hand before it stops without it (see stop). */
+const STOP_WAIT_MS = 5000;
 
 export async function startForwarder(config: Config, instanceId: string): Promise<RunningStage<ForwarderStats>> {
   const t = topology(config);
@@ -239,7 +241,15 @@ export async function startForwarder(config: Config, instanceId: string): Promis
     stats,
     async stop() {
       running = false;
-      await loop;
+      // The loop ends at its next step: a script call answered or failed, a retry's wait. A call
+      // Redis never answers (a link that drops packets: nothing fails, nothing comes back) would
+      // hold it, and the process, forever: after STOP_WAIT_MS the forwarder stops anyway. Nothing
+      // is lost: the batch in hand is not committed, so its next owner reads it again (the script
+      // dedupes what this call may still write).
+      let timer: NodeJS.Timeout | undefined;
+      const ended = await Promise.race([loop.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), STOP_WAIT_MS)))]);
+      clearTimeout(timer);
+      if (!ended) log.warn(`stopping with a Redis call unanswered after ${STOP_WAIT_MS} ms; the batch in hand is not committed and is read again by the next owner`);
       await consumer.disconnect();
       disconnectRedis(redis);
     },

@@ -4,11 +4,14 @@
  *     times, then dead-lettered; the other devices' results flow, and the batch is committed.
  *   - the connection to Redis is cut for a while: nothing is lost or doubled; the forwarder says
  *     "lost" once and "back" once, not once per retry.
+ *   - Redis answers nothing (a blackholed link) when the forwarder is stopped: stop() returns
+ *     within its bound, and the next forwarder buffers the uncommitted batch, each result once.
  */
 import assert from 'node:assert/strict';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import { testConfig } from '../../helpers/config.js';
+import { FaultProxy } from '../../helpers/fault-proxy.js';
 import { deleteTopics, ensureTopics } from '../../../src/kafka/admin.js';
 import { KafkaProducer } from '../../../src/kafka/producer.js';
 import { connectRedis, createRedis, disconnectRedis, type RedisClient } from '../../../src/redis/client.js';
@@ -193,4 +196,34 @@ test('Redis connection cut for 2 s: every result buffered exactly once, "lost" a
   assert.equal(mine.filter((l) => JSON.parse(l).msg.startsWith('Redis lost')).length, 1, mine.join(''));
   assert.equal(mine.filter((l) => JSON.parse(l).msg.startsWith('Redis back')).length, 1, mine.join(''));
   assert.equal(forwarder.stats.deadLetters, 0);
+});
+
+test('stopped while Redis answers nothing (a blackholed link): stop() returns within its bound, and the next forwarder buffers every result exactly once', { timeout: 60_000 }, async (t) => {
+  const base = testConfig();
+  const proxy = await FaultProxy.start(base.redis.port);
+  t.after(() => proxy.close());
+  const config = testConfig({ 'kafka-partitions': '2', 'redis-port': String(proxy.port), 'redis-key-prefix': base.redis.keyPrefix, 'kafka-topic-prefix': base.kafka.topicPrefix });
+  const r = await rig(t, config);
+  captureStderr(t);
+  const forwarder = await startForwarder(config, 'test-blackhole-stop');
+  let stopped = false;
+  t.after(() => (stopped ? undefined : forwarder.stop()));
+  await r.produce('d1', 1, 20);
+  await until('first 20 buffered', async () => (await r.redis.xlen(r.topo.redis.deviceBuffer('d1'))) === 20, 15_000);
+  proxy.blackhole();
+  await r.produce('d1', 21, 40);
+  // The forwarder has read them and its script call hangs: nothing fails, nothing answers.
+  await until('the call in flight', async () => forwarder.stats.batches >= 1 && (await r.redis.xlen(r.topo.redis.deviceBuffer('d1'))) === 20, 10_000);
+  await new Promise((res) => setTimeout(res, 500));
+  const from = Date.now();
+  await forwarder.stop();
+  stopped = true;
+  const tookMs = Date.now() - from;
+  assert.ok(tookMs < 8000, `stop() took ${tookMs} ms`);
+  // The next owner, straight to Redis: 21..40 read again (not committed), each buffered once.
+  const direct = testConfig({ 'kafka-partitions': '2', 'redis-key-prefix': base.redis.keyPrefix, 'kafka-topic-prefix': base.kafka.topicPrefix });
+  const again = await startForwarder(direct, 'test-blackhole-stop-2');
+  t.after(() => again.stop());
+  await until('all 40 buffered', async () => (await r.redis.xlen(r.topo.redis.deviceBuffer('d1'))) === 40, 20_000);
+  assert.deepEqual(await r.seqs('d1'), range(1, 40));
 });
