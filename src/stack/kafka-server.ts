@@ -12,7 +12,7 @@ import type { Config } from '../config.js';
 import { ErrorCode, StratusError } from '../errors.js';
 import { waitForKafka } from '../kafka/admin.js';
 import { isLoopback, splitHostPort, type StackPaths } from './paths.js';
-import { isAlive, pidState, portAnswers, removeFile, stopProcess, tail, writePid, type PidState } from './processes.js';
+import { isAlive, pidState, portAnswers, removeFile, stopProcess, firstError, tail, writePid, type PidState } from './processes.js';
 
 const NODE_ID = 1;
 
@@ -193,7 +193,8 @@ export async function startKafka(config: Config, paths: StackPaths, options: Kaf
   const failed = async (why: string): Promise<never> => {
     await stopKafka(paths, child.pid!);
     const log = tail(paths.kafkaLog, 5) || tail(paths.kafkaOut, 5);
-    throw new StratusError(ErrorCode.STACK_START_FAILED, `Kafka ${why}; ${paths.kafkaLog} ends with:\n${log}`);
+    const first = firstError(paths.kafkaLog) || firstError(paths.kafkaOut);
+    throw new StratusError(ErrorCode.STACK_START_FAILED, `Kafka ${why}; ${first === '' ? '' : `its first error:\n${first}\n`}${paths.kafkaLog} ends with:\n${log}`);
   };
   // The JVM takes seconds to open the port; poll it cheaply before asking for metadata.
   while (!(await portAnswers(host, port, 200))) {

@@ -116,6 +116,22 @@ export function tail(file: string, lines: number): string {
 }
 
 /**
+ * The first line of a server log that reports an error (log4j's ERROR or FATAL, or a Java exception or error),
+ * with the line after it (usually the exception's message); '' when there is none. The cause of an
+ * exit is often there, far above the stack trace the log ends with.
+ */
+export function firstError(file: string): string {
+  let lines: string[];
+  try {
+    lines = readFileSync(file, 'utf8').split('\n');
+  } catch {
+    return '';
+  }
+  const i = lines.findIndex((l) => /\b(ERROR|FATAL)\b|\w(Exception|Error)\b/.test(l));
+  return i < 0 ? '' : lines.slice(i, i + 2).join('\n').trimEnd();
+}
+
+/**
  * An exclusive lock file holding our pid, so that two `stack up` at once (parallel test files,
  * a user in two terminals) do not race to start the same servers. A lock left by a dead process
  * is taken over.
