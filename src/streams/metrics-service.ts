@@ -25,6 +25,7 @@ import { topology } from '../topology.js';
 import { checkMetric, encodeEntry, type Metric, type MetricMessage } from './metric-entry.js';
 import { loadSeedService } from '../gateway/seed-service.js';
 import { RateBudget } from '../rate-budget.js';
+import protobuf from 'protobufjs';
 
 export const METRICS_SERVICE_NAME = 'data_nexus.MetricsService';
 export const METRICS_PROTO_FILE = 'data_nexus/metrics.proto';
@@ -43,37 +44,24 @@ export function metricsServiceDefinition(): ServiceDefinition {
  */
 export function splitBatch(b: Buffer): Buffer[] | string {
   const out: Buffer[] = [];
-  let pos = 0;
-  const varint = (): number => {
-    let v = 0;
-    for (let shift = 0; shift < 64; shift += 7) {
-      if (pos >= b.length) throw new Error('truncated varint');
-      const byte = b[pos++]!;
-      // Lengths and tags fit in 32 bits; a larger varint (skipped values only) is read, not kept.
-      if (shift < 35) v += (byte & 0x7f) * 2 ** shift;
-      if (byte < 0x80) return v;
-    }
-    throw new Error('varint longer than 10 bytes');
-  };
+  const reader = protobuf.Reader.create(b);
   try {
-    while (pos < b.length) {
-      const tag = varint();
-      const field = Math.floor(tag / 8);
-      const wire = tag % 8;
-      if (field === 0) return `field number 0 at byte ${pos}`;
-      if (wire === 0) varint();
-      else if (wire === 1) pos += 8;
-      else if (wire === 5) pos += 4;
-      else if (wire === 2) {
-        const len = varint();
-        if (pos + len > b.length) return `field ${field} runs past the end (${len} bytes at ${pos} of ${b.length})`;
-        if (field === 1) out.push(b.subarray(pos, pos + len));
-        pos += len;
-      } else return `wire type ${wire} (field ${field}) is not supported`;
-      if (field === 1 && wire !== 2) return `field 1 (metrics) has wire type ${wire}, not 2`;
-      if (pos > b.length) return `field ${field} runs past the end`;
+    while (reader.pos < reader.len) {
+      const tag = reader.uint32();
+      const field = tag >>> 3;
+      const wire = tag & 7;
+      if (field === 0) return `field number 0 at byte ${reader.pos}`;
+      if (field !== 1) reader.skipType(wire);
+      else if (wire !== 2) return `field 1 (metrics) has wire type ${wire}, not 2`;
+      else {
+        const len = reader.uint32();
+        if (reader.pos + len > reader.len) return `field 1 runs past the end (${len} bytes at ${reader.pos} of ${reader.len})`;
+        out.push(b.subarray(reader.pos, reader.pos + len));
+        reader.skip(len);
+      }
     }
   } catch (err) {
+    // protobufjs's Reader throws on a truncated varint or a field past the end.
     return (err as Error).message;
   }
   return out;
