@@ -15,7 +15,8 @@
  * Guarantee: at least once. An item leaves the queue only by BLMOVE into a processing list, and
  * leaves a processing list only when its handler succeeded (LREM), or failed (back to the consuming
  * end of the queue, or to the dead-letter list after queue.attemptsMax tries), or its worker's
- * heartbeat lapsed (reaped: back to the queue, counted as a try). A worker that is slow rather than
+ * heartbeat lapsed (reaped: back to the queue, counted as a try), or its worker found it there held
+ * by none of its loops after a lost connection (a take answered into the void: GIVE_BACK). A worker that is slow rather than
  * dead past its lease has its items reaped and run again elsewhere; handlers must be idempotent
  * (the `record` handler dedupes by event_id).
  *
@@ -133,11 +134,23 @@ redis.call('SREM', KEYS[1], ARGV[1])
 return {requeued, dead}
 `;
 
+/**
+ * GIVE_BACK: KEYS = [processing, queue]; ARGV = [item]. One copy of item leaves the processing list
+ * (the oldest) for the consuming end of the queue, taken next. Returns 1, or 0 when it was not
+ * there. For an item a worker holds without knowing it (see QueueWorker.returnStrays).
+ */
+const GIVE_BACK_SCRIPT = `
+if redis.call('LREM', KEYS[1], -1, ARGV[1]) == 0 then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+return 1
+`;
+
 interface QueueScripts {
   stratusQueuePush(queue: string, lengthMax: number, ...items: string[]): Promise<[number, number]>;
   stratusQueueDone(processing: string, attempts: string, item: string, digest: string): Promise<number>;
   stratusQueueFail(processing: string, queue: string, attempts: string, dead: string, item: string, digest: string, attemptsMax: number, deadMax: number): Promise<[number, number]>;
   stratusQueueReap(workers: string, heartbeat: string, processing: string, queue: string, attempts: string, dead: string, workerId: string, attemptsMax: number, deadMax: number, mode: 'dead' | 'self'): Promise<[number, number]>;
+  stratusQueueGiveBack(processing: string, queue: string, item: string): Promise<number>;
 }
 
 /** Registers the scripts on a client (EVALSHA, falling back to EVAL once per connection). */
@@ -148,6 +161,7 @@ function scripts(redis: RedisClient): QueueScripts {
     redis.defineCommand('stratusQueueDone', { numberOfKeys: 2, lua: DONE_SCRIPT });
     redis.defineCommand('stratusQueueFail', { numberOfKeys: 4, lua: FAIL_SCRIPT });
     redis.defineCommand('stratusQueueReap', { numberOfKeys: 6, lua: REAP_SCRIPT });
+    redis.defineCommand('stratusQueueGiveBack', { numberOfKeys: 2, lua: GIVE_BACK_SCRIPT });
   }
   return redis as unknown as QueueScripts;
 }
@@ -224,6 +238,16 @@ export class ListQueue {
       total.deadLettered += dead;
     }
     return total;
+  }
+
+  /** What worker workerId's processing list holds, newest first. */
+  async processing(workerId: string): Promise<string[]> {
+    return this.redis.lrange(this.t.queueProcessing(this.name, workerId), 0, -1);
+  }
+
+  /** One copy of item back from the worker's processing list to the front of the queue; false when it was not there. */
+  async giveBack(workerId: string, item: string): Promise<boolean> {
+    return (await this.s.stratusQueueGiveBack(this.t.queueProcessing(this.name, workerId), this.key, item)) === 1;
   }
 
   /** A stopping worker gives back what it holds and deregisters. Returns the items given back. */

@@ -50,6 +50,8 @@ export interface WorkerStats {
 const TAKE_TIMEOUT_S = 1;
 /** Pause after a Redis error before trying again. */
 const RETRY_MS = 500;
+/** Between the two reads of a stray check (returnStrays): far longer than a take's answer takes to arrive. */
+const STRAY_CONFIRM_MS = 1000;
 
 const log = roleLog('worker');
 /** Redis failures repeat once per retry while Redis is away: at most 5 lines a minute per operation. */
@@ -65,6 +67,13 @@ export class QueueWorker {
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly blocking: RedisClient[] = [];
   private stopped: Promise<void> | null = null;
+  /** Items the loops hold now (taken, not settled), with their counts: at most `concurrency`. */
+  private readonly inHand = new Map<string, number>();
+  /** Items the loops took while a stray check runs (at most what they take in STRAY_CONFIRM_MS). */
+  private takenSince: string[] = [];
+  /** A take failed or its connection was lost since the last completed stray check: the processing list may hold a stray. */
+  private strayCheckDue = false;
+  private strayCheck: Promise<void> | null = null;
 
   private constructor(
     readonly config: Config,
@@ -90,7 +99,13 @@ export class QueueWorker {
     try {
       const redis = await connect(`worker-${id}`);
       const w = new QueueWorker(config, id, new ListQueue(redis, config, o.queue), redis, o.handler, o.handlerDelayMs ?? 0);
-      for (let i = 0; i < o.concurrency; i++) w.blocking.push(await connect(`worker-${id}-${i}`));
+      for (let i = 0; i < o.concurrency; i++) {
+        const b = await connect(`worker-${id}-${i}`);
+        // A connection lost with a take on it: Redis may have moved an item whose answer never
+        // came (ioredis sends the take again, or fails it). Checked before the next take.
+        b.on('reconnecting', () => (w.strayCheckDue = true));
+        w.blocking.push(b);
+      }
       // Registered (heartbeat + id in the set) before the first BLMOVE, so a reaper never sees our
       // processing list without our id.
       await w.queue.heartbeat(id);
@@ -124,17 +139,63 @@ export class QueueWorker {
 
   private async loop(blocking: RedisClient, ctx: HandlerContext): Promise<void> {
     while (this.running) {
+      if (this.strayCheckDue) await (this.strayCheck ??= this.returnStrays().finally(() => (this.strayCheck = null)));
       let item: string | null;
       try {
         item = await ListQueue.take(blocking, this.config, this.queue.name, this.id, TAKE_TIMEOUT_S);
       } catch (err) {
-        // Redis unreachable: nothing was taken (a take is one atomic move), so nothing is lost.
+        // Redis unreachable. A take is one atomic move, but its answer can be lost after Redis made
+        // it (the connection reset in between): the item is then in our processing list and no
+        // loop holds it. returnStrays() gives such items back once Redis answers again.
         redisLog.warn('take', { worker: this.id, err: errorText(err) }, 'taking an item failed; trying again');
+        this.strayCheckDue = true;
         await sleep(RETRY_MS);
         continue;
       }
+      if (item === null) continue;
       // An item taken is always settled, even while stopping: it must not stay in our list.
-      if (item !== null) await this.handle(item, ctx);
+      this.inHand.set(item, (this.inHand.get(item) ?? 0) + 1);
+      if (this.strayCheck !== null) this.takenSince.push(item);
+      try {
+        await this.handle(item, ctx);
+      } finally {
+        const n = this.inHand.get(item)! - 1;
+        if (n === 0) this.inHand.delete(item);
+        else this.inHand.set(item, n);
+      }
+    }
+  }
+
+  /**
+   * Gives back the items of our processing list that no loop holds: takes whose answer was lost.
+   * Two reads STRAY_CONFIRM_MS apart, so a take whose answer is still on its way (its item already
+   * in the list, not yet in a loop's hands) is not taken for a stray: an item counts only if it is
+   * in both reads, and neither in hand now nor taken in between. Such an item goes back to the
+   * front of the queue (at least once: if a loop did hold it after all, it runs twice).
+   */
+  private async returnStrays(): Promise<void> {
+    try {
+      this.takenSince = [];
+      const first = counts(await this.queue.processing(this.id));
+      await sleep(STRAY_CONFIRM_MS);
+      const second = counts(await this.queue.processing(this.id));
+      const taken = counts(this.takenSince);
+      this.takenSince = [];
+      let returned = 0;
+      for (const [item, n] of second) {
+        const strays = Math.min(n, first.get(item) ?? 0) - (this.inHand.get(item) ?? 0) - (taken.get(item) ?? 0);
+        for (let i = 0; i < strays; i++) if (await this.queue.giveBack(this.id, item)) returned++;
+      }
+      this.strayCheckDue = false;
+      if (returned > 0) {
+        metrics.queueItemsReclaimed.inc(returned);
+        this.stats.reclaimed += returned;
+        log.warn({ worker: this.id, returned }, `${returned} item(s) taken while the connection failed were in our processing list unhandled; given back to the queue`);
+      }
+    } catch (err) {
+      // Redis still away: checked again before the next take.
+      redisLog.warn('strays', { worker: this.id, err: errorText(err) }, 'checking the processing list for lost takes failed; trying again');
+      await sleep(RETRY_MS);
     }
   }
 
@@ -190,6 +251,12 @@ export class QueueWorker {
     })();
     return this.stopped;
   }
+}
+
+function counts(items: readonly string[]): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const it of items) m.set(it, (m.get(it) ?? 0) + 1);
+  return m;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -1,4 +1,4 @@
-/** `stratus worker` as real child processes on real Redis: processing, kill -9 recovery, dead letters, bad flags. */
+/** `stratus worker` as real child processes on real Redis: processing, kill -9 recovery, dead letters, bad flags; and a lost take's item recovered (a worker in this process, behind a proxy). */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -11,6 +11,9 @@ import { topology } from '../../../src/topology.js';
 import { testConfig } from '../../helpers/config.js';
 import { deleteKeys, events, item, keysUnder, queueRedis, spawnWorker, waitFor, type WorkerProcess } from '../../helpers/event-client.js';
 import { unusedPort } from '../../helpers/ports.js';
+import { FaultProxy } from '../../helpers/fault-proxy.js';
+import { QueueWorker } from '../../../src/queue/worker.js';
+import { HANDLERS } from '../../../src/queue/handlers.js';
 
 function stopAll(workers: WorkerProcess[]) {
   return () => {
@@ -174,4 +177,28 @@ test('--metrics: the worker serves /metrics with its queue counters (promtool-cl
   assert.equal(`${lint.stdout}${lint.stderr}`.trim(), '', 'promtool check metrics');
   w.child.kill('SIGTERM');
   assert.equal(await w.exited, 0);
+});
+
+test('a take whose answer was lost (the connection reset after Redis moved the item) is given back and handled, not left in the processing list; items in hand are not', { timeout: 60_000 }, async (t) => {
+  const base = testConfig();
+  const proxy = await FaultProxy.start(base.redis.port);
+  t.after(() => proxy.close());
+  const config = testConfig({ 'redis-port': String(proxy.port), 'redis-key-prefix': base.redis.keyPrefix });
+  const redis = await queueRedis(base);
+  t.after(() => deleteKeys(redis, base));
+  const r = topology(base).redis;
+  // 2 loops, each item held 1.5 s: while one loop's take fails, the other holds an item.
+  const worker = await QueueWorker.start(config, { queue: 'strays', concurrency: 2, handler: HANDLERS.get('record')!, handlerDelayMs: 1500, workerId: 'w-strays' });
+  t.after(() => worker.stop());
+  const [held, stray] = events(2, 'strays').map(item);
+  await new ListQueue(redis, base, 'strays').push([held!]);
+  await waitFor('one item in hand', async () => (await redis.llen(r.queueProcessing('strays', 'w-strays'))) === 1, 10_000);
+  // What a lost take leaves: an item in our processing list that no loop holds.
+  await redis.lpush(r.queueProcessing('strays', 'w-strays'), stray!);
+  proxy.reset();
+  await waitFor('both recorded', async () => (await redis.hlen(r.queueDone('strays'))) === 2, 20_000);
+  await waitFor('the processing list empty', async () => (await redis.llen(r.queueProcessing('strays', 'w-strays'))) === 0, 10_000);
+  assert.equal(worker.stats.reclaimed, 1, 'the stray given back, the item in hand not');
+  assert.equal(worker.stats.done, 2);
+  assert.equal(worker.stats.duplicates, 0);
 });
