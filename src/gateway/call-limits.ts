@@ -46,9 +46,8 @@ export function callGroups(config: Config): CallGroup[] {
   return [
     { name: 'devices', paths: ['/stratus.v1.DeviceGateway/Connect', '/nimbus.NimbusService/'], max: 2 * config.gateway.devicesMax, option: 'gateway.devicesMax (twice it: a takeover holds the old and the new stream for a moment)' },
     { name: 'ingest', paths: ['/stratus.v1.DeviceGateway/Ingest'], max: config.gateway.ingestCallsMax, option: 'gateway.ingestCallsMax' },
-    // One big IngestMetrics costs ~30 ms of event loop (decoded, checked and written in slices
-    // between which devices are served) and ~14 MiB decoded: in turn, a burst of them costs that
-    // once at a time, not all at once.
+    // One big IngestMetrics decodes for ~25 ms in one go: a burst of them at once would hold the
+    // event loop for all devices; in turn, each holds it once.
     { name: 'metrics', paths: ['/data_nexus.MetricsService/'], max: config.streams.callsMax, option: 'streams.callsMax', activeMax: config.streams.callsActiveMax },
     { name: 'queue', paths: ['/event.EventService/'], max: config.queue.callsMax, option: 'queue.callsMax' },
   ];

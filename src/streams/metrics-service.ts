@@ -25,7 +25,6 @@ import { topology } from '../topology.js';
 import { checkMetric, encodeEntry, type Metric, type MetricMessage } from './metric-entry.js';
 import { loadSeedService } from '../gateway/seed-service.js';
 import { RateBudget } from '../rate-budget.js';
-import protobuf from 'protobufjs';
 
 export const METRICS_SERVICE_NAME = 'data_nexus.MetricsService';
 export const METRICS_PROTO_FILE = 'data_nexus/metrics.proto';
@@ -35,36 +34,8 @@ export function metricsServiceDefinition(): ServiceDefinition {
   return loadSeedService(METRICS_PROTO_FILE, METRICS_SERVICE_NAME);
 }
 
-/**
- * The encoded Metric messages of an encoded BatchMetrics (field 1, `repeated Metric metrics`), in
- * order, as views of `b` (no copy); fields of other numbers are skipped, as any protobuf parser
- * does. A string says why `b` is not a BatchMetrics. Decoding the 10,000 metrics of a call in one
- * go (grpc-js's deserializer) held the event loop ~20 ms; the handler decodes these a slice at a
- * time instead.
- */
-export function splitBatch(b: Buffer): Buffer[] | string {
-  const out: Buffer[] = [];
-  const reader = protobuf.Reader.create(b);
-  try {
-    while (reader.pos < reader.len) {
-      const tag = reader.uint32();
-      const field = tag >>> 3;
-      const wire = tag & 7;
-      if (field === 0) return `field number 0 at byte ${reader.pos}`;
-      if (field !== 1) reader.skipType(wire);
-      else if (wire !== 2) return `field 1 (metrics) has wire type ${wire}, not 2`;
-      else {
-        const len = reader.uint32();
-        if (reader.pos + len > reader.len) return `field 1 runs past the end (${len} bytes at ${reader.pos} of ${reader.len})`;
-        out.push(b.subarray(reader.pos, reader.pos + len));
-        reader.skip(len);
-      }
-    }
-  } catch (err) {
-    // protobufjs's Reader throws on a truncated varint or a field past the end.
-    return (err as Error).message;
-  }
-  return out;
+interface BatchMetrics {
+  metrics?: MetricMessage[];
 }
 
 export async function startMetricsService(config: Config, instanceId: string): Promise<GatewayService> {
@@ -77,10 +48,7 @@ export async function startMetricsService(config: Config, instanceId: string): P
     disconnectRedis(redis);
     throw redisUnavailable(config, 'refused the metrics service connection', err);
   }
-  const definition = metricsServiceDefinition();
-  // IngestMetrics arrives undecoded and is decoded a slice at a time below (splitBatch).
-  const decodeMetric = definition.IngestMetric!.requestDeserialize as (b: Buffer) => MetricMessage;
-  const service: ServiceDefinition = { ...definition, IngestMetrics: { ...definition.IngestMetrics!, requestDeserialize: (b: Buffer) => b } };
+  const service = metricsServiceDefinition();
   // Metrics per second this instance takes (streams.metricsPerSecondMax): call-limits.ts refuses new
   // calls while it is spent; each call pays for its metrics once decoded.
   const budget = new RateBudget(config.streams.metricsPerSecondMax);
@@ -102,9 +70,8 @@ export async function startMetricsService(config: Config, instanceId: string): P
             (err: unknown) => cb(unavailable(err)),
           );
         },
-        IngestMetrics: (call: ServerUnaryCall<Buffer, unknown>, cb: sendUnaryData<{ eventIds: string[] }>) => {
-          const input = splitBatch(call.request);
-          if (typeof input === 'string') return refuse(cb, `not a data_nexus.BatchMetrics message: ${input}`);
+        IngestMetrics: (call: ServerUnaryCall<BatchMetrics, unknown>, cb: sendUnaryData<{ eventIds: string[] }>) => {
+          const input = call.request.metrics ?? [];
           const max = config.streams.batchMetricsMax;
           if (input.length === 0) return refuse(cb, `metrics is empty; send 1..${max} metrics per IngestMetrics call`);
           if (input.length > max) return refuse(cb, `metrics has ${input.length} entries; at most ${max} per IngestMetrics call (streams.batchMetricsMax)`);
@@ -112,16 +79,10 @@ export async function startMetricsService(config: Config, instanceId: string): P
           void (async () => {
             const batch: Metric[] = [];
             for (let i = 0; i < input.length; i++) {
-              // A turn every CHECK_CHUNK metrics: decoding and checking 10,000 takes ~30 ms of
-              // event loop, and device streams share it.
+              // A turn every CHECK_CHUNK metrics: checking 10,000 takes ~10 ms of event loop, and
+              // device streams share it.
               if (i > 0 && i % CHECK_CHUNK === 0) await yieldTurn();
-              let decoded: MetricMessage;
-              try {
-                decoded = decodeMetric(input[i]!);
-              } catch (err) {
-                return refuse(cb, `metrics[${i}] is not a data_nexus.Metric message: ${(err as Error).message}`);
-              }
-              const m = checkMetric(decoded, `metrics[${i}]`);
+              const m = checkMetric(input[i]!, `metrics[${i}]`);
               if (typeof m === 'string') return refuse(cb, m);
               batch.push(m);
             }
