@@ -202,9 +202,12 @@ async function measure(attack: string, kind: AttackKind, attackMs = ATTACK_MS, e
 }
 
 /** Measurements of one attack at most, when only the canary's p99 missed (measure). */
-const MEASUREMENTS_MAX = 5;
+// 8: IngestMetrics missed on its first measurement in 4 of this session's 6 full runs (97-113 ms
+// against about 80) and passed on the 2nd to 4th (32-54 ms); five left too little room on a
+// slower machine. A regression misses all eight.
+const MEASUREMENTS_MAX = 8;
 // Room for MEASUREMENTS_MAX measurements (about 20 s each, plus waiting for a quiet canary).
-const opts = { timeout: 420_000 };
+const opts = { timeout: 600_000 };
 
 test('2,000 concurrent StreamEvents calls writing', opts, () => measure('StreamEvents x2000', 'stream-events'));
 test('HTTP/2 rapid reset on Connect (50 connections)', opts, () => measure('rapid reset x50 conns', 'rapid-reset'));
