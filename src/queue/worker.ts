@@ -174,6 +174,8 @@ export class QueueWorker {
    * front of the queue (at least once: if a loop did hold it after all, it runs twice).
    */
   private async returnStrays(): Promise<void> {
+    // Cleared first: a connection lost during this check asks for another.
+    this.strayCheckDue = false;
     try {
       this.takenSince = [];
       const first = counts(await this.queue.processing(this.id));
@@ -186,7 +188,6 @@ export class QueueWorker {
         const strays = Math.min(n, first.get(item) ?? 0) - (this.inHand.get(item) ?? 0) - (taken.get(item) ?? 0);
         for (let i = 0; i < strays; i++) if (await this.queue.giveBack(this.id, item)) returned++;
       }
-      this.strayCheckDue = false;
       if (returned > 0) {
         metrics.queueItemsReclaimed.inc(returned);
         this.stats.reclaimed += returned;
@@ -194,6 +195,7 @@ export class QueueWorker {
       }
     } catch (err) {
       // Redis still away: checked again before the next take.
+      this.strayCheckDue = true;
       redisLog.warn('strays', { worker: this.id, err: errorText(err) }, 'checking the processing list for lost takes failed; trying again');
       await sleep(RETRY_MS);
     }
