@@ -13,6 +13,7 @@
 import { linkSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
+import { isAlive } from '../stack/processes.js';
 import { join } from 'node:path';
 
 const LOWEST = 10_000;
@@ -35,16 +36,6 @@ function drawRange(): [number, number] {
   return [LOWEST, 65_535];
 }
 
-function ownerAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Once per process: removes the reservations of processes that have exited at least SWEEP_AGE_MS
  * ago (by the file's age, so a file just written, whoever reads it, is never taken for stale).
@@ -60,7 +51,9 @@ function sweep(): void {
     const file = join(reservations, name);
     try {
       if (now - statSync(file).mtimeMs < SWEEP_AGE_MS) continue;
-      if (ownerAlive(Number(readFileSync(file, 'utf8')))) continue;
+      const owner = Number(readFileSync(file, 'utf8'));
+      // pid 0 would name our own process group: a garbled file is stale.
+      if (Number.isInteger(owner) && owner > 0 && isAlive(owner)) continue;
       unlinkSync(file);
     } catch {
       // Removed by another process meanwhile.

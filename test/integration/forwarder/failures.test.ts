@@ -8,7 +8,6 @@
  *     within its bound, and the next forwarder buffers the uncommitted batch, each result once.
  */
 import assert from 'node:assert/strict';
-import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import { testConfig } from '../../helpers/config.js';
 import { FaultProxy } from '../../helpers/fault-proxy.js';
@@ -133,47 +132,10 @@ test('a device whose buffer key has the wrong type is dead-lettered after bounde
   assert.equal(await r.redis.xlen(resultsDeadKey(config)), 40);
 });
 
-/** A TCP proxy to Redis that can be cut (every connection closed, new ones refused) and restored. */
-async function cuttableProxy(t: TestContext, targetPort: number): Promise<{ port: number; cut(): void; restore(): void }> {
-  let up = true;
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((down) => {
-    if (!up) {
-      down.destroy();
-      return;
-    }
-    const target = connect({ host: '127.0.0.1', port: targetPort });
-    sockets.add(down).add(target);
-    down.pipe(target).pipe(down);
-    const close = () => {
-      down.destroy();
-      target.destroy();
-      sockets.delete(down);
-      sockets.delete(target);
-    };
-    down.on('error', close).on('close', close);
-    target.on('error', close).on('close', close);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.after(async () => {
-    for (const s of sockets) s.destroy();
-    await new Promise<void>((r) => server.close(() => r()));
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    cut() {
-      up = false;
-      for (const s of sockets) s.destroy();
-    },
-    restore() {
-      up = true;
-    },
-  };
-}
-
 test('Redis connection cut for 2 s: every result buffered exactly once, "lost" and "back" logged once each', { timeout: 60_000 }, async (t) => {
   const base = testConfig();
-  const proxy = await cuttableProxy(t, base.redis.port);
+  const proxy = await FaultProxy.start(base.redis.port);
+  t.after(() => proxy.close());
   const config = testConfig({ 'kafka-partitions': '2', 'redis-port': String(proxy.port), 'redis-key-prefix': base.redis.keyPrefix, 'kafka-topic-prefix': base.kafka.topicPrefix });
   const r = await rig(t, config);
   const lines = captureStderr(t);
@@ -183,14 +145,14 @@ test('Redis connection cut for 2 s: every result buffered exactly once, "lost" a
 
   for (const d of devices) await r.produce(d, 1, 50);
   await until('first 50 buffered', async () => (await Promise.all(devices.map((d) => r.redis.xlen(r.topo.redis.deviceBuffer(d))))).every((n) => n === 50), 15_000);
-  proxy.cut();
+  proxy.down();
   for (const d of devices) await r.produce(d, 51, 100);
   // At least 2 s cut, and until the forwarder has retried twice (it must first read 51..100: on a
   // loaded machine that took longer than 2 s, and a fixed 2 s wait saw 0 retries).
   await new Promise((res) => setTimeout(res, 2000));
   await until('2 retries while cut', async () => forwarder.stats.redisRetries >= 2, 15_000);
   assert.deepEqual(await Promise.all(devices.map((d) => r.redis.xlen(r.topo.redis.deviceBuffer(d)))), [50, 50, 50], 'nothing gets through a cut connection');
-  proxy.restore();
+  proxy.heal();
   await until('all 100 buffered', async () => (await Promise.all(devices.map((d) => r.redis.xlen(r.topo.redis.deviceBuffer(d))))).every((n) => n === 100), 20_000);
   for (const d of devices) assert.deepEqual(await r.seqs(d), range(1, 100), `${d}: exactly once, in order`);
   // The log is JSON lines (src/log.ts): this forwarder's own.
