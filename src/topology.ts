@@ -58,6 +58,11 @@ export interface Topology {
     readonly resultsDead: string;
     /** Stream of ingested metrics (data_nexus.MetricsService). */
     readonly metricsStream: string;
+    /**
+     * String `<first id> <last id> <count>`: what one script call of the metrics write added, kept
+     * for a moment so that the same call, resent by the client after a lost reply, adds nothing.
+     */
+    metricsWrite(token: string): string;
     /** Stream of metric entries that could not be decoded or exported (dead-letter). */
     readonly metricsDead: string;
   };
@@ -88,6 +93,7 @@ export function topology(config: Config): Topology {
       queueDone: (name: string) => `${r}q:{${name}}:done`,
       resultsDead: `${r}results:dead`,
       metricsStream: `${r}metrics`,
+      metricsWrite: (token: string) => `${r}metrics:w:${token}`,
       metricsDead: `${r}metrics:dead`,
     }),
   });

@@ -8,6 +8,8 @@
  *   blackhole()   connections stay open (new ones are accepted) but no byte moves either way:
  *                 what a peer sees when a link drops packets; heal() delivers what was held,
  *                 as TCP retransmission would after a short partition
+ *   holdReplies() the same, for the target's bytes only: requests arrive and run, their replies
+ *                 wait (with reset() after it: a request that ran and whose reply was lost)
  *   down()        every open connection is reset and new ones are refused (counted in refused):
  *                 the server is gone, as its clients' reconnect attempts see it
  *   heal()        no latency, no blackhole, connections accepted again
@@ -28,7 +30,8 @@ interface Pipe {
 export class FaultProxy {
   private readonly pipes = new Set<Pipe>();
   private latencyMs = 0;
-  private holding = false;
+  /** Directions held: requests (client to target) and replies (target to client). */
+  private holding = { requests: false, replies: false };
   private refusing = false;
   /** Connections refused while down(): the clients' reconnect attempts. */
   refused = 0;
@@ -56,12 +59,16 @@ export class FaultProxy {
   }
 
   blackhole(): void {
-    this.holding = true;
+    this.holding = { requests: true, replies: true };
+  }
+
+  holdReplies(): void {
+    this.holding = { requests: false, replies: true };
   }
 
   heal(): void {
     this.latencyMs = 0;
-    this.holding = false;
+    this.holding = { requests: false, replies: false };
     this.refusing = false;
     for (const p of this.pipes) p.flush();
   }
@@ -121,13 +128,13 @@ export class FaultProxy {
   private join(down: Socket, up: Socket): void {
     up.setNoDelay(true);
     down.setNoDelay(true);
-    const queues: { src: Socket; dst: Socket; q: { at: number; buf: Buffer }[]; timer: NodeJS.Timeout | null }[] = [
-      { src: down, dst: up, q: [], timer: null },
-      { src: up, dst: down, q: [], timer: null },
+    const queues: { src: Socket; dst: Socket; held: () => boolean; q: { at: number; buf: Buffer }[]; timer: NodeJS.Timeout | null }[] = [
+      { src: down, dst: up, held: () => this.holding.requests, q: [], timer: null },
+      { src: up, dst: down, held: () => this.holding.replies, q: [], timer: null },
     ];
     const flush = () => {
       for (const d of queues) {
-        if (this.holding) {
+        if (d.held()) {
           // Hold: stop reading, so the sender's TCP window fills as it would on a dead link.
           d.src.pause();
           continue;
@@ -166,7 +173,7 @@ export class FaultProxy {
     // A FIN after data: what was received from that side is still owed to the other, then its FIN.
     for (const d of queues) {
       d.src.on('end', () => {
-        if (!this.holding) for (const c of d.q.splice(0)) d.dst.write(c.buf);
+        if (!d.held()) for (const c of d.q.splice(0)) d.dst.write(c.buf);
         d.dst.end();
       });
     }

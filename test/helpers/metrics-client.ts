@@ -66,6 +66,8 @@ export async function streamsRedis(config: Config): Promise<RedisClient> {
 export async function deleteStreamKeys(redis: RedisClient, config: Config): Promise<void> {
   const t = topology(config).redis;
   await redis.del(t.metricsStream, t.metricsDead);
+  const tokens = await redis.keys(`${t.metricsWrite('')}*`);
+  if (tokens.length > 0) await redis.del(...tokens);
   redis.disconnect();
 }
 

@@ -7,7 +7,9 @@ import { startMetricsService, writeMetrics } from '../../../src/streams/metrics-
 import { checkMetric, type Metric } from '../../../src/streams/metric-entry.js';
 import { topology } from '../../../src/topology.js';
 import { testConfig } from '../../helpers/config.js';
-import { deleteStreamKeys, metricsClient, streamsRedis, type MetricIn, type MetricsClient } from '../../helpers/metrics-client.js';
+import { FaultProxy } from '../../helpers/fault-proxy.js';
+import { connectRedis, createRedis, disconnectRedis } from '../../../src/redis/client.js';
+import { deleteStreamKeys, metricsClient, streamsRedis, until, type MetricIn, type MetricsClient } from '../../helpers/metrics-client.js';
 import type { Config } from '../../../src/config.js';
 import type { TestContext } from 'node:test';
 
@@ -122,4 +124,45 @@ test('a batch is written in slices of 1,000; when a slice fails, the slices befo
   assert.equal(calls, 3);
   assert.equal(await redis.xlen(stream), 0);
   scripted.stratusXaddMetrics = real;
+});
+
+test('a script call that ran but whose reply was lost is sent again by the client and written once, with the same ids', { timeout: 30_000 }, async (t) => {
+  const base = testConfig();
+  const direct = await streamsRedis(base);
+  t.after(() => deleteStreamKeys(direct, base));
+  const proxy = await FaultProxy.start(base.redis.port);
+  t.after(() => proxy.close());
+  const config = testConfig({ 'redis-port': String(proxy.port), 'redis-key-prefix': base.redis.keyPrefix });
+  const viaProxy = createRedis(config, 'test-streams-proxy');
+  await connectRedis(viaProxy);
+  t.after(() => disconnectRedis(viaProxy));
+  const stream = topology(config).redis.metricsStream;
+  const batch = (n: number, tag: string) => Array.from({ length: n }, (_, i) => checkMetric({ name: 'resend_total', type: 'counter', value: 1, timestamp: String(i), labels: { tag, i: String(i) } }, '') as Metric);
+  // 1,500 metrics: two script calls, the second of them resent.
+  await writeMetrics(viaProxy, config, batch(1, 'warm'));
+  const before = await direct.xlen(stream);
+  const first = batch(1500, 'a');
+  const scripted = viaProxy as unknown as { stratusXaddMetrics: (...a: string[]) => Promise<string[]> };
+  const real = scripted.stratusXaddMetrics.bind(viaProxy);
+  let calls = 0;
+  scripted.stratusXaddMetrics = (...a: string[]) => {
+    // The second slice's reply is held: it runs in Redis, and its answer never comes back.
+    if (++calls === 2) proxy.holdReplies();
+    return real(...a);
+  };
+  const written = writeMetrics(viaProxy, config, first);
+  await until('the second slice ran in Redis', async () => (await direct.xlen(stream)) === before + 1500);
+  // Its connection is reset: the client reconnects and sends the unanswered call again.
+  proxy.reset();
+  proxy.heal();
+  const ids = await written;
+  assert.equal(calls, 2, 'two script calls of the client (its resend is not a new call)');
+  assert.equal(ids.length, 1500);
+  assert.equal(await direct.xlen(stream), before + 1500, 'the resent call added nothing');
+  const entries = await direct.xrange(stream, '-', '+');
+  assert.deepEqual(entries.slice(-1500).map(([id]) => id), ids);
+  // Each call's token is kept for a while, then expires by itself.
+  const tokens = await direct.keys(`${topology(config).redis.metricsWrite('')}*`);
+  assert.ok(tokens.length >= 2);
+  for (const k of tokens) assert.ok((await direct.pttl(k)) > 0, `${k} expires`);
 });
