@@ -54,6 +54,8 @@ export const OPTIONS = {
   'kafka.partitions': { kind: 'int', default: '12', min: 1, max: 10000, unit: 'count', doc: 'Partitions of the events and results topics when Stratus creates them.' },
   'kafka.lingerMs': { kind: 'int', default: '5', min: 0, max: 1000, unit: 'ms', doc: 'Producer linger: how long librdkafka waits to fill a batch before sending it.' },
   'kafka.batchSizeMax': { kind: 'int', default: '1000000', min: 1024, max: 100000000, unit: 'bytes', doc: 'Producer batch size limit per partition (librdkafka batch.size).' },
+  'kafka.recordEventsMax': { kind: 'int', default: '1000', min: 1, max: 100000, unit: 'events', doc: 'Events (or results) the gateway (or processor) puts in one Kafka record: one record per partition per turn of the event loop (proto/stratus/v1/kafka.proto); beyond it a second record starts. 1: one event per record.' },
+  'kafka.recordBytesMax': { kind: 'int', default: '262144', min: 1024, max: 100000000, unit: 'bytes', doc: 'Bytes of one such record; an event larger than it goes alone. Keep it below the broker\'s message.max.bytes (1 MiB by default).' },
   'kafka.producerQueueMax': { kind: 'int', default: '100000', min: 100, max: 10000000, unit: 'messages', doc: 'Messages waiting in the producer; beyond it produce is refused and the gateway sheds load (OVERLOADED).' },
   'kafka.consumeBatchMax': { kind: 'int', default: '2000', min: 1, max: 100000, unit: 'messages', doc: 'Messages the processor and forwarder take from Kafka per batch.' },
   'kafka.deliveryTimeoutMs': { kind: 'int', default: '120000', min: 1000, max: 3600000, unit: 'ms', doc: 'How long a produce may wait for Kafka before it fails and the device is told to resend.' },
@@ -147,6 +149,8 @@ export interface Config {
     readonly partitions: number;
     readonly lingerMs: number;
     readonly batchSizeMax: number;
+    readonly recordEventsMax: number;
+    readonly recordBytesMax: number;
     readonly producerQueueMax: number;
     readonly consumeBatchMax: number;
     readonly deliveryTimeoutMs: number;

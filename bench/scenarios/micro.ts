@@ -6,7 +6,7 @@ import type { MicroResult } from '../micro-bench.js';
 import { dist, runJson } from '../child.js';
 import { ratio, type Scenario, type ScenarioResult } from '../scenario.js';
 
-const FILES = ['wire/event-codec', 'wire/result-codec', 'wire/delivery-frame', 'gateway/session-flush', 'gateway/flush-scheduler', 'processor/compute-worker'];
+const FILES = ['wire/event-record', 'wire/result-record', 'wire/delivery-frame', 'gateway/session-flush', 'gateway/flush-scheduler', 'processor/compute-worker'];
 
 export const micro: Scenario = {
   id: 'micro',

@@ -5,14 +5,14 @@
  *   node dist/bench/wire/delivery-frame.js [--quick]
  */
 import { decodeFrame } from '../../src/wire/delivery-frame.js';
-import { encodeResult } from '../../src/wire/result-codec.js';
+import { encodeResult } from '../../src/wire/result-record.js';
 import { microBench } from '../micro-bench.js';
 
 // A frame of 64 entries, as the forwarder packs them (deliver-script.ts: struct.pack '<s2 d s4').
 const entries = Array.from({ length: 64 }, (_, i) => ({
   deviceId: `device-${i}`,
   n: 1000 + i,
-  result: encodeResult({ seq: i + 1, type: 'sq', value: i * i, payload: Buffer.alloc(16), sentAtUs: 1, receivedAtUs: 2, processedAtUs: 3 }),
+  result: encodeResult({ deviceId: `device-${i}`, seq: i + 1, type: 'sq', value: i * i, payload: Buffer.alloc(16), sentAtUs: 1, receivedAtUs: 2, processedAtUs: 3 }),
 }));
 const frame = Buffer.concat(
   entries.flatMap((e) => {

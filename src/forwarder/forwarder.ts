@@ -1,8 +1,9 @@
 /**
  * Forwarder: results topic -> Redis -> the gateway instance holding the device.
  *
- * Reads the results topic as consumer group <prefix>forwarder, a batch at a time, and hands the
- * batch to the deliver script (deliver-script.ts) in slices of at most forwarder.scriptResultsMax
+ * Reads the results topic as consumer group <prefix>forwarder, a batch at a time (each record holds
+ * the results of many devices: proto/stratus/v1/kafka.proto; each result's bytes go to Redis as
+ * they are, a view of the record), and hands the batch's results to the deliver script (deliver-script.ts) in slices of at most forwarder.scriptResultsMax
  * results and forwarder.scriptBytesMax bytes, in order: dedupe by (device, seq), buffer in the
  * device's bounded Redis Stream, one PUBLISH per gateway instance. Offsets are committed only after
  * every result of the batch is either buffered or in the dead-letter stream.
@@ -28,7 +29,7 @@ import { KafkaBatchConsumer, type ConsumedMessage } from '../kafka/consumer.js';
 import { connectRedis, createRedis, disconnectRedis, redisUnavailable } from '../redis/client.js';
 import { refuseEvictingPolicy } from '../redis/eviction-policy.js';
 import { topology } from '../topology.js';
-import { resultSeq, resultTimesUs } from '../wire/result-codec.js';
+import { resultTimesUs, splitResultRecord, type RecordResult } from '../wire/result-record.js';
 import type { RunningStage } from '../processor/processor.js';
 import { DELIVER_SCRIPT, decodeDeliverReply, type DeliverReply } from './deliver-script.js';
 import { metrics } from '../http/metrics.js';
@@ -211,19 +212,21 @@ export async function startForwarder(config: Config, instanceId: string): Promis
       if (messages.length === 0) continue;
       const items: Item[] = [];
       for (const m of messages) {
-        let seq: number;
+        let results: RecordResult[];
         try {
-          seq = resultSeq(m.value);
+          results = splitResultRecord(m.value, m.key);
         } catch {
-          // Counted in stats.skipped: a result this version can't read has nowhere to go.
+          // Counted in stats.skipped: a record this version can't read has nowhere to go.
           stats.skipped++;
           continue;
         }
-        if (m.key === null) {
-          stats.skipped++;
-          continue;
+        for (const r of results) {
+          if (r.deviceId === '') {
+            stats.skipped++;
+            continue;
+          }
+          items.push({ device: r.deviceId, seq: r.seq, value: r.bytes, message: m });
         }
-        items.push({ device: m.key.toString(), seq, value: m.value, message: m });
       }
       for (const slice of slices(items, config.forwarder.scriptResultsMax, config.forwarder.scriptBytesMax)) {
         const done = await deliverSlice(slice);
@@ -232,7 +235,7 @@ export async function startForwarder(config: Config, instanceId: string): Promis
         observeStages(slice);
       }
       consumer.commitBatch(messages);
-      stats.results += messages.length;
+      stats.results += items.length;
       stats.batches++;
     }
   })();

@@ -2,7 +2,8 @@
  * Gateway: devices <-> engine.
  *
  * Reads: gRPC streams and calls from devices (DeviceGateway), delivery frames on this instance's
- * Redis channel. Writes: the events topic (key = device id), presence and cursors in Redis,
+ * Redis channel. Writes: the events topic (one record per partition per turn of the event loop,
+ * record-batcher.ts; a device's partition from partitioner.ts), presence and cursors in Redis,
  * Downlinks to devices.
  * Guarantee: an event is acknowledged (acked_seq, IngestSummary, BatchAck) only after it was taken
  * into its device's one order (admission.ts) and Kafka's delivery report says it is durable on every
@@ -19,7 +20,6 @@ import { KafkaProducer } from '../kafka/producer.js';
 import { inflightBytesSources, metrics } from '../http/metrics.js';
 import { PROCESSORS } from '../processor/registry.js';
 import { topology } from '../topology.js';
-import { encodeEvent } from '../wire/event-codec.js';
 import type { FrameEntry } from '../wire/delivery-frame.js';
 import { refuseEvictingPolicy } from '../redis/eviction-policy.js';
 import { MemoryBudget } from '../memory-budget.js';
@@ -33,6 +33,7 @@ import { processEvent } from './nimbus.js';
 import { DeviceGatewayService, NimbusService, type BatchAck, type Downlink, type Event, type EventBatch, type EventRequest, type EventResponse, type IngestSummary, type Reject, type Uplink } from './protocol.js';
 import { authenticatedDevice, authInterceptor, guardAuthorizationHeaders } from './auth.js';
 import { FlushScheduler } from './flush-scheduler.js';
+import { RecordBatcher } from './record-batcher.js';
 import { grpcHttp2Servers } from './http2-servers.js';
 import { grpcError } from './grpc-status.js';
 import { RateLimiter } from './rate-limit.js';
@@ -127,8 +128,10 @@ export class Gateway implements SessionHost, UplinkHost {
   private readonly serviceNames: string[];
   private readonly eventsTopic: string;
   readonly admission: Admission;
-  /** Taken events the producer's full queue refused, in order (see produceTaken). */
-  private readonly unproduced: { p: Pending; value: Buffer }[] = [];
+  /** Taken events, gathered into one record per partition per turn (record-batcher.ts). */
+  private readonly records: RecordBatcher<Pending>;
+  /** Records the producer's full queue refused, in order (see produceTaken). */
+  private readonly unproduced: { partition: number; value: Buffer; pendings: Pending[] }[] = [];
   private unproducedTimer: NodeJS.Timeout | null = null;
   /** null: gateway.deviceRatePerS is 0 (no limit). */
   private readonly rates: RateLimiter | null;
@@ -155,8 +158,10 @@ export class Gateway implements SessionHost, UplinkHost {
     readonly link: DeliveryLink,
     private readonly producer: KafkaProducer,
     private readonly extraServices: readonly GatewayService[],
+    eventsPartitions: number,
   ) {
     this.eventsTopic = topology(config).topics.events;
+    this.records = new RecordBatcher<Pending>(eventsPartitions, config.kafka.recordEventsMax, config.kafka.recordBytesMax, (partition, value, pendings) => this.produceTaken(partition, value, pendings));
     this.admission = new Admission(config, instanceId, link.commands);
     const g = config.gateway;
     this.rates = g.deviceRatePerS === 0 ? null : new RateLimiter(g.deviceRatePerS, g.deviceBurstMax, g.devicesMax);
@@ -171,11 +176,15 @@ export class Gateway implements SessionHost, UplinkHost {
 
   static async start(config: Config, instanceId = defaultInstanceId(config), port = config.grpc.port): Promise<Gateway> {
     let gateway: Gateway | null = null;
-    const producer = await KafkaProducer.connect(config, `${instanceId}-gateway`, (err, opaque) => gateway!.onDelivery(err, opaque as Pending));
+    const producer = await KafkaProducer.connect(config, `${instanceId}-gateway`, (err, opaque) => {
+      for (const p of opaque as Pending[]) gateway!.onDelivery(err, p);
+    }, (opaque) => (opaque as Pending[]).length);
     let link: DeliveryLink | null = null;
     const extra: GatewayService[] = [];
     let binding = false;
     try {
+      // Records carry many devices and name their partition: the partition count is read once.
+      const eventsPartitions = await producer.partitionsOf(topology(config).topics.events);
       link = await DeliveryLink.connect(config, instanceId, {
         onEntries: (entries) => gateway!.onEntries(entries),
         onTakeover: (deviceId) => gateway!.sessions.get(deviceId)?.end(grpcError(ErrorCode.STREAM_SUPERSEDED, `device ${deviceId} connected to another gateway instance; this stream is superseded`)),
@@ -183,7 +192,7 @@ export class Gateway implements SessionHost, UplinkHost {
       const warning = await refuseEvictingPolicy(link.commands, config);
       if (warning !== null) log.warn({ instance: instanceId }, warning);
       for (const start of GATEWAY_SERVICES) extra.push(await start(config, instanceId));
-      gateway = new Gateway(config, instanceId, link, producer, extra);
+      gateway = new Gateway(config, instanceId, link, producer, extra, eventsPartitions);
       binding = true;
       await gateway.listen(port);
     } catch (err) {
@@ -237,7 +246,9 @@ export class Gateway implements SessionHost, UplinkHost {
     // work without the .proto files.
     this.health.addToServer(server);
     // reflection.ts builds the descriptors itself: proto-loader's are refused by Go clients.
-    const described = ['stratus/v1/gateway.proto', 'nimbus/nimbus.proto', ...this.extraServices.flatMap((s) => s.protoFiles)].map(projectProto);
+    // kafka.proto has no service: served so that `grpcurl describe stratus.v1.kafka.EventRecord`
+    // gives a Kafka consumer the records' schema from a running gateway.
+    const described = ['stratus/v1/gateway.proto', 'stratus/v1/kafka.proto', 'nimbus/nimbus.proto', ...this.extraServices.flatMap((s) => s.protoFiles)].map(projectProto);
     reflectionService([...described, HEALTH_PROTO]).addToServer(server);
     this.port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(`${this.config.grpc.host.includes(':') ? `[${this.config.grpc.host}]` : this.config.grpc.host}:${port}`, grpcServerCredentials(tlsFiles(this.config)), (err, p) => (err ? reject(err) : resolve(p))),
@@ -273,8 +284,10 @@ export class Gateway implements SessionHost, UplinkHost {
     const bytes = (event.payload?.length ?? 0) + EVENT_OVERHEAD_BYTES;
     this.inflightBytes += bytes;
     const produce = (seq: number, to: EventSink, counted: number) => {
-      const value = encodeEvent({ seq, value: event.value ?? 0, sentAtUs: event.sentAtUs ?? 0, receivedAtUs, type: event.type, payload: event.payload ?? EMPTY });
-      this.produceTaken({ sink: to, deviceId, seq, receivedAtUs, bytes: counted }, value);
+      this.records.add(
+        { deviceId, seq, type: event.type, value: event.value ?? 0, payload: event.payload ?? EMPTY, sentAtUs: event.sentAtUs ?? 0, receivedAtUs },
+        { sink: to, deviceId, seq, receivedAtUs, bytes: counted },
+      );
     };
     this.admission.submit({
       deviceId,
@@ -297,24 +310,25 @@ export class Gateway implements SessionHost, UplinkHost {
   }
 
   /**
-   * Every taken event reaches Kafka, in the order taken: one the producer's full queue refused waits
-   * here (and every later one behind it) until there is room; meanwhile new events are shed.
+   * Every taken event reaches Kafka, in the order taken: a record the producer's full queue refused
+   * waits here (and every later one behind it) until there is room; meanwhile new events are shed.
    */
-  private produceTaken(p: Pending, value: Buffer): void {
-    if (this.unproduced.length === 0 && this.producer.produce(this.eventsTopic, p.deviceId, value, p)) {
-      metrics.eventsAccepted.inc();
+  private produceTaken(partition: number, value: Buffer, pendings: Pending[]): void {
+    metrics.kafkaRecordEvents.observe({ topic: 'events' }, pendings.length);
+    if (this.unproduced.length === 0 && this.producer.produce(this.eventsTopic, partition, null, value, pendings)) {
+      metrics.eventsAccepted.inc(pendings.length);
       return;
     }
-    this.unproduced.push({ p, value });
+    this.unproduced.push({ partition, value, pendings });
     if (this.unproducedTimer === null) this.unproducedTimer = setTimeout(() => this.produceWaiting(), UNPRODUCED_RETRY_MS);
   }
 
   private produceWaiting(): void {
     this.unproducedTimer = null;
     while (this.unproduced.length > 0) {
-      const { p, value } = this.unproduced[0]!;
-      if (!this.producer.produce(this.eventsTopic, p.deviceId, value, p)) break;
-      metrics.eventsAccepted.inc();
+      const { partition, value, pendings } = this.unproduced[0]!;
+      if (!this.producer.produce(this.eventsTopic, partition, null, value, pendings)) break;
+      metrics.eventsAccepted.inc(pendings.length);
       this.unproduced.shift();
     }
     if (this.unproduced.length > 0) this.unproducedTimer = setTimeout(() => this.produceWaiting(), UNPRODUCED_RETRY_MS);
@@ -534,7 +548,7 @@ export class Gateway implements SessionHost, UplinkHost {
 
   /** Every event taken has its outcome, and no Ingest or IngestBatch call is still open. */
   private quiet(): boolean {
-    return this.inflightBytes === 0 && this.unproduced.length === 0 && this.admission.pending === 0 && this.callsOpen === 0;
+    return this.inflightBytes === 0 && this.records.waiting === 0 && this.unproduced.length === 0 && this.admission.pending === 0 && this.callsOpen === 0;
   }
 
   /**
@@ -592,6 +606,7 @@ export class Gateway implements SessionHost, UplinkHost {
     // Taken events still waiting for room go out before the producer flushes and disconnects (for
     // at most gateway.drainGraceMs: Kafka may be gone; they were never acknowledged).
     const deadline = Date.now() + this.config.gateway.drainGraceMs;
+    this.records.flush();
     while (this.unproduced.length > 0 && Date.now() < deadline) {
       this.produceWaiting();
       if (this.unproduced.length > 0) await new Promise((r) => setTimeout(r, UNPRODUCED_RETRY_MS));

@@ -23,7 +23,7 @@ import { status } from '@grpc/grpc-js';
 import type { Config } from '../config.js';
 import { ErrorCode } from '../errors.js';
 import { metrics } from '../http/metrics.js';
-import { decodeResult } from '../wire/result-codec.js';
+import { decodeResult } from '../wire/result-record.js';
 import type { DeliveryLink, HeldDevice } from './delivery.js';
 import { grpcError } from './grpc-status.js';
 import type { Downlink, Result } from './protocol.js';

@@ -106,6 +106,7 @@ export const metrics = {
     buckets: LATENCY_BUCKETS,
     registers: [registry],
   }),
+  kafkaRecordEvents: new Histogram({ name: 'stratus_kafka_record_events', help: 'Events (topic events, by the gateway) or results (topic results, by the processor) in one Kafka record (proto/stratus/v1/kafka.proto).', labelNames: ['topic'] as const, buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000], registers: [registry] }),
   redisPipelineDepth: new Histogram({ name: 'stratus_redis_pipeline_depth', help: 'Commands or items sent to Redis in one round trip, by path.', labelNames: ['path'] as const, buckets: [1, 2, 5, 10, 50, 100, 500, 1000, 5000], registers: [registry] }),
   // librdkafka's own statistics (statistics.interval.ms), every second: the avg and p99 of its rolling
   // window, as label stat (a `quantile` label belongs to summaries; promtool flags it on a gauge).

@@ -2,7 +2,8 @@
  * The hot-path producer: librdkafka's native producer without the promise layer, so one produce
  * costs one native call and one delivery report, never a promise per event.
  *
- * Reads: nothing. Writes: the topic given per message, keyed (key -> partition -> per-key order).
+ * Reads: nothing. Writes: the topic given per message, to the partition given (partitioner.ts:
+ * the records carry many devices and have no key), or keyed (key -> partition -> per-key order).
  * Guarantee: idempotent, acks=all; a delivery report with no error means the message is durable
  * on every in-sync replica. Reports for one partition arrive in produce order.
  */
@@ -47,7 +48,11 @@ export class KafkaProducer {
     return this.waits.oldestWaitMs(now);
   }
 
-  static async connect(config: Config, clientId: string, onDelivery: DeliveryHandler): Promise<KafkaProducer> {
+  /**
+   * `eventsOf`: how many events (or results) a message's opaque stands for, for the drain summary's
+   * count; 1 when not given.
+   */
+  static async connect(config: Config, clientId: string, onDelivery: DeliveryHandler, eventsOf: (opaque: unknown) => number = () => 1): Promise<KafkaProducer> {
     const native = new Producer({
       'metadata.broker.list': config.kafka.brokers.join(','),
       'client.id': clientId,
@@ -75,7 +80,7 @@ export class KafkaProducer {
     native.on('delivery-report', (err, report) => {
       producer.inflight--;
       producer.waits.reported();
-      if (!err && drainTally.startedAtMs !== null) drainTally.eventsFlushed++;
+      if (!err && drainTally.startedAtMs !== null) drainTally.eventsFlushed += eventsOf(report.opaque);
       onDelivery(err ? new Error(`${err.message} (librdkafka code ${err.code})`) : null, report.opaque);
     });
     native.on('event.stats', (e: { message: string }) => {
@@ -101,12 +106,13 @@ export class KafkaProducer {
   }
 
   /**
-   * Queues one message. Returns false, producing nothing, when the producer's queue is full
-   * (kafka.producerQueueMax): the caller must push back upstream.
+   * Queues one message: to `partition`, or (null) to the partition of `key`. Returns false,
+   * producing nothing, when the producer's queue is full (kafka.producerQueueMax): the caller must
+   * push back upstream.
    */
-  produce(topic: string, key: string, value: Buffer, opaque: unknown): boolean {
+  produce(topic: string, partition: number | null, key: string | null, value: Buffer, opaque: unknown): boolean {
     try {
-      this.native.produce(topic, null, value, key, null, opaque);
+      this.native.produce(topic, partition, value, key, null, opaque);
     } catch (err) {
       if ((err as { code?: number }).code === CODES.ERRORS.ERR__QUEUE_FULL) return false;
       throw err;
@@ -116,6 +122,18 @@ export class KafkaProducer {
     this.waits.produced(performance.now());
     this.inflight++;
     return true;
+  }
+
+  /** The topic's partition count, from the cluster's metadata. */
+  partitionsOf(topic: string, timeoutMs = 10_000): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.native.getMetadata({ topic, timeout: timeoutMs }, (err, metadata) => {
+        if (err) return reject(new StratusError(ErrorCode.KAFKA_UNAVAILABLE, `metadata of topic ${topic} unavailable (${err.message})`, { retryable: true, cause: err }));
+        const t = metadata.topics.find((x) => x.name === topic);
+        if (t === undefined || t.partitions.length === 0) return reject(new StratusError(ErrorCode.KAFKA_UNAVAILABLE, `topic ${topic} has no partitions in the cluster's metadata (does it exist?)`, { retryable: true }));
+        resolve(t.partitions.length);
+      });
+    });
   }
 
   /** Waits until every queued message has its delivery report, or timeoutMs passes. */

@@ -1,9 +1,12 @@
 /**
  * Processor: events topic -> results topic.
  *
- * Reads the events topic as consumer group <prefix>processor, a batch at a time; runs each event's
- * processor (registry.ts), on a piscina pool when processor.threads > 0; produces the result keyed by device id (so a device's results keep their
- * order); commits the batch's offsets only after every result of the batch has its delivery report.
+ * Reads the events topic as consumer group <prefix>processor, a batch at a time (each record holds
+ * the events of many devices: proto/stratus/v1/kafka.proto); runs each event's processor
+ * (registry.ts), on a piscina pool when processor.threads > 0; produces the batch's results as one
+ * record per results partition (a device's partition from partitioner.ts, so a device's results
+ * keep their order), at most kafka.recordEventsMax results and kafka.recordBytesMax bytes each;
+ * commits the batch's offsets only after every record of the batch has its delivery report.
  *
  * Guarantee: at least once. A crash before the commit re-reads the batch and produces its results
  * again; the forwarder drops them by (device, seq) high-water mark, so a device still sees each
@@ -16,7 +19,9 @@ import { KafkaProducer } from '../kafka/producer.js';
 import { topology } from '../topology.js';
 import { Piscina } from 'piscina';
 import { metrics } from '../http/metrics.js';
-import { compute } from './compute-worker.js';
+import { compute, type ComputedResult, type ComputeOutput } from './compute-worker.js';
+import { partitionOf } from '../kafka/partitioner.js';
+import { encodeResultRecord } from '../wire/result-record.js';
 
 export interface ProcessorStats {
   batches: number;
@@ -33,18 +38,28 @@ export interface RunningStage<S> {
 }
 
 interface Batch {
+  /** Records without a delivery report, plus one while the batch may still add records. */
   pending: number;
   failed: boolean;
   done: () => void;
+}
+
+interface RecordOpaque {
+  batch: Batch;
+  results: number;
 }
 
 export async function startProcessor(config: Config, instanceId: string): Promise<RunningStage<ProcessorStats>> {
   const t = topology(config);
   const stats: ProcessorStats = { batches: 0, events: 0, results: 0, skipped: 0 };
   const producer = await KafkaProducer.connect(config, `${instanceId}-processor`, (err, opaque) => {
-    const b = opaque as Batch;
+    const { batch: b } = opaque as RecordOpaque;
     if (err) b.failed = true;
     if (--b.pending === 0) b.done();
+  }, (opaque) => (opaque as RecordOpaque).results);
+  const resultsPartitions = await producer.partitionsOf(t.topics.results).catch(async (err: unknown) => {
+    await producer.disconnect(1000);
+    throw err;
   });
   const consumer = await KafkaBatchConsumer.connect(config, { groupId: t.groups.processor, topics: [t.topics.events], clientId: `${instanceId}-processor` });
   let running = true;
@@ -60,46 +75,72 @@ export async function startProcessor(config: Config, instanceId: string): Promis
     idleTimeout: 60_000,
   });
 
-  async function computeAll(values: Buffer[]): Promise<(Buffer | null)[]> {
-    if (pool === null || values.length < threads * 4) return compute(values);
-    const size = Math.ceil(values.length / threads);
-    const chunks: Promise<(Buffer | null)[]>[] = [];
-    for (let i = 0; i < values.length; i += size) chunks.push(pool.run({ values: values.slice(i, i + size) }));
-    return (await Promise.all(chunks)).flat().map((b) => (b === null ? null : Buffer.from(b.buffer, b.byteOffset, b.byteLength)));
+  async function computeAll(messages: readonly ConsumedMessage[]): Promise<ComputeOutput> {
+    const records = messages.map((m) => ({ value: m.value, key: m.key }));
+    if (pool === null || records.length < threads * 4) return compute(records);
+    const size = Math.ceil(records.length / threads);
+    const chunks: Promise<ComputeOutput>[] = [];
+    for (let i = 0; i < records.length; i += size) chunks.push(pool.run({ records: records.slice(i, i + size) }));
+    const outs = await Promise.all(chunks);
+    return { results: outs.flatMap((o) => o.results), skipped: outs.reduce((n, o) => n + o.skipped, 0) };
   }
 
-  async function produceAll(messages: readonly ConsumedMessage[]): Promise<boolean> {
+  /** The batch's results, one record per partition (split at the record limits), in order. */
+  function* recordsOf(results: readonly ComputedResult[]): Generator<{ partition: number; results: Buffer[] }> {
+    const open = new Map<number, { results: Buffer[]; bytes: number }>();
+    for (const r of results) {
+      const partition = partitionOf(r.deviceId, resultsPartitions);
+      const bytes = Buffer.isBuffer(r.bytes) ? r.bytes : Buffer.from(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength);
+      let rec = open.get(partition);
+      if (rec !== undefined && (rec.results.length >= config.kafka.recordEventsMax || rec.bytes + bytes.length > config.kafka.recordBytesMax)) {
+        yield { partition, results: rec.results };
+        rec = undefined;
+      }
+      if (rec === undefined) {
+        rec = { results: [], bytes: 0 };
+        open.set(partition, rec);
+      }
+      rec.results.push(bytes);
+      rec.bytes += bytes.length + 6;
+    }
+    for (const [partition, rec] of open) yield { partition, results: rec.results };
+  }
+
+  /** Produces the batch's results; null when a delivery failed, else the events and results it had. */
+  async function produceAll(messages: readonly ConsumedMessage[]): Promise<{ events: number; results: number; skipped: number } | null> {
     const batch: Batch = { pending: 1, failed: false, done: () => {} };
     const finished = new Promise<void>((resolve) => (batch.done = resolve));
-    const results = await computeAll(messages.map((m) => m.value));
-    for (let i = 0; i < messages.length; i++) {
-      const value = results[i];
-      const key = messages[i]!.key;
-      if (value === null || value === undefined || key === null) {
-        // Undecodable, or a type no processor has (the gateway rejects those): skipped, counted.
-        stats.skipped++;
-        continue;
-      }
+    const { results, skipped } = await computeAll(messages);
+    for (const rec of recordsOf(results)) {
       batch.pending++;
+      const value = encodeResultRecord(rec.results);
+      const opaque: RecordOpaque = { batch, results: rec.results.length };
+      metrics.kafkaRecordEvents.observe({ topic: 'results' }, rec.results.length);
       // A full producer queue means Kafka is behind: wait for room rather than drop.
-      while (!producer.produce(t.topics.results, key.toString('utf8'), value, batch)) await new Promise((r) => setTimeout(r, 5));
-      stats.results++;
+      while (!producer.produce(t.topics.results, rec.partition, null, value, opaque)) await new Promise((r) => setTimeout(r, 5));
     }
     if (--batch.pending === 0) batch.done();
     await finished;
-    return !batch.failed;
+    return batch.failed ? null : { events: results.length + skipped, results: results.length, skipped };
   }
 
   const loop = (async () => {
     while (running) {
       const messages = await consumer.consume();
       if (messages.length === 0) continue;
-      stats.events += messages.length;
-      metrics.processorBatch.observe(messages.length);
       // Results must be durable before the offsets move; a failed delivery is produced again
       // (the forwarder drops whatever turns out to be a duplicate).
-      while (!(await produceAll(messages))) await new Promise((r) => setTimeout(r, 200));
-      metrics.processorEvents.inc(messages.length);
+      let done = await produceAll(messages);
+      while (done === null) {
+        await new Promise((r) => setTimeout(r, 200));
+        done = await produceAll(messages);
+      }
+      stats.events += done.events;
+      stats.results += done.results;
+      // Undecodable records, or a type no processor has (the gateway rejects those): skipped, counted.
+      stats.skipped += done.skipped;
+      metrics.processorBatch.observe(done.events);
+      metrics.processorEvents.inc(done.events);
       consumer.commitBatch(messages);
       stats.batches++;
     }

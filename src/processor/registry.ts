@@ -3,7 +3,7 @@
  * The gateway rejects types not named here (UNKNOWN_TYPE), so the processor never sees them.
  */
 import { createHash } from 'node:crypto';
-import type { WireEvent } from '../wire/event-codec.js';
+import type { AcceptedEvent as WireEvent } from '../wire/event-record.js';
 
 export interface ProcessorOutput {
   value: number;

@@ -1,5 +1,6 @@
 /**
- * The events topic's value: one accepted device event. The key is the device id (UTF-8), so every
+ * The earlier layout of an events record (before proto/stratus/v1/kafka.proto's EventRecord), still
+ * read (event-record.ts); written only by tests. One accepted device event; the key is the device id (UTF-8), so every
  * event of a device lands in one partition, in order. Numbers are little-endian doubles: seq and
  * microsecond clocks stay exact up to 2^53-1, which the gateway enforces.
  *

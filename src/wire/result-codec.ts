@@ -1,6 +1,8 @@
 /**
- * The results topic's value, and the body of a result in Redis (delivery frames and per-device
- * buffers). Key on Kafka: the device id. Little-endian doubles as in event-codec.ts.
+ * The earlier layout of a result (before proto/stratus/v1/kafka.proto's DeviceResult): the value of
+ * a results record keyed by its device id, and the body of a result in Redis. Still read
+ * (result-record.ts), so records and buffers written before stay readable; written only by tests.
+ * Little-endian doubles as in event-codec.ts.
  *
  *   offset  size  field
  *   0       1     format version (1)
@@ -29,7 +31,7 @@ export interface WireResult {
   payload: Uint8Array;
 }
 
-export function encodeResult(r: WireResult): Buffer {
+export function encodeResultV1(r: WireResult): Buffer {
   const typeLen = Buffer.byteLength(r.type);
   const buf = Buffer.allocUnsafe(HEADER + typeLen + 4 + r.payload.length);
   buf[0] = RESULT_FORMAT;
@@ -45,18 +47,7 @@ export function encodeResult(r: WireResult): Buffer {
   return buf;
 }
 
-/** Only the seq, without decoding the rest: the forwarder's dedupe needs nothing else. */
-export function resultSeq(buf: Buffer): number {
-  if (buf.length < HEADER + 4 || buf[0] !== RESULT_FORMAT) throw corrupt('result', buf);
-  return buf.readDoubleLE(1);
-}
-
-/** Gateway receive and processor times (µs) of a result whose seq was already read (resultSeq validated it). */
-export function resultTimesUs(buf: Buffer): { receivedAtUs: number; processedAtUs: number } {
-  return { receivedAtUs: buf.readDoubleLE(25), processedAtUs: buf.readDoubleLE(33) };
-}
-
-export function decodeResult(buf: Buffer): WireResult {
+export function decodeResultV1(buf: Buffer): WireResult {
   if (buf.length < HEADER + 4 || buf[0] !== RESULT_FORMAT) throw corrupt('result', buf);
   const typeLen = buf[41]!;
   const payloadAt = HEADER + typeLen + 4;

@@ -16,7 +16,7 @@ import { KafkaProducer } from '../../../src/kafka/producer.js';
 import { connectRedis, createRedis, disconnectRedis, type RedisClient } from '../../../src/redis/client.js';
 import { resultsDeadKey, startForwarder } from '../../../src/forwarder/forwarder.js';
 import { topology, type Topology } from '../../../src/topology.js';
-import { decodeResult, encodeResult } from '../../../src/wire/result-codec.js';
+import { decodeResult, encodeResult, encodeResultRecord } from '../../../src/wire/result-record.js';
 import type { Config } from '../../../src/config.js';
 
 async function until(what: string, cond: () => Promise<boolean>, timeoutMs: number): Promise<void> {
@@ -53,8 +53,8 @@ async function rig(t: TestContext, config: Config): Promise<Rig> {
     redis,
     async produce(device, from, to) {
       for (let seq = from; seq <= to; seq++) {
-        const value = encodeResult({ seq, value: seq, sentAtUs: 1, receivedAtUs: Date.now() * 1000, processedAtUs: Date.now() * 1000, type: 'sq', payload: new Uint8Array(0) });
-        assert.ok(producer.produce(topo.topics.results, device, value, null));
+        const value = encodeResultRecord([encodeResult({ deviceId: device, seq, value: seq, sentAtUs: 1, receivedAtUs: Date.now() * 1000, processedAtUs: Date.now() * 1000, type: 'sq', payload: new Uint8Array(0) })]);
+        assert.ok(producer.produce(topo.topics.results, null, device, value, null));
       }
       await producer.flush(10_000);
     },

@@ -15,7 +15,7 @@ import { KafkaProducer } from '../../../src/kafka/producer.js';
 import { createRedis, connectRedis, disconnectRedis } from '../../../src/redis/client.js';
 import { startForwarder } from '../../../src/forwarder/forwarder.js';
 import { topology } from '../../../src/topology.js';
-import { decodeResult, encodeResult } from '../../../src/wire/result-codec.js';
+import { decodeResult, encodeResult, encodeResultRecord } from '../../../src/wire/result-record.js';
 
 const PER_DEVICE = 200;
 const DEVICES = ['dev-a', 'dev-b', 'dev-c'];
@@ -53,10 +53,10 @@ test('regression (a): dev hash deleted mid-stream: every result of every device 
   t.after(() => producer.disconnect());
 
   const produce = async (device: string, from: number, to: number) => {
-    for (let seq = from; seq <= to; seq++) {
-      const value = encodeResult({ seq, value: seq * 10, sentAtUs: 1, receivedAtUs: Date.now() * 1000, processedAtUs: Date.now() * 1000, type: 'sq', payload: new Uint8Array(0) });
-      assert.ok(producer.produce(topo.topics.results, device, value, null));
-    }
+    // One record of the device's results from..to, as the processor writes them.
+    const results: Buffer[] = [];
+    for (let seq = from; seq <= to; seq++) results.push(encodeResult({ deviceId: device, seq, value: seq * 10, sentAtUs: 1, receivedAtUs: Date.now() * 1000, processedAtUs: Date.now() * 1000, type: 'sq', payload: new Uint8Array(0) }));
+    assert.ok(producer.produce(topo.topics.results, null, device, encodeResultRecord(results), null));
   };
   const xlen = (device: string) => redis.xlen(topo.redis.deviceBuffer(device));
 

@@ -102,6 +102,7 @@ test('every served file resolves: references fully qualified and imported, map e
     'grpc/health/v1/health.proto',
     'nimbus/nimbus.proto',
     'stratus/v1/gateway.proto',
+    'stratus/v1/kafka.proto',
   ]);
   assert.deepEqual(files.get('nimbus/nimbus.proto')!.dependency, ['google/protobuf/timestamp.proto']);
   for (const f of files.values()) assert.equal(f.syntax, 'proto3');

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { testConfig } from '../../helpers/config.js';
 import { DeviceSession, type SessionHost } from '../../../src/gateway/session.js';
-import { encodeResult } from '../../../src/wire/result-codec.js';
+import { encodeResult } from '../../../src/wire/result-record.js';
 import type { BufferEntry, DeliveryLink } from '../../../src/gateway/delivery.js';
 import type { Downlink } from '../../../src/gateway/protocol.js';
 
@@ -74,7 +74,7 @@ async function started(overrides: Record<string, string> = {}): Promise<Fake> {
 }
 
 const result = (seq: number, payloadBytes = 0): Buffer =>
-  encodeResult({ seq, value: seq * 2, sentAtUs: 1, receivedAtUs: 2, processedAtUs: 3, type: 'echo', payload: Buffer.alloc(payloadBytes, 7) });
+  encodeResult({ deviceId: 'd', seq, value: seq * 2, sentAtUs: 1, receivedAtUs: 2, processedAtUs: 3, type: 'echo', payload: Buffer.alloc(payloadBytes, 7) });
 
 /** Waits until `cond` holds (microtasks and timers of the fake link), failing after 2 s. */
 async function until(what: string, cond: () => boolean): Promise<void> {

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { PROCESSORS, SHA_ROUNDS_MAX } from '../../../src/processor/registry.js';
 
-const ev = (type: string, value: number, payload = Buffer.alloc(0)) => ({ seq: 1, value, sentAtUs: 0, receivedAtUs: 0, type, payload });
+const ev = (type: string, value: number, payload = Buffer.alloc(0)) => ({ deviceId: 'd', seq: 1, value, sentAtUs: 0, receivedAtUs: 0, type, payload });
 
 test('sq squares without wrapping, echo echoes, sha256 chains the digest', () => {
   const sq = PROCESSORS.get('sq')!;

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { ErrorCode, StratusError } from '../../../src/errors.js';
 import { decodeFrame } from '../../../src/wire/delivery-frame.js';
 import { decodeEvent, encodeEvent, type WireEvent } from '../../../src/wire/event-codec.js';
-import { decodeResult, encodeResult, resultSeq, type WireResult } from '../../../src/wire/result-codec.js';
+import { decodeResultV1, encodeResultV1, type WireResult } from '../../../src/wire/result-codec.js';
 
 const isCorrupt = (err: unknown) => err instanceof StratusError && err.code === ErrorCode.WIRE_CORRUPT;
 
@@ -24,11 +24,10 @@ test('events round-trip exactly, edge values included', () => {
   }
 });
 
-test('results round-trip exactly, and resultSeq reads the seq alone', () => {
+test('results of the earlier layout round-trip exactly', () => {
   const r: WireResult = { seq: 9_007_199_254_740_991, value: 81, sentAtUs: 1, receivedAtUs: 2, processedAtUs: 3, type: 'sq', payload: Buffer.from('hi') };
-  const buf = encodeResult(r);
-  assert.equal(resultSeq(buf), r.seq);
-  const d = decodeResult(buf);
+  const buf = encodeResultV1(r);
+  const d = decodeResultV1(buf);
   assert.deepEqual({ ...d, payload: Buffer.from(d.payload) }, { ...r, payload: Buffer.from('hi') });
 });
 
@@ -37,9 +36,9 @@ test('truncated, padded or foreign values throw WIRE_CORRUPT', () => {
   for (const bad of [ev.subarray(0, 10), ev.subarray(0, ev.length - 1), Buffer.concat([ev, Buffer.from([0])]), Buffer.from([2, ...ev.subarray(1)]), Buffer.alloc(0)]) {
     assert.throws(() => decodeEvent(bad), isCorrupt);
   }
-  const res = encodeResult({ seq: 1, value: 1, sentAtUs: 1, receivedAtUs: 1, processedAtUs: 1, type: 'sq', payload: Buffer.alloc(0) });
-  assert.throws(() => decodeResult(res.subarray(0, res.length - 2)), isCorrupt);
-  assert.throws(() => resultSeq(Buffer.from([1, 2, 3])), isCorrupt);
+  const res = encodeResultV1({ seq: 1, value: 1, sentAtUs: 1, receivedAtUs: 1, processedAtUs: 1, type: 'sq', payload: Buffer.alloc(0) });
+  assert.throws(() => decodeResultV1(res.subarray(0, res.length - 2)), isCorrupt);
+  assert.throws(() => decodeResultV1(Buffer.from([1, 2, 3])), isCorrupt);
 });
 
 function entry(device: string, n: number, result: Buffer): Buffer {
