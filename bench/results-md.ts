@@ -18,9 +18,9 @@ export interface BenchRun {
 /** The bench issue's scenarios, in its order; those not measured yet are listed as such. */
 export const SCENARIO_PLAN: readonly { id: string; title: string }[] = [
   { id: 'durable-ack', title: '1. Durable ack vs the grpc-js ceiling' },
-  { id: 'round-trip', title: '2. Whole round trip vs a naive pipeline' },
+  { id: 'round-trip', title: '2. Whole round trip: sustainable rate vs bare gRPC, and vs a naive pipeline' },
   { id: 'list-path', title: '3. List path vs a per-event awaited push and redis-benchmark -P 64' },
-  { id: 'producer', title: '4. Kafka producer vs ProducerPerformance' },
+  { id: 'producer', title: '4. Events topic vs ProducerPerformance' },
   { id: 'sustainable', title: '5. Sustainable throughput at 10,000 devices' },
   { id: 'scaling', title: '6. Scaling: threads and piscina shards' },
   { id: 'runtimes', title: '7. Runtimes: Node 20, Node 24, Bun' },

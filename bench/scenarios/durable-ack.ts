@@ -9,9 +9,10 @@
  * ceiling (target >= 0.7); and the servers' CPU per acked event, which holds better than
  * throughput when the machine is shared.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { stackPaths } from '../../src/stack/paths.js';
 import type { LoadgenSummary } from '../../loadgen/summary.js';
 import { dist, startService } from '../child.js';
 import { describeProfile, readProfileDir, type ProfileSummary } from '../cpu-profile.js';
@@ -19,13 +20,16 @@ import { kafkaPid, loadgen, perSInWindow, startEngine, withCpu, type Fleet } fro
 import { ratio, type BenchContext, type Scenario, type Side } from '../scenario.js';
 
 /** CPU of the measured processes over one load-generator run, per acked event. */
-interface CpuUse { serverUsPerAck: number; kafkaUsPerAck?: number }
+interface CpuUse { serverUsPerAck: number; kafkaUsPerAck?: number; redisUsPerAck?: number }
 
-async function measured(ctx: BenchContext, target: string, fleet: Fleet, pids: { server: number; kafka?: number }): Promise<{ summary: LoadgenSummary; cpu: CpuUse }> {
-  const { result: summary, cpuS } = await withCpu(pids.kafka === undefined ? [pids.server] : [pids.server, pids.kafka], () => loadgen(ctx, target, fleet));
+async function measured(ctx: BenchContext, target: string, fleet: Fleet, pids: { server: number; kafka?: number; redis?: number }): Promise<{ summary: LoadgenSummary; cpu: CpuUse }> {
+  const { result: summary, cpuS } = await withCpu(pids.kafka === undefined || pids.redis === undefined ? [pids.server] : [pids.server, pids.kafka, pids.redis], () => loadgen(ctx, target, fleet));
   const per = (s: number) => Math.round((s / Math.max(summary.counts.acked, 1)) * 1e6 * 10) / 10;
   const cpu: CpuUse = { serverUsPerAck: per(cpuS[0]!) };
-  if (pids.kafka !== undefined) cpu.kafkaUsPerAck = per(cpuS[1]!);
+  if (cpuS.length === 3) {
+    cpu.kafkaUsPerAck = per(cpuS[1]!);
+    cpu.redisUsPerAck = per(cpuS[2]!);
+  }
   return { summary, cpu };
 }
 
@@ -40,6 +44,7 @@ function side(name: string, s: LoadgenSummary, cpu: CpuUse): Side {
     sendLagP99Ms: s.latency.sendLag?.p99Ms ?? NaN,
     serverCpuUsPerAck: cpu.serverUsPerAck,
     kafkaBrokerCpuUsPerAck: cpu.kafkaUsPerAck ?? NaN,
+    redisCpuUsPerAck: cpu.redisUsPerAck ?? NaN,
     loadgenCores: Math.round(s.footprint.cpuShare * 100) / 100,
     errors: Object.values(s.counts.errors).reduce((a, b) => a + b, 0),
     rejected: Object.values(s.counts.rejected).reduce((a, b) => a + b, 0),
@@ -69,7 +74,7 @@ export const durableAck: Scenario = {
     let stratusRun: Awaited<ReturnType<typeof measured>>;
     let profile: ProfileSummary | undefined;
     try {
-      stratusRun = await measured(ctx, engine.target, fleet, { server: engine.service.child.pid!, kafka: kafkaPid(ctx) });
+      stratusRun = await measured(ctx, engine.target, fleet, { server: engine.service.child.pid!, kafka: kafkaPid(ctx), redis: Number(readFileSync(stackPaths(ctx.config).redisPid, 'utf8').trim()) });
     } finally {
       await engine.stop();
       try {
@@ -107,7 +112,7 @@ export const durableAck: Scenario = {
       ],
       reading: [
         `With ${fleet.devices.toLocaleString('en-US')} devices each keeping one uplink outstanding, Stratus acknowledged ${a.figures.ackedPerS!.toLocaleString('en-US')} events/s durably (each on every in-sync replica before its ack), ${(r * 100).toFixed(0)}% of what a bare grpc-js server acknowledges on decode (${b.figures.ackedPerS!.toLocaleString('en-US')}/s).`,
-        `Per acked event the gateway process used ${a.figures.serverCpuUsPerAck} µs of CPU and the Kafka broker ${a.figures.kafkaBrokerCpuUsPerAck} µs, against ${b.figures.serverCpuUsPerAck} µs for the bare server.`,
+        `Per acked event the gateway process used ${a.figures.serverCpuUsPerAck} µs of CPU, the Kafka broker ${a.figures.kafkaBrokerCpuUsPerAck} µs and Redis (the admission script) ${a.figures.redisCpuUsPerAck} µs, against ${b.figures.serverCpuUsPerAck} µs for the bare server.`,
         `The load generator, Kafka and the server share this machine's ${availableParallelism()} cores: loadgenCores is the generator's own share, and what it and the broker take is not available to the server.`,
         profile === undefined ? '' : describeProfile(profile, 'the Stratus gateway'),
       ]

@@ -26,7 +26,9 @@
  *
  * Every write is a redis.pcall: an error (wrong key type, OOM before the script's first write...)
  * fails that device for the rest of this call (its later results are skipped, so its order holds)
- * and the script goes on with the other devices. The devices' keys get PEXPIRE redis.deviceStateTtlMs.
+ * and the script goes on with the other devices. Each buffer written gets PEXPIRE
+ * redis.deviceStateTtlMs, and so does a `dev:` hash this script created or rebuilt; an existing one
+ * keeps the TTL the gateway's admission renews each time it takes an event of the device.
  *
  * Keys are computed inside the script, so it is for a single Redis (not Redis Cluster).
  *
@@ -152,9 +154,17 @@ for i = 4, #ARGV, 3 do
       if e then
         -- The result is buffered but h is not recorded: a retry finds it there (rebuild by field s).
         st.failed = e
+      elseif w ~= 0 then
+        -- The hash was created (or had lost n and h) here: it gets the devices' TTL below. One
+        -- that had them keeps the TTL the gateway's admission set when it took the event.
+        st.created = true
       end
       routed = routed + 1
-      local inst = redis.pcall('GET', prefix .. 'presence:' .. dev)
+      -- Presence is read once per device per call (nothing else runs while this script does).
+      if st.inst == nil then
+        st.inst = redis.pcall('GET', prefix .. 'presence:' .. dev)
+      end
+      local inst = st.inst
       -- A presence key of the wrong type routes nothing: the result waits in the buffer.
       if type(inst) == 'string' then
         local f = frames[inst]
@@ -167,7 +177,7 @@ end
 for _, st in ipairs(touched) do
   if not st.expired then
     st.expired = true
-    redis.pcall('PEXPIRE', st.dkey, ttlMs)
+    if st.created or st.rebuilt then redis.pcall('PEXPIRE', st.dkey, ttlMs) end
     redis.pcall('PEXPIRE', st.bkey, ttlMs)
   end
 end

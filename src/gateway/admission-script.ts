@@ -56,7 +56,8 @@ for _ = 1, nUpdates do
       local cur = redis.call('HMGET', dkey, 'k', 'a', 'uh')
       if tonumber(k) > tonumber(cur[1] or '0') then
         redis.call('HSET', dkey, 'k', k)
-        redis.call('PEXPIRE', dkey, ttlMs)
+        -- A hash that was there keeps the TTL its take renewed; one gone meanwhile is created here.
+        if not cur[2] then redis.call('PEXPIRE', dkey, ttlMs) end
         -- An unknown region resolved by this owner before anything above it was taken: gone.
         local uh = tonumber(cur[3] or '0')
         if uh > 0 and tonumber(cur[2] or '0') == uh and tonumber(k) >= uh then redis.call('HDEL', dkey, 'ul', 'uh') end

@@ -33,7 +33,9 @@ test('bench --quick: every scenario with both sides and a ratio; RESULTS.md and 
     for (const s of run.scenarios) {
       assert.ok(s.sides.length >= 2, `${s.id}: ${s.sides.length} side(s)`);
       for (const side of s.sides) assert.ok(Object.values(side.figures).length > 0 && Object.values(side.figures).every((v) => typeof v === 'number'), `${s.id}/${side.name}`);
-      assert.ok(s.ratios.length >= 1 && s.ratios.every((r) => Number.isFinite(r.value) && r.value > 0), `${s.id}: ${JSON.stringify(s.ratios)}`);
+      // A rate found by a search may be 0 in --quick's short probes (a target not met); every ratio
+      // is a finite number, and each scenario has one above 0.
+      assert.ok(s.ratios.length >= 1 && s.ratios.every((r) => Number.isFinite(r.value) && r.value >= 0) && s.ratios.some((r) => r.value > 0), `${s.id}: ${JSON.stringify(s.ratios)}`);
     }
     for (const k of ['cpuModel', 'cores', 'kernel', 'node', 'librdkafka', 'kafka', 'redis', 'commit', 'date'] as const) assert.ok(run.environment[k] !== undefined && run.environment[k] !== 'unknown', k);
     assert.equal(readFileSync(md, 'utf8'), renderResultsMd(run, files[0]!));
