@@ -103,6 +103,9 @@ export class KafkaBatchConsumer {
         // A member that stops polling for this long is considered dead and its partitions move.
         'max.poll.interval.ms': 60_000,
         'session.timeout.ms': 10_000,
+        // Fewer, fuller fetches for the broker to answer, at most kafka.fetchWaitMaxMs later.
+        'fetch.wait.max.ms': config.kafka.fetchWaitMaxMs,
+        'fetch.min.bytes': config.kafka.fetchMinBytes,
         // Read only committed transactional data; plain idempotent produce is unaffected.
         'isolation.level': 'read_committed',
         // Broker connection states for /readyz, every second: how soon it sees Kafka back after all

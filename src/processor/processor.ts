@@ -6,7 +6,9 @@
  * (registry.ts), on a piscina pool when processor.threads > 0; produces the batch's results as one
  * record per results partition (a device's partition from partitioner.ts, so a device's results
  * keep their order), at most kafka.recordEventsMax results and kafka.recordBytesMax bytes each;
- * commits the batch's offsets only after every record of the batch has its delivery report.
+ * commits the batch's offsets only after every record of the batch has its delivery report, in
+ * batch order. Pipelined: while a batch's records wait for their reports, the next batches (up to
+ * processor.batchesInflightMax in all) are consumed, computed and produced.
  *
  * Guarantee: at least once. A crash before the commit re-reads the batch and produces its results
  * again; the forwarder drops them by (device, seq) high-water mark, so a device still sees each
@@ -106,8 +108,21 @@ export async function startProcessor(config: Config, instanceId: string): Promis
     for (const [partition, rec] of open) yield { partition, results: rec.results };
   }
 
-  /** Produces the batch's results; null when a delivery failed, else the events and results it had. */
-  async function produceAll(messages: readonly ConsumedMessage[]): Promise<{ events: number; results: number; skipped: number } | null> {
+  interface Counts {
+    events: number;
+    results: number;
+    skipped: number;
+  }
+  interface InFlight {
+    messages: readonly ConsumedMessage[];
+    counts: Counts;
+    /** true once every record has a report without error; false when one failed. */
+    durable: Promise<boolean>;
+    settled: boolean;
+  }
+
+  /** Computes the batch and queues its records, in order; `durable` settles with their reports. */
+  async function produceBatch(messages: readonly ConsumedMessage[]): Promise<InFlight> {
     const batch: Batch = { pending: 1, failed: false, done: () => {} };
     const finished = new Promise<void>((resolve) => (batch.done = resolve));
     const { results, skipped } = await computeAll(messages);
@@ -120,30 +135,63 @@ export async function startProcessor(config: Config, instanceId: string): Promis
       while (!producer.produce(t.topics.results, rec.partition, null, value, opaque)) await new Promise((r) => setTimeout(r, 5));
     }
     if (--batch.pending === 0) batch.done();
-    await finished;
-    return batch.failed ? null : { events: results.length + skipped, results: results.length, skipped };
+    const f: InFlight = { messages, counts: { events: results.length + skipped, results: results.length, skipped }, durable: finished.then(() => !batch.failed), settled: false };
+    void f.durable.then(() => (f.settled = true));
+    return f;
+  }
+
+  /** A batch whose results are durable: counted, and its offsets committed (in batch order). */
+  function finish(b: InFlight): void {
+    stats.events += b.counts.events;
+    stats.results += b.counts.results;
+    // Undecodable records, or a type no processor has (the gateway rejects those): skipped, counted.
+    stats.skipped += b.counts.skipped;
+    metrics.processorBatch.observe(b.counts.events);
+    metrics.processorEvents.inc(b.counts.events);
+    consumer.commitBatch(b.messages);
+    stats.batches++;
+  }
+
+  /**
+   * Batches produced and waiting for their reports, oldest first: the next batch is consumed and
+   * produced meanwhile (processor.batchesInflightMax), and offsets are committed in batch order.
+   */
+  const inflight: InFlight[] = [];
+
+  /** Waits for the oldest batch in flight and finishes it. */
+  async function settleOldest(): Promise<void> {
+    const head = inflight[0]!;
+    if (await head.durable) {
+      inflight.shift();
+      finish(head);
+      return;
+    }
+    // A delivery failed. With idempotence and the gapless guarantee nothing produced after it to
+    // its partition landed, so every batch in flight is produced again, in order, each waited for
+    // (the forwarder drops what turns out to be a duplicate), before anything new is consumed.
+    const again = inflight.splice(0);
+    await Promise.all(again.map((b) => b.durable));
+    for (const b of again) {
+      for (;;) {
+        await new Promise((r) => setTimeout(r, 200));
+        const retry = await produceBatch(b.messages);
+        if (await retry.durable) {
+          finish(retry);
+          break;
+        }
+      }
+    }
   }
 
   const loop = (async () => {
     while (running) {
       const messages = await consumer.consume();
-      if (messages.length === 0) continue;
-      // Results must be durable before the offsets move; a failed delivery is produced again
-      // (the forwarder drops whatever turns out to be a duplicate).
-      let done = await produceAll(messages);
-      while (done === null) {
-        await new Promise((r) => setTimeout(r, 200));
-        done = await produceAll(messages);
-      }
-      stats.events += done.events;
-      stats.results += done.results;
-      // Undecodable records, or a type no processor has (the gateway rejects those): skipped, counted.
-      stats.skipped += done.skipped;
-      metrics.processorBatch.observe(done.events);
-      metrics.processorEvents.inc(done.events);
-      consumer.commitBatch(messages);
-      stats.batches++;
+      if (messages.length > 0) inflight.push(await produceBatch(messages));
+      // Results must be durable before the offsets move. Waits when the pipeline is full, or when
+      // there was nothing to read (then everything in flight settles before the next poll).
+      while (inflight.length > 0 && (inflight.length >= config.processor.batchesInflightMax || inflight[0]!.settled || messages.length === 0)) await settleOldest();
     }
+    while (inflight.length > 0) await settleOldest();
   })();
 
   return {
