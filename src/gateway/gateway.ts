@@ -128,8 +128,13 @@ export class Gateway implements SessionHost, UplinkHost {
   private readonly serviceNames: string[];
   private readonly eventsTopic: string;
   readonly admission: Admission;
-  /** Taken events, gathered into one record per partition per turn (record-batcher.ts). */
-  private readonly records: RecordBatcher<Pending>;
+  /**
+   * Taken events, gathered into one record per partition per turn (record-batcher.ts). null while
+   * the events topic's partition count is unknown (the topic did not exist at start): device events
+   * are refused with UNAVAILABLE meanwhile, and the count is asked for again every few seconds.
+   */
+  private records: RecordBatcher<Pending> | null = null;
+  private partitionsTimer: NodeJS.Timeout | null = null;
   /** Records the producer's full queue refused, in order (see produceTaken). */
   private readonly unproduced: { partition: number; value: Buffer; pendings: Pending[] }[] = [];
   private unproducedTimer: NodeJS.Timeout | null = null;
@@ -158,10 +163,11 @@ export class Gateway implements SessionHost, UplinkHost {
     readonly link: DeliveryLink,
     private readonly producer: KafkaProducer,
     private readonly extraServices: readonly GatewayService[],
-    eventsPartitions: number,
+    eventsPartitions: number | null,
   ) {
     this.eventsTopic = topology(config).topics.events;
-    this.records = new RecordBatcher<Pending>(eventsPartitions, config.kafka.recordEventsMax, config.kafka.recordBytesMax, (partition, value, pendings) => this.produceTaken(partition, value, pendings));
+    if (eventsPartitions !== null) this.useEventsPartitions(eventsPartitions);
+    else this.askEventsPartitions();
     this.admission = new Admission(config, instanceId, link.commands);
     const g = config.gateway;
     this.rates = g.deviceRatePerS === 0 ? null : new RateLimiter(g.deviceRatePerS, g.deviceBurstMax, g.devicesMax);
@@ -183,8 +189,13 @@ export class Gateway implements SessionHost, UplinkHost {
     const extra: GatewayService[] = [];
     let binding = false;
     try {
-      // Records carry many devices and name their partition: the partition count is read once.
-      const eventsPartitions = await producer.partitionsOf(topology(config).topics.events);
+      // Records carry many devices and name their partition: the partition count is read once. A
+      // topic missing now (created by a step that races this start) does not stop the gateway: its
+      // other services work, and device events wait for the topic (askEventsPartitions).
+      const eventsPartitions = await producer.partitionsOf(topology(config).topics.events, 5000).catch((err: unknown) => {
+        log.warn({ instance: instanceId, err: errorText(err) }, `events topic ${topology(config).topics.events} not found; device events are refused with UNAVAILABLE until it exists (\`stratus stack up\` or \`stratus run\` create it)`);
+        return null;
+      });
       link = await DeliveryLink.connect(config, instanceId, {
         onEntries: (entries) => gateway!.onEntries(entries),
         onTakeover: (deviceId) => gateway!.sessions.get(deviceId)?.end(grpcError(ErrorCode.STREAM_SUPERSEDED, `device ${deviceId} connected to another gateway instance; this stream is superseded`)),
@@ -200,6 +211,7 @@ export class Gateway implements SessionHost, UplinkHost {
       // connections and admission timer would keep the process alive after the caller gave up.
       // Nothing was acknowledged yet, so nothing is lost by closing them without a drain.
       gateway?.admission.stop();
+      gateway?.stopAskingPartitions();
       // The start's own error is what the caller gets; a service that also fails to stop is logged.
       for (const s of extra.reverse()) await s.stop().catch((e: unknown) => log.warn({ instance: instanceId, err: errorText(e) }, 'a gateway service failed to stop after a failed start'));
       await link?.close();
@@ -277,6 +289,11 @@ export class Gateway implements SessionHost, UplinkHost {
       sink.onRejected({ seq: event.seq, code: RejectCode.OVERLOADED, message: SHUTTING_DOWN_MESSAGE });
       return;
     }
+    if (this.records === null) {
+      sink.onRejected({ seq: event.seq, code: RejectCode.UNAVAILABLE, message: `the events topic ${this.eventsTopic} does not exist (yet); send this event again later` });
+      return;
+    }
+    const records = this.records;
     if (this.unproduced.length > 0 || this.producer.oldestWaitMs() > this.config.gateway.ackWaitMaxMs || this.memory.refusing || this.inflightBytes > this.config.gateway.inflightBytesMax) {
       sink.onRejected({ seq: event.seq, code: RejectCode.OVERLOADED, message: OVERLOADED_MESSAGE });
       return;
@@ -284,7 +301,7 @@ export class Gateway implements SessionHost, UplinkHost {
     const bytes = (event.payload?.length ?? 0) + EVENT_OVERHEAD_BYTES;
     this.inflightBytes += bytes;
     const produce = (seq: number, to: EventSink, counted: number) => {
-      this.records.add(
+      records.add(
         { deviceId, seq, type: event.type, value: event.value ?? 0, payload: event.payload ?? EMPTY, sentAtUs: event.sentAtUs ?? 0, receivedAtUs },
         { sink: to, deviceId, seq, receivedAtUs, bytes: counted },
       );
@@ -302,6 +319,37 @@ export class Gateway implements SessionHost, UplinkHost {
       // drove the count below zero when both did).
       orphaned: (seq) => produce(seq, NO_SINK, 0),
     });
+  }
+
+  /** For a gateway that failed to start: no more metadata requests. */
+  stopAskingPartitions(): void {
+    this.draining = true;
+    if (this.partitionsTimer !== null) clearTimeout(this.partitionsTimer);
+    this.partitionsTimer = null;
+  }
+
+  private useEventsPartitions(partitions: number): void {
+    this.records = new RecordBatcher<Pending>(partitions, this.config.kafka.recordEventsMax, this.config.kafka.recordBytesMax, (partition, value, pendings) => this.produceTaken(partition, value, pendings));
+  }
+
+  /** Asks Kafka for the events topic's partitions every 5 s until it answers (the topic exists). */
+  private askEventsPartitions(): void {
+    this.partitionsTimer = setTimeout(() => {
+      this.partitionsTimer = null;
+      if (this.draining) return;
+      this.producer.partitionsOf(this.eventsTopic, 5000).then(
+        (n) => {
+          if (this.draining || this.records !== null) return;
+          this.useEventsPartitions(n);
+          log.info({ instance: this.instanceId, partitions: n }, `events topic ${this.eventsTopic} found; device events are taken`);
+        },
+        () => {
+          if (!this.draining) this.askEventsPartitions();
+        },
+      );
+    }, 5000);
+    // Never what keeps a process alive.
+    this.partitionsTimer.unref();
   }
 
   private settleBytes(bytes: number): void {
@@ -548,7 +596,7 @@ export class Gateway implements SessionHost, UplinkHost {
 
   /** Every event taken has its outcome, and no Ingest or IngestBatch call is still open. */
   private quiet(): boolean {
-    return this.inflightBytes === 0 && this.records.waiting === 0 && this.unproduced.length === 0 && this.admission.pending === 0 && this.callsOpen === 0;
+    return this.inflightBytes === 0 && (this.records?.waiting ?? 0) === 0 && this.unproduced.length === 0 && this.admission.pending === 0 && this.callsOpen === 0;
   }
 
   /**
@@ -606,7 +654,8 @@ export class Gateway implements SessionHost, UplinkHost {
     // Taken events still waiting for room go out before the producer flushes and disconnects (for
     // at most gateway.drainGraceMs: Kafka may be gone; they were never acknowledged).
     const deadline = Date.now() + this.config.gateway.drainGraceMs;
-    this.records.flush();
+    this.records?.flush();
+    if (this.partitionsTimer !== null) clearTimeout(this.partitionsTimer);
     while (this.unproduced.length > 0 && Date.now() < deadline) {
       this.produceWaiting();
       if (this.unproduced.length > 0) await new Promise((r) => setTimeout(r, UNPRODUCED_RETRY_MS));
