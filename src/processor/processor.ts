@@ -174,6 +174,8 @@ export async function startProcessor(config: Config, instanceId: string): Promis
     for (const b of again) {
       for (;;) {
         await new Promise((r) => setTimeout(r, 200));
+        // Stopping: what is not durable stays uncommitted and is read again by the next owner.
+        if (!running) return;
         const retry = await produceBatch(b.messages);
         if (await retry.durable) {
           finish(retry);
