@@ -105,7 +105,7 @@ interface Sustainable {
 
 async function sustainableRoundTrip(ctx: BenchContext): Promise<Sustainable> {
   const fleet = (rate: number): Fleet => (ctx.quick ? { devices: 200, totalRate: rate, durationS: 2, warmupS: 1, drainS: 10 } : { devices: 1000, totalRate: rate, durationS: 10, warmupS: 3, drainS: 20 });
-  const opts = { tolerance: 0.1, probesMax: ctx.quick ? 2 : 10, step: 50, log: ctx.log };
+  const opts = { tolerance: 0.1, probesMax: ctx.quick ? 2 : 14, step: 50, log: ctx.log };
   ctx.log('  round trip, bare grpc-js answering results at once:');
   const ceilingSvc = await startService(process.execPath, [dist('bench', 'baselines', 'grpc-ceiling.js'), '--results'], /listening on (\S+)/);
   let ceiling: Search;

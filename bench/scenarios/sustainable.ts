@@ -105,7 +105,7 @@ export const sustainable: Scenario = {
       const windowFromMs = idleStartedMs + idleRun.window.startS * 1000;
       const inWindow = samples.filter((x) => x.atMs >= windowFromMs && x.atMs <= windowFromMs + idleRun.measuredS * 1000).map((x) => x.rss).sort((a, b) => a - b);
       const rssConnected = inWindow.length > 0 ? inWindow[Math.floor(inWindow.length / 2)]! : Math.max(...samples.map((x) => x.rss));
-      const search = await searchRate(startRate, async (rate) => judge(await loadgen(ctx, engine.target, { ...base, totalRate: rate }), rate), { tolerance: 0.1, probesMax: ctx.quick ? 2 : 10, step: 50, log: ctx.log });
+      const search = await searchRate(startRate, async (rate) => judge(await loadgen(ctx, engine.target, { ...base, totalRate: rate }), rate), { tolerance: 0.1, probesMax: ctx.quick ? 2 : 14, step: 50, log: ctx.log });
       const probes = search.probes;
       const found = search.found;
       const half = Math.max(Math.round((found === 0 ? startRate / 4 : found) / 2), 50);
