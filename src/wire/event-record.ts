@@ -90,16 +90,25 @@ function decodeAcceptedEvent(buf: Buffer, start: number, end: number): AcceptedE
   const r = new ProtoReader(buf, start, end);
   while (!r.done) {
     const { field, wireType } = r.tag();
-    if (field === 1 && wireType === 2) e.deviceId = r.string();
-    else if (field === 2 && wireType === 0) e.seq = r.uint();
-    else if (field === 3 && wireType === 2) e.type = r.string();
-    else if (field === 4 && wireType === 1) e.value = r.double();
-    else if (field === 5 && wireType === 2) e.payload = r.bytes();
-    else if (field === 6 && wireType === 0) e.sentAtUs = r.int();
-    else if (field === 7 && wireType === 0) e.receivedAtUs = r.int();
-    else r.skip(wireType);
+    if (!readEventField(r, field, wireType, e)) r.skip(wireType);
   }
   return e;
+}
+
+/**
+ * Reads one of fields 1..7, which AcceptedEvent and DeviceResult share (same numbers and types),
+ * into `e`; false for any other field (the caller reads or skips it).
+ */
+export function readEventField(r: ProtoReader, field: number, wireType: number, e: AcceptedEvent): boolean {
+  if (field === 1 && wireType === 2) e.deviceId = r.string();
+  else if (field === 2 && wireType === 0) e.seq = r.uint();
+  else if (field === 3 && wireType === 2) e.type = r.string();
+  else if (field === 4 && wireType === 1) e.value = r.double();
+  else if (field === 5 && wireType === 2) e.payload = r.bytes();
+  else if (field === 6 && wireType === 0) e.sentAtUs = r.int();
+  else if (field === 7 && wireType === 0) e.receivedAtUs = r.int();
+  else return false;
+  return true;
 }
 
 const EMPTY = Buffer.alloc(0);

@@ -8,6 +8,7 @@
 import { decodeResultV1, RESULT_FORMAT } from './result-codec.js';
 import { delimitedSize, ProtoReader, ProtoWriter, varintSize } from './proto-wire.js';
 import { ErrorCode, StratusError } from '../errors.js';
+import { readEventField } from './event-record.js';
 
 export interface DeviceResult {
   deviceId: string;
@@ -126,15 +127,8 @@ export function decodeResult(buf: Buffer): DeviceResult {
   const r = new ProtoReader(buf);
   while (!r.done) {
     const { field, wireType } = r.tag();
-    if (field === 1 && wireType === 2) d.deviceId = r.string();
-    else if (field === 2 && wireType === 0) d.seq = r.uint();
-    else if (field === 3 && wireType === 2) d.type = r.string();
-    else if (field === 4 && wireType === 1) d.value = r.double();
-    else if (field === 5 && wireType === 2) d.payload = r.bytes();
-    else if (field === 6 && wireType === 0) d.sentAtUs = r.int();
-    else if (field === 7 && wireType === 0) d.receivedAtUs = r.int();
-    else if (field === 8 && wireType === 0) d.processedAtUs = r.int();
-    else r.skip(wireType);
+    if (field === 8 && wireType === 0) d.processedAtUs = r.int();
+    else if (!readEventField(r, field, wireType, d)) r.skip(wireType);
   }
   return d;
 }
