@@ -5,7 +5,7 @@
  */
 import { ErrorCode, StratusError } from '../errors.js';
 import { decodeEvent, EVENT_FORMAT } from './event-codec.js';
-import { delimitedSize, ProtoReader, ProtoWriter, varintSize } from './proto-wire.js';
+import { delimitedSize, mapRepeated, ProtoReader, ProtoWriter, varintSize } from './proto-wire.js';
 
 export interface AcceptedEvent {
   deviceId: string;
@@ -71,18 +71,7 @@ export function decodeEventRecord(value: Buffer, key: Buffer | null): AcceptedEv
     const e = decodeEvent(value);
     return [{ deviceId: key.toString('utf8'), seq: e.seq, type: e.type, value: e.value, payload: e.payload, sentAtUs: e.sentAtUs, receivedAtUs: e.receivedAtUs }];
   }
-  const out: AcceptedEvent[] = [];
-  const r = new ProtoReader(value);
-  while (!r.done) {
-    const { field, wireType } = r.tag();
-    if (field !== 1 || wireType !== 2) {
-      r.skip(wireType);
-      continue;
-    }
-    const { start, end } = r.delimited();
-    out.push(decodeAcceptedEvent(value, start, end));
-  }
-  return out;
+  return mapRepeated(value, (start, end) => decodeAcceptedEvent(value, start, end));
 }
 
 function decodeAcceptedEvent(buf: Buffer, start: number, end: number): AcceptedEvent {

@@ -172,6 +172,25 @@ export class ProtoReader {
   }
 }
 
+/**
+ * The entries of a message whose field 1 is a repeated embedded message (EventRecord, ResultRecord),
+ * in order: `read` gets each entry's bounds in `buf`. Other fields (a newer writer's) are skipped.
+ */
+export function mapRepeated<T>(buf: Buffer, read: (start: number, end: number) => T): T[] {
+  const out: T[] = [];
+  const r = new ProtoReader(buf);
+  while (!r.done) {
+    const { field, wireType } = r.tag();
+    if (field !== 1 || wireType !== 2) {
+      r.skip(wireType);
+      continue;
+    }
+    const { start, end } = r.delimited();
+    out.push(read(start, end));
+  }
+  return out;
+}
+
 export function corruptProto(buf: Buffer, why: string): StratusError {
   return new StratusError(ErrorCode.WIRE_CORRUPT, `record value of ${buf.length} bytes is not a valid protobuf message: ${why}`);
 }

@@ -6,7 +6,7 @@
  * result-codec.ts) are read too, in the topic and in Redis.
  */
 import { decodeResultV1, RESULT_FORMAT } from './result-codec.js';
-import { delimitedSize, ProtoReader, ProtoWriter, varintSize } from './proto-wire.js';
+import { delimitedSize, mapRepeated, ProtoReader, ProtoWriter, varintSize } from './proto-wire.js';
 import { ErrorCode, StratusError } from '../errors.js';
 import { readEventField } from './event-record.js';
 
@@ -74,19 +74,7 @@ export function splitResultRecord(value: Buffer, key: Buffer | null): RecordResu
     if (key === null) throw new StratusError(ErrorCode.WIRE_CORRUPT, 'a result record of the single-result layout has no key (device id)');
     return [{ deviceId: key.toString('utf8'), seq: decodeResultV1(value).seq, bytes: value }];
   }
-  const out: RecordResult[] = [];
-  const r = new ProtoReader(value);
-  while (!r.done) {
-    const { field, wireType } = r.tag();
-    if (field !== 1 || wireType !== 2) {
-      r.skip(wireType);
-      continue;
-    }
-    const { start, end } = r.delimited();
-    const head = deviceAndSeq(value, start, end);
-    out.push({ deviceId: head.deviceId, seq: head.seq, bytes: value.subarray(start, end) });
-  }
-  return out;
+  return mapRepeated(value, (start, end) => ({ ...deviceAndSeq(value, start, end), bytes: value.subarray(start, end) }));
 }
 
 function deviceAndSeq(buf: Buffer, start: number, end: number): { deviceId: string; seq: number } {
