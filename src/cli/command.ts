@@ -37,6 +37,8 @@ export interface Command {
   usesConfig: boolean;
   /** The words the command takes; absent: none (`stratus run foo` is a usage error). */
   words?: WordsSpec;
+  /** Rewrites the arguments before they are parsed (a flag spelled as another command's option). */
+  rewriteArgs?(argv: readonly string[]): string[];
   run(ctx: CommandContext): Promise<number>;
 }
 
@@ -67,7 +69,8 @@ type OptionDefs = Record<string, { type: 'string' | 'boolean'; short?: string; m
 
 export type Parsed = { kind: 'help' } | { kind: 'version' } | { kind: 'run'; ctx: CommandContext };
 
-export function parseCommand(cmd: Command, argv: string[]): Parsed {
+export function parseCommand(cmd: Command, argvGiven: string[]): Parsed {
+  const argv = cmd.rewriteArgs?.(argvGiven) ?? argvGiven;
   const options: OptionDefs = {
     ...(cmd.usesConfig ? configFlagOptions() : {}),
     help: { type: 'boolean', short: 'h' },

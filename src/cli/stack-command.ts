@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { ErrorCode, StratusError } from '../errors.js';
-import { logFiles, stackDown, stackStatus, stackUp, type ServiceName, type ServiceReport } from '../stack/stack.js';
+import { LOG_GROUPS, logFiles, stackDown, stackStatus, stackUp, type LogGroup, type ServiceReport, type StackShape } from '../stack/stack.js';
 import { tail } from '../stack/processes.js';
 import type { Command } from './command.js';
 
@@ -9,44 +9,75 @@ function row(s: ServiceReport): string {
   const took = s.startMs === null ? '' : `  (ready in ${(s.startMs / 1000).toFixed(1)} s)`;
   const pid = s.pid === null ? '' : `  pid ${s.pid}`;
   const answer = s.state === 'running' || s.state === 'started' ? (s.answering ? '' : '  NOT ANSWERING') : '';
-  return `${s.name.padEnd(5)}  ${s.state.padEnd(8)}  ${s.address}${pid}${took}${answer}`;
+  return `${s.name.padEnd(11)}  ${s.state.padEnd(8)}  ${s.address}${pid}${took}${answer}`;
+}
+
+/**
+ * --kafka-nodes, not --kafka-brokers: that flag is already the kafka.brokers config option (the
+ * bootstrap list, `--kafka-brokers 127.0.0.1:9192`), which every command accepts. A bare count
+ * (`stack up --kafka-brokers 3`) cannot be a bootstrap list, so it is read as --kafka-nodes.
+ */
+export function kafkaBrokersCountAsNodes(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const inline = /^--kafka-brokers=(\d+)$/.exec(a);
+    if (inline !== null) out.push(`--kafka-nodes=${inline[1]}`);
+    else if (a === '--kafka-brokers' && /^\d+$/.test(argv[i + 1] ?? '')) out.push('--kafka-nodes', argv[++i]!);
+    else out.push(a);
+  }
+  return out;
+}
+
+function stackShape(flags: Record<string, unknown>): StackShape {
+  const raw = flags['kafka-nodes'];
+  if (raw !== undefined && !/^\d+$/.test(String(raw))) throw new StratusError(ErrorCode.USAGE, `--kafka-nodes must be a whole number, 1 or 3 (got ${JSON.stringify(raw)})`);
+  // stack.ts says which counts the layout has ports for.
+  return { kafkaNodes: raw === undefined ? 1 : Number(raw), redisCluster: flags['redis-cluster'] === true };
 }
 
 export const stackCommand: Command = {
   name: 'stack',
   summary: 'Run the local Kafka (KRaft) and Redis: up | down | status | logs.',
   usage: [
-    'stack up [--fresh]     start (or find) Kafka and Redis, wait until they answer, create the topics',
-    '       stratus stack down             stop exactly what `up` started',
-    '       stratus stack status           what runs and whether it answers (exit 0 all up, 3 otherwise)',
-    '       stratus stack logs [kafka|redis] [--lines N] [--follow]',
+    'stack up [--fresh] [--kafka-nodes 3] [--redis-cluster]',
+    '                                      start (or find) Kafka and Redis, wait until they answer, create the topics',
+    '       stratus stack down [--kafka-nodes 3] [--redis-cluster]',
+    '                                      stop everything `up` started; with a cluster flag, only that cluster',
+    '       stratus stack status [--kafka-nodes 3] [--redis-cluster]',
+    '                                      what runs and whether it answers (exit 0 all asked for up, 3 otherwise)',
+    '       stratus stack logs [kafka|redis|kafka-cluster|redis-cluster] [--lines N] [--follow]',
   ].join('\n'),
   flags: {
-    fresh: { type: 'boolean', doc: 'up: stop the stack and wipe its data dir first' },
+    fresh: { type: 'boolean', doc: 'up: stop the services it starts and wipe their data first' },
+    'kafka-nodes': { type: 'string', doc: 'up, status, down: 3 for a three-node KRaft cluster on 127.0.0.1:19092,19094,19096 instead of the single broker (default 1); `--kafka-brokers 3` says the same' },
+    'redis-cluster': { type: 'boolean', doc: 'up, status, down: a six-node Redis Cluster on 127.0.0.1:17001-17006 (3 masters, 1 replica each) instead of the single Redis' },
     lines: { type: 'string', short: 'n', doc: 'logs: how many lines from the end (default 50)' },
     follow: { type: 'boolean', short: 'f', doc: 'logs: keep printing as the log grows' },
   },
   usesConfig: true,
+  rewriteArgs: kafkaBrokersCountAsNodes,
   words: { subcommands: { up: 0, down: 0, status: 0, logs: 1 } },
   async run({ positionals, flags, config }) {
     const sub = positionals[0];
     switch (sub) {
       case 'up': {
         const t0 = performance.now();
-        const report = await stackUp(config, { fresh: flags.fresh === true, progress: (l) => process.stderr.write(`${l}\n`) });
+        const report = await stackUp(config, { ...stackShape(flags), fresh: flags.fresh === true, progress: (l) => process.stderr.write(`${l}\n`) });
         for (const s of report.services) process.stdout.write(row(s) + '\n');
-        process.stdout.write(`topics ${report.topics.map((t) => `${t.topic} (${t.partitions} partitions)`).join(', ')}\n`);
+        const replicas = (n: number) => (n === 1 ? '' : `, replication ${n}`);
+        process.stdout.write(`topics ${report.topics.map((t) => `${t.topic} (${t.partitions} partitions${replicas(t.replicationFactor)})`).join(', ')}\n`);
         process.stdout.write(`stack up in ${((performance.now() - t0) / 1000).toFixed(1)} s; data in ${config.dataDir}\n`);
         return 0;
       }
       case 'down': {
-        for (const s of await stackDown(config)) process.stdout.write(row(s) + '\n');
+        for (const s of await stackDown(config, stackShape(flags))) process.stdout.write(row(s) + '\n');
         return 0;
       }
       case 'status': {
-        const report = await stackStatus(config);
-        for (const s of report) process.stdout.write(row(s) + '\n');
-        return report.every((s) => s.state === 'running' && s.answering) ? 0 : 3;
+        const report = await stackStatus(config, stackShape(flags));
+        for (const s of report) process.stdout.write(row(s) + (s.informational ? '  (not asked about)' : '') + '\n');
+        return report.every((s) => s.informational || (s.state === 'running' && s.answering)) ? 0 : 3;
       }
       case 'logs':
         return logs(config, positionals[1], flags);
@@ -58,12 +89,12 @@ export const stackCommand: Command = {
 
 async function logs(config: Parameters<typeof logFiles>[0], which: string | undefined, flags: Record<string, unknown>): Promise<number> {
   const all = logFiles(config);
-  if (which !== undefined && which !== 'kafka' && which !== 'redis') {
-    throw new StratusError(ErrorCode.USAGE, `unknown service ${JSON.stringify(which)}: use kafka or redis`);
+  if (which !== undefined && !(LOG_GROUPS as readonly string[]).includes(which)) {
+    throw new StratusError(ErrorCode.USAGE, `unknown service ${JSON.stringify(which)}: use ${LOG_GROUPS.join(', ')}`);
   }
   const lines = flags.lines === undefined ? 50 : Number(flags.lines);
   if (!Number.isInteger(lines) || lines < 1) throw new StratusError(ErrorCode.USAGE, `--lines must be a whole number >= 1 (got ${JSON.stringify(flags.lines)})`);
-  const names: ServiceName[] = which === undefined ? ['kafka', 'redis'] : [which];
+  const names: readonly LogGroup[] = which === undefined ? LOG_GROUPS : [which as LogGroup];
   const files = names.flatMap((n) => all[n]).filter((f) => existsSync(f));
   if (files.length === 0) {
     process.stderr.write(`no logs yet under ${config.dataDir}/logs: run \`stratus stack up\` first\n`);

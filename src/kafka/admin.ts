@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { KafkaJS } from '@confluentinc/kafka-javascript';
 import type { Config } from '../config.js';
 import { ErrorCode, StratusError } from '../errors.js';
-import { KafkaErrorCodes, kafkaErrorCode, kafkaUnavailable, withAdmin } from './client.js';
+import { KafkaErrorCodes, kafkaErrorCode, kafkaErrorDetail, kafkaUnavailable, withAdmin } from './client.js';
 
 /** Milliseconds left before deadline (a performance.now() value), at least `floor`, at most `ceiling`. */
 function budget(deadline: number, floor: number, ceiling: number): number {
@@ -62,6 +62,8 @@ export interface TopicSpec {
   readonly partitions: number;
   /** Replicas per partition when the topic is created; 1 when not given (the local single-node stack). */
   readonly replicationFactor?: number;
+  /** min.insync.replicas of the topic when it is created; the broker's default when not given. */
+  readonly minInsyncReplicas?: number;
 }
 
 export interface EnsureTopicsResult {
@@ -145,10 +147,20 @@ export async function ensureTopics(config: Config, specs: readonly TopicSpec[], 
         // won the race. checkPartitions below then holds that topic to the same partition count.
         await admin.createTopics({
           timeout: budget(deadline, 100, 30_000),
-          topics: missing.map((s) => ({ topic: s.topic, numPartitions: s.partitions, replicationFactor: s.replicationFactor ?? 1 })),
+          topics: missing.map((s) => ({
+            topic: s.topic,
+            numPartitions: s.partitions,
+            replicationFactor: s.replicationFactor ?? 1,
+            ...(s.minInsyncReplicas === undefined ? {} : { configEntries: [{ name: 'min.insync.replicas', value: String(s.minInsyncReplicas) }] }),
+          })),
         });
       } catch (err) {
-        throw kafkaUnavailable(config, `refused to create ${missing.map((s) => `${s.topic} (${s.partitions} partitions, replication factor ${s.replicationFactor ?? 1})`).join(', ')}`, err);
+        // INVALID_REPLICATION_FACTOR: the broker's text names the factor and the brokers it has
+        // (Kafka 4: "The target replication factor of 2 cannot be reached because only 1 broker(s)
+        // are registered ...").
+        const tooFew = /replication factor/i.test(kafkaErrorDetail(err));
+        const what = `refused to create ${missing.map((s) => `${s.topic} (${s.partitions} partitions, replication factor ${s.replicationFactor ?? 1}${s.minInsyncReplicas === undefined ? '' : `, min.insync.replicas ${s.minInsyncReplicas}`})`).join(', ')}`;
+        throw kafkaUnavailable(config, tooFew ? `${what}: the cluster has fewer brokers than kafka.replicationFactor; lower it (STRATUS_KAFKA_REPLICATION_FACTOR) or add brokers` : what, err);
       }
       await checkPartitions(config, admin, missing, deadline);
     }

@@ -42,6 +42,11 @@ function checkPrerequisites(config: Config, paths: StackPaths): void {
   if (!isLoopback(host)) {
     throw new StratusError(ErrorCode.CONFIG_INVALID, `config kafka.brokers must start with a loopback address for the local stack (got ${kafkaAddress(config)}); use 127.0.0.1:PORT`);
   }
+  checkJavaAndJars(paths);
+}
+
+/** Java 17+ on PATH and the jars in .stratus/cache: what every Kafka JVM of the stack needs. */
+export function checkJavaAndJars(paths: StackPaths): void {
   const major = javaMajor();
   if (major === null) {
     throw new StratusError(ErrorCode.STACK_PROGRAM_MISSING, 'java is not installed: Kafka needs Java 17 or later; run `npm run setup` or `apt-get install openjdk-17-jre-headless`');
@@ -91,12 +96,13 @@ function serverProperties(config: Config, paths: StackPaths, options: KafkaStart
   ].join('\n');
 }
 
-function log4jProperties(paths: StackPaths): string {
+/** log4j2 configuration sending everything to `logFile` (the cluster's nodes each have their own). */
+export function log4jProperties(logFile: string): string {
   return [
     'status = warn',
     'appender.file.type = File',
     'appender.file.name = FILE',
-    `appender.file.fileName = ${paths.kafkaLog}`,
+    `appender.file.fileName = ${logFile}`,
     'appender.file.layout.type = PatternLayout',
     'appender.file.layout.pattern = [%d] %p %m (%c)%n',
     'rootLogger.level = info',
@@ -108,32 +114,30 @@ function log4jProperties(paths: StackPaths): string {
   ].join('\n');
 }
 
-/** Kafka's Uuid text form: 16 random bytes, base64url without padding. */
 /**
  * A random KRaft cluster id (16 bytes, base64url, as Kafka's own). Never one starting with '-':
  * StorageTool's argument parser would take it for an option ("--cluster-id/-t: expected one
  * argument"), which failed one `stack up` in 64.
  */
-function clusterId(): string {
+export function clusterId(): string {
   for (;;) {
     const id = randomBytes(16).toString('base64url');
     if (!id.startsWith('-')) return id;
   }
 }
 
-function classpath(paths: StackPaths): string {
-  return join(paths.kafkaLibs, '*');
+function javaArgs(paths: StackPaths, main: string, rest: string[], heapMb: number): string[] {
+  return javaCommand(paths, paths.log4jProps, [`-Xms${Math.min(heapMb, 256)}m`, `-Xmx${heapMb}m`, '-XX:+UseG1GC'], main, rest);
 }
 
-function javaArgs(paths: StackPaths, main: string, rest: string[], heapMb: number): string[] {
+/** The arguments of `java` for one of Kafka's main classes, run from the stack's jars. */
+export function javaCommand(paths: StackPaths, log4jProps: string, jvmFlags: readonly string[], main: string, rest: readonly string[]): string[] {
   return [
-    `-Xms${Math.min(heapMb, 256)}m`,
-    `-Xmx${heapMb}m`,
-    '-XX:+UseG1GC',
+    ...jvmFlags,
     '-Djava.awt.headless=true',
-    `-Dlog4j2.configurationFile=${paths.log4jProps}`,
+    `-Dlog4j2.configurationFile=${log4jProps}`,
     '-cp',
-    classpath(paths),
+    join(paths.kafkaLibs, '*'),
     main,
     ...rest,
   ];
@@ -176,7 +180,7 @@ export async function startKafka(config: Config, paths: StackPaths, options: Kaf
   mkdirSync(paths.kafkaDir, { recursive: true });
   mkdirSync(paths.logDir, { recursive: true });
   writeFileSync(paths.kafkaProps, serverProperties(config, paths, options));
-  writeFileSync(paths.log4jProps, log4jProperties(paths));
+  writeFileSync(paths.log4jProps, log4jProperties(paths.kafkaLog));
   ensureFormatted(paths);
 
   const out = openSync(paths.kafkaOut, 'a');

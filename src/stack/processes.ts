@@ -6,6 +6,7 @@
  * put there (the data-dir path of its config, or the port for redis-server, which rewrites its
  * process title).
  */
+import { spawn } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync, openSync, closeSync, existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -159,4 +160,36 @@ export async function withLock<T>(file: string, timeoutMs: number, fn: () => Pro
   } finally {
     removeFile(file);
   }
+}
+
+export interface RunResult {
+  /** null when the program was killed (by the timeout, or a signal from elsewhere). */
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a program to its end without blocking the event loop (spawnSync would stall the caller's
+ * timers and sockets for the seconds a JVM tool or `redis-cli --cluster create` takes), killing it
+ * after timeoutMs. A program that cannot be started at all resolves with code null and the reason
+ * in stderr.
+ */
+export function runToEnd(command: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; timeoutMs: number }): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      resolve({ code: null, stdout, stderr: stderr + String(err) });
+    });
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
 }

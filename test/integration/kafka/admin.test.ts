@@ -64,6 +64,20 @@ test('concurrent ensureTopics on one new topic: every caller succeeds, one topic
   await assert.rejects(ensureTopics(config, [{ topic: a, partitions: 7 }]), { code: ErrorCode.KAFKA_TOPIC_MISMATCH });
 });
 
+test('a replication factor above the brokers the cluster has is refused, naming both and the setting', { timeout: 30_000 }, async () => {
+  const config = testConfig();
+  const a = `${config.kafka.topicPrefix}too-many-replicas`;
+  // The local stack (and CI's) is one broker; the three-broker stack has its own test.
+  await assert.rejects(ensureTopics(config, [{ topic: a, partitions: 1, replicationFactor: 2, minInsyncReplicas: 2 }]), (err: unknown) => {
+    assert.ok(err instanceof StratusError, String(err));
+    assert.equal(err.code, ErrorCode.KAFKA_UNAVAILABLE);
+    assert.match(err.message, /replication factor 2, min\.insync\.replicas 2/);
+    assert.match(err.message, /fewer brokers than kafka\.replicationFactor/);
+    assert.match(err.message, /replication factor of 2 cannot be reached because only 1 broker/i);
+    return true;
+  });
+});
+
 test('deleteTopics deletes, and deleting a topic that does not exist is not an error', { timeout: 30_000 }, async () => {
   const config = testConfig();
   const a = `${config.kafka.topicPrefix}gone`;
