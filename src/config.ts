@@ -46,12 +46,17 @@ export const OPTIONS = {
   'redis.host': { kind: 'string', default: '127.0.0.1', doc: 'Redis host. The local stack binds it, so it must be a loopback address for `stack up`.' },
   'redis.port': port(6379, 'Redis port (the local stack listens here).'),
   'redis.password': { kind: 'string', default: '', secret: true, doc: 'Redis AUTH password; empty for none. The local stack sets it as requirepass.' },
-  'redis.keyPrefix': { kind: 'string', default: 'stratus:', doc: 'Prefix of every Redis key, channel and stream Stratus uses.' },
+  'redis.keyPrefix': { kind: 'string', default: 'stratus:', pattern: /^[^{}]*$/, allowed: 'text without { or } (braces would change the hash tags that keep a device\'s keys in one Redis Cluster slot)', doc: 'Prefix of every Redis key, channel and stream Stratus uses.' },
+  'redis.mode': { kind: 'enum', default: 'single', values: ['single', 'cluster'], doc: 'single: one Redis server (or a primary with replicas behind one address). cluster: Redis Cluster; redis.host and redis.port name any one node (the client finds the others), device keys are hash-tagged per device, scripts run per node, and gateway channels use sharded pub/sub (SPUBLISH, SSUBSCRIBE).' },
+  'redis.waitReplicas': { kind: 'int', default: '1', min: 0, max: 5, unit: 'replicas', doc: 'Replicas the forwarder waits for (WAIT) after writing results and before their Kafka offsets are committed, so a failover cannot lose a result Kafka no longer holds. It waits for the smaller of this and the replicas online on that master (INFO replication, read every 5 s); none online: no wait. 0: never waits.' },
+  'redis.waitTimeoutMs': { kind: 'int', default: '2000', min: 10, max: 60000, unit: 'ms', doc: 'How long one WAIT may take; fewer replicas than asked by then fails the write, which is retried (the offsets are not committed).' },
   'kafka.brokers': { kind: 'hostPortList', default: '127.0.0.1:9092', doc: 'Comma-separated bootstrap brokers. The local stack listens on the first one.' },
   'kafka.controllerPort': port(9093, 'KRaft controller port of the local stack.'),
   'kafka.heapMb': { kind: 'int', default: '512', min: 128, max: 16384, unit: 'MiB', doc: 'JVM heap of the local Kafka broker.' },
   'kafka.topicPrefix': { kind: 'string', default: 'stratus.', doc: 'Prefix of the events and results topic names.' },
   'kafka.partitions': { kind: 'int', default: '12', min: 1, max: 10000, unit: 'count', doc: 'Partitions of the events and results topics when Stratus creates them.' },
+  'kafka.replicationFactor': { kind: 'int', default: '1', min: 1, max: 16, unit: 'replicas', doc: 'Replicas of each partition of the events and results topics when Stratus creates them. More than the cluster has brokers is refused when the topics are created (KAFKA_UNAVAILABLE naming both counts).' },
+  'kafka.minInsyncReplicas': { kind: 'int', default: '1', min: 1, max: 16, unit: 'replicas', doc: 'min.insync.replicas of the topics Stratus creates: an event is acknowledged (acks=all) only once this many replicas, the leader included, have it; with fewer in sync, produce fails and devices get UNAVAILABLE rather than an ack that one broker could lose. At most kafka.replicationFactor.' },
   'kafka.lingerMs': { kind: 'int', default: '5', min: 0, max: 1000, unit: 'ms', doc: 'Producer linger: how long librdkafka waits to fill a batch before sending it.' },
   'kafka.batchSizeMax': { kind: 'int', default: '1000000', min: 1024, max: 100000000, unit: 'bytes', doc: 'Producer batch size limit per partition (librdkafka batch.size).' },
   'kafka.recordEventsMax': { kind: 'int', default: '1000', min: 1, max: 100000, unit: 'events', doc: 'Events (or results) the gateway (or processor) puts in one Kafka record: one record per partition per turn of the event loop (proto/stratus/v1/kafka.proto); beyond it a second record starts. 1: one event per record.' },
@@ -141,6 +146,9 @@ export interface Config {
     readonly port: number;
     readonly password: string;
     readonly keyPrefix: string;
+    readonly mode: 'single' | 'cluster';
+    readonly waitReplicas: number;
+    readonly waitTimeoutMs: number;
     readonly deviceBufferMax: number;
     readonly deviceStateTtlMs: number;
   };
@@ -150,6 +158,8 @@ export interface Config {
     readonly heapMb: number;
     readonly topicPrefix: string;
     readonly partitions: number;
+    readonly replicationFactor: number;
+    readonly minInsyncReplicas: number;
     readonly lingerMs: number;
     readonly batchSizeMax: number;
     readonly recordEventsMax: number;
@@ -316,6 +326,9 @@ export function loadConfig(input: LoadConfigInput = {}): Config {
   const config = out as unknown as Config;
   if (config.auth.tokenSecret !== '' && Buffer.byteLength(config.auth.tokenSecret) < TOKEN_SECRET_BYTES_MIN) {
     throw invalid('auth.tokenSecret', config.auth.tokenSecret, `at least ${TOKEN_SECRET_BYTES_MIN} bytes (e.g. \`openssl rand -hex 32\`)`);
+  }
+  if (config.kafka.minInsyncReplicas > config.kafka.replicationFactor) {
+    throw invalid('kafka.minInsyncReplicas', String(config.kafka.minInsyncReplicas), `at most kafka.replicationFactor (${config.kafka.replicationFactor}): a partition never has more replicas in sync than it has`);
   }
   // SSE streams must leave room on the HTTP port for the probes and /metrics. A default that does
   // not fit a small http.connectionsMax is capped where it is used (sseStreamsLimit in http/server.ts).

@@ -71,15 +71,20 @@ export interface Topology {
 export function topology(config: Config): Topology {
   const t = config.kafka.topicPrefix;
   const r = config.redis.keyPrefix;
+  // On Redis Cluster every key of one device carries the hash tag {d:<id>}, so they share a slot and
+  // one script can touch them all (redis/sharding.ts); one server keeps the untagged names. The
+  // `d:` keeps the tag from being empty (an id starting with `}`), which would hash each key whole.
+  const cluster = config.redis.mode === 'cluster';
+  const dev = cluster ? (id: string) => `{d:${id}}` : (id: string) => id;
   return Object.freeze({
     topics: Object.freeze({ events: `${t}events`, results: `${t}results`, probe: `${t}probe` }),
     groups: Object.freeze({ processor: `${t}processor`, forwarder: `${t}forwarder`, exporter: 'exporter', probe: (runId: string) => `${t}probe.${runId}` }),
     redis: Object.freeze({
       prefix: r,
-      deviceState: (id: string) => `${r}dev:${id}`,
-      deviceBuffer: (id: string) => `${r}buf:${id}`,
-      admission: (id: string) => `${r}adm:${id}`,
-      presence: (id: string) => `${r}presence:${id}`,
+      deviceState: (id: string) => `${r}dev:${dev(id)}`,
+      deviceBuffer: (id: string) => `${r}buf:${dev(id)}`,
+      admission: (id: string) => `${r}adm:${dev(id)}`,
+      presence: (id: string) => `${r}presence:${dev(id)}`,
       instanceChannel: (id: string) => `${r}gw:${id}`,
       probeChannel: (runId: string) => `${r}probe:${runId}`,
       probeList: (runId: string) => `${r}probe:list:${runId}`,
@@ -93,8 +98,10 @@ export function topology(config: Config): Topology {
       queueDone: (name: string) => `${r}q:{${name}}:done`,
       resultsDead: `${r}results:dead`,
       metricsStream: `${r}metrics`,
-      metricsWrite: (token: string) => `${r}metrics:w:${token}`,
-      metricsDead: `${r}metrics:dead`,
+      // On a cluster the token shares the stream's slot: its tag is the stream's whole name.
+      metricsWrite: (token: string) => (cluster ? `${r}metrics:w:{${r}metrics}:${token}` : `${r}metrics:w:${token}`),
+      // On a cluster in the stream's slot too: the exporter parks and acks in one MULTI.
+      metricsDead: cluster ? `${r}metrics:dead:{${r}metrics}` : `${r}metrics:dead`,
     }),
   });
 }

@@ -84,8 +84,8 @@ export const runCommand: Command = {
       // stall the results of every other instance for a rebalance.
       await checkStart(config, roles.includes('gateway') ? [httpTarget, grpcTarget] : [httpTarget]);
       await ensureTopics(config, [
-        { topic: t.topics.events, partitions: config.kafka.partitions },
-        { topic: t.topics.results, partitions: config.kafka.partitions },
+        { topic: t.topics.events, partitions: config.kafka.partitions, replicationFactor: config.kafka.replicationFactor, minInsyncReplicas: config.kafka.minInsyncReplicas },
+        { topic: t.topics.results, partitions: config.kafka.partitions, replicationFactor: config.kafka.replicationFactor, minInsyncReplicas: config.kafka.minInsyncReplicas },
       ]);
     }
     /** What this process started, stopped in STOP_ORDER on a signal or when a later start fails. */

@@ -30,7 +30,9 @@
  * redis.deviceStateTtlMs, and so does a `dev:` hash this script created or rebuilt; an existing one
  * keeps the TTL the gateway's admission renews each time it takes an event of the device.
  *
- * Keys are computed inside the script, so it is for a single Redis (not Redis Cluster).
+ * Keys are computed inside the script. On Redis Cluster (redis/sharding.ts) each call carries only
+ * devices of one master, and the frames are returned rather than published (a fifth element: flat
+ * list of instance, frame); the forwarder SPUBLISHes them after the call.
  *
  * ARGV: prefix, deviceBufferMax, deviceStateTtlMs, then (device, seq as decimal, result) per result.
  * Returns { routed, duplicates, frames published, failures } where failures is a flat list
@@ -38,6 +40,12 @@
  */
 export const DELIVER_SCRIPT = `
 local prefix = ARGV[1]
+local CLUSTER = false
+-- A device's key: on Redis Cluster with the hash tag {d:<device>} (topology.ts, redis/sharding.ts).
+local function key(kind, dev)
+  if CLUSTER then return prefix .. kind .. ':{d:' .. dev .. '}' end
+  return prefix .. kind .. ':' .. dev
+end
 local bufMax = ARGV[2]
 local ttlMs = ARGV[3]
 local frames = {}
@@ -91,7 +99,7 @@ local function rebuild(st)
 end
 
 local function load(dev)
-  local st = { dkey = prefix .. 'dev:' .. dev, bkey = prefix .. 'buf:' .. dev, rebuilt = false }
+  local st = { dkey = key('dev', dev), bkey = key('buf', dev), rebuilt = false }
   local v = redis.pcall('HMGET', st.dkey, 'h', 'n', 'd')
   local e = errText(v)
   if e then st.failed = e; return st end
@@ -162,7 +170,7 @@ for i = 4, #ARGV, 3 do
       routed = routed + 1
       -- Presence is read once per device per call (nothing else runs while this script does).
       if st.inst == nil then
-        st.inst = redis.pcall('GET', prefix .. 'presence:' .. dev)
+        st.inst = redis.pcall('GET', key('presence', dev))
       end
       local inst = st.inst
       -- A presence key of the wrong type routes nothing: the result waits in the buffer.
@@ -181,6 +189,15 @@ for _, st in ipairs(touched) do
     redis.pcall('PEXPIRE', st.bkey, ttlMs)
   end
 end
+if CLUSTER then
+  -- A shard channel of another slot can't be published to from here: the caller publishes these.
+  local out = {}
+  for _, inst in ipairs(instances) do
+    out[#out + 1] = inst
+    out[#out + 1] = '\\1' .. table.concat(frames[inst])
+  end
+  return { routed, dups, #instances, failures, out }
+end
 for _, inst in ipairs(instances) do
   redis.call('PUBLISH', prefix .. 'gw:' .. inst, '\\1' .. table.concat(frames[inst]))
 end
@@ -194,11 +211,15 @@ export interface DeliverReply {
   frames: number;
   /** One per result not written: its index in the call and Redis's error text. */
   failures: { index: number; error: string }[];
+  /** On Redis Cluster: the frames to publish, per gateway instance (the script published none). */
+  toPublish: { instance: string; frame: Buffer }[];
 }
 
 export function decodeDeliverReply(raw: unknown): DeliverReply {
-  const [routed, duplicates, frames, flat] = raw as [number, number, number, (number | string)[]];
+  const [routed, duplicates, frames, flat, pub] = raw as [number, number, number, (number | string | Buffer)[], Buffer[] | undefined];
   const failures: { index: number; error: string }[] = [];
   for (let i = 0; i < flat.length; i += 2) failures.push({ index: Number(flat[i]), error: String(flat[i + 1]) });
-  return { routed, duplicates, frames, failures };
+  const toPublish: { instance: string; frame: Buffer }[] = [];
+  if (pub !== undefined) for (let i = 0; i < pub.length; i += 2) toPublish.push({ instance: String(pub[i]), frame: Buffer.from(pub[i + 1]!) });
+  return { routed: Number(routed), duplicates: Number(duplicates), frames: Number(frames), failures, toPublish };
 }

@@ -26,7 +26,9 @@
  */
 import type { Config } from '../config.js';
 import { KafkaBatchConsumer, type ConsumedMessage } from '../kafka/consumer.js';
-import { connectRedis, createRedis, disconnectRedis, redisUnavailable } from '../redis/client.js';
+import { connectRedis, createRedis, disconnectRedis, isCluster, redisUnavailable } from '../redis/client.js';
+import { ReplicaWait } from '../redis/replica-wait.js';
+import { callScript, defineManyKeyScript, groupByNode, publish, refreshSlots } from '../redis/sharding.js';
 import { refuseEvictingPolicy } from '../redis/eviction-policy.js';
 import { topology } from '../topology.js';
 import { resultTimesUs, splitResultRecord, type RecordResult } from '../wire/result-record.js';
@@ -64,7 +66,7 @@ export function resultsDeadKey(config: Config): string {
 }
 
 /** Redis error texts that are about Redis as a whole, not the device: the call is retried as a whole. */
-const REDIS_WIDE = /^(OOM|READONLY|LOADING|BUSY|MASTERDOWN|NOREPLICAS|CLUSTERDOWN|TRYAGAIN|MISCONF)\b/;
+const REDIS_WIDE = /^(OOM|READONLY|LOADING|BUSY|MASTERDOWN|NOREPLICAS|CLUSTERDOWN|TRYAGAIN|MISCONF)\b|non local key|hash to the same slot/;
 const REDIS_RETRY_FIRST_MS = 100;
 /** How long a dead-lettered device skips the retries' wait when it fails again. */
 const QUARANTINE_MS = 30_000;
@@ -90,14 +92,52 @@ export async function startForwarder(config: Config, instanceId: string): Promis
     throw err;
   });
   if (warning !== null) log.warn(warning);
-  redis.defineCommand('stratusDeliver', { numberOfKeys: 0, lua: DELIVER_SCRIPT });
-  const deliver = async (items: readonly Item[]): Promise<DeliverReply> => {
+  defineManyKeyScript(redis, 'stratusDeliver', DELIVER_SCRIPT);
+  const cluster = isCluster(redis);
+  const replicas = new ReplicaWait(redis, config);
+  /** One script call over results of devices one master serves, and the WAIT after it. */
+  const deliverGroup = async (items: readonly Item[]): Promise<DeliverReply> => {
     const args: (string | Buffer | number)[] = [t.redis.prefix, config.redis.deviceBufferMax, config.redis.deviceStateTtlMs];
     for (const it of items) args.push(it.device, String(it.seq), it.value);
+    const routeKey = t.redis.deviceState(items[0]!.device);
     const stopTimer = metrics.redisScriptSeconds.startTimer();
-    const raw = await (redis as unknown as { stratusDeliver(...a: (string | Buffer | number)[]): Promise<unknown> }).stratusDeliver(...args);
+    // Binary replies on a cluster: the frames come back to be published.
+    const raw = await replicas.after(routeKey, () => callScript<unknown>(redis, cluster ? 'stratusDeliverBuffer' : 'stratusDeliver', routeKey, args));
     stopTimer();
     return decodeDeliverReply(raw);
+  };
+  const deliver = async (items: readonly Item[]): Promise<DeliverReply> => {
+    if (!cluster) return deliverGroup(items);
+    // One call per master, at once; failures' indexes are mapped back to this slice.
+    const indexed = items.map((item, index) => ({ item, index }));
+    const groups = groupByNode(redis, indexed, (x) => t.redis.deviceState(x.item.device));
+    const settled = await Promise.allSettled(groups.map((g) => deliverGroup(g.map((x) => x.item))));
+    const out: DeliverReply = { routed: 0, duplicates: 0, frames: 0, failures: [], toPublish: [] };
+    const frames = new Map<string, Buffer[]>();
+    let failed: unknown = null;
+    settled.forEach((s, gi) => {
+      if (s.status === 'rejected') {
+        failed ??= s.reason;
+        return;
+      }
+      const r = s.value;
+      out.routed += r.routed;
+      out.duplicates += r.duplicates;
+      for (const f of r.failures) out.failures.push({ index: groups[gi]![f.index]!.index, error: f.error });
+      for (const p of r.toPublish) {
+        const list = frames.get(p.instance);
+        // Frames of one instance from several masters become one message: a type byte, then entries.
+        if (list === undefined) frames.set(p.instance, [p.frame]);
+        else list.push(p.frame.subarray(1));
+      }
+    });
+    // Published only after every master has the results in their buffers (buffer, then publish).
+    // The masters that did answer publish what they buffered even when another failed: the retry
+    // of the whole slice finds their results as duplicates and publishes nothing for them.
+    await Promise.all([...frames].map(([instance, parts]) => publish(redis, t.redis.instanceChannel(instance), Buffer.concat(parts))));
+    if (failed !== null) throw failed;
+    out.frames = frames.size;
+    return out;
   };
   const consumer = await KafkaBatchConsumer.connect(config, { groupId: t.groups.forwarder, topics: [t.topics.results], clientId: `${instanceId}-forwarder` });
   let running = true;
@@ -149,7 +189,11 @@ export async function startForwarder(config: Config, instanceId: string): Promis
   async function deliverOnce(items: readonly Item[]): Promise<DeliverReply> {
     const reply = await deliver(items);
     const wide = reply.failures.find((f) => REDIS_WIDE.test(f.error));
-    if (wide !== undefined) throw new RedisWideError(wide.error);
+    if (wide !== undefined) {
+      // A key of another node: the slot map is stale (a failover or a slot that moved).
+      if (cluster && /non local key|same slot/.test(wide.error)) refreshSlots(redis);
+      throw new RedisWideError(wide.error);
+    }
     return reply;
   }
 
@@ -188,7 +232,8 @@ export async function startForwarder(config: Config, instanceId: string): Promis
   }
 
   async function deadLetter(failed: { item: Item; error: string }[]): Promise<boolean> {
-    const written = await untilThrough(async () => {
+    // Waited for like the results' own write: once committed, these exist only here.
+    const written = await untilThrough(() => replicas.after(deadKey, async () => {
       const p = redis.pipeline();
       for (const { item, error } of failed) {
         p.xadd(deadKey, 'MAXLEN', '~', String(config.forwarder.deadLettersMax), '*', 'device', item.device, 's', String(item.seq), 'r', item.value, 'error', error, 'topic', item.message.topic, 'partition', String(item.message.partition), 'offset', String(item.message.offset));
@@ -197,7 +242,7 @@ export async function startForwarder(config: Config, instanceId: string): Promis
       const err = out?.find(([e]) => e !== null)?.[0];
       if (err) throw err;
       return true;
-    }, `the dead-letter write of ${failed.length} results`);
+    }), `the dead-letter write of ${failed.length} results`);
     if (written === null) return false;
     metrics.forwarderDeadLetters.inc(failed.length);
     stats.deadLetters += failed.length;

@@ -43,16 +43,22 @@
 export const SEQ_WINDOW = 1024;
 export const ADMIT_SCRIPT = /* lua */ `
 local prefix, me, leaseMs, ttlMs = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local CLUSTER = false
+-- A device's key: on Redis Cluster with the hash tag {d:<device>} (topology.ts, redis/sharding.ts).
+local function key(kind, dev)
+  if CLUSTER then return prefix .. kind .. ':{d:' .. dev .. '}' end
+  return prefix .. kind .. ':' .. dev
+end
 local W = ${SEQ_WINDOW}
 local nUpdates = tonumber(ARGV[5])
 local i = 6
 for _ = 1, nUpdates do
   local dev, k, release = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   i = i + 3
-  local akey = prefix .. 'adm:' .. dev
+  local akey = key('adm', dev)
   if redis.call('GET', akey) == me then
     if k ~= '0' then
-      local dkey = prefix .. 'dev:' .. dev
+      local dkey = key('dev', dev)
       local cur = redis.call('HMGET', dkey, 'k', 'a', 'uh')
       if tonumber(k) > tonumber(cur[1] or '0') then
         redis.call('HSET', dkey, 'k', k)
@@ -70,9 +76,9 @@ local out = {}
 while i <= #ARGV do
   local dev, myMax, count = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   i = i + 3
-  local dkey = prefix .. 'dev:' .. dev
-  local akey = prefix .. 'adm:' .. dev
-  local skey = prefix .. 'seqs:' .. dev
+  local dkey = key('dev', dev)
+  local akey = key('adm', dev)
+  local skey = key('seqs', dev)
   local st = redis.call('HMGET', dkey, 'a', 'k', 'h', 'w', 'ul', 'uh')
   local a, k, w
   local rebuilt = false
@@ -84,7 +90,7 @@ while i <= #ARGV do
   else
     -- The hash is gone (or the device is new): rebuild from the buffer's last routed result.
     a = math.max(tonumber(st[3] or '0'), tonumber(st[2] or '0'))
-    local last = redis.pcall('XREVRANGE', prefix .. 'buf:' .. dev, '+', '-', 'COUNT', 1)
+    local last = redis.pcall('XREVRANGE', key('buf', dev), '+', '-', 'COUNT', 1)
     if type(last) == 'table' and not last.err and last[1] then
       local f = last[1][2]
       for j = 1, #f, 2 do
@@ -210,11 +216,17 @@ return out
  */
 export const ADMIT_RENEW_SCRIPT = `
 local prefix, me, leaseMs = ARGV[1], ARGV[2], ARGV[3]
+local CLUSTER = false
+-- A device's key: on Redis Cluster with the hash tag {d:<device>} (topology.ts, redis/sharding.ts).
+local function key(kind, dev)
+  if CLUSTER then return prefix .. kind .. ':{d:' .. dev .. '}' end
+  return prefix .. kind .. ':' .. dev
+end
 local out = {}
 for i = 4, #ARGV do
-  local key = prefix .. 'adm:' .. ARGV[i]
-  if redis.call('GET', key) == me then
-    redis.call('PEXPIRE', key, leaseMs)
+  local akey = key('adm', ARGV[i])
+  if redis.call('GET', akey) == me then
+    redis.call('PEXPIRE', akey, leaseMs)
     out[#out + 1] = 1
   else
     out[#out + 1] = 0

@@ -22,8 +22,9 @@
 import assert from 'node:assert/strict';
 import type { Config } from '../config.js';
 import { metrics } from '../http/metrics.js';
-import type { RedisClient } from '../redis/client.js';
-import { topology } from '../topology.js';
+import { isCluster, type RedisClient } from '../redis/client.js';
+import { callScript, defineManyKeyScript, groupByNode, nodeOf } from '../redis/sharding.js';
+import { topology, type Topology } from '../topology.js';
 import { ADMIT_RENEW_SCRIPT, ADMIT_SCRIPT } from './admission-script.js';
 import { RejectCode } from './validate.js';
 import type { Reject } from './protocol.js';
@@ -104,6 +105,7 @@ export class Admission {
   private waitTimer: NodeJS.Timeout | null = null;
   private readonly renewTimer: NodeJS.Timeout;
   private readonly prefix: string;
+  private readonly t: Topology;
   private readonly cfg: Config['gateway'];
   private readonly ttlMs: number;
   private stopped = false;
@@ -113,11 +115,12 @@ export class Admission {
     private readonly instanceId: string,
     private readonly redis: RedisClient,
   ) {
-    this.prefix = topology(config).redis.prefix;
+    this.t = topology(config);
+    this.prefix = this.t.redis.prefix;
     this.cfg = config.gateway;
     this.ttlMs = config.redis.deviceStateTtlMs;
-    redis.defineCommand('stratusAdmit', { numberOfKeys: 0, lua: ADMIT_SCRIPT });
-    redis.defineCommand('stratusAdmitRenew', { numberOfKeys: 0, lua: ADMIT_RENEW_SCRIPT });
+    defineManyKeyScript(redis, 'stratusAdmit', ADMIT_SCRIPT);
+    defineManyKeyScript(redis, 'stratusAdmitRenew', ADMIT_RENEW_SCRIPT);
     this.renewTimer = setInterval(() => void this.renew(), Math.floor(this.cfg.admitLeaseMs / 3));
     this.renewTimer.unref();
   }
@@ -223,8 +226,25 @@ export class Admission {
       this.queue.push(...rest);
     }
     if (items.length === 0 && !this.releaseQueued()) return;
-    const updates = [...this.updates];
+    let updates = [...this.updates];
     this.updates.clear();
+    // On Redis Cluster a call carries devices of one master (redis/sharding.ts); the others go back
+    // to the front of the queue, in order, for the next call, scheduled at once below.
+    const routeDevice = items[0]?.deviceId ?? updates[0]![0];
+    const routeKey = this.t.redis.deviceState(routeDevice);
+    if (isCluster(this.redis)) {
+      const node = nodeOf(this.redis, routeKey);
+      const back = items.filter((it) => nodeOf(this.redis, this.t.redis.deviceState(it.deviceId)) !== node);
+      if (back.length > 0) {
+        this.queue.unshift(...back);
+        items.splice(0, items.length, ...items.filter((it) => !back.includes(it)));
+      }
+      const later = updates.filter(([dev]) => nodeOf(this.redis, this.t.redis.deviceState(dev)) !== node);
+      if (later.length > 0) {
+        for (const [dev, u] of later) this.updates.set(dev, u);
+        updates = updates.filter(([dev]) => nodeOf(this.redis, this.t.redis.deviceState(dev)) === node);
+      }
+    }
     // Groups by device, each in arrival order; groups in order of first arrival.
     const groups = new Map<string, Queued[]>();
     for (const it of items) {
@@ -249,9 +269,9 @@ export class Admission {
     this.calls++;
     const issuedAtMs = Date.now();
     const stopTimer = metrics.admissionSeconds.startTimer();
-    const reply = (this.redis as unknown as { stratusAdmit(...a: (string | number)[]): Promise<number[]> }).stratusAdmit(...args);
-    // More calls may go out while this one waits (other devices' events).
-    if (this.queue.length > 0) this.schedule();
+    const reply = callScript<number[]>(this.redis, 'stratusAdmit', routeKey, args);
+    // More calls may go out while this one waits (other devices' events, or other masters').
+    if (this.queue.length > 0 || (this.updates.size > 0 && isCluster(this.redis))) this.schedule();
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), this.cfg.admitTimeoutMs)));
     const first = await Promise.race([reply.then((r) => ({ r }), (err: unknown) => ({ err })), late]);
@@ -384,12 +404,16 @@ export class Admission {
 
   /** Extends the leases of the devices with events waiting for Kafka here; a lost one stops acks. */
   private async renew(): Promise<void> {
-    const devices = [...this.held.keys()];
-    for (let i = 0; i < devices.length; i += RENEW_CHUNK) {
-      const chunk = devices.slice(i, i + RENEW_CHUNK);
+    for (const devices of groupByNode(this.redis, [...this.held.keys()], (dev) => this.t.redis.deviceState(dev)))
+      for (let i = 0; i < devices.length; i += RENEW_CHUNK) await this.renewChunk(devices.slice(i, i + RENEW_CHUNK));
+  }
+
+  /** Renews the leases of devices one master serves. */
+  private async renewChunk(chunk: string[]): Promise<void> {
+    {
       const issuedAtMs = Date.now();
       try {
-        const reply = await (this.redis as unknown as { stratusAdmitRenew(...a: (string | number)[]): Promise<number[]> }).stratusAdmitRenew(this.prefix, this.instanceId, this.cfg.admitLeaseMs, ...chunk);
+        const reply = await callScript<number[]>(this.redis, 'stratusAdmitRenew', this.t.redis.deviceState(chunk[0]!), [this.prefix, this.instanceId, this.cfg.admitLeaseMs, ...chunk]);
         chunk.forEach((dev, j) => {
           const h = this.held.get(dev);
           if (h !== undefined && Number(reply[j]) === 1) h.leaseUntilMs = issuedAtMs + this.cfg.admitLeaseMs * LEASE_MARGIN;

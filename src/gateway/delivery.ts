@@ -15,6 +15,7 @@
  */
 import type { Config } from '../config.js';
 import { connectRedis, createRedis, disconnectRedis, redisUnavailable, type RedisClient } from '../redis/client.js';
+import { callScript, defineManyKeyScript, groupByNode, messageEvent, publish, subscribe } from '../redis/sharding.js';
 import { topology, type Topology } from '../topology.js';
 import { decodeFrame, type FrameEntry } from '../wire/delivery-frame.js';
 import { metrics } from '../http/metrics.js';
@@ -49,10 +50,16 @@ return 0`;
  */
 const RENEW_SCRIPT = `
 local prefix, me, leaseMs, ttlMs = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local CLUSTER = false
+-- A device's key: on Redis Cluster with the hash tag {d:<device>} (topology.ts, redis/sharding.ts).
+local function key(kind, dev)
+  if CLUSTER then return prefix .. kind .. ':{d:' .. dev .. '}' end
+  return prefix .. kind .. ':' .. dev
+end
 local out = {}
 for i = 5, #ARGV, 2 do
   local dev, d = ARGV[i], ARGV[i + 1]
-  local pkey = prefix .. 'presence:' .. dev
+  local pkey = key('presence', dev)
   local holder = redis.call('GET', pkey)
   if holder == me then
     redis.call('PEXPIRE', pkey, leaseMs)
@@ -63,7 +70,7 @@ for i = 5, #ARGV, 2 do
   else
     out[#out + 1] = 0
   end
-  local dkey = prefix .. 'dev:' .. dev
+  local dkey = key('dev', dev)
   ${recordD('dkey', 'd', 'ttlMs')}
 end
 return out`;
@@ -93,8 +100,14 @@ export interface BufferEntry {
  */
 const RECORD_SCRIPT = `
 local prefix, ttlMs = ARGV[1], ARGV[2]
+local CLUSTER = false
+-- A device's key: on Redis Cluster with the hash tag {d:<device>} (topology.ts, redis/sharding.ts).
+local function key(kind, dev)
+  if CLUSTER then return prefix .. kind .. ':{d:' .. dev .. '}' end
+  return prefix .. kind .. ':' .. dev
+end
 for i = 3, #ARGV, 2 do
-  local dkey = prefix .. 'dev:' .. ARGV[i]
+  local dkey = key('dev', ARGV[i])
   ${recordD('dkey', 'ARGV[i + 1]', 'ttlMs')}
 end
 return 0`;
@@ -131,7 +144,7 @@ export class DeliveryLink {
   static async connect(config: Config, instanceId: string, handlers: DeliveryHandlers): Promise<DeliveryLink> {
     // Commands wait in ioredis's queue while reconnecting; the sessions bound how many they issue.
     const commands = createRedis(config, `${instanceId}-gateway`, { offlineQueue: true });
-    const sub = createRedis(config, `${instanceId}-gateway-sub`, { offlineQueue: true });
+    const sub = createRedis(config, `${instanceId}-gateway-sub`, { offlineQueue: true, subscriber: true });
     // createRedis already listens for errors (logged at debug, Redis lost / back once per change,
     // src/redis/client.ts); these keep the link's own start from depending on that.
     commands.on('error', () => {});
@@ -145,10 +158,10 @@ export class DeliveryLink {
       throw redisUnavailable(config, 'refused the gateway\'s delivery link', err);
     }
     commands.defineCommand('stratusRelease', { numberOfKeys: 2, lua: RELEASE_SCRIPT });
-    commands.defineCommand('stratusRenew', { numberOfKeys: 0, lua: RENEW_SCRIPT });
-    commands.defineCommand('stratusRecord', { numberOfKeys: 0, lua: RECORD_SCRIPT });
+    defineManyKeyScript(commands, 'stratusRenew', RENEW_SCRIPT);
+    defineManyKeyScript(commands, 'stratusRecord', RECORD_SCRIPT);
     const link = new DeliveryLink(config, instanceId, commands, sub);
-    sub.on('messageBuffer', (_channel: Buffer, message: Buffer) => {
+    sub.on(messageEvent(sub), (_channel: Buffer, message: Buffer) => {
       // A corrupt message must not throw into ioredis's parser: it is counted and dropped. The
       // results it carried are in their devices' buffers and reach them on the next gap or stream.
       try {
@@ -160,7 +173,7 @@ export class DeliveryLink {
         metrics.deliveryMessagesCorrupt.inc();
       }
     });
-    await sub.subscribe(link.channel);
+    await subscribe(sub, link.channel);
     return link;
   }
 
@@ -172,7 +185,7 @@ export class DeliveryLink {
     handlers.onTakeover(deviceId);
     // Sent on the command connection after the session's record (RELEASE_SCRIPT, issued as it
     // ended): Redis runs them in that order, so the new holder reads the record after it.
-    void this.commands.publish(this.t.redis.instanceChannel(newHolder), Buffer.concat([Buffer.from([MSG_HANDOFF]), Buffer.from(deviceId)])).catch((err: unknown) =>
+    void publish(this.commands, this.t.redis.instanceChannel(newHolder), Buffer.concat([Buffer.from([MSG_HANDOFF]), Buffer.from(deviceId)])).catch((err: unknown) =>
       // The new holder stops waiting for the handoff after its own timeout and reads the record as
       // Redis has it; devices can cause takeovers at will, so the line is rate-limited.
       linkLog.warn('handoff', { device: deviceId, err: errorText(err) }, 'handoff message to the new holder failed (it reads the record after its wait)'),
@@ -220,7 +233,7 @@ export class DeliveryLink {
     const head = Buffer.alloc(3);
     head[0] = MSG_TAKEOVER;
     head.writeUInt16LE(me.length, 1);
-    const receivers = await this.commands.publish(this.t.redis.instanceChannel(previous), Buffer.concat([head, me, Buffer.from(deviceId)]));
+    const receivers = await publish(this.commands, this.t.redis.instanceChannel(previous), Buffer.concat([head, me, Buffer.from(deviceId)]));
     if (!awaitHandoff) return;
     let timer: NodeJS.Timeout | undefined;
     // Nobody listens on the old holder's channel: it is gone, and its last renewal's record stands.
@@ -237,12 +250,12 @@ export class DeliveryLink {
    * ~100 ms). A device held by another instance gets lost().
    */
   async renew(devices: Iterable<HeldDevice>): Promise<void> {
-    const list = [...devices];
+    for (const list of groupByNode(this.commands, [...devices], (d) => this.t.redis.deviceState(d.deviceId)))
     for (let i = 0; i < list.length; i += RENEW_CHUNK) {
       const chunk = list.slice(i, i + RENEW_CHUNK);
       const args: (string | number)[] = [this.t.redis.prefix, this.instanceId, this.config.gateway.presenceLeaseMs, this.config.redis.deviceStateTtlMs];
       for (const d of chunk) args.push(d.deviceId, d.sentSeq);
-      const held = (await (this.commands as unknown as { stratusRenew(...a: (string | number)[]): Promise<number[]> }).stratusRenew(...args));
+      const held = await callScript<number[]>(this.commands, 'stratusRenew', this.t.redis.deviceState(chunk[0]!.deviceId), args);
       chunk.forEach((d, j) => {
         if (Number(held[j]) === 0) {
           metrics.presenceLost.inc();
@@ -274,11 +287,16 @@ export class DeliveryLink {
   }
 
   private async recordSent(): Promise<void> {
-    const args: (string | number)[] = [this.t.redis.prefix, this.config.redis.deviceStateTtlMs];
-    for (const [dev, d] of this.sent) args.push(dev, d);
+    const groups = groupByNode(this.commands, [...this.sent], ([dev]) => this.t.redis.deviceState(dev));
     this.sent.clear();
     try {
-      await (this.commands as unknown as { stratusRecord(...a: (string | number)[]): Promise<number> }).stratusRecord(...args);
+      await Promise.all(
+        groups.map((g) => {
+          const args: (string | number)[] = [this.t.redis.prefix, this.config.redis.deviceStateTtlMs];
+          for (const [dev, d] of g) args.push(dev, d);
+          return callScript<number>(this.commands, 'stratusRecord', this.t.redis.deviceState(g[0]![0]), args);
+        }),
+      );
     } catch {
       // Redis did not answer: the next renewal and the session's end record the position again.
     } finally {

@@ -6,13 +6,18 @@
  * resolves when the connection is ready (AUTH done, INFO says the dataset is loaded) or rejects with
  * the reason. A client left connected keeps the process alive: callers end it with `disconnectRedis(client)`.
  */
-import { Redis } from 'ioredis';
+import { Cluster, Redis, type RedisOptions as IoRedisOptions } from 'ioredis';
 import type { Config } from '../config.js';
 import { ErrorCode, StratusError } from '../errors.js';
 import { registerHealth } from '../http/health.js';
 import { OutageLog, roleLog } from '../log.js';
 
-export type RedisClient = Redis;
+/** One Redis server (redis.mode single) or a Redis Cluster (redis.mode cluster): the same commands. */
+export type RedisClient = Redis | Cluster;
+
+export function isCluster(client: RedisClient): client is Cluster {
+  return client instanceof Cluster;
+}
 
 export interface RedisOptions {
   /** Milliseconds to wait for the TCP connection; 2000 when not given. */
@@ -25,6 +30,11 @@ export interface RedisOptions {
   offlineQueue?: boolean;
   /** Reconnect after a lost connection (long-lived clients; when not given); false for probes. */
   reconnect?: boolean;
+  /**
+   * A client that subscribes to gateway channels (subscribe() below): on a cluster it keeps one
+   * sharded-subscriber connection per master (SSUBSCRIBE goes to the node that serves the channel).
+   */
+  subscriber?: boolean;
 }
 
 /** Redis lost / back, once per change for every long-lived client of the process together. */
@@ -39,27 +49,20 @@ const redisOutage = new OutageLog(roleLog('redis'), 'Redis');
  * the last one is ready again), never once per attempt.
  */
 export function createRedis(config: Config, name: string, options: RedisOptions = {}): RedisClient {
-  const client = new Redis({
-    host: config.redis.host,
-    port: config.redis.port,
+  // Options of each connection (in cluster mode: of each node's connection).
+  const common: IoRedisOptions = {
     // Empty means no password: no AUTH is sent.
     ...(config.redis.password === '' ? {} : { password: config.redis.password }),
-    db: 0,
     connectionName: `stratus-${name}`,
-    // No connection until connect() (or a first command): construction never fails or emits, and
-    // connect() returns the connection error as a rejected promise.
-    lazyConnect: true,
     connectTimeout: options.connectTimeoutMs ?? 2000,
-    // See RedisOptions.offlineQueue. With it off, a command issued before connect() resolves fails
-    // with "Stream isn't writeable and enableOfflineQueue options is false".
-    enableOfflineQueue: options.offlineQueue ?? false,
     // A command waiting on a lost connection (queued offline, or sent and unanswered) is rejected at
     // the second failed reconnect attempt, not the twentieth (ioredis's default: about 10 s of
     // retrying with the strategy below).
     maxRetriesPerRequest: 1,
     // Commands sent but unanswered when the connection dropped are sent again on reconnect: at
     // least once. Stratus's writes tolerate that (sequence numbers deduplicate; probes count
-    // duplicates). ioredis's default, named because it decides a delivery guarantee.
+    // duplicates; the metrics write carries a token). ioredis's default, named because it decides a
+    // delivery guarantee.
     autoResendUnfulfilledCommands: true,
     // A subscriber gets its channels back after a reconnect (the gateway's delivery channel).
     autoResubscribe: true,
@@ -68,13 +71,50 @@ export function createRedis(config: Config, name: string, options: RedisOptions 
     // Key names come whole from topology.ts (under config.redis.keyPrefix); ioredis's own prefix
     // would not apply to channel names or Lua-built keys.
     keyPrefix: '',
-    // Pipelining is explicit where it pays (pipeline(), variadic commands).
-    enableAutoPipelining: false,
-    // Reconnect after 50 ms, 100 ms, ... up to 1 s between attempts; null: never, the client ends.
-    retryStrategy: options.reconnect === false ? () => null : (times: number) => Math.min(50 * times, 1000),
     // disconnect() ends the socket at once; one the server never closes is destroyed after 2 s.
     disconnectTimeout: 2000,
-  });
+  };
+  const retry = options.reconnect === false ? () => null : (times: number) => Math.min(50 * times, 1000);
+  const client: RedisClient =
+    config.redis.mode === 'cluster'
+      ? new Cluster([{ host: config.redis.host, port: config.redis.port }], {
+          redisOptions: common,
+          // See the single-server options below.
+          lazyConnect: true,
+          enableOfflineQueue: options.offlineQueue ?? false,
+          enableReadyCheck: true,
+          enableAutoPipelining: false,
+          keyPrefix: '',
+          // Reads go to masters: a replica may not have a write yet (the scripts read what they wrote).
+          scaleReads: 'master',
+          // The whole cluster unreachable: retried like a single server's connection.
+          clusterRetryStrategy: retry,
+          // A failover: a command answered MOVED, CLUSTERDOWN or TRYAGAIN, or sent to a node whose
+          // connection closed, is sent again after the slot map is read anew.
+          retryDelayOnFailover: 100,
+          retryDelayOnClusterDown: 100,
+          retryDelayOnTryAgain: 100,
+          maxRedirections: 16,
+          slotsRefreshTimeout: 2000,
+          // Gateway channels are shard channels (SSUBSCRIBE), served by the node of their slot.
+          shardedSubscribers: options.subscriber === true,
+        })
+      : new Redis({
+          host: config.redis.host,
+          port: config.redis.port,
+          ...common,
+          db: 0,
+          // No connection until connect() (or a first command): construction never fails or emits, and
+          // connect() returns the connection error as a rejected promise.
+          lazyConnect: true,
+          // See RedisOptions.offlineQueue. With it off, a command issued before connect() resolves fails
+          // with "Stream isn't writeable and enableOfflineQueue options is false".
+          enableOfflineQueue: options.offlineQueue ?? false,
+          // Pipelining is explicit where it pays (pipeline(), variadic commands).
+          enableAutoPipelining: false,
+          // Reconnect after 50 ms, 100 ms, ... up to 1 s between attempts; null: never, the client ends.
+          retryStrategy: retry,
+        });
   let lastError = '';
   client.on('error', (err: Error) => {
     lastError = err.message;

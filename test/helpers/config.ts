@@ -20,3 +20,11 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
     flags: { 'kafka-topic-prefix': `test.${id}.`, 'redis-key-prefix': `test:${id}:`, ...overrides },
   });
 }
+
+/**
+ * Set when the suite runs against Redis Cluster (STRATUS_REDIS_MODE=cluster, `npm run test:cluster`):
+ * a test that puts a proxy in front of the one Redis address skips, because a cluster client
+ * connects to every node directly (the cluster's own fault tests kill nodes instead).
+ */
+export const SKIP_ON_REDIS_CLUSTER: string | false =
+  loadConfig().redis.mode === 'cluster' ? 'a proxy in front of one Redis address: a cluster client reaches every node directly' : false;

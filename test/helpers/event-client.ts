@@ -12,6 +12,7 @@ import { loadSync } from '@grpc/proto-loader';
 import { PROJECT_ROOT, type Config } from '../../src/config.js';
 import { findLogLine } from '../../src/log.js';
 import { createRedis, type RedisClient } from '../../src/redis/client.js';
+import { deleteEach, scanKeys } from './redis-keys.js';
 
 const FIELD_LIST_PROTO = `syntax = "proto3";
 package event;
@@ -80,21 +81,13 @@ export async function queueRedis(config: Config): Promise<RedisClient> {
   return r;
 }
 
-/** Every key under the config's prefix. */
+/** Every key under the config's prefix (on every master of a cluster). */
 export async function keysUnder(redis: RedisClient, config: Config): Promise<string[]> {
-  const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', `${config.redis.keyPrefix}*`, 'COUNT', 1000);
-    cursor = next;
-    keys.push(...batch);
-  } while (cursor !== '0');
-  return keys.sort();
+  return scanKeys(redis, `${config.redis.keyPrefix}*`);
 }
 
 export async function deleteKeys(redis: RedisClient, config: Config): Promise<void> {
-  const keys = await keysUnder(redis, config);
-  if (keys.length > 0) await redis.del(...keys);
+  await deleteEach(redis, await keysUnder(redis, config));
   redis.disconnect();
 }
 

@@ -10,6 +10,7 @@ import { loadSync } from '@grpc/proto-loader';
 import type { Config } from '../../src/config.js';
 import { createRedis, connectRedis, type RedisClient } from '../../src/redis/client.js';
 import { topology } from '../../src/topology.js';
+import { deleteEach, scanKeys } from './redis-keys.js';
 
 const FIELD_LIST = `
 syntax = "proto3";
@@ -65,9 +66,7 @@ export async function streamsRedis(config: Config): Promise<RedisClient> {
 
 export async function deleteStreamKeys(redis: RedisClient, config: Config): Promise<void> {
   const t = topology(config).redis;
-  await redis.del(t.metricsStream, t.metricsDead);
-  const tokens = await redis.keys(`${t.metricsWrite('')}*`);
-  if (tokens.length > 0) await redis.del(...tokens);
+  await deleteEach(redis, [t.metricsStream, t.metricsDead, ...(await scanKeys(redis, `${t.metricsWrite('')}*`))]);
   redis.disconnect();
 }
 

@@ -27,8 +27,8 @@ export class ModelEngine {
     const t = topology(config);
     // Once here: four processes creating the same topics at once would race.
     await ensureTopics(config, [
-      { topic: t.topics.events, partitions: PARTITIONS },
-      { topic: t.topics.results, partitions: PARTITIONS },
+      { topic: t.topics.events, partitions: PARTITIONS, replicationFactor: config.kafka.replicationFactor, minInsyncReplicas: config.kafka.minInsyncReplicas },
+      { topic: t.topics.results, partitions: PARTITIONS, replicationFactor: config.kafka.replicationFactor, minInsyncReplicas: config.kafka.minInsyncReplicas },
     ]);
     const env = {
       STRATUS_KAFKA_TOPIC_PREFIX: config.kafka.topicPrefix,

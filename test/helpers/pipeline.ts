@@ -17,8 +17,8 @@ export interface TestPipeline {
 export async function startPipeline(config: Config, gatewayIds: string[]): Promise<TestPipeline> {
   const t = topology(config);
   await ensureTopics(config, [
-    { topic: t.topics.events, partitions: config.kafka.partitions },
-    { topic: t.topics.results, partitions: config.kafka.partitions },
+    { topic: t.topics.events, partitions: config.kafka.partitions, replicationFactor: config.kafka.replicationFactor, minInsyncReplicas: config.kafka.minInsyncReplicas },
+    { topic: t.topics.results, partitions: config.kafka.partitions, replicationFactor: config.kafka.replicationFactor, minInsyncReplicas: config.kafka.minInsyncReplicas },
   ]);
   const gateways: Gateway[] = [];
   for (const id of gatewayIds) gateways.push(await Gateway.start(config, id, 0));

@@ -9,6 +9,7 @@
  * everything checked; its result, which comes after every earlier result of the device (results
  * reach a device in seq order), says the device has seen all it will see. No fixed sleeps.
  */
+import { topology } from '../../src/topology.js';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@grpc/grpc-js';
@@ -283,7 +284,7 @@ class Run extends Waitable {
           this.note(i, `DEL dev:d${o.d}: not quiescent, skipped`);
           return;
         }
-        await this.engine.redis.del(`${this.engine.config.redis.keyPrefix}dev:${d.id}`);
+        await this.engine.redis.del(topology(this.engine.config).redis.deviceState(d.id));
         return;
       }
     }

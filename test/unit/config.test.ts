@@ -105,6 +105,8 @@ test('names are derived from the key: STRATUS_SECTION_NAME and --section-name', 
 test('every option is read from its environment name, its .env line and its flag, and nothing else changes', (t) => {
   const dir = tempDir(t);
   for (const key of KEYS) {
+    // Valid only with kafka.replicationFactor raised too: its own test below.
+    if (key === 'kafka.minInsyncReplicas') continue;
     const { raw, parsed } = sample(key);
     assert.notDeepEqual(configValue(defaults(), key), parsed, `${key}: the sample must differ from the default`);
     assertOnly(loadConfig({ envFile: null, env: { [envName(key)]: raw } }), key, parsed, envName(key));
@@ -113,6 +115,23 @@ test('every option is read from its environment name, its .env line and its flag
     writeFileSync(file, `${envName(key)}=${raw}\n`);
     assertOnly(loadConfig({ envFile: file, env: {} }), key, parsed, `${envName(key)} in a .env file`);
   }
+});
+
+test('kafka.minInsyncReplicas is read like the others, and refused above kafka.replicationFactor naming both', () => {
+  const c = loadConfig({ envFile: null, env: { STRATUS_KAFKA_REPLICATION_FACTOR: '3', STRATUS_KAFKA_MIN_INSYNC_REPLICAS: '2' } });
+  assert.equal(c.kafka.replicationFactor, 3);
+  assert.equal(c.kafka.minInsyncReplicas, 2);
+  assert.equal(loadConfig({ envFile: null, env: {}, flags: { 'kafka-replication-factor': '3', 'kafka-min-insync-replicas': '3' } }).kafka.minInsyncReplicas, 3);
+  assert.throws(() => loadConfig({ envFile: null, env: { STRATUS_KAFKA_MIN_INSYNC_REPLICAS: '2' } }), (err: unknown) => {
+    assert.ok(err instanceof StratusError);
+    assert.equal(err.code, ErrorCode.CONFIG_INVALID);
+    assert.match(err.message, /kafka\.minInsyncReplicas must be at most kafka\.replicationFactor \(1\).*got "2".*STRATUS_KAFKA_MIN_INSYNC_REPLICAS/);
+    return true;
+  });
+});
+
+test('redis.keyPrefix refuses braces (they would change the hash tags on Redis Cluster)', () => {
+  assert.throws(() => loadConfig({ envFile: null, env: { STRATUS_REDIS_KEY_PREFIX: 'a{b}:' } }), /redis\.keyPrefix must be text without \{ or \}/);
 });
 
 test('defaults are the documented ones', () => {

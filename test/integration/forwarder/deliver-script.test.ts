@@ -74,7 +74,7 @@ test('buffers every result with fields r and s, ids n-0 from 1; one PUBLISH per 
   await h.redis.set(h.t.redis.presence('c'), 'gw-1');
 
   const reply = await h.deliver([['a', 1], ['b', 1], ['a', 2], ['c', 7], ['d', 3], ['b', 2]]);
-  assert.deepEqual(reply, { routed: 6, duplicates: 0, frames: 2, failures: [] });
+  assert.deepEqual(reply, { routed: 6, duplicates: 0, frames: 2, failures: [], toPublish: [] });
   assert.deepEqual(await h.buffer('a'), entries('a', [1, 2]));
   assert.deepEqual(await h.buffer('b'), entries('b', [1, 2]));
   assert.deepEqual(await h.buffer('c'), entries('c', [7]));
@@ -93,9 +93,9 @@ test('buffers every result with fields r and s, ids n-0 from 1; one PUBLISH per 
 test('a re-read batch is all duplicates; the gateway\'s fields a and d are left alone', async (t) => {
   const h = await harness(t);
   await h.redis.hset(h.t.redis.deviceState('a'), 'a', '10', 'd', '0');
-  assert.deepEqual(await h.deliver([['a', 1], ['a', 2], ['a', 3]]), { routed: 3, duplicates: 0, frames: 0, failures: [] });
-  assert.deepEqual(await h.deliver([['a', 1], ['a', 2], ['a', 3]]), { routed: 0, duplicates: 3, frames: 0, failures: [] });
-  assert.deepEqual(await h.deliver([['a', 2], ['a', 3], ['a', 4]]), { routed: 1, duplicates: 2, frames: 0, failures: [] });
+  assert.deepEqual(await h.deliver([['a', 1], ['a', 2], ['a', 3]]), { routed: 3, duplicates: 0, frames: 0, failures: [], toPublish: [] });
+  assert.deepEqual(await h.deliver([['a', 1], ['a', 2], ['a', 3]]), { routed: 0, duplicates: 3, frames: 0, failures: [], toPublish: [] });
+  assert.deepEqual(await h.deliver([['a', 2], ['a', 3], ['a', 4]]), { routed: 1, duplicates: 2, frames: 0, failures: [], toPublish: [] });
   assert.deepEqual(await h.buffer('a'), entries('a', [1, 2, 3, 4]));
   assert.deepEqual(await h.redis.hgetall(h.t.redis.deviceState('a')), { a: '10', d: '0', n: '4', h: '4' });
 });
@@ -105,13 +105,13 @@ test('dev hash deleted, buffer left: n and h rebuilt from the buffer, the next r
   await h.deliver([['a', 5], ['a', 6], ['a', 9], ['b', 1]]);
   await h.redis.del(h.t.redis.deviceState('a'));
   const reply = await h.deliver([['a', 6], ['a', 9], ['b', 2], ['a', 10], ['a', 10], ['a', 11]]);
-  assert.deepEqual(reply, { routed: 3, duplicates: 3, frames: 0, failures: [] });
+  assert.deepEqual(reply, { routed: 3, duplicates: 3, frames: 0, failures: [], toPublish: [] });
   assert.deepEqual(await h.buffer('a'), [...entries('a', [5, 6, 9]), ...entries('a', [10, 11], 4)]);
   assert.deepEqual(await h.redis.hgetall(h.t.redis.deviceState('a')), { n: '5', h: '11' });
   assert.deepEqual(await h.buffer('b'), entries('b', [1, 2]));
   // Deleted again: only a re-sent old seq comes; it stays a duplicate and nothing is written.
   await h.redis.del(h.t.redis.deviceState('a'));
-  assert.deepEqual(await h.deliver([['a', 11]]), { routed: 0, duplicates: 1, frames: 0, failures: [] });
+  assert.deepEqual(await h.deliver([['a', 11]]), { routed: 0, duplicates: 1, frames: 0, failures: [], toPublish: [] });
   assert.equal(await h.redis.exists(h.t.redis.deviceState('a')), 0);
 });
 
@@ -123,7 +123,7 @@ test('dev hash lost and buffer trimmed empty by the gateway: the id goes on from
   await h.redis.del(h.t.redis.deviceState('a'));
   // The gateway records the device's delivered position again (renewal): seq 3 was delivered.
   await h.redis.hset(h.t.redis.deviceState('a'), 'd', '3');
-  assert.deepEqual(await h.deliver([['a', 2], ['a', 3], ['a', 4]]), { routed: 1, duplicates: 2, frames: 0, failures: [] });
+  assert.deepEqual(await h.deliver([['a', 2], ['a', 3], ['a', 4]]), { routed: 1, duplicates: 2, frames: 0, failures: [], toPublish: [] });
   assert.deepEqual(await h.buffer('a'), entries('a', [4], 4));
   assert.deepEqual(await h.redis.hgetall(h.t.redis.deviceState('a')), { d: '3', n: '4', h: '4' });
 });
@@ -132,7 +132,7 @@ test('dev hash behind the buffer (restored from an older snapshot): rebuilt when
   const h = await harness(t);
   await h.deliver([['a', 1], ['a', 2], ['a', 3], ['a', 4]]);
   await h.redis.hset(h.t.redis.deviceState('a'), 'n', '2', 'h', '2');
-  assert.deepEqual(await h.deliver([['a', 3], ['a', 4], ['a', 5]]), { routed: 1, duplicates: 2, frames: 0, failures: [] });
+  assert.deepEqual(await h.deliver([['a', 3], ['a', 4], ['a', 5]]), { routed: 1, duplicates: 2, frames: 0, failures: [], toPublish: [] });
   assert.deepEqual(await h.buffer('a'), entries('a', [1, 2, 3, 4, 5]));
   assert.deepEqual(await h.redis.hgetall(h.t.redis.deviceState('a')), { n: '5', h: '5' });
 });
@@ -157,7 +157,7 @@ test('a device whose buffer key has the wrong type fails alone; h is never set f
   assert.equal(await h.redis.exists(h.t.redis.deviceState('y')), 0, 'nothing recorded for y');
   // The key repaired, a retry buffers x's results; x's old seq 1 stays a duplicate even so.
   await h.redis.del(h.t.redis.deviceBuffer('x'));
-  assert.deepEqual(await h.deliver([['x', 1], ['x', 2], ['x', 3]]), { routed: 2, duplicates: 1, frames: 0, failures: [] });
+  assert.deepEqual(await h.deliver([['x', 1], ['x', 2], ['x', 3]]), { routed: 2, duplicates: 1, frames: 0, failures: [], toPublish: [] });
   assert.deepEqual(await h.buffer('x'), entries('x', [2, 3], 2));
 });
 

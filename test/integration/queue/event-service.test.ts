@@ -9,7 +9,7 @@ import { startEventService } from '../../../src/queue/event-service.js';
 import type { QueueHandler } from '../../../src/queue/handlers.js';
 import { QueueWorker } from '../../../src/queue/worker.js';
 import { topology } from '../../../src/topology.js';
-import { testConfig } from '../../helpers/config.js';
+import { SKIP_ON_REDIS_CLUSTER, testConfig } from '../../helpers/config.js';
 import { deleteKeys, eventClient, events, item, keysUnder, queueRedis, streamEvents, waitFor, type EventIn } from '../../helpers/event-client.js';
 import { TcpProxy } from '../../helpers/tcp-proxy.js';
 
@@ -134,7 +134,7 @@ test('bad input: INVALID_ARGUMENT naming the field; nothing written for it', { t
   assert.equal(await redis.llen(key), 3);
 });
 
-test('Redis lost mid-call: summary { success: false, events_received: what was stored }', { timeout: 20_000 }, async (t) => {
+test('Redis lost mid-call: summary { success: false, events_received: what was stored }', { timeout: 20_000, skip: SKIP_ON_REDIS_CLUSTER }, async (t) => {
   const base = testConfig();
   const proxy = await TcpProxy.start(base.redis.port, base.redis.host);
   const config = testConfig({ 'redis-key-prefix': base.redis.keyPrefix, 'redis-port': String(proxy.port) });

@@ -8,7 +8,7 @@ import { findLogLine } from '../../../src/log.js';
 import { connectRedis, createRedis } from '../../../src/redis/client.js';
 import { itemDigest, ListQueue } from '../../../src/queue/list-queue.js';
 import { topology } from '../../../src/topology.js';
-import { testConfig } from '../../helpers/config.js';
+import { SKIP_ON_REDIS_CLUSTER, testConfig } from '../../helpers/config.js';
 import { deleteKeys, events, item, keysUnder, queueRedis, spawnWorker, waitFor, type WorkerProcess } from '../../helpers/event-client.js';
 import { unusedPort } from '../../helpers/ports.js';
 import { FaultProxy } from '../../helpers/fault-proxy.js';
@@ -179,7 +179,7 @@ test('--metrics: the worker serves /metrics with its queue counters (promtool-cl
   assert.equal(await w.exited, 0);
 });
 
-test('a take whose answer was lost (the connection reset after Redis moved the item) is given back and handled, not left in the processing list; items in hand are not', { timeout: 60_000 }, async (t) => {
+test('a take whose answer was lost (the connection reset after Redis moved the item) is given back and handled, not left in the processing list; items in hand are not', { timeout: 60_000, skip: SKIP_ON_REDIS_CLUSTER }, async (t) => {
   const base = testConfig();
   const proxy = await FaultProxy.start(base.redis.port);
   t.after(() => proxy.close());

@@ -6,7 +6,7 @@ import { Gateway } from '../../../src/gateway/gateway.js';
 import { startMetricsService, writeMetrics } from '../../../src/streams/metrics-service.js';
 import { checkMetric, type Metric } from '../../../src/streams/metric-entry.js';
 import { topology } from '../../../src/topology.js';
-import { testConfig } from '../../helpers/config.js';
+import { SKIP_ON_REDIS_CLUSTER, testConfig } from '../../helpers/config.js';
 import { FaultProxy } from '../../helpers/fault-proxy.js';
 import { connectRedis, createRedis, disconnectRedis } from '../../../src/redis/client.js';
 import { deleteStreamKeys, metricsClient, streamsRedis, until, type MetricIn, type MetricsClient } from '../../helpers/metrics-client.js';
@@ -126,7 +126,7 @@ test('a batch is written in slices of 1,000; when a slice fails, the slices befo
   scripted.stratusXaddMetrics = real;
 });
 
-test('a script call that ran but whose reply was lost is sent again by the client and written once, with the same ids', { timeout: 30_000 }, async (t) => {
+test('a script call that ran but whose reply was lost is sent again by the client and written once, with the same ids', { timeout: 30_000, skip: SKIP_ON_REDIS_CLUSTER }, async (t) => {
   const base = testConfig();
   const direct = await streamsRedis(base);
   t.after(() => deleteStreamKeys(direct, base));
