@@ -13,13 +13,14 @@ import { durableAck } from './scenarios/durable-ack.js';
 import { listPath } from './scenarios/list-path.js';
 import { micro } from './scenarios/micro.js';
 import { producer } from './scenarios/producer.js';
+import { replication } from './scenarios/replication.js';
 import { roundTrip } from './scenarios/round-trip.js';
 import { runtimesScenario } from './scenarios/runtimes.js';
 import { scaling } from './scenarios/scaling.js';
 import { security } from './scenarios/security.js';
 import { sustainable } from './scenarios/sustainable.js';
 
-export const SCENARIOS: readonly Scenario[] = [durableAck, roundTrip, listPath, producer, sustainable, scaling, runtimesScenario, micro, security];
+export const SCENARIOS: readonly Scenario[] = [durableAck, roundTrip, listPath, producer, sustainable, scaling, replication, runtimesScenario, micro, security];
 
 export interface BenchOptions {
   quick: boolean;
