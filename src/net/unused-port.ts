@@ -13,6 +13,7 @@
 import { linkSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
+import { KAFKA_NODES, REDIS_BUS_PORT_OFFSET, REDIS_CLUSTER_PORTS } from '../stack/cluster-layout.js';
 import { isAlive } from '../stack/processes.js';
 import { join } from 'node:path';
 
@@ -20,6 +21,15 @@ const LOWEST = 10_000;
 const TRIES = 200;
 const SWEEP_AGE_MS = 10 * 60_000;
 const handedOut = new Set<number>();
+/**
+ * The fixed ports of the stack's services: never handed out, even while a node is down (a fault
+ * test between its kill and its restart would find the port free).
+ */
+const FIXED = new Set<number>([
+  6379, 9092, 9093,
+  ...KAFKA_NODES.flatMap((n) => [n.port, n.controllerPort]),
+  ...REDIS_CLUSTER_PORTS.flatMap((p) => [p, p + REDIS_BUS_PORT_OFFSET]),
+]);
 const reservations = join(tmpdir(), 'stratus-ports');
 
 /** [lowest, highest] to draw from: below the ephemeral range, or above it when that starts too low. */
@@ -97,7 +107,7 @@ export async function unusedPort(): Promise<number> {
   const [lowest, highest] = drawRange();
   for (let i = 0; i < TRIES; i++) {
     const port = lowest + Math.floor(Math.random() * (highest - lowest + 1));
-    if (handedOut.has(port)) continue;
+    if (handedOut.has(port) || FIXED.has(port)) continue;
     if (!reserve(port)) continue;
     handedOut.add(port);
     if (await bindable(port)) return port;
