@@ -10,13 +10,13 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PROJECT_ROOT, type Config } from '../../../src/config.js';
-import { deleteTopics, ensureTopics } from '../../../src/kafka/admin.js';
-import { withAdmin } from '../../../src/kafka/client.js';
-import { kafkaRoundTrip } from '../../../src/kafka/round-trip.js';
-import { KAFKA_NODES, REDIS_CLUSTER_PORTS } from '../../../src/stack/cluster-layout.js';
-import { parseClusterInfo } from '../../../src/stack/redis-cluster.js';
-import { runToEnd } from '../../../src/stack/processes.js';
+import { PROJECT_ROOT, type Config } from '../../src/config.js';
+import { deleteTopics, ensureTopics } from '../../src/kafka/admin.js';
+import { withAdmin } from '../../src/kafka/client.js';
+import { kafkaRoundTrip } from '../../src/kafka/round-trip.js';
+import { KAFKA_NODES, REDIS_CLUSTER_PORTS } from '../../src/stack/cluster-layout.js';
+import { parseClusterInfo } from '../../src/stack/redis-cluster.js';
+import { runToEnd } from '../../src/stack/processes.js';
 import {
   clusterTestConfig,
   ensureClusterStack,
@@ -28,7 +28,7 @@ import {
   startKafkaBroker,
   startRedisNode,
   stopClusterStack,
-} from '../../helpers/cluster-stack.js';
+} from '../helpers/cluster-stack.js';
 
 const CLI = join(PROJECT_ROOT, 'bin', 'stratus.js');
 
