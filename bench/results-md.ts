@@ -26,6 +26,7 @@ export const SCENARIO_PLAN: readonly { id: string; title: string }[] = [
   { id: 'runtimes', title: '7. Runtimes: Node 20, Node 24, Bun' },
   { id: 'micro', title: '8. Micro-benchmarks' },
   { id: 'security', title: '9. TLS and device tokens vs plaintext' },
+  { id: 'replication', title: '10. Replication: Kafka replication 1 vs 3, Redis WAIT on vs off (local clusters)' },
 ];
 
 const titleOf = (s: ScenarioResult) => SCENARIO_PLAN.find((p) => p.id === s.id)?.title ?? s.title;

@@ -23,7 +23,7 @@ import assert from 'node:assert/strict';
 import type { Config } from '../config.js';
 import { metrics } from '../http/metrics.js';
 import { isCluster, type RedisClient } from '../redis/client.js';
-import { callScript, defineManyKeyScript, groupByNode, nodeOf } from '../redis/sharding.js';
+import { callScript, defineManyKeyScript, groupByNode, nodeOf, refreshSlots } from '../redis/sharding.js';
 import { topology, type Topology } from '../topology.js';
 import { ADMIT_RENEW_SCRIPT, ADMIT_SCRIPT } from './admission-script.js';
 import { RejectCode } from './validate.js';
@@ -298,6 +298,8 @@ export class Admission {
     } else if ('err' in first) {
       // Redis refused the call (an error reply): the script did not take anything.
       answered();
+      // A key of another master: the slot map is stale (a failover, a slot that moved).
+      if (/non local key|same slot/.test(String(first.err))) refreshSlots(this.redis);
       metrics.admissionFailures.inc();
       for (const g of groups.values()) for (const it of g) it.done({ taken: false, reject: { seq: it.seq, code: RejectCode.UNAVAILABLE, message: UNAVAILABLE_MESSAGE, lastSeq: 0 } });
       // What it carried goes with a later call: k always; a release only if the device was not
@@ -410,19 +412,17 @@ export class Admission {
 
   /** Renews the leases of devices one master serves. */
   private async renewChunk(chunk: string[]): Promise<void> {
-    {
-      const issuedAtMs = Date.now();
-      try {
-        const reply = await callScript<number[]>(this.redis, 'stratusAdmitRenew', this.t.redis.deviceState(chunk[0]!), [this.prefix, this.instanceId, this.cfg.admitLeaseMs, ...chunk]);
-        chunk.forEach((dev, j) => {
-          const h = this.held.get(dev);
-          if (h !== undefined && Number(reply[j]) === 1) h.leaseUntilMs = issuedAtMs + this.cfg.admitLeaseMs * LEASE_MARGIN;
-        });
-      } catch {
-        // Redis did not answer: the leases run out and reports after that are not acknowledged
-        // (counted in stratus_admission_lease_lost_total); the next renewal tries again.
-        metrics.admissionFailures.inc();
-      }
+    const issuedAtMs = Date.now();
+    try {
+      const reply = await callScript<number[]>(this.redis, 'stratusAdmitRenew', this.t.redis.deviceState(chunk[0]!), [this.prefix, this.instanceId, this.cfg.admitLeaseMs, ...chunk]);
+      chunk.forEach((dev, j) => {
+        const h = this.held.get(dev);
+        if (h !== undefined && Number(reply[j]) === 1) h.leaseUntilMs = issuedAtMs + this.cfg.admitLeaseMs * LEASE_MARGIN;
+      });
+    } catch {
+      // Redis did not answer: the leases run out and reports after that are not acknowledged
+      // (counted in stratus_admission_lease_lost_total); the next renewal tries again.
+      metrics.admissionFailures.inc();
     }
   }
 }

@@ -250,18 +250,20 @@ export class DeliveryLink {
    * ~100 ms). A device held by another instance gets lost().
    */
   async renew(devices: Iterable<HeldDevice>): Promise<void> {
-    for (const list of groupByNode(this.commands, [...devices], (d) => this.t.redis.deviceState(d.deviceId)))
-    for (let i = 0; i < list.length; i += RENEW_CHUNK) {
-      const chunk = list.slice(i, i + RENEW_CHUNK);
-      const args: (string | number)[] = [this.t.redis.prefix, this.instanceId, this.config.gateway.presenceLeaseMs, this.config.redis.deviceStateTtlMs];
-      for (const d of chunk) args.push(d.deviceId, d.sentSeq);
-      const held = await callScript<number[]>(this.commands, 'stratusRenew', this.t.redis.deviceState(chunk[0]!.deviceId), args);
-      chunk.forEach((d, j) => {
-        if (Number(held[j]) === 0) {
-          metrics.presenceLost.inc();
-          d.lost();
-        }
-      });
+    // On Redis Cluster, one master's devices per script call (redis/sharding.ts).
+    for (const list of groupByNode(this.commands, [...devices], (d) => this.t.redis.deviceState(d.deviceId))) {
+      for (let i = 0; i < list.length; i += RENEW_CHUNK) {
+        const chunk = list.slice(i, i + RENEW_CHUNK);
+        const args: (string | number)[] = [this.t.redis.prefix, this.instanceId, this.config.gateway.presenceLeaseMs, this.config.redis.deviceStateTtlMs];
+        for (const d of chunk) args.push(d.deviceId, d.sentSeq);
+        const held = await callScript<number[]>(this.commands, 'stratusRenew', this.t.redis.deviceState(chunk[0]!.deviceId), args);
+        chunk.forEach((d, j) => {
+          if (Number(held[j]) === 0) {
+            metrics.presenceLost.inc();
+            d.lost();
+          }
+        });
+      }
     }
   }
 

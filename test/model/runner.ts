@@ -9,10 +9,10 @@
  * everything checked; its result, which comes after every earlier result of the device (results
  * reach a device in seq order), says the device has seen all it will see. No fixed sleeps.
  */
-import { topology } from '../../src/topology.js';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@grpc/grpc-js';
+import { topology } from '../../src/topology.js';
 import type { ModelEngine } from '../helpers/model-engine.js';
 import { FreezingProxy } from '../helpers/model-proxy.js';
 import { ConnectChannel, grpcClient, ingest, ingestBatch, NimbusStream, SseChannel, tick, Waitable } from './clients.js';
