@@ -204,7 +204,7 @@ export async function clusterNotReady(config: Config, port: number): Promise<str
  * after a node's directory was removed) is not repaired here.
  */
 export async function ensureRedisClusterFormed(config: Config, cluster: ClusterPaths, deadline: number, say: (l: string) => void): Promise<void> {
-  const known = await Promise.all(REDIS_CLUSTER_PORTS.map(async (p) => Number(parseClusterInfo(await redisCli(config, p, ['cluster', 'info'])).cluster_known_nodes)));
+  const known = await Promise.all(REDIS_CLUSTER_PORTS.map(async (p) => Number(parseClusterInfo(await clusterInfoLoaded(config, p, deadline)).cluster_known_nodes)));
   if (known.every((k) => k === 1)) {
     say(`redis-cluster: creating ${REDIS_CLUSTER_MASTERS} masters with one replica each`);
     const r = await runToEnd(
@@ -224,6 +224,21 @@ export async function ensureRedisClusterFormed(config: Config, cluster: ClusterP
     );
   }
   await waitRedisClusterReady(config, deadline);
+}
+
+/**
+ * CLUSTER INFO of a node, waiting (until deadline) while it answers LOADING: a node restarted on its
+ * data answers PING before it has read its append-only file back.
+ */
+async function clusterInfoLoaded(config: Config, port: number, deadline: number): Promise<string> {
+  for (;;) {
+    try {
+      return await redisCli(config, port, ['cluster', 'info']);
+    } catch (err) {
+      if (!/LOADING/.test((err as Error).message) || Date.now() > deadline) throw err;
+      await sleep(100);
+    }
+  }
 }
 
 /** Waits until every running node answers that the cluster is whole (clusterNotReady is null). */
