@@ -130,6 +130,8 @@ export class DeliveryLink {
   /** Claims here (without a client cursor) still waiting for a handoff, chained, by device. */
   private readonly waits = new Map<string, Promise<void>>();
   private renewTimer: NodeJS.Timeout | null = null;
+  /** Releases Redis has not answered yet, by device (the newest per device). */
+  private readonly releasing = new Map<string, Promise<void>>();
   /** Written positions to record, by device (one entry per held device at most). */
   private readonly sent = new Map<string, number>();
   private recordTimer: NodeJS.Timeout | null = null;
@@ -183,9 +185,13 @@ export class DeliveryLink {
     const newHolder = message.toString('utf8', 3, 3 + len);
     const deviceId = message.toString('utf8', 3 + len);
     handlers.onTakeover(deviceId);
-    // Sent on the command connection after the session's record (RELEASE_SCRIPT, issued as it
-    // ended): Redis runs them in that order, so the new holder reads the record after it.
-    void publish(this.commands, this.t.redis.instanceChannel(newHolder), Buffer.concat([Buffer.from([MSG_HANDOFF]), Buffer.from(deviceId)])).catch((err: unknown) =>
+    // Sent once the session's record (RELEASE_SCRIPT, issued as it ended, synchronously) has been
+    // answered, so the new holder reads the record after it. One connection to one server would
+    // keep that order by itself; on Redis Cluster the record goes to the device's master and the
+    // handoff to the channel's, and the handoff could overtake it (the model test caught that: a
+    // cursorless stream taking over from SSE was sent again what SSE had sent).
+    const recorded = this.releasing.get(deviceId) ?? Promise.resolve();
+    void recorded.then(() => publish(this.commands, this.t.redis.instanceChannel(newHolder), Buffer.concat([Buffer.from([MSG_HANDOFF]), Buffer.from(deviceId)]))).catch((err: unknown) =>
       // The new holder stops waiting for the handoff after its own timeout and reads the record as
       // Redis has it; devices can cause takeovers at will, so the line is rate-limited.
       linkLog.warn('handoff', { device: deviceId, err: errorText(err) }, 'handoff message to the new holder failed (it reads the record after its wait)'),
@@ -309,7 +315,7 @@ export class DeliveryLink {
 
   /** A session ended: records what it wrote; with `dropPresence`, lets go of the device too. */
   async release(deviceId: string, sentSeq: number, dropPresence: boolean): Promise<void> {
-    await (this.commands as unknown as { stratusRelease(...a: (string | number)[]): Promise<number> }).stratusRelease(
+    const call = (this.commands as unknown as { stratusRelease(...a: (string | number)[]): Promise<number> }).stratusRelease(
       this.t.redis.presence(deviceId),
       this.t.redis.deviceState(deviceId),
       this.instanceId,
@@ -317,6 +323,17 @@ export class DeliveryLink {
       dropPresence ? 1 : 0,
       this.config.redis.deviceStateTtlMs,
     );
+    // Answered or failed, it is over: what a handoff waits for (onTakeover). One entry per device
+    // whose release is unanswered, removed when it is answered.
+    const settled = call.then(
+      () => {},
+      () => {},
+    );
+    this.releasing.set(deviceId, settled);
+    void settled.then(() => {
+      if (this.releasing.get(deviceId) === settled) this.releasing.delete(deviceId);
+    });
+    await call;
   }
 
   /** The server-side cursor: the last seq written to the device by any session, 0 if none. */

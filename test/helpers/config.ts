@@ -27,4 +27,6 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
  * connects to every node directly (the cluster's own fault tests kill nodes instead).
  */
 export const SKIP_ON_REDIS_CLUSTER: string | false =
-  loadConfig().redis.mode === 'cluster' ? 'a proxy in front of one Redis address: a cluster client reaches every node directly' : false;
+  // The environment itself, not loadConfig(): this runs at import, before a test file has taken its
+  // own STRATUS_* variables (STRATUS_MODEL_SEED) out of the environment that loadConfig checks.
+  process.env.STRATUS_REDIS_MODE === 'cluster' ? 'a proxy in front of one Redis address: a cluster client reaches every node directly' : false;
