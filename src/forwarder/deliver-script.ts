@@ -38,14 +38,11 @@
  * Returns { routed, duplicates, frames published, failures } where failures is a flat list
  * (index of the result in this call, 0-based; error text) with one pair per result not written.
  */
+import { DEVICE_KEY_LUA } from '../redis/sharding.js';
+
 export const DELIVER_SCRIPT = `
 local prefix = ARGV[1]
-local CLUSTER = false
--- A device's key: on Redis Cluster with the hash tag {d:<device>} (topology.ts, redis/sharding.ts).
-local function key(kind, dev)
-  if CLUSTER then return prefix .. kind .. ':{d:' .. dev .. '}' end
-  return prefix .. kind .. ':' .. dev
-end
+${DEVICE_KEY_LUA}
 local bufMax = ARGV[2]
 local ttlMs = ARGV[3]
 local frames = {}

@@ -40,15 +40,12 @@
  * A lost `dev:` hash is rebuilt from the result buffer's last entry (field s = its seq): what was
  * routed was durable; the window starts anew above it.
  */
+import { DEVICE_KEY_LUA } from '../redis/sharding.js';
+
 export const SEQ_WINDOW = 1024;
 export const ADMIT_SCRIPT = /* lua */ `
 local prefix, me, leaseMs, ttlMs = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local CLUSTER = false
--- A device's key: on Redis Cluster with the hash tag {d:<device>} (topology.ts, redis/sharding.ts).
-local function key(kind, dev)
-  if CLUSTER then return prefix .. kind .. ':{d:' .. dev .. '}' end
-  return prefix .. kind .. ':' .. dev
-end
+${DEVICE_KEY_LUA}
 local W = ${SEQ_WINDOW}
 local nUpdates = tonumber(ARGV[5])
 local i = 6
@@ -216,12 +213,7 @@ return out
  */
 export const ADMIT_RENEW_SCRIPT = `
 local prefix, me, leaseMs = ARGV[1], ARGV[2], ARGV[3]
-local CLUSTER = false
--- A device's key: on Redis Cluster with the hash tag {d:<device>} (topology.ts, redis/sharding.ts).
-local function key(kind, dev)
-  if CLUSTER then return prefix .. kind .. ':{d:' .. dev .. '}' end
-  return prefix .. kind .. ':' .. dev
-end
+${DEVICE_KEY_LUA}
 local out = {}
 for i = 4, #ARGV do
   local akey = key('adm', ARGV[i])

@@ -15,7 +15,7 @@
  */
 import type { Config } from '../config.js';
 import { connectRedis, createRedis, disconnectRedis, redisUnavailable, type RedisClient } from '../redis/client.js';
-import { callScript, defineManyKeyScript, groupByNode, messageEvent, publish, subscribe } from '../redis/sharding.js';
+import { callScript, DEVICE_KEY_LUA, defineManyKeyScript, groupByNode, messageEvent, publish, subscribe } from '../redis/sharding.js';
 import { topology, type Topology } from '../topology.js';
 import { decodeFrame, type FrameEntry } from '../wire/delivery-frame.js';
 import { metrics } from '../http/metrics.js';
@@ -50,12 +50,7 @@ return 0`;
  */
 const RENEW_SCRIPT = `
 local prefix, me, leaseMs, ttlMs = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local CLUSTER = false
--- A device's key: on Redis Cluster with the hash tag {d:<device>} (topology.ts, redis/sharding.ts).
-local function key(kind, dev)
-  if CLUSTER then return prefix .. kind .. ':{d:' .. dev .. '}' end
-  return prefix .. kind .. ':' .. dev
-end
+${DEVICE_KEY_LUA}
 local out = {}
 for i = 5, #ARGV, 2 do
   local dev, d = ARGV[i], ARGV[i + 1]
@@ -100,12 +95,7 @@ export interface BufferEntry {
  */
 const RECORD_SCRIPT = `
 local prefix, ttlMs = ARGV[1], ARGV[2]
-local CLUSTER = false
--- A device's key: on Redis Cluster with the hash tag {d:<device>} (topology.ts, redis/sharding.ts).
-local function key(kind, dev)
-  if CLUSTER then return prefix .. kind .. ':{d:' .. dev .. '}' end
-  return prefix .. kind .. ':' .. dev
-end
+${DEVICE_KEY_LUA}
 for i = 3, #ARGV, 2 do
   local dkey = key('dev', ARGV[i])
   ${recordD('dkey', 'ARGV[i + 1]', 'ttlMs')}

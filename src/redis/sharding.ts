@@ -22,6 +22,17 @@ import { keySlot } from './key-slot.js';
 
 /** The line a script starts its key builders from; true on a cluster (see scriptText). */
 export const CLUSTER_MARK = 'local CLUSTER = false';
+
+/**
+ * Lua: `key(kind, dev)`, a device's key as topology.ts names it (`<prefix><kind>:<dev>`, or with the
+ * tag `{d:<dev>}` on a cluster), for scripts that have `prefix` in scope. Carries CLUSTER_MARK.
+ */
+export const DEVICE_KEY_LUA = `${CLUSTER_MARK}
+-- A device's key: on Redis Cluster with the hash tag {d:<device>} (topology.ts, redis/sharding.ts).
+local function key(kind, dev)
+  if CLUSTER then return prefix .. kind .. ':{d:' .. dev .. '}' end
+  return prefix .. kind .. ':' .. dev
+end`;
 const CLUSTER_SHEBANG = '#!lua flags=allow-cross-slot-keys\n';
 
 /** The text of `lua` for this client: on a cluster, with the flag and CLUSTER true. */
