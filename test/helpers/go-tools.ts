@@ -25,8 +25,11 @@ export const GRPCURL_VERSION = 'v1.9.4';
 
 export const GO_CACHE_DIR = join(PROJECT_ROOT, '.stratus', 'cache', 'go');
 
-/** Builds `module/cmd@version` unless built already, and returns the binary's path. */
-async function goInstall(pkg: string, version: string, binary: string): Promise<string> {
+/**
+ * Builds `module/cmd@version` unless built already, and returns the binary's path (also used for
+ * helm and kubeconform: k8s-tools.ts). `timeoutMs`: the build's bound (a cold helm build took 74 s).
+ */
+export async function goInstall(pkg: string, version: string, binary: string, timeoutMs = 300_000): Promise<string> {
   const bin = join(GO_CACHE_DIR, 'bin');
   const target = join(bin, `${binary}-${version}`);
   if (existsSync(target)) return target;
@@ -43,10 +46,10 @@ async function goInstall(pkg: string, version: string, binary: string): Promise<
         GOCACHE: join(GO_CACHE_DIR, 'build'),
         GOBIN: gobin,
       },
-      timeout: 300_000,
+      timeout: timeoutMs,
       maxBuffer: 16 << 20,
     }).catch((err: NodeJS.ErrnoException & { stderr?: string }) => {
-      const hint = err.code === 'ENOENT' ? 'the go command is not on PATH (Go is needed to build grpcurl)' : (err.stderr ?? '').trim();
+      const hint = err.code === 'ENOENT' ? `the go command is not on PATH (Go is needed to build ${binary})` : (err.stderr ?? '').trim();
       throw new Error(`go install ${pkg}@${version} failed: ${hint || err.message}`);
     });
     await rename(join(gobin, binary), target);

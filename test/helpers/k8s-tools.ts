@@ -30,7 +30,7 @@ import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { PROJECT_ROOT } from '../../src/config.js';
-import { GO_CACHE_DIR } from './go-tools.js';
+import { goInstall } from './go-tools.js';
 
 const run = promisify(execFile);
 
@@ -45,43 +45,10 @@ const KUBERNETES_VALIDATE_SHA256 = '85136d018a27b50ec7fc049d902bfa5193f5976807e6
 
 export const SCHEMA_CACHE_DIR = join(PROJECT_ROOT, '.stratus', 'cache', 'k8s-schemas', `kubernetes-validate-${KUBERNETES_VALIDATE_VERSION}`);
 
-/**
- * Builds `module/cmd@version` unless built already, and returns the binary's path: go-tools.ts's
- * goInstall (which it does not export), in the same GOPATH.
- */
-async function goInstall(pkg: string, version: string, binary: string): Promise<string> {
-  const bin = join(GO_CACHE_DIR, 'bin');
-  const target = join(bin, `${binary}-${version}`);
-  if (existsSync(target)) return target;
-  await mkdir(bin, { recursive: true });
-  // A fresh GOBIN per build, then one rename: a second test process never sees a half-written binary.
-  const gobin = await mkdtemp(join(bin, `.${binary}-`));
-  try {
-    await run('go', ['install', '-modcacherw', `${pkg}@${version}`], {
-      env: {
-        ...process.env,
-        GOPATH: GO_CACHE_DIR,
-        GOMODCACHE: join(GO_CACHE_DIR, 'pkg', 'mod'),
-        GOCACHE: join(GO_CACHE_DIR, 'build'),
-        GOBIN: gobin,
-      },
-      // helm is a large build: 74 s cold on 2 cores, so a slow machine gets room.
-      timeout: 600_000,
-      maxBuffer: 16 << 20,
-    }).catch((err: NodeJS.ErrnoException & { stderr?: string }) => {
-      const hint = err.code === 'ENOENT' ? `the go command is not on PATH (Go is needed to build ${binary})` : (err.stderr ?? '').trim();
-      throw new Error(`go install ${pkg}@${version} failed: ${hint || err.message}`);
-    });
-    await rename(join(gobin, binary), target);
-  } finally {
-    await rm(gobin, { recursive: true, force: true });
-  }
-  return target;
-}
-
 /** The real helm at HELM_VERSION, built on first use. */
 export function helmPath(): Promise<string> {
-  return goInstall('helm.sh/helm/v3/cmd/helm', HELM_VERSION, 'helm');
+  // A large build: 74 s cold on 2 cores, so a slow machine gets room.
+  return goInstall('helm.sh/helm/v3/cmd/helm', HELM_VERSION, 'helm', 600_000);
 }
 
 /** The real kubeconform at KUBECONFORM_VERSION, built on first use. */
