@@ -17,7 +17,7 @@ import { availableParallelism } from 'node:os';
 import type { LoadgenSummary } from '../../loadgen/summary.js';
 import { kafkaClusterBrokers, REDIS_CLUSTER_PORTS } from '../../src/stack/cluster-layout.js';
 import { stackDown, stackUp } from '../../src/stack/stack.js';
-import { loadgen, perSInWindow, startEngine, type Fleet } from '../engine.js';
+import { loadFigures, loadgen, startEngine, type Fleet } from '../engine.js';
 import { ratio, type Scenario, type Side } from '../scenario.js';
 
 interface Setting {
@@ -34,22 +34,6 @@ const SETTINGS: Setting[] = [
   { name: 'B: Kafka replication 3 (min.insync 2), Redis WAIT on', replication: 3, minInsync: 2, waitReplicas: 1 },
   { name: 'C: Kafka replication 3 (min.insync 2), Redis WAIT off', replication: 3, minInsync: 2, waitReplicas: 0 },
 ];
-
-function side(name: string, s: LoadgenSummary): Side {
-  const figures: Record<string, number> = {
-    ackedPerS: perSInWindow(s, 'ackedPerS'),
-    resultsPerS: perSInWindow(s, 'resultsPerS'),
-    ackP50Ms: s.latency.ack?.p50Ms ?? NaN,
-    ackP99Ms: s.latency.ack?.p99Ms ?? NaN,
-    resultP50Ms: s.latency.result?.p50Ms ?? NaN,
-    resultP99Ms: s.latency.result?.p99Ms ?? NaN,
-    missing: s.counts.missing,
-    duplicates: s.counts.duplicates,
-    errors: Object.values(s.counts.errors).reduce((a, b) => a + b, 0),
-  };
-  for (const [k, v] of Object.entries(figures)) if (!Number.isFinite(v)) delete figures[k];
-  return { name, figures };
-}
 
 export const replication: Scenario = {
   id: 'replication',
@@ -80,7 +64,7 @@ export const replication: Scenario = {
         try {
           const summary = await loadgen(ctx, engine.target, fleet);
           summaries.push(summary);
-          sides.push(side(s.name, summary));
+          sides.push({ name: s.name, figures: loadFigures(summary) });
         } finally {
           await engine.stop();
         }

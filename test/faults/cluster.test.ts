@@ -22,7 +22,7 @@ import { topology } from '../../src/topology.js';
 import { loadConfig } from '../../src/config.js';
 import { ensureClusterStack, killKafkaBroker, killRedisNode, partitionLeader, redisMasters, startKafkaBroker, startRedisNode, stopClusterStack, type ClusterStack } from '../helpers/cluster-stack.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
-import { killAll, printTable, READY_LINE, recoveryS, RoleProcess, rowOf, startLoadgen, unexpectedExits, type FaultRow } from '../helpers/fault-harness.js';
+import { checkDeliveryRow, killAll, printTable, READY_LINE, recoveryS, RoleProcess, rowOf, startLoadgen, unexpectedExits, type FaultRow } from '../helpers/fault-harness.js';
 import { unusedPort } from '../helpers/ports.js';
 
 const DEVICES = Number(process.env.FAULTS_DEVICES ?? 500);
@@ -115,14 +115,6 @@ async function runFault(f: Fault): Promise<FaultRow> {
   return row;
 }
 
-function check(row: FaultRow): void {
-  assert.ok(row.acked > 0, `${row.fault}: no event was acknowledged`);
-  assert.equal(row.lost, 0, `${row.fault}: ${row.lost} acked events have no result`);
-  assert.equal(row.duplicates, 0, `${row.fault}: ${row.duplicates} duplicate results`);
-  assert.equal(row.wrong, 0, `${row.fault}: ${row.wrong} wrong results`);
-  assert.notEqual(row.recoveryS, null, `${row.fault}: acks and results did not return to half their rate`);
-}
-
 const faults: Fault[] = [
   {
     name: 'kill -9 the Kafka broker leading events partition 0',
@@ -165,6 +157,6 @@ const faults: Fault[] = [
 const only = process.env.FAULTS_ONLY;
 for (const f of faults) {
   test(f.name, { timeout: 400_000, skip: only !== undefined && !f.name.includes(only) }, async () => {
-    check(await runFault(f));
+    checkDeliveryRow(await runFault(f));
   });
 }

@@ -13,7 +13,7 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PROJECT_ROOT } from '../../src/config.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
-import { RoleProcess, FaultStack, killAll, unexpectedExits, printTable, recoveryS, rowOf, startLoadgen, type FaultRow } from '../helpers/fault-harness.js';
+import { checkDeliveryRow, RoleProcess, FaultStack, killAll, unexpectedExits, printTable, recoveryS, rowOf, startLoadgen, type FaultRow } from '../helpers/fault-harness.js';
 
 const DEVICES = Number(process.env.FAULTS_DEVICES ?? 1000);
 /** Seconds of load; the fault starts FAULT_AT_S in and the run ends DURATION_S after the start. */
@@ -97,14 +97,6 @@ async function runFault(f: Fault): Promise<FaultRow> {
   return row;
 }
 
-function check(row: FaultRow): void {
-  assert.ok(row.acked > 0, `${row.fault}: no event was acknowledged`);
-  assert.equal(row.lost, 0, `${row.fault}: ${row.lost} acked events have no result`);
-  assert.equal(row.duplicates, 0, `${row.fault}: ${row.duplicates} duplicate results`);
-  assert.equal(row.wrong, 0, `${row.fault}: ${row.wrong} wrong results`);
-  assert.notEqual(row.recoveryS, null, `${row.fault}: acks and results did not return to half their rate`);
-}
-
 const faults: Fault[] = [
   { name: 'kill -9 processor', ...killRole('processor') },
   { name: 'kill -9 forwarder', ...killRole('forwarder') },
@@ -177,6 +169,6 @@ const faults: Fault[] = [
 const only = process.env.FAULTS_ONLY;
 for (const f of faults) {
   test(f.name, { timeout: 240_000, skip: only !== undefined && !f.name.includes(only) }, async () => {
-    check(await runFault(f));
+    checkDeliveryRow(await runFault(f));
   });
 }

@@ -13,6 +13,7 @@
  *
  * Everything started here is registered and killed (SIGKILL) by stopAll(), also on failure.
  */
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -339,4 +340,13 @@ export function printTable(title: string, rows: FaultRow[], file: string): strin
   mkdirSync(join(file, '..'), { recursive: true });
   writeFileSync(file, `${JSON.stringify({ title, date: new Date().toISOString(), rows }, null, 2)}\n`);
   return text;
+}
+
+/** A gRPC-path fault row's verdict: something acked, every acked event's one right result, flow back. */
+export function checkDeliveryRow(row: FaultRow): void {
+  assert.ok(row.acked > 0, `${row.fault}: no event was acknowledged`);
+  assert.equal(row.lost, 0, `${row.fault}: ${row.lost} acked events have no result`);
+  assert.equal(row.duplicates, 0, `${row.fault}: ${row.duplicates} duplicate results`);
+  assert.equal(row.wrong, 0, `${row.fault}: ${row.wrong} wrong results`);
+  assert.notEqual(row.recoveryS, null, `${row.fault}: acks and results did not return to half their rate`);
 }
