@@ -52,6 +52,7 @@ export const OPTIONS = {
   'redis.waitTimeoutMs': { kind: 'int', default: '2000', min: 10, max: 60000, unit: 'ms', doc: 'How long one WAIT may take; fewer replicas than asked by then fails the write, which is retried (the offsets are not committed).' },
   'kafka.brokers': { kind: 'hostPortList', default: '127.0.0.1:9092', doc: 'Comma-separated bootstrap brokers. The local stack listens on the first one.' },
   'kafka.controllerPort': port(9093, 'KRaft controller port of the local stack.'),
+  'kafka.client': { kind: 'enum', default: 'auto', values: ['auto', 'native', 'platformatic'], doc: 'The Kafka client library. native: @confluentinc/kafka-javascript (librdkafka). platformatic: @platformatic/kafka, pure TypeScript; needs Node >= 22.22 (or 24.6) or Bun. auto: platformatic on Bun (which cannot load the native addon), native on Node. Both pass the same contract suite (test/contract/kafka-client.test.ts); RESULTS.md \u00a77 compares them.' },
   'kafka.heapMb': { kind: 'int', default: '512', min: 128, max: 16384, unit: 'MiB', doc: 'JVM heap of the local Kafka broker.' },
   'kafka.topicPrefix': { kind: 'string', default: 'stratus.', doc: 'Prefix of the events and results topic names.' },
   'kafka.partitions': { kind: 'int', default: '12', min: 1, max: 10000, unit: 'count', doc: 'Partitions of the events and results topics when Stratus creates them.' },
@@ -155,6 +156,7 @@ export interface Config {
   readonly kafka: {
     readonly brokers: readonly string[];
     readonly controllerPort: number;
+    readonly client: 'auto' | 'native' | 'platformatic';
     readonly heapMb: number;
     readonly topicPrefix: string;
     readonly partitions: number;

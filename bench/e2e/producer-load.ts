@@ -1,5 +1,5 @@
 /**
- * The gateway's Kafka producer (src/kafka/producer.ts, with the gateway's settings from Config)
+ * The gateway's Kafka producer (src/kafka/native/producer.ts, with the gateway's settings from Config)
  * producing N records as fast as it is allowed: records are queued until the producer's queue
  * refuses (kafka.producerQueueMax, as the gateway sheds), then it waits for delivery reports.
  * Every record is awaited to its delivery report. Prints JSON: records/s, events/s, MB/s and the
@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import * as hdr from 'hdr-histogram-js';
 import { loadConfig } from '../../src/config.js';
 import { deleteTopics, ensureTopics } from '../../src/kafka/admin.js';
-import { KafkaProducer } from '../../src/kafka/producer.js';
+import { KafkaProducer } from '../../src/kafka/native/producer.js';
 import { partitionOf } from '../../src/kafka/partitioner.js';
 import { encodeEventRecord, type AcceptedEvent } from '../../src/wire/event-record.js';
 

@@ -1,6 +1,6 @@
 /**
  * Scenario 4: the events topic as the gateway fills it (bench/e2e/producer-load:
- * src/kafka/producer.ts with the gateway's settings, EventRecords of EVENTS_PER_RECORD events of
+ * src/kafka/native/producer.ts with the gateway's settings, EventRecords of EVENTS_PER_RECORD events of
  * one partition's devices, encoded per record) against Kafka's own
  * org.apache.kafka.tools.ProducerPerformance from the same Maven Central jars the local broker runs
  * on, sending each event as a record of its own: the same events, acks=all, idempotence, linger,

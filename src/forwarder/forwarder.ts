@@ -25,7 +25,8 @@
  * buffered once.
  */
 import type { Config } from '../config.js';
-import { KafkaBatchConsumer, type ConsumedMessage } from '../kafka/consumer.js';
+import { kafkaClients } from '../kafka/factory.js';
+import type { ConsumedMessage } from '../kafka/types.js';
 import { connectRedis, createRedis, disconnectRedis, isCluster, redisUnavailable } from '../redis/client.js';
 import { ReplicaWait } from '../redis/replica-wait.js';
 import { callScript, defineManyKeyScript, groupByNode, publish, refreshSlots } from '../redis/sharding.js';
@@ -139,7 +140,7 @@ export async function startForwarder(config: Config, instanceId: string): Promis
     out.frames = frames.size;
     return out;
   };
-  const consumer = await KafkaBatchConsumer.connect(config, { groupId: t.groups.forwarder, topics: [t.topics.results], clientId: `${instanceId}-forwarder` });
+  const consumer = await (await kafkaClients(config)).batchConsumer(config, { groupId: t.groups.forwarder, topics: [t.topics.results], clientId: `${instanceId}-forwarder` });
   let running = true;
   /** Invariant: lostSince !== null iff the last whole call failed and none has succeeded since. */
   let lostSince: number | null = null;

@@ -16,7 +16,8 @@ import { HealthImplementation } from 'grpc-health-check';
 import { grpcServerCredentials, tlsFiles } from '../auth/tls.js';
 import type { Config } from '../config.js';
 import { ErrorCode } from '../errors.js';
-import { KafkaProducer } from '../kafka/producer.js';
+import { kafkaClients } from '../kafka/factory.js';
+import type { EngineProducer } from '../kafka/types.js';
 import { inflightBytesSources, metrics } from '../http/metrics.js';
 import { PROCESSORS } from '../processor/registry.js';
 import { topology } from '../topology.js';
@@ -161,7 +162,7 @@ export class Gateway implements SessionHost, UplinkHost {
     readonly config: Config,
     readonly instanceId: string,
     readonly link: DeliveryLink,
-    private readonly producer: KafkaProducer,
+    private readonly producer: EngineProducer,
     private readonly extraServices: readonly GatewayService[],
     eventsPartitions: number | null,
   ) {
@@ -182,7 +183,7 @@ export class Gateway implements SessionHost, UplinkHost {
 
   static async start(config: Config, instanceId = defaultInstanceId(config), port = config.grpc.port): Promise<Gateway> {
     let gateway: Gateway | null = null;
-    const producer = await KafkaProducer.connect(config, `${instanceId}-gateway`, (err, opaque) => {
+    const producer = await (await kafkaClients(config)).producer(config, `${instanceId}-gateway`, (err, opaque) => {
       for (const p of opaque as Pending[]) gateway!.onDelivery(err, p);
     }, (opaque) => (opaque as Pending[]).length);
     let link: DeliveryLink | null = null;

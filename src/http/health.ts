@@ -2,7 +2,7 @@
  * The process's health registry, which /readyz reads (readiness.ts).
  *
  * Every long-lived Kafka and Redis client registers a check when it is built and unregisters when
- * it is closed: the producers and consumers (src/kafka/producer.ts, consumer.ts) and the Redis
+ * it is closed: the producers and consumers (src/kafka/native/ and platformatic/) and the Redis
  * clients that reconnect (src/redis/client.ts createRedis). A check reads only state its client
  * already keeps (ioredis's status; librdkafka's error events and statistics): nothing is sent,
  * built or awaited per probe, so /readyz answers at once however hard it is polled and whatever
@@ -149,6 +149,28 @@ export class KafkaClientHealth implements HealthCheck {
       this.up = true;
       kafkaOutage.back(this, { client: this.name });
     } else if (states.some((s) => BROKER_NOT_UP.has(s))) this.markDown('no broker connection is up');
+  }
+
+  /**
+   * For a client without librdkafka's statistics (@platformatic/kafka): a broker answered (a
+   * request, a fetch, a delivery). Counts as "heard from" and as connected.
+   */
+  heard(now: number = Date.now()): void {
+    this.heardAt = now;
+    if (!this.up) {
+      this.up = true;
+      kafkaOutage.back(this, { client: this.name });
+    }
+  }
+
+  /** For a client without librdkafka's statistics: no broker connection works (why: for /readyz). */
+  down(why: string): void {
+    this.markDown(why);
+  }
+
+  /** For a client without librdkafka's statistics: a failure it cannot recover from (it must be replaced). */
+  fatalError(message: string): void {
+    this.error({ message, isFatal: true });
   }
 
   problem(now: number = Date.now()): string | null {

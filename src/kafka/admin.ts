@@ -3,22 +3,32 @@
  * counts. Used by `stack up`, `run`, the demo and the tests.
  *
  * Topics are only ever created here, explicitly, with the partition count the caller asks for:
- * the broker's auto.create.topics.enable is off on the local stack, and the clients built in
- * client.ts never ask for automatic creation. A topic's partition count is never changed: keys
+ * the broker's auto.create.topics.enable is off on the local stack, and neither client library is
+ * configured to ask for automatic creation. A topic's partition count is never changed: keys
  * would hash to other partitions and lose their order.
  *
- * The admin client of kafka-javascript: `connect()` only creates the librdkafka handle (no network,
- * resolves at once even with every broker down); each call then carries its own timeout and
- * fails with ERR__TRANSPORT after the full timeout when no broker answers. `disconnect()` destroys
- * the handle synchronously. A handle left connected keeps the process alive, so every admin built
- * here is disconnected in a `finally`.
+ * Written against EngineAdmin (types.ts), with kafka.client's library: each call carries its own
+ * timeout, and an admin client left open keeps the process alive, so each is closed in a `finally`.
  */
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { KafkaJS } from '@confluentinc/kafka-javascript';
 import type { Config } from '../config.js';
 import { ErrorCode, StratusError } from '../errors.js';
-import { KafkaErrorCodes, kafkaErrorCode, kafkaErrorDetail, kafkaUnavailable, withAdmin } from './client.js';
+import { kafkaUnavailable } from './errors.js';
+import { kafkaClients } from './factory.js';
+import { KafkaClientError, type EngineAdmin, type TopicDescription } from './types.js';
+
+/** One admin client (of kafka.client's library) for the duration of fn, closed afterwards whatever fn did. */
+async function withAdmin<T>(config: Config, clientId: string, fn: (admin: EngineAdmin) => Promise<T>): Promise<T> {
+  const admin = await (await kafkaClients(config)).admin(config, clientId);
+  try {
+    return await fn(admin);
+  } finally {
+    await admin.close();
+  }
+}
+
+const failed = (err: unknown, failure: KafkaClientError['failure']): boolean => err instanceof KafkaClientError && err.failure === failure;
 
 /** Milliseconds left before deadline (a performance.now() value), at least `floor`, at most `ceiling`. */
 function budget(deadline: number, floor: number, ceiling: number): number {
@@ -42,7 +52,7 @@ export async function waitForKafka(config: Config, timeoutMs: number): Promise<v
       try {
         // A metadata request. With no broker up it returns ERR__TRANSPORT after its whole timeout;
         // short attempts keep the last one from running far past the deadline.
-        await admin.listTopics({ timeout: budget(deadline, 100, 2000) });
+        await admin.listTopics(budget(deadline, 100, 2000));
         last = null;
         return;
       } catch (err) {
@@ -87,21 +97,21 @@ function mismatch(topic: string, found: number, wanted: number): StratusError {
  * does not know yet: a topic just created is acknowledged by the controller before every broker's
  * metadata has it, and a describe in that window answers UNKNOWN_TOPIC_OR_PART.
  */
-async function checkPartitions(config: Config, admin: KafkaJS.Admin, specs: readonly TopicSpec[], deadline: number): Promise<void> {
+async function checkPartitions(config: Config, admin: EngineAdmin, specs: readonly TopicSpec[], deadline: number): Promise<void> {
   const topics = specs.map((s) => s.topic);
   for (;;) {
-    let meta: KafkaJS.ITopicMetadata[] | null = null;
+    let meta: TopicDescription[] | null = null;
     try {
-      meta = await admin.fetchTopicMetadata({ topics, timeout: budget(deadline, 100, 10_000) });
+      meta = await admin.describeTopics(topics, budget(deadline, 100, 10_000));
     } catch (err) {
-      const waiting = kafkaErrorCode(err) === KafkaErrorCodes.ERR_UNKNOWN_TOPIC_OR_PART;
+      const waiting = failed(err, 'unknown-topic');
       if (!waiting || performance.now() >= deadline) throw kafkaUnavailable(config, `did not describe topics ${topics.join(', ')}`, err);
     }
     if (meta !== null) {
       let leaderless = false;
       for (const s of specs) {
         const m = meta.find((t) => t.name === s.topic);
-        assert.ok(m !== undefined, `fetchTopicMetadata answered without ${s.topic}`);
+        assert.ok(m !== undefined, `describeTopics answered without ${s.topic}`);
         if (m.partitions.length !== s.partitions) throw mismatch(s.topic, m.partitions.length, s.partitions);
         if (m.partitions.some((p) => p.leader < 0)) leaderless = true;
       }
@@ -133,7 +143,7 @@ export async function ensureTopics(config: Config, specs: readonly TopicSpec[], 
   return withAdmin(config, 'stratus-admin', async (admin) => {
     let names: Set<string>;
     try {
-      names = new Set(await admin.listTopics({ timeout: budget(deadline, 100, 10_000) }));
+      names = new Set(await admin.listTopics(budget(deadline, 100, 10_000)));
     } catch (err) {
       throw kafkaUnavailable(config, 'did not list its topics', err);
     }
@@ -143,24 +153,19 @@ export async function ensureTopics(config: Config, specs: readonly TopicSpec[], 
     if (existing.length > 0) await checkPartitions(config, admin, existing, deadline);
     if (missing.length > 0) {
       try {
-        // Resolves false, without saying which, when a topic already exists: a concurrent creator
-        // won the race. checkPartitions below then holds that topic to the same partition count.
-        await admin.createTopics({
-          timeout: budget(deadline, 100, 30_000),
-          topics: missing.map((s) => ({
-            topic: s.topic,
-            numPartitions: s.partitions,
-            replicationFactor: s.replicationFactor ?? 1,
-            ...(s.minInsyncReplicas === undefined ? {} : { configEntries: [{ name: 'min.insync.replicas', value: String(s.minInsyncReplicas) }] }),
-          })),
-        });
+        await admin.createTopics(
+          missing.map((s) => ({ topic: s.topic, partitions: s.partitions, replicationFactor: s.replicationFactor ?? 1, minInsyncReplicas: s.minInsyncReplicas })),
+          budget(deadline, 100, 30_000),
+        );
       } catch (err) {
-        // INVALID_REPLICATION_FACTOR: the broker's text names the factor and the brokers it has
-        // (Kafka 4: "The target replication factor of 2 cannot be reached because only 1 broker(s)
-        // are registered ...").
-        const tooFew = /replication factor/i.test(kafkaErrorDetail(err));
-        const what = `refused to create ${missing.map((s) => `${s.topic} (${s.partitions} partitions, replication factor ${s.replicationFactor ?? 1}${s.minInsyncReplicas === undefined ? '' : `, min.insync.replicas ${s.minInsyncReplicas}`})`).join(', ')}`;
-        throw kafkaUnavailable(config, tooFew ? `${what}: the cluster has fewer brokers than kafka.replicationFactor; lower it (STRATUS_KAFKA_REPLICATION_FACTOR) or add brokers` : what, err);
+        // topic-exists: a concurrent creator won the race (the others were created); checkPartitions
+        // below holds that topic to the same partition count.
+        if (!failed(err, 'topic-exists')) {
+          // The broker's text names the factor and the brokers it has (Kafka 4: "The target
+          // replication factor of 2 cannot be reached because only 1 broker(s) are registered ...").
+          const what = `refused to create ${missing.map((s) => `${s.topic} (${s.partitions} partitions, replication factor ${s.replicationFactor ?? 1}${s.minInsyncReplicas === undefined ? '' : `, min.insync.replicas ${s.minInsyncReplicas}`})`).join(', ')}`;
+          throw kafkaUnavailable(config, failed(err, 'replication-factor') ? `${what}: the cluster has fewer brokers than kafka.replicationFactor; lower it (STRATUS_KAFKA_REPLICATION_FACTOR) or add brokers` : what, err);
+        }
       }
       await checkPartitions(config, admin, missing, deadline);
     }
@@ -175,14 +180,14 @@ export async function deleteTopics(config: Config, topics: readonly string[], ti
   await withAdmin(config, 'stratus-admin', async (admin) => {
     // One request per topic: the library rejects a multi-topic delete on the first error, hiding
     // what happened to the others.
-    const results = await Promise.allSettled(topics.map((topic) => admin.deleteTopics({ topics: [topic], timeout: budget(deadline, 100, 30_000) })));
-    const failed = results.flatMap((r, i) => (r.status === 'rejected' && kafkaErrorCode(r.reason) !== KafkaErrorCodes.ERR_UNKNOWN_TOPIC_OR_PART ? [{ topic: topics[i]!, err: r.reason as unknown }] : []));
-    if (failed.length > 0) throw kafkaUnavailable(config, `did not delete ${failed.map((f) => f.topic).join(', ')}`, failed[0]!.err);
+    const results = await Promise.allSettled(topics.map((topic) => admin.deleteTopic(topic, budget(deadline, 100, 30_000))));
+    const refused = results.flatMap((r, i) => (r.status === 'rejected' && !failed(r.reason, 'unknown-topic') ? [{ topic: topics[i]!, err: r.reason as unknown }] : []));
+    if (refused.length > 0) throw kafkaUnavailable(config, `did not delete ${refused.map((f) => f.topic).join(', ')}`, refused[0]!.err);
     // Deletion completes asynchronously on the broker: return once metadata no longer lists the
     // topics, so a caller that lists or re-creates them right after sees them gone.
     const wanted = new Set(topics);
     while (performance.now() < deadline) {
-      const names = await admin.listTopics({ timeout: budget(deadline, 100, 5_000) });
+      const names = await admin.listTopics(budget(deadline, 100, 5_000));
       if (!names.some((n) => wanted.has(n))) return;
       await new Promise((r) => setTimeout(r, 50));
     }

@@ -16,8 +16,8 @@
  * round trip per batch; the dedupe is needed anyway for events a device resends.)
  */
 import type { Config } from '../config.js';
-import { KafkaBatchConsumer, type ConsumedMessage } from '../kafka/consumer.js';
-import { KafkaProducer } from '../kafka/producer.js';
+import { kafkaClients } from '../kafka/factory.js';
+import type { ConsumedMessage } from '../kafka/types.js';
 import { topology } from '../topology.js';
 import { Piscina } from 'piscina';
 import { metrics } from '../http/metrics.js';
@@ -54,7 +54,8 @@ interface RecordOpaque {
 export async function startProcessor(config: Config, instanceId: string): Promise<RunningStage<ProcessorStats>> {
   const t = topology(config);
   const stats: ProcessorStats = { batches: 0, events: 0, results: 0, skipped: 0 };
-  const producer = await KafkaProducer.connect(config, `${instanceId}-processor`, (err, opaque) => {
+  const kafka = await kafkaClients(config);
+  const producer = await kafka.producer(config, `${instanceId}-processor`, (err, opaque) => {
     const { batch: b } = opaque as RecordOpaque;
     if (err) b.failed = true;
     if (--b.pending === 0) b.done();
@@ -63,7 +64,7 @@ export async function startProcessor(config: Config, instanceId: string): Promis
     await producer.disconnect(1000);
     throw err;
   });
-  const consumer = await KafkaBatchConsumer.connect(config, { groupId: t.groups.processor, topics: [t.topics.events], clientId: `${instanceId}-processor` });
+  const consumer = await kafka.batchConsumer(config, { groupId: t.groups.processor, topics: [t.topics.events], clientId: `${instanceId}-processor` });
   let running = true;
   const threads = config.processor.threads;
   // processor.threads > 0: processor compute runs on a piscina pool, a batch split into one chunk per

@@ -20,7 +20,7 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig, type Config } from '../../src/config.js';
-import { withAdmin } from '../../src/kafka/client.js';
+import { withAdmin } from '../../src/kafka/native/client.js';
 import { CLUSTER_HOST, clusterPaths, KAFKA_NODES, kafkaClusterBrokers, REDIS_CLUSTER_PORTS, type ClusterPaths } from '../../src/stack/cluster-layout.js';
 import { kafkaClusterConfig, kafkaNodeState, startKafkaNodes, waitKafkaNode } from '../../src/stack/kafka-cluster.js';
 import { stackPaths } from '../../src/stack/paths.js';

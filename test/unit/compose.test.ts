@@ -369,9 +369,9 @@ test('long-running services restart unless stopped; an engine gets the time its 
   for (const name of Object.keys(services).filter((n) => n !== 'topics')) assert.equal(service(name).restart, 'unless-stopped', name);
   // The gateway's stop (src/gateway/gateway.ts): open streams get gateway.drainGraceMs, then a second
   // to be cut; events still waiting for Kafka get drainGraceMs again; then the producer's flush and
-  // disconnect, each up to its timeout (src/kafka/producer.ts).
-  const producerTimeoutMs = Number((/async disconnect\(timeoutMs = ([\d_]+)\)/.exec(read('src/kafka/producer.ts'))?.[1] ?? 'NaN').replaceAll('_', ''));
-  assert.ok(Number.isInteger(producerTimeoutMs), 'src/kafka/producer.ts: disconnect(timeoutMs = N) not found; update this test');
+  // disconnect, each up to its timeout (src/kafka/native/producer.ts).
+  const producerTimeoutMs = Number((/async disconnect\(timeoutMs = ([\d_]+)\)/.exec(read('src/kafka/native/producer.ts'))?.[1] ?? 'NaN').replaceAll('_', ''));
+  assert.ok(Number.isInteger(producerTimeoutMs), 'src/kafka/native/producer.ts: disconnect(timeoutMs = N) not found; update this test');
   for (const name of ENGINES) {
     const drainMs = 2 * roleConfig(name).gateway.drainGraceMs + 1000 + 2 * producerTimeoutMs;
     assert.ok(durationMs(service(name).stop_grace_period) >= drainMs, `${name}: stop_grace_period ${service(name).stop_grace_period} is shorter than the drain (${drainMs} ms)`);

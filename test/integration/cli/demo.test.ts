@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { PROJECT_ROOT } from '../../../src/config.js';
 import { deleteTopics } from '../../../src/kafka/admin.js';
-import { withAdmin } from '../../../src/kafka/client.js';
+import { withAdmin } from '../../../src/kafka/native/client.js';
 import { topology } from '../../../src/topology.js';
 import { testConfig } from '../../helpers/config.js';
 import { unusedPort } from '../../helpers/ports.js';

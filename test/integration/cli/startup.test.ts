@@ -18,7 +18,7 @@ import { PROJECT_ROOT } from '../../../src/config.js';
 import { ErrorCode, StratusError } from '../../../src/errors.js';
 import { Gateway } from '../../../src/gateway/gateway.js';
 import { deleteTopics } from '../../../src/kafka/admin.js';
-import { withAdmin } from '../../../src/kafka/client.js';
+import { withAdmin } from '../../../src/kafka/native/client.js';
 import { connectRedis, createRedis, disconnectRedis } from '../../../src/redis/client.js';
 import { topology } from '../../../src/topology.js';
 import { makeCerts } from '../../helpers/certs.js';

@@ -52,7 +52,7 @@ const COMPOSE_IMAGE = Object.values((parse(readFileSync(join(PROJECT_ROOT, 'dock
 
 // The drain's bounds in the code, as templates/_helpers.tpl adds them up (no margin here: the chart
 // must give at least this much).
-/** src/kafka/producer.ts disconnect(): flush, then disconnect, 10 s each. */
+/** src/kafka/native/producer.ts disconnect(): flush, then disconnect, 10 s each. */
 const PRODUCER_STOP_MS = 20_000;
 /** src/gateway/gateway.ts stop(): forceShutdown a second after the streams are ended. */
 const GATEWAY_FORCE_MS = 1000;

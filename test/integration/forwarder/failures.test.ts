@@ -12,7 +12,7 @@ import { test, type TestContext } from 'node:test';
 import { testConfig } from '../../helpers/config.js';
 import { FaultProxy } from '../../helpers/fault-proxy.js';
 import { deleteTopics, ensureTopics } from '../../../src/kafka/admin.js';
-import { KafkaProducer } from '../../../src/kafka/producer.js';
+import { KafkaProducer } from '../../../src/kafka/native/producer.js';
 import { connectRedis, createRedis, disconnectRedis, type RedisClient } from '../../../src/redis/client.js';
 import { resultsDeadKey, startForwarder } from '../../../src/forwarder/forwarder.js';
 import { topology, type Topology } from '../../../src/topology.js';

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { testConfig } from '../../helpers/config.js';
 import { deleteTopics, ensureTopics } from '../../../src/kafka/admin.js';
-import { KafkaProducer } from '../../../src/kafka/producer.js';
+import { KafkaProducer } from '../../../src/kafka/native/producer.js';
 import { createRedis, connectRedis, disconnectRedis } from '../../../src/redis/client.js';
 import { startForwarder } from '../../../src/forwarder/forwarder.js';
 import { topology } from '../../../src/topology.js';

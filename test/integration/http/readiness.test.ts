@@ -12,8 +12,8 @@ import { healthChecksRegistered, KafkaClientHealth, registerHealth } from '../..
 import { engineReadiness } from '../../../src/http/readiness.js';
 import { HttpSurface } from '../../../src/http/server.js';
 import { ensureTopics } from '../../../src/kafka/admin.js';
-import { KafkaBatchConsumer } from '../../../src/kafka/consumer.js';
-import { KafkaProducer } from '../../../src/kafka/producer.js';
+import { KafkaBatchConsumer } from '../../../src/kafka/native/consumer.js';
+import { KafkaProducer } from '../../../src/kafka/native/producer.js';
 import { topology } from '../../../src/topology.js';
 import { connectRedis, createRedis, disconnectRedis, pingRedis } from '../../../src/redis/client.js';
 import { testConfig } from '../../helpers/config.js';

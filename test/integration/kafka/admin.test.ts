@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { ErrorCode, StratusError } from '../../../src/errors.js';
 import { deleteTopics, ensureTopics, waitForKafka } from '../../../src/kafka/admin.js';
-import { withAdmin } from '../../../src/kafka/client.js';
+import { withAdmin } from '../../../src/kafka/native/client.js';
 import type { Config } from '../../../src/config.js';
 import { testConfig } from '../../helpers/config.js';
 import { unusedPort } from '../../helpers/ports.js';

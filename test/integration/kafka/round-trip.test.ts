@@ -1,5 +1,5 @@
 /**
- * src/kafka/round-trip.ts against the real broker: every keyed message produced is consumed exactly
+ * src/kafka/native/round-trip.ts against the real broker: every keyed message produced is consumed exactly
  * once and in per-key order, and the topic holds exactly what was produced.
  */
 import assert from 'node:assert/strict';
@@ -7,8 +7,8 @@ import { test } from 'node:test';
 import type { Config } from '../../../src/config.js';
 import { ErrorCode, StratusError } from '../../../src/errors.js';
 import { deleteTopics, ensureTopics } from '../../../src/kafka/admin.js';
-import { withAdmin } from '../../../src/kafka/client.js';
-import { kafkaRoundTrip } from '../../../src/kafka/round-trip.js';
+import { withAdmin } from '../../../src/kafka/native/client.js';
+import { kafkaRoundTrip } from '../../../src/kafka/native/round-trip.js';
 import { topology } from '../../../src/topology.js';
 import { testConfig } from '../../helpers/config.js';
 

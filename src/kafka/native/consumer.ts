@@ -6,11 +6,12 @@
  * again; the stages after it deduplicate by (device, seq).
  */
 import KafkaJavascript from '@confluentinc/kafka-javascript';
-import type { Config } from '../config.js';
-import { ErrorCode, StratusError } from '../errors.js';
-import { KafkaClientHealth, registerHealth, type KafkaStatsBrokers } from '../http/health.js';
-import { metrics } from '../http/metrics.js';
-import { drainTally, errorText, RateLimitedLog, roleLog } from '../log.js';
+import type { Config } from '../../config.js';
+import { ErrorCode, StratusError } from '../../errors.js';
+import { KafkaClientHealth, registerHealth, type KafkaStatsBrokers } from '../../http/health.js';
+import { metrics } from '../../http/metrics.js';
+import { drainTally, errorText, RateLimitedLog, roleLog } from '../../log.js';
+import type { ConsumedMessage, ConsumerOptions, EngineBatchConsumer } from '../types.js';
 import { librdkafkaEvents } from './client.js';
 
 const { KafkaConsumer } = KafkaJavascript;
@@ -27,22 +28,6 @@ const ERR__REVOKE_PARTITIONS = -174;
  * minute per consumer and code.
  */
 const failureLog = new RateLimitedLog(roleLog('kafka'), { linesMax: 5, intervalMs: 60_000 });
-
-export interface ConsumedMessage {
-  topic: string;
-  partition: number;
-  offset: number;
-  key: Buffer | null;
-  value: Buffer;
-}
-
-export interface ConsumerOptions {
-  groupId: string;
-  topics: string[];
-  clientId: string;
-  /** How long one consume() waits for the first message of a batch. */
-  waitMs?: number;
-}
 
 /** What this consumer reads of librdkafka's statistics (STATISTICS.md) beyond the broker states. */
 interface ConsumerStats extends KafkaStatsBrokers {
@@ -65,7 +50,7 @@ function recordLag(group: string, topics: readonly string[], stats: ConsumerStat
   }
 }
 
-export class KafkaBatchConsumer {
+export class KafkaBatchConsumer implements EngineBatchConsumer {
   private readonly native: InstanceType<typeof KafkaConsumer>;
   private readonly batchMax: number;
   /** Offsets waiting to be committed, by topic and partition. Bounded by the partitions assigned. */

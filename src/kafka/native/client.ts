@@ -18,10 +18,9 @@
  */
 import KafkaJavascript from '@confluentinc/kafka-javascript';
 import type { KafkaJS } from '@confluentinc/kafka-javascript';
-import type { Config } from '../config.js';
-import { ErrorCode, StratusError } from '../errors.js';
-import type { KafkaClientHealth } from '../http/health.js';
-import { errorText, RateLimitedLog, roleLog } from '../log.js';
+import type { Config } from '../../config.js';
+import type { KafkaClientHealth } from '../../http/health.js';
+import { errorText, RateLimitedLog, roleLog } from '../../log.js';
 
 const { Kafka, logLevel, ErrorCodes } = KafkaJavascript.KafkaJS;
 
@@ -147,7 +146,7 @@ export function kafkaErrorCode(err: unknown): number | undefined {
  * changed; a broker's refusal (invalid partitions, authorization, policy) will not, and neither
  * will a wrong argument or state on our side.
  */
-function isRetryable(err: unknown): boolean {
+export function isRetryable(err: unknown): boolean {
   const nested = (err as { errors?: unknown[] } | null)?.errors;
   if (Array.isArray(nested) && nested.length > 0) return nested.every(isRetryable);
   const code = kafkaErrorCode(err);
@@ -175,18 +174,4 @@ export function kafkaErrorDetail(err: unknown): string {
     return nested.map((e) => `${(e as { topic?: string }).topic ? `${(e as { topic: string }).topic}: ` : ''}${kafkaErrorDetail(e)}`).join('; ');
   }
   return err.message;
-}
-
-/**
- * KAFKA_UNAVAILABLE naming the brokers, what failed and the fix. `what` completes the sentence
- * "Kafka at <brokers> ...".
- */
-export function kafkaUnavailable(config: Config, what: string, cause: unknown): StratusError {
-  const brokers = config.kafka.brokers.join(',');
-  return new StratusError(
-    ErrorCode.KAFKA_UNAVAILABLE,
-    `Kafka at ${brokers} ${what} (${kafkaErrorDetail(cause)}); start the local one with \`npx stratus stack up\` ` +
-      '(`npx stratus stack status` tells whether it runs), or set kafka.brokers (STRATUS_KAFKA_BROKERS, --kafka-brokers) to where it runs',
-    { retryable: isRetryable(cause), cause },
-  );
 }

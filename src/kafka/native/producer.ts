@@ -9,20 +9,19 @@
  */
 import assert from 'node:assert/strict';
 import KafkaJavascript from '@confluentinc/kafka-javascript';
-import type { Config } from '../config.js';
-import { ErrorCode, StratusError } from '../errors.js';
-import { KafkaClientHealth, registerHealth } from '../http/health.js';
-import { metrics } from '../http/metrics.js';
-import { drainTally, errorText, roleLog } from '../log.js';
+import type { Config } from '../../config.js';
+import { ErrorCode, StratusError } from '../../errors.js';
+import { KafkaClientHealth, registerHealth } from '../../http/health.js';
+import { metrics } from '../../http/metrics.js';
+import { drainTally, errorText, roleLog } from '../../log.js';
 import { librdkafkaEvents } from './client.js';
-import { WaitClock } from './wait-clock.js';
+import type { DeliveryHandler, EngineProducer } from '../types.js';
+import { WaitClock } from '../wait-clock.js';
 
 const { Producer, CODES } = KafkaJavascript;
 
-/** Called once per produced message, on the main thread, with the opaque given to produce(). */
-export type DeliveryHandler = (err: Error | null, opaque: unknown) => void;
-
-export class KafkaProducer {
+export class KafkaProducer implements EngineProducer {
+  readonly kind = 'native';
   /** Messages produced whose delivery report has not come back yet. */
   inflight = 0;
   private readonly native: InstanceType<typeof Producer>;

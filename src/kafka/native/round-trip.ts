@@ -19,10 +19,12 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { KafkaJS } from '@confluentinc/kafka-javascript';
-import type { Config } from '../config.js';
-import { ErrorCode, StratusError } from '../errors.js';
-import { topology } from '../topology.js';
-import { KafkaErrorCodes, kafkaClient, kafkaErrorCode, kafkaUnavailable } from './client.js';
+import type { Config } from '../../config.js';
+import { ErrorCode, StratusError } from '../../errors.js';
+import { topology } from '../../topology.js';
+import { kafkaUnavailable } from '../errors.js';
+import { nativeFailure } from './admin.js';
+import { KafkaErrorCodes, kafkaClient, kafkaErrorCode } from './client.js';
 
 export interface KafkaRoundTripOptions {
   readonly topic: string;
@@ -182,7 +184,7 @@ export async function kafkaRoundTrip(config: Config, opts: KafkaRoundTripOptions
           { cause: err },
         );
       }
-      throw kafkaUnavailable(config, `did not describe topic ${opts.topic}`, err);
+      throw kafkaUnavailable(config, `did not describe topic ${opts.topic}`, nativeFailure(err));
     }
 
     producer = kafka.producer({
@@ -267,7 +269,7 @@ export async function kafkaRoundTrip(config: Config, opts: KafkaRoundTripOptions
     };
   } catch (err) {
     if (err instanceof StratusError) throw err;
-    throw kafkaUnavailable(config, `failed a produce/consume round trip on ${opts.topic}`, err);
+    throw kafkaUnavailable(config, `failed a produce/consume round trip on ${opts.topic}`, nativeFailure(err));
   } finally {
     clearTimeout(timer);
     // A client whose connect() failed is already disconnected (a no-op here); a consumer's
