@@ -7,54 +7,11 @@
  * (2) The gateway (`stratus run --roles gateway`, durable acks) on Node 20 and Node 24, driven by
  * the same Node 20 load generator. (3) The gateway on Bun: tried, and what fails is recorded.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { PROJECT_ROOT } from '../../src/config.js';
-import { cpuSeconds, dist, startService, STRATUS_BIN } from '../child.js';
+import { spawnSync } from 'node:child_process';
+import { cpuSeconds, dist, startService } from '../child.js';
+import { ensureRuntimes, runtimes, type Runtime } from '../runtimes.js';
 import { loadFigures, loadgen, startEngine, type Fleet } from '../engine.js';
 import { ratio, type BenchContext, type Scenario, type Side } from '../scenario.js';
-
-const RUNTIMES = join(PROJECT_ROOT, '.stratus', 'cache', 'runtimes');
-type Runtime = { name: string; exec: string; args: string[]; bin: string };
-
-/**
- * Runs scripts/setup-runtimes.sh (a moment when everything is there; a few minutes the first time,
- * most of it building the librdkafka addon for Node 24), its progress lines going to the bench's log.
- */
-async function ensureRuntimes(ctx: BenchContext): Promise<void> {
-  const child = spawn('bash', [join(PROJECT_ROOT, 'scripts', 'setup-runtimes.sh')], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let pending = '';
-  const lines: string[] = [];
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (chunk: string) => {
-    pending += chunk;
-    for (let i = pending.indexOf('\n'); i >= 0; i = pending.indexOf('\n')) {
-      const line = pending.slice(0, i);
-      pending = pending.slice(i + 1);
-      lines.push(line);
-      ctx.log(`  ${line}`);
-    }
-  });
-  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('exit', (c, s) => resolve([c, s]));
-  });
-  if (pending !== '') lines.push(pending);
-  if (code !== 0) throw new Error(`scripts/setup-runtimes.sh exited with ${code ?? signal}: ${lines.at(-1) ?? 'no output'} (log: .stratus/setup.log)`);
-}
-
-function runtimes(): { node20: Runtime; node24: Runtime; bun: Runtime } {
-  const node24 = join(RUNTIMES, 'node24', 'bin', 'node');
-  const bun = join(RUNTIMES, 'bun', 'bin', 'bun');
-  const tree = join(RUNTIMES, 'node24-tree');
-  for (const f of [node24, bun, join(tree, '.stamp')]) if (!existsSync(f)) throw new Error(`${f} is missing after scripts/setup-runtimes.sh ran: see .stratus/setup.log`);
-  return {
-    node20: { name: `Node ${process.version}`, exec: process.execPath, args: [], bin: STRATUS_BIN },
-    node24: { name: `Node ${execFileSync(node24, ['--version'], { encoding: 'utf8' }).trim()}`, exec: node24, args: ['--preserve-symlinks', '--preserve-symlinks-main'], bin: join(tree, 'bin', 'stratus.js') },
-    bun: { name: `Bun ${execFileSync(bun, ['--version'], { encoding: 'utf8' }).trim()}`, exec: bun, args: [], bin: STRATUS_BIN },
-  };
-}
 
 /** Tries `stratus run --roles gateway` on Bun; returns null if it started (then it is stopped), else why not. */
 function bunGateway(bun: Runtime): string | null {

@@ -13,7 +13,7 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PROJECT_ROOT } from '../../src/config.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
-import { checkDeliveryRow, RoleProcess, FaultStack, killAll, unexpectedExits, printTable, recoveryS, rowOf, startLoadgen, type FaultRow } from '../helpers/fault-harness.js';
+import { checkDeliveryRow, ENGINE_RUNTIME, RoleProcess, FaultStack, killAll, unexpectedExits, printTable, recoveryS, rowOf, startLoadgen, type FaultRow } from '../helpers/fault-harness.js';
 
 const DEVICES = Number(process.env.FAULTS_DEVICES ?? 1000);
 /** Seconds of load; the fault starts FAULT_AT_S in and the run ends DURATION_S after the start. */
@@ -38,8 +38,9 @@ before(async () => {
 
 after(async () => {
   if (rows.length > 0) {
-    const file = join(PROJECT_ROOT, '.stratus', 'faults', 'grpc-path.json');
-    process.stdout.write(`\n${printTable(`fault suite, gRPC path: ${DEVICES} devices x 1 event/s, ${DURATION_S} s each, outage ${OUTAGE_S} s (${file})`, rows, file)}\n\n`);
+    const onOtherRuntime = process.env.FAULTS_ENGINE_RUNTIME !== undefined && process.env.FAULTS_ENGINE_RUNTIME !== 'node';
+    const file = join(PROJECT_ROOT, '.stratus', 'faults', onOtherRuntime ? `grpc-path-${process.env.FAULTS_ENGINE_RUNTIME}.json` : 'grpc-path.json');
+    process.stdout.write(`\n${printTable(`fault suite, gRPC path, engine on ${ENGINE_RUNTIME.name}: ${DEVICES} devices x 1 event/s, ${DURATION_S} s each, outage ${OUTAGE_S} s (${file})`, rows, file)}\n\n`);
   }
   await balancer?.close().catch(() => {});
   for (const p of Object.values(roles)) await p.kill9();

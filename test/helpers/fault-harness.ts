@@ -27,10 +27,24 @@ import { isAlive } from '../../src/stack/processes.js';
 import { startRedis } from '../../src/stack/redis-server.js';
 import { topology } from '../../src/topology.js';
 import type { LoadgenSummary } from '../../loadgen/summary.js';
+import { runtimes, type Runtime } from '../../bench/runtimes.js';
 import { FaultProxy } from './fault-proxy.js';
 import { unusedPort } from './ports.js';
 
 const BIN = join(PROJECT_ROOT, 'bin', 'stratus.js');
+
+/**
+ * The runtime the engine's processes run on (the load generator always runs on this Node):
+ * FAULTS_ENGINE_RUNTIME=bun or node24 (scripts/setup-runtimes.sh fetches them), default this Node.
+ * On Bun, kafka.client auto is @platformatic/kafka; STRATUS_KAFKA_CLIENT picks it on Node 24 too.
+ */
+export const ENGINE_RUNTIME: Runtime = (() => {
+  const wanted = process.env.FAULTS_ENGINE_RUNTIME ?? 'node';
+  if (wanted === 'node') return { name: `Node ${process.version}`, exec: process.execPath, args: [], bin: BIN };
+  const all = runtimes();
+  assert.ok(wanted === 'bun' || wanted === 'node24', `FAULTS_ENGINE_RUNTIME must be node, node24 or bun (got ${wanted})`);
+  return all[wanted];
+})();
 const PARTITIONS = 6;
 
 /** Every process this harness started, so a failed test still leaves nothing running. */
@@ -194,7 +208,7 @@ export class RoleProcess {
 
   async start(timeoutMs = 90_000): Promise<void> {
     this.stderr = '';
-    const child = spawn(process.execPath, [BIN, ...this.args], {
+    const child = spawn(ENGINE_RUNTIME.exec, [...ENGINE_RUNTIME.args, ENGINE_RUNTIME.bin, ...this.args], {
       env: { ...process.env, ...this.env },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
