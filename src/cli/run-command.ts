@@ -70,9 +70,8 @@ export const runCommand: Command = {
     if (!Number.isInteger(threads) || threads < 1 || threads > 64) throw new StratusError(ErrorCode.USAGE, `--threads must be a whole number from 1 to 64 (got ${JSON.stringify(flags.threads)})`);
     const shard = String(flags.shard ?? 'processes');
     if (shard !== 'processes' && shard !== 'threads') throw new StratusError(ErrorCode.USAGE, `--shard must be processes or threads (got ${JSON.stringify(flags.shard)})`);
-    // gRPC I/O of a connection lives on one thread and grpc-js cannot hand a socket to a
-    // worker_thread, so front-end sharding is by process: the cluster primary owns the port and
-    // deals connections round-robin to N gateway workers, each a full instance with its own id in
+    // gRPC I/O of a connection lives on one thread. --shard processes (default): the cluster
+    // primary owns the port and deals connections round-robin to N gateway workers, each a full instance with its own id in
     // the presence registry. The processor and forwarder stay in the primary. --shard threads: N
     // worker threads of this process instead, each listening on the port with reusePort and
     // handing its sockets to its own grpc-js server (src/gateway/threads/).
