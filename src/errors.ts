@@ -63,6 +63,8 @@ export const ErrorCode = {
   PORT_IN_USE: 'STRATUS_PORT_IN_USE',
   /** A port the engine listens on needs privileges the process lacks (a port below 1024: EACCES). */
   PORT_DENIED: 'STRATUS_PORT_DENIED',
+  /** The runtime cannot shard the gateway the way asked (`run --shard threads` needs net's reusePort). */
+  SHARD_UNSUPPORTED: 'STRATUS_SHARD_UNSUPPORTED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

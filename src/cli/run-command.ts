@@ -19,6 +19,7 @@ import { HttpSurface, type HttpRoute } from '../http/server.js';
 import { SseHub } from '../http/sse.js';
 import { startForwarder } from '../forwarder/forwarder.js';
 import { defaultInstanceId, Gateway } from '../gateway/gateway.js';
+import { assertThreadsSupported, startGatewayThreads } from '../gateway/threads/gateway-threads.js';
 import { startProcessor } from '../processor/processor.js';
 import { checkListen, hostPort, type ListenTarget } from '../net/port-owner.js';
 import { beginDrain, drainSummary, errorText, roleLog, setLogLevel } from '../log.js';
@@ -51,10 +52,11 @@ interface StartFailed {
 export const runCommand: Command = {
   name: 'run',
   summary: 'Run the engine: gateway, processor, forwarder and exporter roles (all by default).',
-  usage: 'run [--roles gateway,processor,forwarder,exporter] [--grpc-port N] [--instance-id ID] [config flags]',
+  usage: 'run [--roles gateway,processor,forwarder,exporter] [--threads N [--shard processes|threads]] [--grpc-port N] [--instance-id ID] [config flags]',
   flags: {
     roles: { type: 'string', doc: 'comma-separated roles to run (default: all four)' },
-    threads: { type: 'string', doc: 'gateway front-end processes sharing the gRPC port (cluster); default 1, see README' },
+    threads: { type: 'string', doc: 'gateway front-end shards sharing the gRPC port; default 1, see README' },
+    shard: { type: 'string', doc: 'with --threads N > 1: processes (node:cluster, default) or threads (worker threads with reusePort: Node >= 22.12, Bun)' },
   },
   usesConfig: true,
   async run({ flags, config }) {
@@ -66,11 +68,16 @@ export const runCommand: Command = {
     }
     const threads = flags.threads === undefined ? 1 : Number(flags.threads);
     if (!Number.isInteger(threads) || threads < 1 || threads > 64) throw new StratusError(ErrorCode.USAGE, `--threads must be a whole number from 1 to 64 (got ${JSON.stringify(flags.threads)})`);
-    // gRPC I/O of a connection lives on one thread and grpc-js cannot hand a socket to a
-    // worker_thread, so front-end sharding is by process: the cluster primary owns the port and
-    // deals connections round-robin to N gateway workers, each a full instance with its own id in
-    // the presence registry. The processor and forwarder stay in the primary.
+    const shard = String(flags.shard ?? 'processes');
+    if (shard !== 'processes' && shard !== 'threads') throw new StratusError(ErrorCode.USAGE, `--shard must be processes or threads (got ${JSON.stringify(flags.shard)})`);
+    // gRPC I/O of a connection lives on one thread. --shard processes (default): the cluster
+    // primary owns the port and deals connections round-robin to N gateway workers, each a full instance with its own id in
+    // the presence registry. The processor and forwarder stay in the primary. --shard threads: N
+    // worker threads of this process instead, each listening on the port with reusePort and
+    // handing its sockets to its own grpc-js server (src/gateway/threads/).
     const shardGateway = threads > 1 && roles.includes('gateway') && cluster.isPrimary;
+    const shardThreads = shardGateway && shard === 'threads';
+    if (shardThreads) await assertThreadsSupported(config.grpc.host);
     const isShard = cluster.isWorker;
     const has = (r: Role) => (isShard ? r === 'gateway' : shardGateway && r === 'gateway' ? false : roles.includes(r));
     const instanceId = isShard ? `${defaultInstanceId(config)}-w${cluster.worker!.id}` : defaultInstanceId(config);
@@ -106,6 +113,7 @@ export const runCommand: Command = {
     /** Routes the roles of this process add to the HTTP surface (SSE, /metrics/ingested). */
     const httpRoutes: HttpRoute[] = [];
     const workers: Worker[] = [];
+    let threadMetrics: (() => Promise<string>) | null = null;
     // /metrics, /livez, /readyz on http.port, in every process but a gateway shard: the primary
     // owns the port and merges its shards' metrics into its own.
     if (isShard) answerMetricsRequests();
@@ -120,7 +128,7 @@ export const runCommand: Command = {
       // (or its workers) binding gRPC, and only then the roles that join consumer groups (the
       // exporter's Redis Streams group, the processor's and forwarder's Kafka groups).
       if (!isShard) {
-        http = await HttpSurface.start(config, engineReadiness(config), { routes: httpRoutes, metricsText: shardGateway ? () => clusterMetricsText(workers) : undefined });
+        http = await HttpSurface.start(config, engineReadiness(config), { routes: httpRoutes, metricsText: shardGateway ? () => (threadMetrics?.() ?? clusterMetricsText(workers)) : undefined });
       }
       if (has('gateway')) {
         const gw = await Gateway.start(config, instanceId);
@@ -130,7 +138,13 @@ export const runCommand: Command = {
         bound.grpc = addresses.length === 1 ? addresses[0]! : addresses;
         roleLog('gateway').info({ instance: instanceId, grpc: bound.grpc }, 'gateway listening');
       }
-      if (shardGateway) {
+      if (shardThreads) {
+        const gts = await startGatewayThreads(config, instanceId, threads);
+        stops.workers = () => gts.stop();
+        threadMetrics = () => gts.metricsText();
+        bound.grpc = gts.address;
+        roleLog('gateway').info({ threads, grpc: bound.grpc }, `gateway: ${threads} worker threads share the gRPC port (reusePort)`);
+      } else if (shardGateway) {
         stops.workers = () => stopWorkers(workers);
         for (let i = 0; i < threads; i++) workers.push(cluster.fork({ STRATUS_INSTANCE_ID: '' }));
         await workersReady(workers);

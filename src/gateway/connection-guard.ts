@@ -26,7 +26,7 @@
  * grpc-js upgrade renames the map, and the abuse suite fails if the guard stops working.
  */
 import { constants, type Http2Session, type ServerHttp2Stream } from 'node:http2';
-import type { Socket } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
 import type { Server } from '@grpc/grpc-js';
 import { grpcHttp2Servers } from './http2-servers.js';
 import { metrics } from '../http/metrics.js';
@@ -81,11 +81,19 @@ export class ConnectionGuard {
     metrics.grpcConnections.set(0);
   }
 
-  /** Call once after bindAsync resolved. */
-  attach(server: Server): void {
-    for (const h2 of grpcHttp2Servers(server, 'connection limits')) {
-      h2.maxConnections = this.limits.connectionsMax;
-      h2.on('drop', () => this.closed('connections_max'));
+  /**
+   * Call once after bindAsync resolved. `acceptors`: the listeners that accept the connections when
+   * they are not grpc-js's own http2 servers (a reusePort listener feeding its connection injector,
+   * src/gateway/threads/): grpc.connectionsMax is a net.Server maxConnections, so it applies where
+   * sockets are accepted; an injected socket never passes the http2 server's accept.
+   */
+  attach(server: Server, acceptors?: readonly NetServer[]): void {
+    const h2s = grpcHttp2Servers(server, 'connection limits');
+    for (const acceptor of acceptors ?? h2s) {
+      acceptor.maxConnections = this.limits.connectionsMax;
+      acceptor.on('drop', () => this.closed('connections_max'));
+    }
+    for (const h2 of h2s) {
       // The penalty box decides before Node's own listener builds a TLS socket or an HTTP/2 session.
       const inner = h2.rawListeners('connection') as ((socket: Socket) => void)[];
       h2.removeAllListeners('connection');

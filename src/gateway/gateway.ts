@@ -17,7 +17,7 @@ import { grpcServerCredentials, tlsFiles } from '../auth/tls.js';
 import type { Config } from '../config.js';
 import { ErrorCode } from '../errors.js';
 import { kafkaClients } from '../kafka/factory.js';
-import type { EngineProducer } from '../kafka/types.js';
+import type { EngineProducer, KafkaClients } from '../kafka/types.js';
 import { inflightBytesSources, metrics } from '../http/metrics.js';
 import { PROCESSORS } from '../processor/registry.js';
 import { topology } from '../topology.js';
@@ -36,6 +36,7 @@ import { authenticatedDevice, authInterceptor, guardAuthorizationHeaders } from 
 import { FlushScheduler } from './flush-scheduler.js';
 import { RecordBatcher } from './record-batcher.js';
 import { grpcHttp2Servers } from './http2-servers.js';
+import { listenReusePort, type ReusePortAcceptor } from './threads/reuse-port-acceptor.js';
 import { grpcError } from './grpc-status.js';
 import { RateLimiter } from './rate-limit.js';
 import { HEALTH_PROTO, projectProto, reflectionService } from './reflection.js';
@@ -157,6 +158,8 @@ export class Gateway implements SessionHost, UplinkHost {
   /** Invariant: true once stop() began; from then on events of device streams are refused (SHUTTING_DOWN_MESSAGE). */
   private draining = false;
   port = 0;
+  /** Set iff the gRPC port is a reusePort listener feeding grpc-js's connection injector (GatewayListen.reusePort). */
+  private acceptor: ReusePortAcceptor | null = null;
 
   private constructor(
     readonly config: Config,
@@ -181,9 +184,9 @@ export class Gateway implements SessionHost, UplinkHost {
     inflightBytesSources.add(this.inflightBytesNow);
   }
 
-  static async start(config: Config, instanceId = defaultInstanceId(config), port = config.grpc.port): Promise<Gateway> {
+  static async start(config: Config, instanceId = defaultInstanceId(config), port = config.grpc.port, how: GatewayListen = {}): Promise<Gateway> {
     let gateway: Gateway | null = null;
-    const producer = await (await kafkaClients(config)).producer(config, `${instanceId}-gateway`, (err, opaque) => {
+    const producer = await (how.kafka ?? (await kafkaClients(config))).producer(config, `${instanceId}-gateway`, (err, opaque) => {
       for (const p of opaque as Pending[]) gateway!.onDelivery(err, p);
     }, (opaque) => (opaque as Pending[]).length);
     let link: DeliveryLink | null = null;
@@ -206,7 +209,7 @@ export class Gateway implements SessionHost, UplinkHost {
       for (const start of GATEWAY_SERVICES) extra.push(await start(config, instanceId));
       gateway = new Gateway(config, instanceId, link, producer, extra, eventsPartitions);
       binding = true;
-      await gateway.listen(port);
+      await gateway.listen(port, how.reusePort === true);
     } catch (err) {
       // Nothing of a gateway that did not start is left running: its Kafka producer, Redis
       // connections and admission timer would keep the process alive after the caller gave up.
@@ -228,7 +231,7 @@ export class Gateway implements SessionHost, UplinkHost {
     return gateway;
   }
 
-  private async listen(port: number): Promise<void> {
+  private async listen(port: number, reusePort: boolean): Promise<void> {
     const server = new Server({
       // Explicit limits (grpc-js defaults, read and kept): 4 MiB per message each way.
       'grpc.max_receive_message_length': 4 * 1024 * 1024,
@@ -263,10 +266,15 @@ export class Gateway implements SessionHost, UplinkHost {
     // gives a Kafka consumer the records' schema from a running gateway.
     const described = ['stratus/v1/gateway.proto', 'stratus/v1/kafka.proto', 'nimbus/nimbus.proto', ...this.extraServices.flatMap((s) => s.protoFiles)].map(projectProto);
     reflectionService([...described, HEALTH_PROTO]).addToServer(server);
-    this.port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`${this.config.grpc.host.includes(':') ? `[${this.config.grpc.host}]` : this.config.grpc.host}:${port}`, grpcServerCredentials(tlsFiles(this.config)), (err, p) => (err ? reject(err) : resolve(p))),
-    );
-    this.guard.attach(server);
+    if (reusePort) {
+      this.acceptor = await listenReusePort(server, this.config.grpc.host, port, grpcServerCredentials(tlsFiles(this.config)));
+      this.port = this.acceptor.port;
+    } else {
+      this.port = await new Promise<number>((resolve, reject) =>
+        server.bindAsync(`${this.config.grpc.host.includes(':') ? `[${this.config.grpc.host}]` : this.config.grpc.host}:${port}`, grpcServerCredentials(tlsFiles(this.config)), (err, p) => (err ? reject(err) : resolve(p))),
+      );
+    }
+    this.guard.attach(server, this.acceptor === null ? undefined : [this.acceptor.listener]);
     // Every authorization header of a call reaches the auth interceptor, so two are refused.
     if (this.config.auth.tokenSecret !== '') guardAuthorizationHeaders(server);
     this.server = server;
@@ -592,6 +600,8 @@ export class Gateway implements SessionHost, UplinkHost {
   /** The addresses the gRPC server is bound to (host:port, [v6]:port), as the sockets report them. */
   addresses(): string[] {
     if (this.server === null) return [];
+    // The injector's http2 server never listens (address() is null): the listener is the port.
+    if (this.acceptor !== null) return [boundAddress(this.acceptor.listener.address())];
     return grpcHttp2Servers(this.server, 'the start line').map((s) => boundAddress(s.address()));
   }
 
@@ -612,6 +622,8 @@ export class Gateway implements SessionHost, UplinkHost {
     this.draining = true;
     for (const name of this.serviceNames) this.health.setStatus(name, 'NOT_SERVING');
     const server = this.server;
+    // tryShutdown closes the http2 servers grpc-js bound, not a listener of ours: stop accepting first.
+    this.acceptor?.close();
     const streams = this.sessions.size;
     let quietInGrace = true;
     if (server !== null) {
@@ -670,6 +682,17 @@ export class Gateway implements SessionHost, UplinkHost {
     this.guard.stop();
     inflightBytesSources.delete(this.inflightBytesNow);
   }
+}
+
+/** How Gateway.start listens on the gRPC port. */
+export interface GatewayListen {
+  /**
+   * A net listener with reusePort feeding grpc-js's connection injector instead of bindAsync: for
+   * gateways on worker threads that share the port (src/gateway/threads/). Default false.
+   */
+  readonly reusePort?: boolean;
+  /** Where the producer comes from; default the kafka.client library's (a gateway thread's forwards to the main thread, threads/port-producer.ts). */
+  readonly kafka?: Pick<KafkaClients, 'producer'>;
 }
 
 const EMPTY = new Uint8Array(0);

@@ -50,6 +50,7 @@ const GRPC_STATUS: { readonly [C in ErrorCode]: status } = {
   // Start-up conditions of the engine's own ports: never sent to a client, mapped for totality.
   [ErrorCode.PORT_IN_USE]: status.FAILED_PRECONDITION,
   [ErrorCode.PORT_DENIED]: status.FAILED_PRECONDITION,
+  [ErrorCode.SHARD_UNSUPPORTED]: status.FAILED_PRECONDITION,
 };
 
 /**

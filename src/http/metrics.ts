@@ -79,7 +79,8 @@ export const metrics = {
   admissionLeaseLost: new Counter({ name: 'stratus_gateway_admission_lease_lost_total', help: 'Durable events not acknowledged because their report came after this instance\'s admission lease on the device ran out.', registers: [registry] }),
   presenceLost: new Counter({ name: 'stratus_gateway_presence_lost_total', help: 'Sessions ended because a presence renewal found the device held by another instance.', registers: [registry] }),
   handoffs: new Counter({ name: 'stratus_gateway_handoffs_total', help: 'Takeovers of a device held elsewhere, by outcome (recorded: the old holder recorded its position; timeout: gateway.handoffWaitMs ran out).', labelNames: ['outcome'] as const, registers: [registry] }),
-  clusterWorkersScraped: new Gauge({ name: 'stratus_cluster_workers_scraped', help: 'Gateway worker processes whose metrics the last scrape of the cluster primary merged (run --threads N).', aggregator: 'max', registers: [registry] }),
+  clusterWorkersScraped: new Gauge({ name: 'stratus_cluster_workers_scraped', help: 'Gateway shards (worker processes or worker threads) whose metrics the last scrape of the primary merged (run --threads N).', aggregator: 'max', registers: [registry] }),
+  gatewayShardDevices: new Gauge({ name: 'stratus_gateway_shard_devices_connected', help: 'Device streams each gateway shard held at the last scrape of the primary (run --threads N; shard w<worker id> or t<thread>).', labelNames: ['shard'] as const, aggregator: 'max', registers: [registry] }),
   sseStreams: new Gauge({ name: 'stratus_sse_streams', help: 'SSE device streams this process holds.', registers: [registry] }),
   // Limits at the doors (README "Limits"): what was refused, and why. Labels are fixed sets.
   memoryBudgetBytes: new Gauge({ name: 'stratus_memory_budget_bytes', help: 'The process\'s RSS budget (rssMaxMb); 0: none.', registers: [registry] }),

@@ -21,10 +21,12 @@ export class TestDevice {
 
   /**
    * `token`: sent as `authorization: Bearer`; `deviceHeader: false` leaves x-device-id out (the
-   * token names the device); `creds`: TLS credentials (default plaintext).
+   * token names the device); `creds`: TLS credentials (default plaintext); `ownConnection`: see below.
    */
-  connect(address: string, opts: { cursor?: number; read?: boolean; token?: string; deviceHeader?: string | false; creds?: ChannelCredentials } = {}): this {
-    this.client = new Client(address, opts.creds ?? credentials.createInsecure());
+  connect(address: string, opts: { cursor?: number; read?: boolean; token?: string; deviceHeader?: string | false; creds?: ChannelCredentials; ownConnection?: boolean } = {}): this {
+    // ownConnection: a connection of its own rather than grpc-js's shared subchannel for the address
+    // (a test of how connections spread over gateway shards).
+    this.client = new Client(address, opts.creds ?? credentials.createInsecure(), opts.ownConnection === true ? { 'grpc.use_local_subchannel_pool': 1 } : {});
     const md = new Metadata();
     if (opts.deviceHeader !== false) md.set('x-device-id', opts.deviceHeader ?? this.deviceId);
     if (opts.token !== undefined) md.set('authorization', `Bearer ${opts.token}`);

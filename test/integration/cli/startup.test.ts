@@ -146,6 +146,15 @@ test('--threads 2 with the gRPC port held: the primary says so once, no worker i
   await assertNothingLeft(config);
 });
 
+test('--threads 2 --shard threads where net ignores reusePort: one line naming --shard processes, nothing started', { timeout: 90_000 }, async (t) => {
+  const { probeReusePort } = await import('../../../src/net/reuse-port.js');
+  if ((await probeReusePort('127.0.0.1')).supported) return t.skip(`${process.version} honours reusePort: test/integration/http/cluster-metrics.test.ts runs --shard threads`);
+  const config = testConfig();
+  const o = await run(config, ['--threads', '2', '--shard', 'threads']);
+  assertOneLine(o, new RegExp(`^${esc(`stratus run: --shard threads needs net's reusePort (Node >= 22.12, Bun), which node ${process.version} does not honour: a second listener with reusePort on port `)}\\d+ failed \\(EADDRINUSE\\); use --shard processes \\(the default\\), or run on a newer runtime$`));
+  await assertNothingLeft(config);
+});
+
 test('a privileged gRPC port without the privilege: one line with EACCES and the fix', { timeout: 90_000 }, async (t) => {
   let lowest: number;
   try {

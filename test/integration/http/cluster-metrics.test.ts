@@ -1,9 +1,12 @@
 /**
  * /metrics of `stratus run --threads 2`: the primary serves its own metrics merged with both
- * gateway worker processes', and the per-stage latency histograms count every event and result.
+ * gateway shards' (worker processes, or with --shard threads worker threads on a runtime with
+ * reusePort: Node 24 from .stratus/cache/runtimes), and the per-stage latency histograms count
+ * every event and result. The threads run also checks that connections spread over both threads
+ * and that SIGTERM drains every thread's streams.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -13,6 +16,7 @@ import { deleteTopics } from '../../../src/kafka/admin.js';
 import { topology } from '../../../src/topology.js';
 import { testConfig } from '../../helpers/config.js';
 import { TestDevice } from '../../helpers/device.js';
+import { node24Tree } from '../../helpers/node24.js';
 import { unusedPort } from '../../helpers/ports.js';
 
 const config = testConfig();
@@ -55,4 +59,56 @@ test('run --threads 2: /metrics merges both gateway workers with the primary; st
   child.kill('SIGTERM');
   const [code] = await once(child, 'exit');
   assert.equal(code, 0, err);
+});
+
+/** `stratus run ...args` by `argv` (node and bin/stratus.js), resolved once the primary's `started` line came; `log()` is its stderr so far. */
+async function startRun(argv: readonly string[], args: string[]): Promise<{ child: ChildProcess; log: () => string }> {
+  const child = spawn(argv[0]!, [...argv.slice(1), 'run', ...args], {
+    env: { ...process.env, STRATUS_KAFKA_TOPIC_PREFIX: config.kafka.topicPrefix, STRATUS_REDIS_KEY_PREFIX: config.redis.keyPrefix, STRATUS_KAFKA_PARTITIONS: '2', STRATUS_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stderr!.on('data', (b: Buffer) => {
+      err += b.toString();
+      if (err.split('\n').some((l) => { const j = parseLogLine(l); return j?.msg === 'started' && Array.isArray(j.roles) && j.roles.includes('processor'); })) resolve();
+    });
+    child.on('exit', () => reject(new Error(`stratus run exited early: ${err}`)));
+  });
+  return { child, log: () => err };
+}
+
+test('run --threads 2 --shard threads (Node 24): connections spread over both threads, every event acked and answered, SIGTERM drains both', { timeout: 120_000 }, async (t) => {
+  const tree = node24Tree();
+  if (tree === null) return t.skip('no Node 24 with its Kafka addon in .stratus/cache/runtimes (bash scripts/setup-runtimes.sh)');
+  t.after(() => tree.remove());
+  const port = await unusedPort();
+  const httpPort = await unusedPort();
+  const { child, log } = await startRun(tree.argv, ['--threads', '2', '--shard', 'threads', '--roles', 'gateway,processor,forwarder', '--grpc-port', String(port), '--http-port', String(httpPort)]);
+  const exited = once(child, 'exit');
+  // A connection each: the kernel spreads connections, not streams, over the threads' listeners.
+  // 40 connections all landing on one of two listeners would be a 1 in 2^39 chance.
+  const devices = Array.from({ length: 40 }, (_, i) => new TestDevice(`ct-${i}`).connect(`127.0.0.1:${port}`, { ownConnection: true }));
+  for (const d of devices) d.send(Array.from({ length: 20 }, (_, i) => ({ seq: i + 1, type: 'sq', value: i })));
+  for (const d of devices) await d.until(() => d.results.length === 20 && d.ackedSeq === 20, 60_000, '20 results and acks');
+  for (const d of devices) assert.deepEqual(d.results.map((r) => r.seq), Array.from({ length: 20 }, (_, i) => i + 1), d.deviceId);
+  const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  assert.equal(sample(text, 'stratus_cluster_workers_scraped'), 2);
+  assert.equal(sample(text, 'stratus_devices_connected'), 40, 'the sum over both threads');
+  const t1 = sample(text, 'stratus_gateway_shard_devices_connected{shard="t1"}');
+  const t2 = sample(text, 'stratus_gateway_shard_devices_connected{shard="t2"}');
+  assert.equal(t1 + t2, 40);
+  assert.ok(t1 > 0 && t2 > 0, `both threads hold streams (t1 ${t1}, t2 ${t2})`);
+  assert.equal(sample(text, 'stratus_events_durable_total'), 800);
+  assert.equal(sample(text, 'stratus_results_delivered_total'), 800);
+  assert.equal(sample(text, 'stratus_stage_latency_seconds_count{stage="ack"}'), 800);
+  // Devices still connected: SIGTERM ends every thread's streams, each thread logs its drain.
+  child.kill('SIGTERM');
+  const [code] = await exited;
+  assert.equal(code, 0, log());
+  for (const d of devices) await d.until(() => d.ended, 10_000, 'stream ended by the drain');
+  const drained = log().split('\n').map((l) => parseLogLine(l)).filter((j) => j?.msg === 'drained' && typeof j.instance === 'string');
+  assert.deepEqual(drained.map((j) => String(j!.instance).replace(/.*-(t\d)$/, '$1')).sort(), ['t1', 't2']);
+  assert.equal(drained.reduce((n, j) => n + Number(j!.streamsEnded), 0), 40, 'every stream ended by a thread\'s drain');
+  for (const d of devices) d.close();
 });
