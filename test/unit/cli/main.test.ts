@@ -120,25 +120,31 @@ test('config print shows the effective values and never the Redis password', asy
   assert.match(unset.stdout, /^redis\.password\s+\(unset\)$/m);
 });
 
-test('`stratus loadgen` does not load the librdkafka addon (commands are imported when run); `stratus run` does', async () => {
-  const probe = (cmd: string) =>
+test('no command loads the librdkafka addon when imported (kafka.client picks the library when a client is built, src/kafka/factory.ts): Bun runs every command', async () => {
+  const loaded = (code: string) =>
     new Promise<string>((resolve, reject) =>
       execFile(
         process.execPath,
         [
           '--input-type=module',
           '-e',
-          `const { main } = await import(${JSON.stringify(new URL('../../../src/cli/main.js', import.meta.url).href)});
-           const out = process.stdout.write.bind(process.stdout); process.stdout.write = () => true;
-           await main([${JSON.stringify(cmd)}, '--help']);
+          `${code}
            const { createRequire } = await import('node:module');
-           out(String(Object.keys(createRequire(import.meta.url).cache).some((k) => k.includes('kafka-javascript'))));`,
+           process.stdout.write(String(Object.keys(createRequire(import.meta.url).cache).some((k) => k.includes('kafka-javascript'))));`,
         ],
         (err, stdout) => (err ? reject(err) : resolve(stdout.trim())),
       ),
     );
-  assert.equal(await probe('loadgen'), 'false');
-  assert.equal(await probe('run'), 'true', 'the probe sees the addon when a command does load it');
+  const command = (cmd: string) =>
+    loaded(`const { main } = await import(${JSON.stringify(new URL('../../../src/cli/main.js', import.meta.url).href)});
+            const write = process.stdout.write; process.stdout.write = () => true;
+            await main([${JSON.stringify(cmd)}, '--help']);
+            process.stdout.write = write;`);
+  assert.equal(await command('loadgen'), 'false');
+  assert.equal(await command('run'), 'false');
+  assert.equal(await command('stack'), 'false');
+  // The probe sees the addon once the native clients are imported (what kafka.client=native does).
+  assert.equal(await loaded(`await import(${JSON.stringify(new URL('../../../src/kafka/native/clients.js', import.meta.url).href)});`), 'true');
 });
 
 /** Runs `jobs` at most `width` at a time (the machine is shared: not 60 node processes at once). */
