@@ -22,7 +22,9 @@ test('the Kafka client contract holds for @platformatic/kafka (kafka-client.test
   assert.ok(existsSync(node24), `${node24} is missing: run \`bash scripts/setup.sh --for test\` (it runs scripts/setup-runtimes.sh), then the tests again`);
   const child = spawn(node24, ['--test', 'dist/test/contract/kafka-client.test.js'], {
     cwd: root,
-    env: { ...process.env, STRATUS_KAFKA_CLIENT: 'platformatic' },
+    // Without NODE_TEST_CONTEXT: node:test sets it for the files it runs, and a child `node --test`
+    // that inherits it runs nothing ("run() is being called recursively") and exits 0.
+    env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_TEST_CONTEXT')), STRATUS_KAFKA_CLIENT: 'platformatic' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
