@@ -57,7 +57,10 @@ class PlatformaticAdmin implements EngineAdmin {
   describeTopics(topics: readonly string[], timeoutMs: number): Promise<TopicDescription[]> {
     return this.call(`describeTopics ${topics.join(',')}`, timeoutMs, async () => {
       // forceUpdate: a topic created or deleted a moment ago must not be answered from the cache.
-      const meta = await this.admin.metadata({ topics: [...topics], forceUpdate: true });
+      // retries 2: the library retries UNKNOWN_TOPIC_OR_PARTITION like a transient error (it is
+      // canRetry), so with the client's budget an unknown topic took 5 s to be reported; the
+      // callers (admin.ts) wait and ask again themselves.
+      const meta = await this.admin.metadata({ topics: [...topics], forceUpdate: true, retries: 2 });
       return topics.map((name) => {
         const t = meta.topics.get(name);
         if (t === undefined) throw new KafkaClientError('unknown-topic', `topic ${name} is not in the cluster's metadata`, 'platformatic');

@@ -78,6 +78,8 @@ export function detailOf(err: unknown): string {
 /** A library error as every EngineAdmin method, delivery report and probe of this client reports it. */
 export function platformaticFailure(err: unknown, what?: string): KafkaClientError {
   if (err instanceof KafkaClientError) return err;
+  // A deadline names its call already.
+  if (err instanceof DeadlineError) what = undefined;
   const detail = detailOf(err);
   return new KafkaClientError(failureOf(err), what === undefined ? detail : `${what}: ${detail}`, 'platformatic', { cause: err });
 }

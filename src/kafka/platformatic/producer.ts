@@ -78,8 +78,9 @@ interface Lane {
   timer: NodeJS.Timeout | null;
 }
 
-/** A message whose partition waits for its topic's partition count (keyed, or neither key nor partition). */
+/** A message waiting for its topic's partition count (the topic's first messages). */
 interface Pending {
+  partition: number | null;
   key: string | null;
   value: Buffer;
   opaque: unknown;
@@ -225,10 +226,13 @@ export class PlatformaticProducer implements EngineProducer {
     this.inflight++;
     this.waits.produced(now);
     const t = this.topic(topic);
-    if (partition !== null) this.enqueue(t, topic, partition, key, value, opaque, now);
-    else if (t.partitions !== null) this.enqueue(t, topic, this.partitionFor(t, key), key, value, opaque, now);
+    // Behind pending messages of the topic, a message waits with them: produce order is kept.
+    if (t.partitions !== null && t.pending.length === 0) this.enqueue(t, topic, this.partitionFor(t, partition, key), key, value, opaque, now);
     else {
-      t.pending.push({ key, value, opaque, at: now });
+      // The topic's first messages wait for its metadata, so that no send is ever in flight to a
+      // topic the cluster does not have: such a send is the library retrying metadata, never a
+      // Produce, and failing its messages at the deadline must not mark the producer fatal.
+      t.pending.push({ partition, key, value, opaque, at: now });
       this.fetchPartitions(topic, t);
     }
     return true;
@@ -304,8 +308,14 @@ export class PlatformaticProducer implements EngineProducer {
     return t;
   }
 
-  private partitionFor(t: Topic, key: string | null): number {
+  /**
+   * The partition given (reduced modulo the count, as the library itself does at producer.js:685:
+   * two lanes must never feed one partition, or it would have two sends in flight), else the key's,
+   * else the next in turn.
+   */
+  private partitionFor(t: Topic, partition: number | null, key: string | null): number {
     const partitions = t.partitions!;
+    if (partition !== null) return partition % partitions;
     if (key !== null) return partitionOf(key, partitions);
     t.next = (t.next + 1) % partitions;
     return t.next;
@@ -324,7 +334,7 @@ export class PlatformaticProducer implements EngineProducer {
         t.partitions = count;
         const pending = t.pending;
         t.pending = [];
-        for (const p of pending) this.enqueue(t, name, this.partitionFor(t, p.key), p.key, p.value, p.opaque, p.at);
+        for (const p of pending) this.enqueue(t, name, this.partitionFor(t, p.partition, p.key), p.key, p.value, p.opaque, p.at);
       },
       (err: unknown) => {
         t.fetching = false;
