@@ -21,20 +21,37 @@ function contractConfig(overrides: Record<string, string> = {}): Config {
   return loadConfig({ flags: { 'kafka-topic-prefix': `contract.${randomUUID()}.`, ...overrides } });
 }
 
+/** Topics each test's admin deletes before it closes. */
+const created = new WeakMap<EngineAdmin, string[]>();
+/**
+ * Each test's producers and consumers, closed before its topics are deleted: node:test runs after
+ * hooks in the order they were added, and setup() adds its hook first.
+ */
+const closers = new WeakMap<TestContext, (() => Promise<void>)[]>();
+
 async function setup(t: TestContext, overrides: Record<string, string> = {}): Promise<{ config: Config; clients: KafkaClients; admin: EngineAdmin }> {
   const config = contractConfig(overrides);
   const clients = await kafkaClients(config);
   const admin = await clients.admin(config, 'contract-admin');
-  t.after(() => admin.close());
+  created.set(admin, []);
+  closers.set(t, []);
+  t.after(async () => {
+    for (const close of closers.get(t)!.reverse()) await close();
+    for (const topic of created.get(admin)!) {
+      // A topic the test deleted itself (or never got to create) is 'unknown-topic': nothing left behind.
+      await admin.deleteTopic(topic, 10_000).catch((err: unknown) => assert.ok(err instanceof KafkaClientError && err.failure === 'unknown-topic', `cleanup of ${topic}: ${String(err)}`));
+    }
+    await admin.close();
+  });
   t.diagnostic(`client: ${clients.kind}`);
   return { config, clients, admin };
 }
 
 /** Creates a topic (deleted after the test) and waits until every partition has a leader. */
-async function topicOf(t: TestContext, admin: EngineAdmin, config: Config, name: string, partitions: number): Promise<string> {
+async function topicOf(admin: EngineAdmin, config: Config, name: string, partitions: number): Promise<string> {
   const topic = `${config.kafka.topicPrefix}${name}`;
+  created.get(admin)!.push(topic);
   await admin.createTopics([{ topic, partitions, replicationFactor: 1 }], 10_000);
-  t.after(() => admin.deleteTopic(topic, 10_000).catch(() => {})); // a failed cleanup leaves one uniquely named topic
   await until(async () => {
     const [d] = await admin.describeTopics([topic], 5000).catch(() => [undefined]);
     return d !== undefined && d.partitions.length === partitions && d.partitions.every((p) => p.leader >= 0);
@@ -71,7 +88,7 @@ class Reports {
 async function producerOf(t: TestContext, clients: KafkaClients, config: Config, reports: Reports): Promise<EngineProducer> {
   const producer = await clients.producer(config, `contract-p-${randomUUID().slice(0, 8)}`, reports.handler);
   let closed = false;
-  t.after(() => (closed ? undefined : producer.disconnect(5000)));
+  closers.get(t)!.push(async () => (closed ? undefined : producer.disconnect(5000)));
   const disconnect = producer.disconnect.bind(producer);
   producer.disconnect = (ms?: number) => {
     closed = true;
@@ -83,7 +100,7 @@ async function producerOf(t: TestContext, clients: KafkaClients, config: Config,
 async function consumerOf(t: TestContext, clients: KafkaClients, config: Config, groupId: string, topics: string[]): Promise<EngineBatchConsumer> {
   const consumer = await clients.batchConsumer(config, { groupId, topics, clientId: `contract-c-${randomUUID().slice(0, 8)}`, waitMs: 200 });
   let closed = false;
-  t.after(() => (closed ? undefined : consumer.disconnect()));
+  closers.get(t)!.push(async () => (closed ? undefined : consumer.disconnect()));
   const disconnect = consumer.disconnect.bind(consumer);
   consumer.disconnect = () => {
     closed = true;
@@ -152,7 +169,7 @@ async function readTopic(t: TestContext, clients: KafkaClients, config: Config, 
 
 test('idempotent produce, explicit partitions and keys: one report each, in produce order per partition, the log holds exactly what was acknowledged', { timeout: 120_000 }, async (t) => {
   const { config, clients, admin } = await setup(t);
-  const topic = await topicOf(t, admin, config, 'order', 4);
+  const topic = await topicOf(admin, config, 'order', 4);
   const reports = new Reports();
   const producer = await producerOf(t, clients, config, reports);
   assert.equal(producer.kind, clients.kind);
@@ -207,7 +224,7 @@ test('idempotent produce, explicit partitions and keys: one report each, in prod
 
 test('a concurrent burst (5,000 produce() calls, none awaited, 6 partitions): acknowledged == in the log, each exactly once', { timeout: 120_000 }, async (t) => {
   const { config, clients, admin } = await setup(t);
-  const topic = await topicOf(t, admin, config, 'burst', 6);
+  const topic = await topicOf(admin, config, 'burst', 6);
   const reports = new Reports();
   const producer = await producerOf(t, clients, config, reports);
   const n = 5000;
@@ -229,7 +246,7 @@ test('a concurrent burst (5,000 produce() calls, none awaited, 6 partitions): ac
 
 test('queue full: produce() returns false at kafka.producerQueueMax, queues nothing then, and loses none it accepted', { timeout: 120_000 }, async (t) => {
   const { config, clients, admin } = await setup(t, { 'kafka-producer-queue-max': '100', 'kafka-linger-ms': '50' });
-  const topic = await topicOf(t, admin, config, 'full', 2);
+  const topic = await topicOf(admin, config, 'full', 2);
   const reports = new Reports();
   const producer = await producerOf(t, clients, config, reports);
   let accepted = 0;
@@ -256,7 +273,7 @@ test('queue full: produce() returns false at kafka.producerQueueMax, queues noth
 
 test('consumer batches: at most consumeBatchMax, in offset order; uncommitted they are read again, committed they are not', { timeout: 180_000 }, async (t) => {
   const { config, clients, admin } = await setup(t, { 'kafka-consume-batch-max': '50' });
-  const topic = await topicOf(t, admin, config, 'batches', 3);
+  const topic = await topicOf(admin, config, 'batches', 3);
   const reports = new Reports();
   const producer = await producerOf(t, clients, config, reports);
   for (let id = 0; id < 300; id++) producer.produce(topic, id % 3, null, Buffer.from(`c:${id}`), id);
@@ -298,7 +315,7 @@ test('consumer batches: at most consumeBatchMax, in offset order; uncommitted th
 
 test('two members of one group split the partitions and together read everything', { timeout: 180_000 }, async (t) => {
   const { config, clients, admin } = await setup(t);
-  const topic = await topicOf(t, admin, config, 'split', 6);
+  const topic = await topicOf(admin, config, 'split', 6);
   const reports = new Reports();
   const producer = await producerOf(t, clients, config, reports);
   const group = `contract.${randomUUID()}`;
@@ -357,9 +374,7 @@ test('admin: create, describe, list, delete; unknown topic, replication factor, 
   const { config, clients, admin } = await setup(t);
   const a = `${config.kafka.topicPrefix}admin-a`;
   const b = `${config.kafka.topicPrefix}admin-b`;
-  t.after(async () => {
-    for (const topic of [a, b]) await admin.deleteTopic(topic, 10_000).catch(() => {}); // deleted by the test already unless it failed
-  });
+  created.get(admin)!.push(a, b, `${config.kafka.topicPrefix}rf`);
   await admin.createTopics([{ topic: a, partitions: 3, replicationFactor: 1, minInsyncReplicas: 1 }, { topic: b, partitions: 1, replicationFactor: 1 }], 10_000);
   await until(async () => {
     const d = await admin.describeTopics([a, b], 5000).catch(() => []);
