@@ -1,8 +1,15 @@
-/** @platformatic/kafka's clients: being built (issue 20); until then selecting it fails at once. */
-import { ErrorCode, StratusError } from '../../errors.js';
+/**
+ * The @platformatic/kafka clients (pure TypeScript; Node >= 22.22 / 24.6, or Bun), as factory.ts
+ * hands them out. Only the files of this folder import the library.
+ */
 import type { KafkaClients } from '../types.js';
+import { platformaticAdmin } from './admin.js';
+import { PlatformaticBatchConsumer } from './consumer.js';
+import { PlatformaticProducer } from './producer.js';
 
-const missing = (): never => {
-  throw new StratusError(ErrorCode.CONFIG_INVALID, 'kafka.client=platformatic is not built yet');
+export const platformaticClients: KafkaClients = {
+  kind: 'platformatic',
+  producer: (config, clientId, onDelivery, eventsOf) => PlatformaticProducer.connect(config, clientId, onDelivery, eventsOf),
+  batchConsumer: (config, options) => PlatformaticBatchConsumer.connect(config, options),
+  admin: platformaticAdmin,
 };
-export const platformaticClients: KafkaClients = { kind: 'platformatic', producer: async () => missing(), batchConsumer: async () => missing(), admin: async () => missing() };
