@@ -109,6 +109,17 @@ export class PlatformaticBatchConsumer implements EngineBatchConsumer {
     });
     // A failed lag request is retried next interval; counted nowhere else, so at debug.
     lib.on('consumer:lag:error', (err: unknown) => kafka.debug({ ...who, err: errorText(err) }, 'consumer lag request failed'));
+    // A rejoin after a failed heartbeat that itself failed is emitted as 'error' on the client
+    // (consumer.js:961, `emitWithDebug(null, 'error', ...)`): with no listener an EventEmitter
+    // throws it, which ended a Bun test process between two tests (a member closing while its
+    // group rebalanced). No more heartbeats follow it, so the member is out of the group: the
+    // stream is closed and made again, which joins the group anew.
+    lib.on('error', (err: unknown) => consumer.rejoinFailed(err));
+    // A member whose heartbeats have failed for a session's length (consumer.js #trackHeartbeatStall).
+    lib.on('consumer:heartbeat:stalled', (e: { lastError?: unknown; stalledFor?: number }) => {
+      kafka.warn({ ...who, stalledForMs: e.stalledFor, err: errorText(e.lastError) }, 'consumer heartbeats stalled');
+      health.down(`consumer heartbeats stalled for ${Math.round((e.stalledFor ?? 0) / 1000)} s (${errorText(e.lastError)})`);
+    });
     // Not awaited: joining the group needs the broker, and consume() reads [] while Kafka is away.
     consumer.open();
     return consumer;
@@ -165,6 +176,15 @@ export class PlatformaticBatchConsumer implements EngineBatchConsumer {
         if (!this.closed) setTimeout(() => this.open(), STREAM_RETRY_MS).unref();
       },
     );
+  }
+
+  /** The library could not rejoin the group (see connect()): a new stream joins it again. */
+  private rejoinFailed(err: unknown): void {
+    if (this.closed) return;
+    const stream = this.stream;
+    if (stream === null) return this.failed('rejoin', err);
+    this.lost(stream, err);
+    stream.close().catch(() => {}); // the stream is replaced whatever its close does; lost() ignores its 'close' now
   }
 
   /** The library destroyed or closed the stream (a fetch or offset error, a rejoin it could not do): make another. */
