@@ -55,7 +55,7 @@ export async function startEngine(opts: EngineOptions = {}): Promise<Engine> {
   if (opts.shard !== undefined) args.push('--shard', opts.shard);
   // With --threads N the primary reports once every gateway worker is listening (each worker logs
   // its own `started` before that); otherwise the `started` line (JSON, src/log.ts).
-  const service = await startService(exec, args, (opts.threads ?? 1) > 1 ? /gateway: \d+ worker processes/ : /"msg":"started"/, { env });
+  const service = await startService(exec, args, (opts.threads ?? 1) > 1 ? /gateway: \d+ worker (processes|threads)/ : /"msg":"started"/, { env });
   return {
     pids: () => [service.child.pid!, ...childPids(service.child.pid!)],
     target: `127.0.0.1:${port}`,

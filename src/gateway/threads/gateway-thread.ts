@@ -1,7 +1,7 @@
 /**
  * A gateway worker thread of `run --threads N --shard threads`: one full Gateway (its own Redis
- * clients and instance id `<id>-t<k>`; its Kafka producer forwards to the main thread's,
- * port-producer.ts says why), listening on the shared gRPC port with
+ * clients and instance id `<id>-t<k>`; its Kafka producer its own with @platformatic/kafka, and
+ * with the native client one that forwards to the main thread's, port-producer.ts says why), listening on the shared gRPC port with
  * reusePort (reuse-port-acceptor.ts). It reads its Config and id from workerData and talks to the
  * primary over parentPort only (gateway-threads.ts has the messages): `ready` once bound, or
  * `start-failed` with the StratusError's code and line; metrics on request; on `stop`, the
@@ -23,7 +23,7 @@ const post = (m: ThreadReply): void => port.postMessage(m);
 answerThreadMetricsRequests(port);
 
 try {
-  const gw = await Gateway.start(data.config, data.instanceId, data.port, { reusePort: true, kafka: portClients(data.producerPort, data.kafkaKind, data.producerQueueMax) });
+  const gw = await Gateway.start(data.config, data.instanceId, data.port, { reusePort: true, kafka: data.producerPort === null ? undefined : portClients(data.producerPort, data.kafkaKind, data.producerQueueMax) });
   port.on('message', (m: { type?: string }) => {
     if (m?.type !== THREAD_MESSAGE.stop) return;
     beginDrain();

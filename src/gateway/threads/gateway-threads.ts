@@ -36,8 +36,11 @@ export interface GatewayThreadData {
   readonly config: Config;
   readonly instanceId: string;
   readonly port: number;
-  /** The thread's end of its channel to the main thread's producer (port-producer.ts). */
-  readonly producerPort: MessagePort;
+  /**
+   * The thread's end of its channel to the main thread's producer (port-producer.ts), or null: the
+   * thread builds its own producer (a pure-JavaScript client, which loads in any thread).
+   */
+  readonly producerPort: MessagePort | null;
   readonly kafkaKind: KafkaClientKind;
   /** This thread's share of kafka.producerQueueMax. */
   readonly producerQueueMax: number;
@@ -84,14 +87,16 @@ export async function startGatewayThreads(config: Config, baseInstanceId: string
   let problem: string | null = 'starting: gateway threads are still coming up';
   const unregister = registerHealth({ name: 'gateway threads', problem: () => problem });
   let stopping = false;
-  // One real producer for every thread, here: the native Kafka addon cannot load in a worker thread.
-  const channels = Array.from({ length: count }, () => new MessageChannel());
+  // The native Kafka addon cannot load in a worker thread: with it, one real producer for every
+  // thread, here. @platformatic/kafka is plain JavaScript: each thread builds its own.
   const clients = await kafkaClients(config);
-  const producer: EngineProducer = await hostProducer(config, clients, `${baseInstanceId}-gateway`, channels.map((c) => c.port1));
+  const shared = clients.kind === 'native';
+  const channels = shared ? Array.from({ length: count }, () => new MessageChannel()) : [];
+  const producer: EngineProducer | null = shared ? await hostProducer(config, clients, `${baseInstanceId}-gateway`, channels.map((c) => c.port1)) : null;
   const spawn = async (k: number, port: number): Promise<{ port: number; address: string }> => {
-    const producerPort = channels[k - 1]!.port2;
+    const producerPort = shared ? channels[k - 1]!.port2 : null;
     const data: GatewayThreadData = { config, instanceId: `${baseInstanceId}-t${k}`, port, producerPort, kafkaKind: clients.kind, producerQueueMax: Math.max(1, Math.floor(config.kafka.producerQueueMax / count)) };
-    const worker = new Worker(new URL('./gateway-thread.js', import.meta.url), { workerData: data, transferList: [producerPort], name: `gateway-t${k}` });
+    const worker = new Worker(new URL('./gateway-thread.js', import.meta.url), { workerData: data, transferList: producerPort === null ? [] : [producerPort], name: `gateway-t${k}` });
     const thread: GatewayThread = { name: `t${k}`, worker, alive: true };
     threads.push(thread);
     worker.on('error', (err) => log.error({ thread: thread.name, err: errorText(err) }, `gateway thread ${thread.name} failed`));
@@ -123,7 +128,7 @@ export async function startGatewayThreads(config: Config, baseInstanceId: string
     })));
     // Every thread flushed its messages through it: now the producer flushes and disconnects.
     for (const c of channels) c.port1.close();
-    await producer.disconnect();
+    await producer?.disconnect();
     unregister();
   };
   try {
