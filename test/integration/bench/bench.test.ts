@@ -37,6 +37,10 @@ test('bench --quick: every scenario with both sides and a ratio; RESULTS.md and 
       // is a finite number, and each scenario has one above 0.
       assert.ok(s.ratios.length >= 1 && s.ratios.every((r) => Number.isFinite(r.value) && r.value >= 0) && s.ratios.some((r) => r.value > 0), `${s.id}: ${JSON.stringify(s.ratios)}`);
     }
+    // The runtimes scenario's engine cells (Node 24 and Bun with @platformatic/kafka in --quick) all ran.
+    const rt = run.scenarios.find((s) => s.id === 'runtimes')!;
+    assert.deepEqual((rt.raw as { failed?: Record<string, string> }).failed, {}, 'runtimes: engine cells that failed');
+    assert.ok(rt.sides.some((side) => side.name.startsWith('engine: Bun')), `runtimes: the engine on Bun ran (${rt.sides.map((x) => x.name).join('; ')})`);
     for (const k of ['cpuModel', 'cores', 'kernel', 'node', 'librdkafka', 'kafka', 'redis', 'commit', 'date'] as const) assert.ok(run.environment[k] !== undefined && run.environment[k] !== 'unknown', k);
     assert.equal(readFileSync(md, 'utf8'), renderResultsMd(run, files[0]!));
     const plots = renderPlots(run);

@@ -125,7 +125,7 @@ test('setup.sh --runtimes: the bench runtimes, still no chromium', () => {
 test('setup.sh with an unknown flag: usage, exit 2, nothing run', () => {
   const r = setup(['--fast']);
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /usage: bash scripts\/setup.sh \[--for run\|test\] \[--runtimes\]/);
+  assert.match(r.stderr, /usage: bash scripts\/setup.sh \[--for run\|test\|bun\] \[--runtimes\]/);
   assert.deepEqual(r.calls, []);
 });
 
