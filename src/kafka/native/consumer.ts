@@ -10,14 +10,13 @@ import type { Config } from '../../config.js';
 import { ErrorCode, StratusError } from '../../errors.js';
 import { KafkaClientHealth, registerHealth, type KafkaStatsBrokers } from '../../http/health.js';
 import { metrics } from '../../http/metrics.js';
-import { drainTally, errorText, RateLimitedLog, roleLog } from '../../log.js';
+import { errorText, RateLimitedLog, roleLog } from '../../log.js';
+import { CommitQueue, type CommitClient, type OffsetToCommit } from '../commit-queue.js';
 import type { ConsumedMessage, ConsumerOptions, EngineBatchConsumer } from '../types.js';
 import { librdkafkaEvents } from './client.js';
 
 const { KafkaConsumer } = KafkaJavascript;
 
-const COMMIT_TRIES = 5;
-const COMMIT_RETRY_MS = 500;
 const CONSUME_ERROR_PAUSE_MS = 200;
 /** librdkafka's rebalance codes: partitions given to this member, or taken from it. */
 const ERR__ASSIGN_PARTITIONS = -175;
@@ -53,12 +52,8 @@ function recordLag(group: string, topics: readonly string[], stats: ConsumerStat
 export class KafkaBatchConsumer implements EngineBatchConsumer {
   private readonly native: InstanceType<typeof KafkaConsumer>;
   private readonly batchMax: number;
-  /** Offsets waiting to be committed, by topic and partition. Bounded by the partitions assigned. */
-  private readonly toCommit = new Map<string, { topic: string; partition: number; offset: number; tries: number }>();
-  /** Invariant: at most one commitCb in flight. */
-  private committing = false;
-  /** Partition offsets committed successfully so far (each commit counts its partitions). */
-  private committed = 0;
+  /** Offsets of finished batches, committed one commitCb at a time (commit-queue.ts). */
+  private readonly commits: CommitQueue;
 
   private constructor(
     native: InstanceType<typeof KafkaConsumer>,
@@ -72,6 +67,7 @@ export class KafkaBatchConsumer implements EngineBatchConsumer {
   ) {
     this.native = native;
     this.batchMax = batchMax;
+    this.commits = new CommitQueue(this.commitClient());
   }
 
   static async connect(config: Config, options: ConsumerOptions): Promise<KafkaBatchConsumer> {
@@ -172,55 +168,30 @@ export class KafkaBatchConsumer implements EngineBatchConsumer {
    * read again after a restart or rebalance, which at-least-once allows.
    */
   commitBatch(messages: readonly ConsumedMessage[]): void {
-    for (const m of messages) {
-      const k = `${m.topic}\0${m.partition}`;
-      const had = this.toCommit.get(k);
-      if (had === undefined || had.offset <= m.offset) this.toCommit.set(k, { topic: m.topic, partition: m.partition, offset: m.offset + 1, tries: 0 });
-    }
-    this.kickCommit();
+    this.commits.add(messages);
   }
 
   /** Resolves once nothing waits to be committed (or timeoutMs passed): before a graceful disconnect. */
-  async settleCommits(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while ((this.committing || this.toCommit.size > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  settleCommits(timeoutMs: number): Promise<void> {
+    return this.commits.settle(timeoutMs);
   }
 
-  private kickCommit(): void {
-    if (this.committing || this.toCommit.size === 0) return;
-    const batch = [...this.toCommit.values()];
-    this.toCommit.clear();
-    this.committing = true;
-    // commitCb: librdkafka's commit on a libuv pool thread, answered by callback. In the library's
-    // JavaScript (lib/kafka-consumer.js, 1.10.1) but not in its type declarations.
-    const native = this.native as unknown as { commitCb(tp: { topic: string; partition: number; offset: number }[], cb: (err: { code?: number } | null) => void): void };
-    const onDone = (err: { code?: number } | null) => {
-      this.committing = false;
-      if (err === null || err === undefined) {
-        this.committed += batch.length;
-        if (drainTally.startedAtMs !== null) drainTally.offsetsCommitted += batch.length;
-      }
-      if (err !== null && err !== undefined && err.code !== KafkaJavascript.CODES.ERRORS.ERR__NO_OFFSET) {
+  /** commitCb: librdkafka's commit on a libuv pool thread, answered by callback (commit-queue.ts decides when). */
+  private commitClient(): CommitClient {
+    // In the library's JavaScript (lib/kafka-consumer.js, 1.10.1) but not in its type declarations.
+    const native = this.native as unknown as { commitCb(tp: OffsetToCommit[], cb: (err: { code?: number; message?: string } | null) => void): void };
+    return {
+      commit: (offsets, done) => native.commitCb(offsets, done),
+      nothingToCommit: (err) => (err as { code?: number }).code === KafkaJavascript.CODES.ERRORS.ERR__NO_OFFSET,
+      failed: (err, partitions) => {
+        const e = err as { code?: number; message?: string };
         metrics.kafkaCommitFailures.inc();
-        failureLog.warn(`${this.groupId}\0commit\0${err.code ?? ''}`, { group: this.groupId, code: err.code, partitions: batch.length, err: (err as { message?: string }).message }, 'offset commit failed; retrying with the next');
-        // Back in the queue unless a later batch superseded the offset, or it has had its tries.
-        for (const c of batch) {
-          const k = `${c.topic}\0${c.partition}`;
-          if (!this.toCommit.has(k) && c.tries + 1 < COMMIT_TRIES) this.toCommit.set(k, { ...c, tries: c.tries + 1 });
-        }
-        setTimeout(() => this.kickCommit(), COMMIT_RETRY_MS).unref();
-        return;
-      }
-      this.kickCommit();
+        failureLog.warn(`${this.groupId}\0commit\0${e.code ?? ''}`, { group: this.groupId, code: e.code, partitions, err: e.message }, 'offset commit failed; retrying with the next');
+      },
+      refused: (err, partitions) => failureLog.warn(`${this.groupId}\0commit-closed`, { group: this.groupId, partitions, err: errorText(err) }, 'offsets not committed: the consumer is closed; they are read again by the next owner'),
+      // A commit failed after disconnect() is retried, and refused at once (commitCb throws): logged once more.
+      isClosed: () => false,
     };
-    try {
-      native.commitCb(batch.map(({ topic, partition, offset }) => ({ topic, partition, offset })), onDone);
-    } catch (err) {
-      // Disconnected: nothing can be committed any more; the batch is read again by the next owner
-      // (at least once), so nothing is lost, but the re-reading is worth a line.
-      this.committing = false;
-      failureLog.warn(`${this.groupId}\0commit-closed`, { group: this.groupId, partitions: batch.length, err: errorText(err) }, 'offsets not committed: the consumer is closed; they are read again by the next owner');
-    }
   }
 
   /**
@@ -229,10 +200,10 @@ export class KafkaBatchConsumer implements EngineBatchConsumer {
    */
   async disconnect(): Promise<void> {
     const startedAt = Date.now();
-    const before = this.committed;
+    const before = this.commits.committed;
     await this.settleCommits(5000);
-    const committed = this.committed - before;
-    const uncommitted = this.toCommit.size + (this.committing ? 1 : 0);
+    const committed = this.commits.committed - before;
+    const uncommitted = this.commits.uncommitted;
     await new Promise<void>((resolve) => this.native.disconnect(() => resolve()));
     this.unregisterHealth();
     for (const labels of this.lagSeries) metrics.kafkaConsumerLag.remove(labels);

@@ -16,13 +16,12 @@ import { Consumer, type Message, type MessagesStream } from '@platformatic/kafka
 import type { Config } from '../../config.js';
 import { KafkaClientHealth, registerHealth } from '../../http/health.js';
 import { metrics } from '../../http/metrics.js';
-import { drainTally, errorText, RateLimitedLog, roleLog } from '../../log.js';
+import { errorText, RateLimitedLog, roleLog } from '../../log.js';
+import { CommitQueue, type CommitClient } from '../commit-queue.js';
 import type { ConsumedMessage, ConsumerOptions, EngineBatchConsumer } from '../types.js';
 import { bounded, platformaticFailure } from './errors.js';
 import { baseOptions } from './options.js';
 
-const COMMIT_TRIES = 5;
-const COMMIT_RETRY_MS = 500;
 /** Pause before a stream is made again after the library failed or destroyed it. */
 const STREAM_RETRY_MS = 500;
 /** How long making a stream (joining the group, reading the committed offsets) may take before it is tried again. */
@@ -44,10 +43,8 @@ export class PlatformaticBatchConsumer implements EngineBatchConsumer {
   /** The consume() waiting for the stream's next 'readable' (or its timer); at most one (the stage's loop). */
   private wake: (() => void) | null = null;
   private closed = false;
-  private readonly toCommit = new Map<string, { topic: string; partition: number; offset: number; tries: number }>();
-  /** Invariant: at most one commit in flight. */
-  private committing = false;
-  private committed = 0;
+  /** Offsets of finished batches, committed one at a time (commit-queue.ts). */
+  private readonly commits = new CommitQueue(this.commitClient());
   private readonly waitMs: number;
   private readonly batchMax: number;
 
@@ -242,54 +239,38 @@ export class PlatformaticBatchConsumer implements EngineBatchConsumer {
   }
 
   commitBatch(messages: readonly ConsumedMessage[]): void {
-    for (const m of messages) {
-      const k = `${m.topic}\0${m.partition}`;
-      const had = this.toCommit.get(k);
-      if (had === undefined || had.offset <= m.offset) this.toCommit.set(k, { topic: m.topic, partition: m.partition, offset: m.offset + 1, tries: 0 });
-    }
-    this.kickCommit();
+    this.commits.add(messages);
   }
 
-  async settleCommits(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while ((this.committing || this.toCommit.size > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  settleCommits(timeoutMs: number): Promise<void> {
+    return this.commits.settle(timeoutMs);
   }
 
-  /** One commit in flight; offsets finished meanwhile merge and go next; a failure retries up to COMMIT_TRIES times (as native). */
-  private kickCommit(): void {
-    if (this.committing || this.toCommit.size === 0) return;
-    const batch = [...this.toCommit.values()];
-    this.toCommit.clear();
-    this.committing = true;
-    // leaderEpoch -1: unknown (the broker then skips its fencing check).
-    const offsets = batch.map(({ topic, partition, offset }) => ({ topic, partition, offset: BigInt(offset), leaderEpoch: -1 }));
-    this.lib.commit({ offsets }, (err?: Error | null) => {
-      this.committing = false;
-      if (err === null || err === undefined) {
-        this.committed += batch.length;
-        if (drainTally.startedAtMs !== null) drainTally.offsetsCommitted += batch.length;
-        this.health.heard();
-        this.kickCommit();
-        return;
-      }
-      metrics.kafkaCommitFailures.inc();
-      const failure = platformaticFailure(err);
-      failureLog.warn(`${this.options.groupId}\0commit\0${failure.failure}`, { group: this.options.groupId, partitions: batch.length, err: failure.message }, 'offset commit failed; retrying with the next');
-      if (this.closed) return;
-      for (const c of batch) {
-        const k = `${c.topic}\0${c.partition}`;
-        if (!this.toCommit.has(k) && c.tries + 1 < COMMIT_TRIES) this.toCommit.set(k, { ...c, tries: c.tries + 1 });
-      }
-      setTimeout(() => this.kickCommit(), COMMIT_RETRY_MS).unref();
-    });
+  /**
+   * consumer.commit(), not each message's commit(): the stream's commit path destroys the stream on a
+   * rejoin error (messages-stream.js:890), and consumer.commit rejoins and retries by itself.
+   */
+  private commitClient(): CommitClient {
+    return {
+      // leaderEpoch -1: unknown (the broker then skips its fencing check).
+      commit: (offsets, done) => this.lib.commit({ offsets: offsets.map(({ topic, partition, offset }) => ({ topic, partition, offset: BigInt(offset), leaderEpoch: -1 })) }, (err?: Error | null) => done(err ?? null)),
+      failed: (err, partitions) => {
+        metrics.kafkaCommitFailures.inc();
+        const failure = platformaticFailure(err);
+        failureLog.warn(`${this.options.groupId}\0commit\0${failure.failure}`, { group: this.options.groupId, partitions, err: failure.message }, 'offset commit failed; retrying with the next');
+      },
+      refused: (err, partitions) => failureLog.warn(`${this.options.groupId}\0commit-closed`, { group: this.options.groupId, partitions, err: errorText(err) }, 'offsets not committed: the consumer is closed; they are read again by the next owner'),
+      committed: () => this.health.heard(),
+      isClosed: () => this.closed,
+    };
   }
 
   async disconnect(): Promise<void> {
     const startedAt = Date.now();
-    const before = this.committed;
+    const before = this.commits.committed;
     await this.settleCommits(5000);
-    const committed = this.committed - before;
-    const uncommitted = this.toCommit.size + (this.committing ? 1 : 0);
+    const committed = this.commits.committed - before;
+    const uncommitted = this.commits.uncommitted;
     this.closed = true;
     this.lib.stopLagMonitoring();
     const stream = this.stream;
