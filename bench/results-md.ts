@@ -23,11 +23,50 @@ export const SCENARIO_PLAN: readonly { id: string; title: string }[] = [
   { id: 'producer', title: '4. Events topic vs ProducerPerformance' },
   { id: 'sustainable', title: '5. Sustainable throughput at 10,000 devices' },
   { id: 'scaling', title: '6. Scaling: threads and piscina shards' },
-  { id: 'runtimes', title: '7. Runtimes: Node 20, Node 24, Bun' },
+  { id: 'runtimes', title: '7. Runtimes × Kafka client × front-end sharding' },
   { id: 'micro', title: '8. Micro-benchmarks' },
   { id: 'security', title: '9. TLS and device tokens vs plaintext' },
   { id: 'replication', title: '10. Replication: Kafka replication 1 vs 3, Redis WAIT on vs off (local clusters)' },
 ];
+
+/**
+ * What a scenario's figures advise, written from the run's own figures (a paragraph after its
+ * reading); null when the scenario has no advice or the run lacks the figures.
+ */
+const ADVICE: Record<string, (s: ScenarioResult) => string | null> = {
+  runtimes(s) {
+    const engines = s.sides.filter((side) => side.name.startsWith('engine: '));
+    const one = engines.filter((side) => side.name.endsWith('1 front end') && side.figures.resultsPerS !== undefined && side.figures.ackedPerS !== undefined);
+    if (one.length < 2) return null;
+    const name = (side: { name: string }) => side.name.slice('engine: '.length);
+    const by = (key: string) => [...one].sort((a, b) => b.figures[key]! - a.figures[key]!);
+    const rt = by('resultsPerS');
+    const gw = by('ackedPerS');
+    const shard = (runtime: string) => {
+      const t = engines.find((x) => x.name.includes(runtime) && x.name.endsWith('2 threads'));
+      const p = engines.find((x) => x.name.includes(runtime) && x.name.endsWith('2 processes'));
+      if (t === undefined || p === undefined || !(p.figures.ackedPerS! > 0) || !(p.figures.resultsPerS! > 0)) return null;
+      const r = (k: string) => fmt(t.figures[k]! / p.figures[k]!);
+      return `on ${runtime} threads / processes were ${r('ackedPerS')}× the gateway's acks/s, ${r('gatewayRssKiBPerDevice')}× its memory per device and ${r('resultsPerS')}× the whole engine's results/s`;
+    };
+    const shards = ['Node v24', 'Bun'].map(shard).filter((x): x is string => x !== null);
+    // Single runs here differ by up to about a tenth with nothing changed (RESULTS §10: identical
+    // sides 0.95×), so cells within NOISE of the best are equivalent; below it they are slower.
+    const NOISE = 0.1;
+    const best = rt[0]!.figures.resultsPerS!;
+    const equal = rt.filter((x) => x.figures.resultsPerS! >= best * (1 - NOISE));
+    const slower = rt.filter((x) => x.figures.resultsPerS! < best * (1 - NOISE));
+    return (
+      `**Which to run.** For the whole engine, the cells within a tenth of the most results per second (${fmt(best)}/s, ${name(rt[0]!)}) are ` +
+      `${equal.map((x) => `${name(x)} (${fmt(x.figures.resultsPerS)}/s)`).join(', ')}: run whichever of them fits (on Bun the client is @platformatic/kafka, its only one; on Node librdkafka is the default). ` +
+      (slower.length === 0 ? '' : `Slower by more than that: ${slower.map((x) => `${name(x)} (${fmt(x.figures.resultsPerS! / best)}× the best)`).join(', ')}. `) +
+      `The gateway alone acknowledged the most on ${name(gw[0]!)} (${fmt(gw[0]!.figures.ackedPerS)}/s; the lowest was ${fmt(gw.at(-1)!.figures.ackedPerS! / gw[0]!.figures.ackedPerS!)}× that). ` +
+      'A tenth is what one setting varies by between runs on this shared 2-core machine, so a smaller gap picks nothing: measure on your own hardware with `stratus bench --scenario runtimes`. ' +
+      (shards.length === 0 ? '' : `Sharding with \`--threads 2\`: ${shards.join('; ')}. `) +
+      '`--shard processes` stays the default: it runs everywhere (Node 20 has no reusePort for threads) and threads did not win the whole engine clearly here; `--shard threads` saves memory where it runs.'
+    );
+  },
+};
 
 const titleOf = (s: ScenarioResult) => SCENARIO_PLAN.find((p) => p.id === s.id)?.title ?? s.title;
 const planOrder = (s: ScenarioResult) => {
@@ -96,6 +135,8 @@ export function renderResultsMd(run: BenchRun, sourceFile: string): string {
   }
   for (const s of scenarios) {
     out.push('', `## ${titleOf(s)}`, '', s.reading, '');
+    const advice = ADVICE[s.id]?.(s) ?? null;
+    if (advice !== null) out.push(advice, '');
     out.push(`Parameters: ${Object.entries(s.params).map(([k, v]) => `${k} ${typeof v === 'number' ? fmt(v) : v}`).join(', ')}.`, '');
     const keys = [...new Set(s.sides.flatMap((side) => Object.keys(side.figures)))];
     out.push(`| | ${s.sides.map((side) => cell(side.name)).join(' | ')} |`, `|---|${s.sides.map(() => '---').join('|')}|`);
