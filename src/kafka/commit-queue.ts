@@ -8,11 +8,13 @@
  *
  * Bounded by the partitions assigned: one entry per topic-partition.
  */
-import { drainTally } from '../log.js';
+import { drainTally, errorText, RateLimitedLog, roleLog } from '../log.js';
 import type { ConsumedMessage } from './types.js';
 
 const COMMIT_TRIES = 5;
 const COMMIT_RETRY_MS = 500;
+/** Commits refused by a closed client: at most 5 lines a minute per group. */
+const refusedLog = new RateLimitedLog(roleLog('kafka'), { linesMax: 5, intervalMs: 60_000 });
 
 export interface OffsetToCommit {
   topic: string;
@@ -28,8 +30,6 @@ export interface CommitClient {
   nothingToCommit?(err: unknown): boolean;
   /** A commit failed (counted and logged by the client, which knows its errors); it is retried unless the consumer is closed. */
   failed(err: unknown, partitions: number): void;
-  /** The commit could not even be sent: the client is closed. */
-  refused(err: unknown, partitions: number): void;
   /** A commit was answered with success. */
   committed?(): void;
   /** The consumer was closed on purpose: failed commits are not retried. */
@@ -44,11 +44,19 @@ export class CommitQueue {
   /** Partition offsets committed successfully so far (each commit counts its partitions). */
   committed = 0;
 
-  constructor(private readonly client: CommitClient) {}
+  constructor(
+    private readonly groupId: string,
+    private readonly client: CommitClient,
+  ) {}
 
-  /** Offsets waiting or in flight (partitions), for the disconnect line. */
-  get uncommitted(): number {
-    return this.waiting.size + (this.inFlight ? 1 : 0);
+  /**
+   * Before a consumer leaves its group: commits what waits (up to timeoutMs: a graceful stop should
+   * not re-deliver); returns the partition offsets committed meanwhile and those left uncommitted.
+   */
+  async settleForClose(timeoutMs: number): Promise<{ committed: number; uncommitted: number }> {
+    const before = this.committed;
+    await this.settle(timeoutMs);
+    return { committed: this.committed - before, uncommitted: this.waiting.size + (this.inFlight ? 1 : 0) };
   }
 
   add(messages: readonly ConsumedMessage[]): void {
@@ -95,7 +103,14 @@ export class CommitQueue {
       // Disconnected: nothing can be committed any more; the batch is read again by the next owner
       // (at least once), so nothing is lost, but the re-reading is worth a line.
       this.inFlight = false;
-      this.client.refused(err, batch.length);
+      refusedLog.warn(`${this.groupId}\0commit-closed`, { group: this.groupId, partitions: batch.length, err: errorText(err) }, 'offsets not committed: the consumer is closed; they are read again by the next owner');
     }
   }
+}
+
+/** The one line a consumer logs when it has left its group (settleForClose's counts, how long it took). */
+export function logConsumerLeft(group: string, left: { committed: number; uncommitted: number }, startedAt: number): void {
+  const fields = { group, ...left, ms: Date.now() - startedAt };
+  if (left.uncommitted > 0) roleLog('kafka').warn(fields, 'consumer left its group with offsets uncommitted (read again by the next owner)');
+  else roleLog('kafka').info(fields, 'consumer committed its offsets and left its group');
 }

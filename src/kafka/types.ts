@@ -27,7 +27,7 @@ export interface EngineProducer {
   readonly kind: KafkaClientKind;
   /** Messages produced whose delivery report has not come back yet. */
   readonly inflight: number;
-  /** How long the oldest message without a delivery report has waited, in ms; 0 when none waits. */
+  /** How long the oldest message without a delivery report has waited, in ms (now: a performance.now() value); 0 when none waits. */
   oldestWaitMs(now?: number): number;
   /**
    * Queues one message: to `partition`, or (null) to the partition of `key`. Returns false,

@@ -142,7 +142,7 @@ export class PortProducer implements EngineProducer {
     return this.pending.size;
   }
 
-  oldestWaitMs(now = Date.now()): number {
+  oldestWaitMs(now: number = performance.now()): number {
     for (const p of this.pending.values()) return now - p.atMs;
     return 0;
   }
@@ -150,7 +150,7 @@ export class PortProducer implements EngineProducer {
   produce(topic: string, partition: number | null, key: string | null, value: Buffer, opaque: unknown): boolean {
     if (this.pending.size >= this.queueMax) return false;
     const id = this.nextId++;
-    this.pending.set(id, { opaque, atMs: Date.now() });
+    this.pending.set(id, { opaque, atMs: performance.now() });
     if (this.batch.length === 0) setImmediate(() => this.post());
     this.batch.push({ id, topic, partition, key, value, events: this.eventsOf(opaque) });
     return true;

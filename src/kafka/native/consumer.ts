@@ -11,7 +11,7 @@ import { ErrorCode, StratusError } from '../../errors.js';
 import { KafkaClientHealth, registerHealth, type KafkaStatsBrokers } from '../../http/health.js';
 import { metrics } from '../../http/metrics.js';
 import { errorText, RateLimitedLog, roleLog } from '../../log.js';
-import { CommitQueue, type CommitClient, type OffsetToCommit } from '../commit-queue.js';
+import { CommitQueue, logConsumerLeft, type CommitClient, type OffsetToCommit } from '../commit-queue.js';
 import type { ConsumedMessage, ConsumerOptions, EngineBatchConsumer } from '../types.js';
 import { librdkafkaEvents } from './client.js';
 
@@ -67,7 +67,7 @@ export class KafkaBatchConsumer implements EngineBatchConsumer {
   ) {
     this.native = native;
     this.batchMax = batchMax;
-    this.commits = new CommitQueue(this.commitClient());
+    this.commits = new CommitQueue(this.groupId, this.commitClient());
   }
 
   static async connect(config: Config, options: ConsumerOptions): Promise<KafkaBatchConsumer> {
@@ -188,7 +188,6 @@ export class KafkaBatchConsumer implements EngineBatchConsumer {
         metrics.kafkaCommitFailures.inc();
         failureLog.warn(`${this.groupId}\0commit\0${e.code ?? ''}`, { group: this.groupId, code: e.code, partitions, err: e.message }, 'offset commit failed; retrying with the next');
       },
-      refused: (err, partitions) => failureLog.warn(`${this.groupId}\0commit-closed`, { group: this.groupId, partitions, err: errorText(err) }, 'offsets not committed: the consumer is closed; they are read again by the next owner'),
       // A commit failed after disconnect() is retried, and refused at once (commitCb throws): logged once more.
       isClosed: () => false,
     };
@@ -200,16 +199,11 @@ export class KafkaBatchConsumer implements EngineBatchConsumer {
    */
   async disconnect(): Promise<void> {
     const startedAt = Date.now();
-    const before = this.commits.committed;
-    await this.settleCommits(5000);
-    const committed = this.commits.committed - before;
-    const uncommitted = this.commits.uncommitted;
+    const left = await this.commits.settleForClose(5000);
     await new Promise<void>((resolve) => this.native.disconnect(() => resolve()));
     this.unregisterHealth();
     for (const labels of this.lagSeries) metrics.kafkaConsumerLag.remove(labels);
     this.health.closed();
-    const fields = { group: this.groupId, committed, uncommitted, ms: Date.now() - startedAt };
-    if (uncommitted > 0) roleLog('kafka').warn(fields, 'consumer left its group with offsets uncommitted (read again by the next owner)');
-    else roleLog('kafka').info(fields, 'consumer committed its offsets and left its group');
+    logConsumerLeft(this.groupId, left, startedAt);
   }
 }

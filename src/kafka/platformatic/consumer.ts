@@ -17,7 +17,7 @@ import type { Config } from '../../config.js';
 import { KafkaClientHealth, registerHealth } from '../../http/health.js';
 import { metrics } from '../../http/metrics.js';
 import { errorText, RateLimitedLog, roleLog } from '../../log.js';
-import { CommitQueue, type CommitClient } from '../commit-queue.js';
+import { CommitQueue, logConsumerLeft, type CommitClient } from '../commit-queue.js';
 import type { ConsumedMessage, ConsumerOptions, EngineBatchConsumer } from '../types.js';
 import { bounded, platformaticFailure } from './errors.js';
 import { baseOptions } from './options.js';
@@ -44,7 +44,7 @@ export class PlatformaticBatchConsumer implements EngineBatchConsumer {
   private wake: (() => void) | null = null;
   private closed = false;
   /** Offsets of finished batches, committed one at a time (commit-queue.ts). */
-  private readonly commits = new CommitQueue(this.commitClient());
+  private readonly commits: CommitQueue;
   private readonly waitMs: number;
   private readonly batchMax: number;
 
@@ -58,6 +58,7 @@ export class PlatformaticBatchConsumer implements EngineBatchConsumer {
     this.waitMs = options.waitMs ?? 100;
     this.batchMax = config.kafka.consumeBatchMax;
     this.config = config;
+    this.commits = new CommitQueue(options.groupId, this.commitClient());
   }
 
   private readonly config: Config;
@@ -259,7 +260,6 @@ export class PlatformaticBatchConsumer implements EngineBatchConsumer {
         const failure = platformaticFailure(err);
         failureLog.warn(`${this.options.groupId}\0commit\0${failure.failure}`, { group: this.options.groupId, partitions, err: failure.message }, 'offset commit failed; retrying with the next');
       },
-      refused: (err, partitions) => failureLog.warn(`${this.options.groupId}\0commit-closed`, { group: this.options.groupId, partitions, err: errorText(err) }, 'offsets not committed: the consumer is closed; they are read again by the next owner'),
       committed: () => this.health.heard(),
       isClosed: () => this.closed,
     };
@@ -267,10 +267,7 @@ export class PlatformaticBatchConsumer implements EngineBatchConsumer {
 
   async disconnect(): Promise<void> {
     const startedAt = Date.now();
-    const before = this.commits.committed;
-    await this.settleCommits(5000);
-    const committed = this.commits.committed - before;
-    const uncommitted = this.commits.uncommitted;
+    const left = await this.commits.settleForClose(5000);
     this.closed = true;
     this.lib.stopLagMonitoring();
     const stream = this.stream;
@@ -281,8 +278,6 @@ export class PlatformaticBatchConsumer implements EngineBatchConsumer {
     this.unregisterHealth();
     for (const topic of this.options.topics) metrics.kafkaConsumerLag.remove({ group: this.options.groupId, topic });
     this.health.closed();
-    const fields = { group: this.options.groupId, committed, uncommitted, ms: Date.now() - startedAt };
-    if (uncommitted > 0) roleLog('kafka').warn(fields, 'consumer left its group with offsets uncommitted (read again by the next owner)');
-    else roleLog('kafka').info(fields, 'consumer committed its offsets and left its group');
+    logConsumerLeft(this.options.groupId, left, startedAt);
   }
 }

@@ -33,19 +33,7 @@ function sample(text: string, name: string): number {
 test('run --threads 2: /metrics merges both gateway workers with the primary; stage histograms count every event', { timeout: 120_000 }, async () => {
   const port = await unusedPort();
   const httpPort = await unusedPort();
-  const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'stratus.js'), 'run', '--threads', '2', '--roles', 'gateway,processor,forwarder', '--grpc-port', String(port), '--http-port', String(httpPort)], {
-    env: { ...process.env, STRATUS_KAFKA_TOPIC_PREFIX: config.kafka.topicPrefix, STRATUS_REDIS_KEY_PREFIX: config.redis.keyPrefix, STRATUS_KAFKA_PARTITIONS: '2' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let err = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stderr!.on('data', (b: Buffer) => {
-      err += b.toString();
-      // The primary's `started` line (JSON, src/log.ts) comes once its gateway workers and its own roles are up.
-      if (err.split('\n').some((l) => { const j = parseLogLine(l); return j?.msg === 'started' && Array.isArray(j.roles) && j.roles.includes('processor'); })) resolve();
-    });
-    child.on('exit', () => reject(new Error(`stratus run exited early: ${err}`)));
-  });
+  const { child, log } = await startRun([process.execPath, join(PROJECT_ROOT, 'bin', 'stratus.js')], ['--threads', '2', '--roles', 'gateway,processor,forwarder', '--grpc-port', String(port), '--http-port', String(httpPort)]);
   const devices = Array.from({ length: 10 }, (_, i) => new TestDevice(`cm-${i}`).connect(`127.0.0.1:${port}`));
   for (const d of devices) d.send(Array.from({ length: 20 }, (_, i) => ({ seq: i + 1, type: 'sq', value: i })));
   for (const d of devices) await d.until(() => d.results.length === 20, 60_000, '20 results');
@@ -59,10 +47,14 @@ test('run --threads 2: /metrics merges both gateway workers with the primary; st
   for (const d of devices) d.close();
   child.kill('SIGTERM');
   const [code] = await once(child, 'exit');
-  assert.equal(code, 0, err);
+  assert.equal(code, 0, log());
 });
 
-/** `stratus run ...args` by `argv` (node and bin/stratus.js), resolved once the primary's `started` line came; `log()` is its stderr so far. */
+/**
+ * `stratus run ...args` by `argv` (node and bin/stratus.js), resolved once the primary's `started`
+ * line came (JSON, src/log.ts: once its gateway shards and its own roles are up); `log()` is its
+ * stderr so far.
+ */
 async function startRun(argv: readonly string[], args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; log: () => string }> {
   const child = spawn(argv[0]!, [...argv.slice(1), 'run', ...args], {
     env: { ...process.env, STRATUS_KAFKA_TOPIC_PREFIX: config.kafka.topicPrefix, STRATUS_REDIS_KEY_PREFIX: config.redis.keyPrefix, STRATUS_KAFKA_PARTITIONS: '2', STRATUS_LOG_LEVEL: 'info', ...env },
