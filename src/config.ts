@@ -96,6 +96,17 @@ export const OPTIONS = {
   'forwarder.deviceRetryBaseMs': { kind: 'int', default: '150', min: 1, max: 60000, unit: 'ms', doc: 'Wait before the first retry of a failed device\'s results, doubled for each further retry (150: 150 + 300 + 600 ms).' },
   'forwarder.redisRetryMaxMs': { kind: 'int', default: '2000', min: 10, max: 600000, unit: 'ms', doc: 'Longest wait between retries of a script call while Redis is unreachable (starts at 100 ms and doubles); the batch is not committed until it goes through.' },
   'forwarder.deadLettersMax': { kind: 'int', default: '100000', min: 100, max: 100000000, unit: 'entries', doc: 'Approximate cap (XADD MAXLEN ~) of the forwarder\'s dead-letter stream `<redis.keyPrefix>results:dead`.' },
+  'archive.store': { kind: 'enum', default: 'off', values: ['off', 'sqlite', 'postgres'], doc: 'Where the archiver role keeps every event and result (README, "Archive"). off: no archive, and `run` does not start the archiver. sqlite: a file (archive.sqlitePath), no server. postgres: the database of archive.postgresUrl (`stack up --postgres` runs one locally). With a store set, `run` starts the archiver with its other roles and serves GET /v1/devices/{id}/history.' },
+  'archive.sqlitePath': { kind: 'string', default: '', path: true, optional: true, unit: 'path', doc: 'The SQLite file of archive.store=sqlite; empty: archive.sqlite in dataDir.' },
+  'archive.postgresUrl': { kind: 'string', default: 'postgres://stratus@127.0.0.1:5433/stratus', secret: true, doc: 'The PostgreSQL database of archive.store=postgres, as a postgres:// URL (user, password, host, port, database). The default is the database `stack up --postgres` creates; its port, 5433, leaves 5432 to a system PostgreSQL.' },
+  'archive.postgresSchema': { kind: 'string', default: 'stratus', pattern: /^[a-z_][a-z0-9_]{0,62}$/, allowed: 'a lower-case SQL identifier (letters, digits, _; at most 63)', doc: 'The PostgreSQL schema holding the archive\'s tables, created if missing: several deployments can share one database.' },
+  'archive.batchRowsMax': { kind: 'int', default: '5000', min: 1, max: 1000000, unit: 'rows', doc: 'Rows (events and results) the archiver writes in one store transaction; a larger Kafka batch is written in several, and its offsets committed after the last.' },
+  'archive.payloadBytesMax': { kind: 'int', default: '1048576', min: 0, max: 100000000, unit: 'bytes', doc: 'Largest payload the archiver stores; an event or result with a larger one is dead-lettered (reason and Kafka position kept, payload not) instead of written.' },
+  'archive.retentionDays': { kind: 'int', default: '30', min: 0, max: 36500, unit: 'days', doc: 'Events and results received longer ago than this are deleted by the archiver (checked every archive.retentionIntervalMs, in chunks of archive.batchRowsMax). 0: kept for ever.' },
+  'archive.retentionIntervalMs': { kind: 'int', default: '3600000', min: 1000, max: 86400000, unit: 'ms', doc: 'How often the archiver deletes what is past archive.retentionDays.' },
+  'archive.retryMaxMs': { kind: 'int', default: '5000', min: 10, max: 600000, unit: 'ms', doc: 'Longest wait between two attempts to write a batch while the store fails (the wait doubles from 100 ms). Meanwhile nothing is committed, so nothing is lost: the lag grows instead.' },
+  'archive.connectTimeoutMs': { kind: 'int', default: '5000', min: 100, max: 600000, unit: 'ms', doc: 'How long one connection attempt or statement may wait for the store before it counts as unreachable.' },
+  'archive.historyLimitMax': { kind: 'int', default: '1000', min: 1, max: 100000, unit: 'events', doc: 'Most events one history request (GET /v1/devices/{id}/history, `stratus query`) returns; ask again with since for more.' },
   'processor.batchesInflightMax': { kind: 'int', default: '4', min: 1, max: 64, unit: 'batches', doc: 'Batches the processor has produced and waits on (their results not yet durable) while it reads the next; offsets are committed in batch order. 1: one batch at a time.' },
   'processor.threads': { kind: 'int', default: '0', min: 0, max: 64, unit: 'threads', doc: 'Worker threads (piscina) for processor compute; 0 runs it on the consumer\'s thread. Pays off for CPU-heavy processors (sha256).' },
   'grpc.host': { kind: 'string', default: '127.0.0.1', doc: 'Address the gRPC gateway and the HTTP surface bind; 0.0.0.0 to take devices from other hosts (docker-compose.yml sets it).' },
@@ -175,6 +186,19 @@ export interface Config {
   };
   readonly stack: { readonly startTimeoutMs: number };
   readonly instanceId: string;
+  readonly archive: {
+    readonly store: 'off' | 'sqlite' | 'postgres';
+    readonly sqlitePath: string;
+    readonly postgresUrl: string;
+    readonly postgresSchema: string;
+    readonly batchRowsMax: number;
+    readonly payloadBytesMax: number;
+    readonly retentionDays: number;
+    readonly retentionIntervalMs: number;
+    readonly retryMaxMs: number;
+    readonly connectTimeoutMs: number;
+    readonly historyLimitMax: number;
+  };
   readonly processor: { readonly threads: number; readonly batchesInflightMax: number };
   readonly forwarder: { readonly scriptResultsMax: number; readonly scriptBytesMax: number; readonly deviceRetriesMax: number; readonly deviceRetryBaseMs: number; readonly redisRetryMaxMs: number; readonly deadLettersMax: number };
   readonly gateway: {

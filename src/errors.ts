@@ -65,6 +65,12 @@ export const ErrorCode = {
   PORT_DENIED: 'STRATUS_PORT_DENIED',
   /** The runtime cannot shard the gateway the way asked (`run --shard threads` needs net's reusePort). */
   SHARD_UNSUPPORTED: 'STRATUS_SHARD_UNSUPPORTED',
+  /** The archive's store (archive.store) did not answer, is full or refused a write for a reason a retry may change. Retryable. */
+  ARCHIVE_UNAVAILABLE: 'STRATUS_ARCHIVE_UNAVAILABLE',
+  /** The archive's database holds a schema version this Stratus does not know (written by a newer one). */
+  ARCHIVE_SCHEMA_UNKNOWN: 'STRATUS_ARCHIVE_SCHEMA_UNKNOWN',
+  /** An archive is asked for (the archiver role, `stratus query`, history) but archive.store is off. */
+  ARCHIVE_OFF: 'STRATUS_ARCHIVE_OFF',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

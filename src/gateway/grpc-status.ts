@@ -51,6 +51,10 @@ const GRPC_STATUS: { readonly [C in ErrorCode]: status } = {
   [ErrorCode.PORT_IN_USE]: status.FAILED_PRECONDITION,
   [ErrorCode.PORT_DENIED]: status.FAILED_PRECONDITION,
   [ErrorCode.SHARD_UNSUPPORTED]: status.FAILED_PRECONDITION,
+  // The archive: never on a gRPC call today (history is HTTP), mapped for totality.
+  [ErrorCode.ARCHIVE_UNAVAILABLE]: status.UNAVAILABLE,
+  [ErrorCode.ARCHIVE_SCHEMA_UNKNOWN]: status.FAILED_PRECONDITION,
+  [ErrorCode.ARCHIVE_OFF]: status.FAILED_PRECONDITION,
 };
 
 /**
