@@ -100,6 +100,8 @@ export const OPTIONS = {
   'archive.sqlitePath': { kind: 'string', default: '', path: true, optional: true, unit: 'path', doc: 'The SQLite file of archive.store=sqlite; empty: archive.sqlite in dataDir.' },
   'archive.postgresUrl': { kind: 'string', default: 'postgres://stratus@127.0.0.1:5433/stratus', secret: true, doc: 'The PostgreSQL database of archive.store=postgres, as a postgres:// URL (user, password, host, port, database). The default is the database `stack up --postgres` creates; its port, 5433, leaves 5432 to a system PostgreSQL.' },
   'archive.postgresSchema': { kind: 'string', default: 'stratus', pattern: /^[a-z_][a-z0-9_]{0,62}$/, allowed: 'a lower-case SQL identifier (letters, digits, _; at most 63)', doc: 'The PostgreSQL schema holding the archive\'s tables, created if missing: several deployments can share one database.' },
+  'archive.postgresConnectionsMax': { kind: 'int', default: '4', min: 1, max: 100, unit: 'connections', doc: 'Connections one engine process keeps to PostgreSQL (the archiver writes on one; history reads use the others).' },
+  'archive.statementTimeoutMs': { kind: 'int', default: '30000', min: 100, max: 3600000, unit: 'ms', doc: 'Longest one store statement (a batch write, a history read, a retention delete) may run before it is cancelled and counted as a failure (PostgreSQL statement_timeout; SQLite busy_timeout).' },
   'archive.batchRowsMax': { kind: 'int', default: '5000', min: 1, max: 1000000, unit: 'rows', doc: 'Rows (events and results) the archiver writes in one store transaction; a larger Kafka batch is written in several, and its offsets committed after the last.' },
   'archive.payloadBytesMax': { kind: 'int', default: '1048576', min: 0, max: 100000000, unit: 'bytes', doc: 'Largest payload the archiver stores; an event or result with a larger one is dead-lettered (reason and Kafka position kept, payload not) instead of written.' },
   'archive.retentionDays': { kind: 'int', default: '30', min: 0, max: 36500, unit: 'days', doc: 'Events and results received longer ago than this are deleted by the archiver (checked every archive.retentionIntervalMs, in chunks of archive.batchRowsMax). 0: kept for ever.' },
@@ -191,6 +193,8 @@ export interface Config {
     readonly sqlitePath: string;
     readonly postgresUrl: string;
     readonly postgresSchema: string;
+    readonly postgresConnectionsMax: number;
+    readonly statementTimeoutMs: number;
     readonly batchRowsMax: number;
     readonly payloadBytesMax: number;
     readonly retentionDays: number;
