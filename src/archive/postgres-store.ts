@@ -167,6 +167,9 @@ function deadLetterColumns(rows: readonly DeadLetter[], atUs: number): unknown[]
   return [...cols, atUs];
 }
 
+/** Rows written under one savepoint when a batch is written again after a refusal (writeRows). */
+const ROWS_PER_SAVEPOINT = 256;
+
 interface HistoryRow {
   seq: number;
   type: string;
@@ -390,37 +393,57 @@ export class PostgresStore implements ArchiveStore {
   }
 
   /**
-   * The batch again, each row under a savepoint, through the same statements as writeArrays (one
-   * row per array) so that a row is refused here exactly when it was refused there. A refused row
-   * is rolled back to its savepoint and dead-lettered; any other failure aborts the transaction.
+   * The batch again, through the same statements as writeArrays so that a row is refused here
+   * exactly when it was refused there, in chunks of ROWS_PER_SAVEPOINT rows each under a
+   * savepoint; a chunk refused is rolled back to its savepoint and written row by row, each row
+   * under its own savepoint. A row refused alone is dead-lettered; any other failure aborts the
+   * transaction. (Row by row throughout would cost three round trips per row: ~2k rows/s.)
    */
   private async writeRows(c: pg.PoolClient, batch: WriteBatch, atUs: number): Promise<WriteOutcome> {
     const refused: DeadLetter[] = [];
-    /** Stored copies of the refused rows' dead letters (device id made storable). */
+    /** Stored copies of the refused rows' dead letters (device id and seq made storable). */
     const refusedStored: DeadLetter[] = [];
-    let events = 0;
-    let results = 0;
-    const oneRow = async (sql: string, values: unknown[], row: ArchivedEvent | ArchivedResult): Promise<number> => {
-      await c.query('SAVEPOINT stratus_row');
+    /** New rows written under one savepoint, or null when one of them was refused (all rolled back; a lone `row` is dead-lettered). */
+    const underSavepoint = async (sql: string, values: unknown[], row: ArchivedEvent | ArchivedResult | null): Promise<number | null> => {
+      await c.query('SAVEPOINT stratus_rows');
       try {
         const n = (await c.query(sql, values)).rowCount ?? 0;
-        await c.query('RELEASE SAVEPOINT stratus_row');
+        await c.query('RELEASE SAVEPOINT stratus_rows');
         return n;
       } catch (err) {
         if (!isRefusal(err)) throw err;
-        await c.query('ROLLBACK TO SAVEPOINT stratus_row');
-        const deviceId = storable(row.deviceId);
-        // The dead letter must be storable itself: a device id with NUL is kept with U+FFFD in
-        // its place, and the reason says so. The outcome names the row as the batch gave it.
-        const note = deviceId === row.deviceId ? '' : ' (the dead letter\'s device id has U+FFFD for each NUL)';
-        const reason = shortReason(`${causeText(err)}${note}`);
-        refused.push({ ...row.origin, deviceId: row.deviceId, seq: row.seq, reason });
-        refusedStored.push({ ...row.origin, deviceId, seq: row.seq, reason });
-        return 0;
+        await c.query('ROLLBACK TO SAVEPOINT stratus_rows');
+        if (row !== null) refuse(row, err);
+        return null;
       }
     };
-    for (const e of batch.events) events += await oneRow(this.sql.insertEvents, eventColumns([e]), e);
-    for (const r of batch.results) results += await oneRow(this.sql.insertResults, resultColumns([r]), r);
+    const refuse = (row: ArchivedEvent | ArchivedResult, err: unknown): void => {
+      // The dead letter must be storable itself: a device id with NUL is kept with U+FFFD in
+      // its place, a seq that is no BIGINT as null, and the reason says so. The outcome names
+      // the row as the batch gave it.
+      const deviceId = storable(row.deviceId);
+      const seq = Number.isSafeInteger(row.seq) ? row.seq : null;
+      const notes = [deviceId === row.deviceId ? '' : 'device id stored with U+FFFD for each NUL', seq === row.seq ? '' : 'seq not stored'].filter((n) => n !== '');
+      const reason = shortReason(`${causeText(err)}${notes.length === 0 ? '' : ` (${notes.join('; ')})`}`);
+      refused.push({ ...row.origin, deviceId: row.deviceId, seq: row.seq, reason });
+      refusedStored.push({ ...row.origin, deviceId, seq, reason });
+    };
+    const table = async <R extends ArchivedEvent | ArchivedResult>(sql: string, rows: readonly R[], columns: (rows: readonly R[]) => unknown[]): Promise<number> => {
+      let written = 0;
+      for (let from = 0; from < rows.length; from += ROWS_PER_SAVEPOINT) {
+        const chunk = rows.slice(from, from + ROWS_PER_SAVEPOINT);
+        const n = await underSavepoint(sql, columns(chunk), chunk.length === 1 ? chunk[0]! : null);
+        if (n !== null) {
+          written += n;
+          continue;
+        }
+        if (chunk.length === 1) continue;
+        for (const row of chunk) written += (await underSavepoint(sql, columns([row]), row)) ?? 0;
+      }
+      return written;
+    };
+    const events = await table(this.sql.insertEvents, batch.events, eventColumns);
+    const results = await table(this.sql.insertResults, batch.results, resultColumns);
     for (const d of [...batch.deadLetters, ...refusedStored]) await this.writeDeadLetter(c, d, atUs);
     return {
       events,
