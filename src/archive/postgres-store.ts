@@ -297,13 +297,13 @@ export class PostgresStore implements ArchiveStore {
     try {
       return await this.transaction((c) => this.writeArrays(c, batch, atUs));
     } catch (err) {
-      if (!isRefusal(err)) throw this.failure('refused a batch', err);
+      if (!isRefusal(err)) throw this.failure('could not write a batch', err);
       archiveLog.debug({ where: this.where, err: this.scrub(causeText(err)) }, 'a batch was refused; writing it again row by row');
     }
     try {
       return await this.transaction((c) => this.writeRows(c, batch, atUs));
     } catch (err) {
-      throw this.failure('refused a batch written row by row', err);
+      throw this.failure('could not write a batch (row by row, after a refused row)', err);
     }
   }
 
