@@ -23,7 +23,7 @@ import type { Config } from './config.js';
 export type { Logger } from 'pino';
 
 /** The roles that log, each a child of the root logger with `role` on every line. */
-export const LOG_ROLES = ['run', 'gateway', 'processor', 'forwarder', 'exporter', 'sse', 'http', 'worker', 'kafka', 'redis', 'memory'] as const;
+export const LOG_ROLES = ['run', 'gateway', 'processor', 'forwarder', 'exporter', 'sse', 'http', 'worker', 'kafka', 'redis', 'memory', 'archive'] as const;
 export type LogRole = (typeof LOG_ROLES)[number];
 
 /** A stream a logger writes to: process.stderr, or a test's capture. */

@@ -15,6 +15,8 @@ export interface Topology {
   readonly groups: {
     readonly processor: string;
     readonly forwarder: string;
+    /** Consumer group of the archivers (events and results topics -> the archive store). */
+    readonly archiver: string;
     /** Consumer group (Redis Streams) of the metrics exporters. */
     readonly exporter: string;
     /** Consumer group of one round-trip probe run: new per run, so it always starts from the beginning. */
@@ -78,7 +80,7 @@ export function topology(config: Config): Topology {
   const dev = cluster ? (id: string) => `{d:${id}}` : (id: string) => id;
   return Object.freeze({
     topics: Object.freeze({ events: `${t}events`, results: `${t}results`, probe: `${t}probe` }),
-    groups: Object.freeze({ processor: `${t}processor`, forwarder: `${t}forwarder`, exporter: 'exporter', probe: (runId: string) => `${t}probe.${runId}` }),
+    groups: Object.freeze({ processor: `${t}processor`, forwarder: `${t}forwarder`, archiver: `${t}archiver`, exporter: 'exporter', probe: (runId: string) => `${t}probe.${runId}` }),
     redis: Object.freeze({
       prefix: r,
       deviceState: (id: string) => `${r}dev:${dev(id)}`,

@@ -24,7 +24,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Config } from '../config.js';
 import { ErrorCode, StratusError } from '../errors.js';
-import { errorText, log, RateLimitedLog, type Logger } from '../log.js';
+import { errorText, RateLimitedLog, roleLog, type Logger } from '../log.js';
 import { migrationsAfter, shortReason, VERSION_TABLE } from './schema.js';
 import type {
   ArchivedEvent,
@@ -38,11 +38,7 @@ import type {
   WriteOutcome,
 } from './store.js';
 
-/**
- * The archive's log lines. 'archive' is not among log.ts LOG_ROLES yet (this file may not change
- * log.ts), so the child is made here with the same `role` field roleLog('archive') would give.
- */
-const archiveLog: Logger = log.child({ role: 'archive' });
+const archiveLog: Logger = roleLog('archive');
 
 /**
  * Per-pool type parsers: BIGINT (int8) comes back as a JS number, since every BIGINT here (seq,

@@ -1,8 +1,8 @@
 /**
  * The archive's schema, as numbered migrations in the two stores' dialects. A store applies, at
- * open, each migration above the version its database records (stratus_schema_version), each in
- * its own transaction, under a lock so that two engines opening one database at once migrate it
- * once. A database at a version above SCHEMA_VERSION was written by a newer Stratus: opening it is
+ * open, every migration above the version its database records (stratus_schema_version), in one
+ * transaction under a lock (SQLite's write lock, a PostgreSQL advisory lock), so that two engines
+ * opening one database at once migrate it once, and a failed migration leaves the version it found. A database at a version above SCHEMA_VERSION was written by a newer Stratus: opening it is
  * refused (ARCHIVE_SCHEMA_UNKNOWN) rather than guessed at.
  *
  *   events        (device_id, seq) PRIMARY KEY; type, value, payload, sent_at_us, received_at_us

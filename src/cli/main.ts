@@ -35,6 +35,7 @@ const ENTRIES: readonly { name: string; load(): Promise<Command> }[] = [
   { name: 'run', load: async () => (await import('./run-command.js')).runCommand },
   { name: 'worker', load: async () => (await import('./worker-command.js')).workerCommand },
   { name: 'loadgen', load: async () => (await import('./loadgen-command.js')).loadgenCommand },
+  { name: 'query', load: async () => (await import('./query-command.js')).queryCommand },
   { name: 'report', load: async () => (await import('./report-command.js')).reportCommand },
   { name: 'bench', load: async () => (await import('./bench-command.js')).benchCommand },
   { name: 'token', load: async () => (await import('./token-command.js')).tokenCommand },

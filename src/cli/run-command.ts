@@ -21,6 +21,9 @@ import { startForwarder } from '../forwarder/forwarder.js';
 import { defaultInstanceId, Gateway } from '../gateway/gateway.js';
 import { assertThreadsSupported, startGatewayThreads } from '../gateway/threads/gateway-threads.js';
 import { startProcessor } from '../processor/processor.js';
+import { startArchiver } from '../archive/archiver.js';
+import { openStore } from '../archive/open-store.js';
+import { historyRoute } from '../http/history-route.js';
 import { checkListen, hostPort, type ListenTarget } from '../net/port-owner.js';
 import { beginDrain, drainSummary, errorText, roleLog, setLogLevel } from '../log.js';
 import { pingRedis, redisAddress } from '../redis/client.js';
@@ -28,11 +31,11 @@ import { Exporter } from '../streams/exporter.js';
 import { topology } from '../topology.js';
 import type { Command } from './command.js';
 
-const ROLES = ['gateway', 'processor', 'forwarder', 'exporter'] as const;
+const ROLES = ['gateway', 'processor', 'forwarder', 'exporter', 'archiver'] as const;
 type Role = (typeof ROLES)[number];
 
 /** What `run` stops, in this order: the device-facing parts first, so they stop taking events and flush. */
-const STOP_ORDER = ['workers', 'sse', 'gateway', 'forwarder', 'processor', 'exporter'] as const;
+const STOP_ORDER = ['workers', 'sse', 'gateway', 'forwarder', 'processor', 'exporter', 'archiver', 'archiveStore'] as const;
 type StopSlot = (typeof STOP_ORDER)[number];
 
 /**
@@ -51,10 +54,10 @@ interface StartFailed {
 
 export const runCommand: Command = {
   name: 'run',
-  summary: 'Run the engine: gateway, processor, forwarder and exporter roles (all by default).',
-  usage: 'run [--roles gateway,processor,forwarder,exporter] [--threads N [--shard processes|threads]] [--grpc-port N] [--instance-id ID] [config flags]',
+  summary: 'Run the engine: gateway, processor, forwarder and exporter roles (all by default), and the archiver when archive.store is set.',
+  usage: 'run [--roles gateway,processor,forwarder,exporter,archiver] [--threads N [--shard processes|threads]] [--grpc-port N] [--instance-id ID] [config flags]',
   flags: {
-    roles: { type: 'string', doc: 'comma-separated roles to run (default: all four)' },
+    roles: { type: 'string', doc: 'comma-separated roles to run (default: gateway, processor, forwarder, exporter, and archiver when archive.store is not off)' },
     threads: { type: 'string', doc: 'gateway front-end shards sharing the gRPC port; default 1, see README' },
     shard: { type: 'string', doc: 'with --threads N > 1: processes (node:cluster, default) or threads (worker threads with reusePort: Node >= 22.12, Bun)' },
   },
@@ -62,9 +65,13 @@ export const runCommand: Command = {
   async run({ flags, config }) {
     setLogLevel(config.logLevel);
     const log = roleLog('run');
-    const roles = String(flags.roles ?? ROLES.join(',')).split(',').map((r) => r.trim()).filter((r) => r !== '');
+    const defaultRoles = ROLES.filter((r) => r !== 'archiver' || config.archive.store !== 'off');
+    const roles = String(flags.roles ?? defaultRoles.join(',')).split(',').map((r) => r.trim()).filter((r) => r !== '');
     for (const r of roles) {
       if (!(ROLES as readonly string[]).includes(r)) throw new StratusError(ErrorCode.USAGE, `--roles: unknown role "${r}"; use any of ${ROLES.join(', ')}`);
+    }
+    if (roles.includes('archiver') && config.archive.store === 'off') {
+      throw new StratusError(ErrorCode.ARCHIVE_OFF, '--roles archiver needs a store: set archive.store to sqlite (a file under dataDir, no server) or postgres (archive.postgresUrl) with --archive-store or STRATUS_ARCHIVE_STORE');
     }
     const threads = flags.threads === undefined ? 1 : Number(flags.threads);
     if (!Number.isInteger(threads) || threads < 1 || threads > 64) throw new StratusError(ErrorCode.USAGE, `--threads must be a whole number from 1 to 64 (got ${JSON.stringify(flags.threads)})`);
@@ -165,6 +172,17 @@ export const runCommand: Command = {
       }
       if (has('forwarder')) stops.forwarder = (await startForwarder(config, instanceId)).stop;
       if (has('processor')) stops.processor = (await startProcessor(config, instanceId)).stop;
+      if (!isShard && config.archive.store !== 'off' && (has('archiver') || http !== null)) {
+        // One store per process: the archiver writes to it, GET /v1/devices/{id}/history reads it.
+        // Opening creates or migrates the schema, and refuses one it does not know (one line).
+        const store = await openStore(config);
+        stops.archiveStore = () => store.close();
+        // Before SSE's route: both live under /v1/devices/.
+        httpRoutes.unshift(historyRoute(config, store));
+        // Where it shares the process with the gateway, a store outage is reported (/readyz says
+        // "degraded") without taking the gateway out of service: it costs lag, not events.
+        if (has('archiver')) stops.archiver = (await startArchiver(config, instanceId, store, { degradedOnly: roles.includes('gateway') })).stop;
+      }
       started();
     } catch (err) {
       // Nothing half-started stays behind: what started is stopped (workers killed) before the

@@ -21,9 +21,15 @@ export interface HealthCheck {
   problem(): string | null;
   /** The server the client talks to, for stratus_dependency_up; absent for the process's own checks. */
   readonly dependency?: Dependency;
+  /**
+   * true: a problem of this check is reported (/readyz's body, stratus_dependency_up) but does not
+   * make the process unready. The archive store in a process that also takes device traffic: its
+   * outage costs lag, not events, and must not take the gateway out of a load balancer.
+   */
+  readonly degraded?: boolean;
 }
 
-export const DEPENDENCIES = ['kafka', 'redis'] as const;
+export const DEPENDENCIES = ['kafka', 'redis', 'archive'] as const;
 export type Dependency = (typeof DEPENDENCIES)[number];
 
 /** Insertion order: the 503 body names the oldest failing client. */
@@ -42,9 +48,20 @@ export function healthChecksRegistered(): number {
   return checks.size;
 }
 
-/** `<name>: <why>` of the first failing check, or null when every check passes. */
+/** `<name>: <why>` of the first failing check (degraded ones aside), or null when every check passes. */
 export function healthProblem(): string | null {
   for (const c of checks) {
+    if (c.degraded === true) continue;
+    const why = c.problem();
+    if (why !== null) return `${c.name}: ${why}`;
+  }
+  return null;
+}
+
+/** `<name>: <why>` of the first failing degraded-only check, or null. */
+export function healthDegraded(): string | null {
+  for (const c of checks) {
+    if (c.degraded !== true) continue;
     const why = c.problem();
     if (why !== null) return `${c.name}: ${why}`;
   }

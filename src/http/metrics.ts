@@ -33,6 +33,12 @@ export const STAGES = ['ack', 'process', 'route', 'deliver'] as const;
 /** What stratus_gateway_inflight_bytes sums at a scrape: one source per Gateway of the process. */
 export const inflightBytesSources = new Set<() => number>();
 
+/** The archiver's consumer group, once an archiver runs in this process (stratus_archive_lag_messages). */
+let archiverGroup: string | null = null;
+export function setArchiverGroup(group: string | null): void {
+  archiverGroup = group;
+}
+
 export const metrics = {
   eventsReceived: new Counter({ name: 'stratus_events_received_total', help: 'Events received from devices, before validation.', registers: [registry] }),
   eventsAccepted: new Counter({ name: 'stratus_events_accepted_total', help: 'Events validated and handed to the Kafka producer.', registers: [registry] }),
@@ -136,6 +142,25 @@ export const metrics = {
   // Never a device id as a label: a failed token's id is unproven and chosen by the client.
   authFailures: new Counter({ name: 'stratus_auth_failures_total', help: 'Requests refused for their device token (gRPC UNAUTHENTICATED, SSE 401), by surface (grpc, sse) and reason (missing; malformed; forged: not signed by auth.tokenSecret; expired; duplicate: more than one authorization header).', labelNames: ['surface', 'reason'] as const, registers: [registry] }),
   httpConnectionsShed: new Counter({ name: 'stratus_http_connections_shed_total', help: 'HTTP connections and SSE requests turned away on http.port, by reason (evicted: an idle or header-less connection closed to make room for a new one at http.connectionsMax; refused: a new connection closed because every open one had a request in progress; sse_full: an SSE request answered 503 at http.sseStreamsMax; headers_timeout: a connection that sent no complete request headers within http.headersTimeoutMs).', labelNames: ['reason'] as const, registers: [registry] }),
+  archiveRowsWritten: new Counter({ name: 'stratus_archive_rows_written_total', help: 'Rows the archiver wrote that were new to the store, by store (sqlite, postgres) and table (events, results).', labelNames: ['store', 'table'] as const, registers: [registry] }),
+  archiveDuplicates: new Counter({ name: 'stratus_archive_duplicates_total', help: 'Rows the archiver wrote that the store had already (a batch read again after a crash or rebalance): changed nothing.', labelNames: ['store'] as const, registers: [registry] }),
+  archiveDeadLetters: new Counter({ name: 'stratus_archive_dead_letters_total', help: 'Rows the archiver put in the dead_letters table instead of archiving them, by reason (payload: over archive.payloadBytesMax; undecodable: a Kafka record that did not decode; refused: the store refused the row).', labelNames: ['store', 'reason'] as const, registers: [registry] }),
+  archiveBatchRows: new Histogram({ name: 'stratus_archive_batch_rows', help: 'Rows (events, results, dead letters) in one store transaction of the archiver.', labelNames: ['store'] as const, buckets: [1, 10, 100, 500, 1000, 2000, 5000, 10000, 50000], registers: [registry] }),
+  archiveWriteSeconds: new Histogram({ name: 'stratus_archive_write_seconds', help: 'Time of one store transaction of the archiver (a batch write that succeeded).', labelNames: ['store'] as const, buckets: LATENCY_BUCKETS, registers: [registry] }),
+  archiveWriteFailures: new Counter({ name: 'stratus_archive_write_failures_total', help: 'Batch writes the store failed (unreachable, full, timed out); each is tried again, the offsets not committed meanwhile.', labelNames: ['store'] as const, registers: [registry] }),
+  archiveRowsExpired: new Counter({ name: 'stratus_archive_rows_expired_total', help: 'Events and results the archiver deleted for being older than archive.retentionDays.', labelNames: ['store'] as const, registers: [registry] }),
+  archiveLagSeconds: new Gauge({ name: 'stratus_archive_lag_seconds', help: 'Age of the oldest row the archiver has read from Kafka and not yet written (its receive time for an event, processing time for a result); 0 when it has nothing in hand. Grows while the store is away.', aggregator: 'max', registers: [registry] }),
+  archiveLagMessages: new Gauge({
+    name: 'stratus_archive_lag_messages',
+    help: 'Kafka messages of the events and results topics not yet archived (committed) on the partitions this archiver holds: stratus_kafka_consumer_lag_messages of its consumer group, summed over both topics.',
+    aggregator: 'sum',
+    registers: [registry],
+    async collect() {
+      if (archiverGroup === null) return;
+      const lag = await metrics.kafkaConsumerLag.get();
+      this.set(lag.values.filter((v) => v.labels.group === archiverGroup).reduce((n, v) => n + v.value, 0));
+    },
+  }),
 };
 
 // Every (surface, reason) exported from the start at 0: a series that appears only with its first

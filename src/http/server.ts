@@ -24,7 +24,7 @@ import type { Socket } from 'node:net';
 import { tlsFiles } from '../auth/tls.js';
 import type { Config } from '../config.js';
 import { boundAddress, listenError } from '../net/port-owner.js';
-import { registerHealth } from './health.js';
+import { healthDegraded, registerHealth } from './health.js';
 import { metrics, registry } from './metrics.js';
 
 /**
@@ -49,6 +49,8 @@ export interface ReadinessProbe {
 export interface HttpRoute {
   readonly path?: string;
   readonly prefix?: string;
+  /** With prefix: the path must also end with this (two routes under one prefix: SSE's /events, the archive's /history). */
+  readonly suffix?: string;
   /** Other exact paths the same handler serves (SSE: `/sse`, the old Spring demo's path). */
   readonly aliases?: readonly string[];
   /** One line for the 404 text, e.g. `GET /v1/devices/{id}/events`. */
@@ -244,14 +246,15 @@ export class HttpSurface {
         res.writeHead(405, { allow: 'GET, HEAD' }).end();
         return;
       }
-      const route = routes.find((r) => (r.path !== undefined ? r.path === path : path.startsWith(r.prefix!)) || r.aliases?.includes(path) === true);
+      const route = routes.find((r) => (r.path !== undefined ? r.path === path : path.startsWith(r.prefix!) && (r.suffix === undefined || path.endsWith(r.suffix))) || r.aliases?.includes(path) === true);
       if (route !== undefined) {
         route.handle(req, res, url);
       } else if (path === '/livez') {
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
       } else if (path === '/readyz') {
         void check().then((why) => {
-          res.writeHead(why === null ? 200 : 503, { 'content-type': 'text/plain' }).end(why === null ? 'ready\n' : `not ready: ${why}\n`);
+          const degraded = why === null ? healthDegraded() : null;
+          res.writeHead(why === null ? 200 : 503, { 'content-type': 'text/plain' }).end(why !== null ? `not ready: ${why}\n` : degraded !== null ? `ready (degraded: ${degraded})\n` : 'ready\n');
         });
       } else if (path === '/metrics') {
         void metricsText().then(
