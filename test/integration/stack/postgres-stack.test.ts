@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -135,6 +135,22 @@ test('the port held by another listener: STACK_PORT_TAKEN in one line, nothing s
   });
   assert.equal(existsSync(p.paths.postgresPid), false);
   assert.equal(existsSync(p.paths.postgresData), false);
+});
+
+test('a server that exits while starting: STACK_START_FAILED with the log\'s tail, no pid file left', { skip: SKIP, timeout: 60_000 }, async (t) => {
+  const p = await newPg();
+  t.after(() => cleanUp(p));
+  await ensurePostgres(p.config, p.paths);
+  await postgresDown(p.paths);
+  appendFileSync(join(p.paths.postgresData, 'postgresql.conf'), "\nshared_buffers = 'not a size'\n");
+  await assert.rejects(ensurePostgres(p.config, p.paths), (err: unknown) => {
+    assert.ok(err instanceof StratusError);
+    assert.equal(err.code, ErrorCode.STACK_START_FAILED);
+    assert.match(err.message, /^postgres exited while starting; its log \(.*postgres\.log\) ends with:\n/);
+    assert.match(err.message, /shared_buffers/);
+    return true;
+  });
+  assert.equal(existsSync(p.paths.postgresPid), false);
 });
 
 test('as root: a data dir the postgres user cannot reach fails in one line naming the directory and the fix', { skip: SKIP || (process.getuid?.() !== 0 && 'only as root (then PostgreSQL runs as the postgres user)'), timeout: 30_000 }, async (t) => {
