@@ -42,8 +42,20 @@ export interface PostgresTarget {
 
 const URL_FIX = 'set it with --archive-postgres-url or STRATUS_ARCHIVE_POSTGRES_URL, e.g. postgres://stratus@127.0.0.1:5433/stratus';
 
-/** What archive.postgresUrl asks the local stack to serve. */
+/**
+ * What archive.postgresUrl asks the local stack to serve; throws CONFIG_INVALID when the stack
+ * cannot serve it (not a postgres:// URL, no user, a host that is not loopback).
+ */
 export function postgresTarget(config: Config): PostgresTarget {
+  const t = parseUrl(config);
+  if (!isLoopback(t.host)) {
+    throw new StratusError(ErrorCode.CONFIG_INVALID, `config archive.postgresUrl must name a loopback host for the local stack (got ${t.host}); use 127.0.0.1, ::1 or localhost`);
+  }
+  if (t.user === '') throw new StratusError(ErrorCode.CONFIG_INVALID, `config archive.postgresUrl names no user: the local stack creates that role; ${URL_FIX}`);
+  return t;
+}
+
+function parseUrl(config: Config): PostgresTarget {
   let url: URL;
   try {
     url = new URL(config.archive.postgresUrl);
@@ -56,16 +68,22 @@ export function postgresTarget(config: Config): PostgresTarget {
   const host = url.hostname.replace(/^\[|\]$/g, '');
   const port = url.port === '' ? 5432 : Number(url.port);
   const user = decodeURIComponent(url.username);
-  if (!isLoopback(host)) {
-    throw new StratusError(ErrorCode.CONFIG_INVALID, `config archive.postgresUrl must name a loopback host for the local stack (got ${host}); use 127.0.0.1, ::1 or localhost`);
-  }
-  if (user === '') throw new StratusError(ErrorCode.CONFIG_INVALID, `config archive.postgresUrl names no user: the local stack creates that role; ${URL_FIX}`);
   const database = decodeURIComponent(url.pathname.replace(/^\//, '')) || user;
   return { host, port, user, password: decodeURIComponent(url.password), database };
 }
 
+/**
+ * host:port of archive.postgresUrl for the stack's rows. Not validated for the stack: `down` and
+ * `status` must work while the URL names a remote database, or a PostgreSQL started before the
+ * URL changed could not be stopped.
+ */
 export function postgresAddress(config: Config): string {
-  const t = postgresTarget(config);
+  let t: PostgresTarget;
+  try {
+    t = parseUrl(config);
+  } catch {
+    return '(archive.postgresUrl is not a URL)';
+  }
   return t.host.includes(':') ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`;
 }
 

@@ -384,7 +384,8 @@ export async function stackStatus(config: Config, options: StackShape = {}): Pro
       address: postgresAddress(config),
       pid: running ? pg.pid : null,
       startMs: null,
-      answering: running && (await answers(() => pingPostgres(paths, postgresTarget(config).port, 2000))),
+      // Over our socket, whose name carries the port: postgresTarget throws (so: not answering) for a URL the stack cannot serve.
+      answering: running && (await answers(async () => pingPostgres(paths, postgresTarget(config).port, 2000))),
       ...(options.postgres ? {} : { informational: true }),
     });
   }
