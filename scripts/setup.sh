@@ -14,7 +14,9 @@
 #                                       binary (the engine's Kafka client on Bun, @platformatic/kafka,
 #                                       is plain JavaScript installed by npm ci like every package)
 #
-#   1. Debian packages: redis-server, redis-tools, kcat, Java 17+, Maven, a C++ toolchain and the
+#   1. Debian packages: redis-server, redis-tools, kcat, postgresql (the archive's store, which
+#      `stratus stack up --postgres` runs on its own port and data dir; Debian's own cluster on 5432
+#      is not used), Java 17+, Maven, a C++ toolchain and the
 #      headers librdkafka is built against (@confluentinc/kafka-javascript has no prebuilt binary
 #      here); with --for test also chromium (driven through playwright-core, which downloads no
 #      browser of its own) and prometheus (Debian's package ships promtool beside it).
@@ -76,7 +78,9 @@ as_root() {
 }
 
 # --- 1. Debian packages --------------------------------------------------------------------------
-apt_packages=(redis-server redis-tools kcat zlib1g-dev libssl-dev libzstd-dev liblz4-dev libsasl2-dev
+# postgresql: the metapackage of Debian's current major (15 on Debian 12); `stack up --postgres`
+# finds the newest /usr/lib/postgresql/<major>/bin and runs it as the postgres user it creates.
+apt_packages=(redis-server redis-tools kcat postgresql zlib1g-dev libssl-dev libzstd-dev liblz4-dev libsasl2-dev
   libcurl4-openssl-dev)
 # chromium and what it pulls in is the largest download here, and only the report.html browser test uses it.
 # prometheus ships promtool too: the metrics lint, the alert rules check and the test that scrapes a

@@ -33,23 +33,24 @@ function stackShape(flags: Record<string, unknown>): StackShape {
   const raw = flags['kafka-nodes'];
   if (raw !== undefined && !/^\d+$/.test(String(raw))) throw new StratusError(ErrorCode.USAGE, `--kafka-nodes must be a whole number, 1 or 3 (got ${JSON.stringify(raw)})`);
   // stack.ts says which counts the layout has ports for.
-  return { kafkaNodes: raw === undefined ? 1 : Number(raw), redisCluster: flags['redis-cluster'] === true };
+  return { kafkaNodes: raw === undefined ? 1 : Number(raw), redisCluster: flags['redis-cluster'] === true, postgres: flags.postgres === true };
 }
 
 export const stackCommand: Command = {
   name: 'stack',
-  summary: 'Run the local Kafka (KRaft) and Redis: up | down | status | logs.',
+  summary: 'Run the local Kafka (KRaft) and Redis (and PostgreSQL for the archive): up | down | status | logs.',
   usage: [
-    'stack up [--fresh] [--kafka-nodes 3] [--redis-cluster]',
-    '                                      start (or find) Kafka and Redis, wait until they answer, create the topics',
-    '       stratus stack down [--kafka-nodes 3] [--redis-cluster]',
-    '                                      stop everything `up` started; with a cluster flag, only that cluster',
-    '       stratus stack status [--kafka-nodes 3] [--redis-cluster]',
+    'stack up [--fresh] [--kafka-nodes 3] [--redis-cluster] [--postgres]',
+    '                                      start (or find) Kafka and Redis (and PostgreSQL), wait until they answer, create the topics',
+    '       stratus stack down [--kafka-nodes 3] [--redis-cluster] [--postgres]',
+    '                                      stop everything `up` started; with a cluster flag, only that cluster (and PostgreSQL with --postgres)',
+    '       stratus stack status [--kafka-nodes 3] [--redis-cluster] [--postgres]',
     '                                      what runs and whether it answers (exit 0 all asked for up, 3 otherwise)',
-    '       stratus stack logs [kafka|redis|kafka-cluster|redis-cluster] [--lines N] [--follow]',
+    '       stratus stack logs [kafka|redis|postgres|kafka-cluster|redis-cluster] [--lines N] [--follow]',
   ].join('\n'),
   flags: {
-    fresh: { type: 'boolean', doc: 'up: stop the services it starts and wipe their data first' },
+    fresh: { type: 'boolean', doc: 'up: stop the services it starts and wipe their data first (PostgreSQL\'s only with --postgres)' },
+    postgres: { type: 'boolean', doc: 'up: also PostgreSQL for the archive, on the host and port of archive.postgresUrl (default 127.0.0.1:5433), data in <dataDir>/postgres; status: its row counts for the exit code; down with a cluster flag: stop it too' },
     'kafka-nodes': { type: 'string', doc: 'up, status, down: 3 for a three-node KRaft cluster on 127.0.0.1:19092,19094,19096 instead of the single broker (default 1); `--kafka-brokers 3` says the same' },
     'redis-cluster': { type: 'boolean', doc: 'up, status, down: a six-node Redis Cluster on 127.0.0.1:17001-17006 (3 masters, 1 replica each) instead of the single Redis' },
     lines: { type: 'string', short: 'n', doc: 'logs: how many lines from the end (default 50)' },

@@ -67,11 +67,14 @@ export function removeFile(file: string): void {
   rmSync(file, { force: true });
 }
 
-/** SIGTERM, wait up to graceMs, then SIGKILL. Resolves once the process is gone. */
-export async function stopProcess(pid: number, graceMs: number): Promise<'terminated' | 'killed' | 'gone'> {
+/**
+ * `signal` (SIGTERM unless a server wants another: PostgreSQL's fast shutdown is SIGINT), wait up
+ * to graceMs, then SIGKILL. Resolves once the process is gone.
+ */
+export async function stopProcess(pid: number, graceMs: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<'terminated' | 'killed' | 'gone'> {
   if (!isAlive(pid)) return 'gone';
   try {
-    process.kill(pid, 'SIGTERM');
+    process.kill(pid, signal);
   } catch {
     // ESRCH: it exited between the check and the signal.
     return 'gone';
@@ -175,9 +178,10 @@ export interface RunResult {
  * after timeoutMs. A program that cannot be started at all resolves with code null and the reason
  * in stderr.
  */
-export function runToEnd(command: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; timeoutMs: number }): Promise<RunResult> {
+export function runToEnd(command: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; timeoutMs: number; uid?: number; gid?: number }): Promise<RunResult> {
   return new Promise((resolve) => {
-    const child = spawn(command, args, { env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const ids = options.uid === undefined ? {} : { uid: options.uid, gid: options.gid };
+    const child = spawn(command, args, { env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], ...ids });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));

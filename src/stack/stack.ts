@@ -1,5 +1,6 @@
 /**
- * `stratus stack up | down | status`: the local Kafka and Redis for machines without Docker.
+ * `stratus stack up | down | status`: the local Kafka and Redis for machines without Docker, and
+ * with `--postgres` the PostgreSQL of the archive (postgres-server.ts).
  *
  * up      idempotent: finds what runs (pid file + live process + marker), starts what does not,
  *         waits until Redis answers PING and Kafka answers a metadata request, then creates the
@@ -9,11 +10,17 @@
  *         local cluster (`kafkaNodes: 3`: three KRaft nodes; `redisCluster`: six Redis Cluster
  *         nodes; cluster-layout.ts). `up` ensures the shape asked for; the other shape, running
  *         or not, is left alone, so the clusters run beside the single-node stack.
+ *         PostgreSQL only with `--postgres` (only the archive needs it, and initdb plus a server
+ *         cost a few seconds and some disk that most runs do not need); `up` without it leaves a
+ *         running one alone, and `--fresh` wipes its data only with `--postgres`.
  * down    stops exactly the processes the pid files name (and only if they are still ours), both
- *         shapes.
- * status  what runs, where, and whether it answers.
+ *         shapes; PostgreSQL too when its pid file says it runs (with a cluster flag: only if
+ *         `--postgres` is given as well).
+ * status  what runs, where, and whether it answers; a postgres row when it runs or `--postgres`
+ *         is given (only then does it decide the exit code).
  */
-import { mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config.js';
 import { ErrorCode, StratusError } from '../errors.js';
@@ -23,6 +30,7 @@ import { topology } from '../topology.js';
 import { clusterPaths, KAFKA_NODES, REDIS_CLUSTER_PORTS, type ClusterPaths } from './cluster-layout.js';
 import { CLUSTER_REPLICATION_FACTOR, kafkaClusterConfig, kafkaNodeAddress, kafkaNodeConfig, kafkaNodeState, startKafkaNodes, stopKafkaNode, waitKafkaNode } from './kafka-cluster.js';
 import { kafkaAddress, kafkaState, startKafka, stopKafka } from './kafka-server.js';
+import { ensurePostgres, pingPostgres, postgresAddress, postgresDown, postgresState, postgresTarget, stopPostgres } from './postgres-server.js';
 import { stackPaths, type StackPaths } from './paths.js';
 import type { PidState } from './processes.js';
 import { removeFile, withLock } from './processes.js';
@@ -30,7 +38,7 @@ import { clusterNotReady, ensureRedisClusterFormed, pingRedisNode, redisNodeAddr
 import { redisAddress, redisState, startRedis, stopRedis } from './redis-server.js';
 
 /** `kafka-<nodeId>` and `redis-<port>` are the clusters' nodes. */
-export type ServiceName = 'redis' | 'kafka' | `kafka-${number}` | `redis-${number}`;
+export type ServiceName = 'redis' | 'kafka' | 'postgres' | `kafka-${number}` | `redis-${number}`;
 
 export interface ServiceReport {
   name: ServiceName;
@@ -55,6 +63,8 @@ export interface StackShape {
   kafkaNodes?: number;
   /** The six-node Redis Cluster instead of the single Redis. */
   redisCluster?: boolean;
+  /** PostgreSQL for the archive too (archive.postgresUrl), beside either shape. */
+  postgres?: boolean;
 }
 
 export interface UpOptions extends StackShape {
@@ -91,7 +101,7 @@ export async function stackUp(config: Config, options: UpOptions = {}): Promise<
   const say = options.progress ?? (() => {});
   mkdirSync(paths.runDir, { recursive: true });
   return withLock(paths.lock, LOCK_WAIT_MS, async () => {
-    if (options.fresh) await wipe(config, paths, cluster, want, say);
+    if (options.fresh) await wipe(config, paths, cluster, { ...want, postgres: options.postgres === true }, say);
     const started: Started[] = [];
     const services: ServiceReport[] = [];
     const deadline = Date.now() + config.stack.startTimeoutMs;
@@ -100,6 +110,12 @@ export async function stackUp(config: Config, options: UpOptions = {}): Promise<
       const kafkaClusterReady = want.kafkaCluster ? await spawnKafkaCluster(config, paths, cluster, started, say) : null;
       services.push(...(want.redisCluster ? await ensureRedisCluster(config, cluster, started, deadline, say) : [await ensureRedis(config, paths, started, say)]));
       services.push(...(kafkaClusterReady !== null ? await kafkaClusterReady(deadline) : [await ensureKafka(config, paths, started, say)]));
+      if (options.postgres) {
+        const pg = await ensurePostgres(config, paths, say);
+        const pid = pg.startedPid;
+        if (pid !== null) started.push({ name: 'postgres', pid, stop: () => stopPostgres(paths, pid) });
+        services.push(pg.report);
+      }
       const t = topology(config);
       const replicationFactor = want.kafkaCluster ? CLUSTER_REPLICATION_FACTOR : 1;
       // On the cluster: an ack waits for two of the three brokers (also the brokers' default there).
@@ -123,16 +139,22 @@ export async function stackUp(config: Config, options: UpOptions = {}): Promise<
 }
 
 /** --fresh: stop the services of the asked shape and remove their data and logs. */
-async function wipe(config: Config, paths: StackPaths, cluster: ClusterPaths, want: { kafkaCluster: boolean; redisCluster: boolean }, say: (l: string) => void): Promise<void> {
+async function wipe(config: Config, paths: StackPaths, cluster: ClusterPaths, want: { kafkaCluster: boolean; redisCluster: boolean; postgres: boolean }, say: (l: string) => void): Promise<void> {
   const remove = (what: string, targets: string[]) => {
     say(`wiping ${what}`);
     // run/ stays (it holds our lock).
     for (const d of targets) rmSync(d, { recursive: true, force: true });
   };
+  if (want.postgres) {
+    await postgresDown(paths);
+    remove(`${paths.postgresDir} and its log`, [paths.postgresDir, paths.postgresLog]);
+  }
   if (!want.kafkaCluster && !want.redisCluster) {
-    // The single-node stack, as before the clusters: logs/ holds only its two services' logs.
+    // The single-node stack, as before the clusters: logs/ holds its services' logs, except that a
+    // PostgreSQL this call does not wipe keeps its log (it may be running and writing to it).
     await stopSingle(config, paths);
-    remove(paths.dataDir, [paths.kafkaDir, paths.redisData, paths.logDir]);
+    const logs = existsSync(paths.logDir) ? readdirSync(paths.logDir).map((f) => join(paths.logDir, f)).filter((f) => f !== paths.postgresLog) : [];
+    remove(paths.dataDir, [paths.kafkaDir, paths.redisData, ...logs]);
   }
   if (!want.kafkaCluster && want.redisCluster) {
     await stopOne(kafkaState(paths), paths.kafkaPid, (pid) => stopKafka(paths, pid));
@@ -297,6 +319,12 @@ async function stopRedisCluster(cluster: ClusterPaths): Promise<ServiceReport[]>
   return nodes.filter((n) => n.st.state !== 'none').map((n) => stoppedRow(`redis-${n.port}`, redisNodeAddress(n.port), n.st));
 }
 
+/** A row when there was a pid file, or when `--postgres` asked about it. */
+async function stopPostgresRow(config: Config, paths: StackPaths, asked: boolean): Promise<ServiceReport[]> {
+  const st = await postgresDown(paths);
+  return st.state === 'none' && !asked ? [] : [stoppedRow('postgres', postgresAddress(config), st)];
+}
+
 /**
  * Without a cluster flag: everything that runs, Kafka first (the engine's consumers are its
  * clients), then Redis, then the clusters. With `kafkaNodes: 3` / `redisCluster`: only those
@@ -312,6 +340,7 @@ export async function stackDown(config: Config, options: StackShape = {}): Promi
     ...(all ? await stopSingle(config, paths) : []),
     ...(all || want.kafkaCluster ? await stopKafkaCluster(cluster) : []),
     ...(all || want.redisCluster ? await stopRedisCluster(cluster) : []),
+    ...(all || options.postgres ? await stopPostgresRow(config, paths, options.postgres === true) : []),
   ]);
 }
 
@@ -346,6 +375,20 @@ export async function stackStatus(config: Config, options: StackShape = {}): Pro
       ...(want.kafkaCluster ? { informational: true } : {}),
     },
   ];
+  const pg = postgresState(paths);
+  if (pg.state === 'running' || options.postgres) {
+    const running = pg.state === 'running';
+    rows.push({
+      name: 'postgres',
+      state: running ? 'running' : 'stopped',
+      address: postgresAddress(config),
+      pid: running ? pg.pid : null,
+      startMs: null,
+      // Over our socket, whose name carries the port: postgresTarget throws (so: not answering) for a URL the stack cannot serve.
+      answering: running && (await answers(async () => pingPostgres(paths, postgresTarget(config).port, 2000))),
+      ...(options.postgres ? {} : { informational: true }),
+    });
+  }
   for (const port of REDIS_CLUSTER_PORTS) {
     const st = redisNodeState(cluster, port);
     if (st.state === 'none' && !want.redisCluster) continue;
@@ -379,11 +422,11 @@ export async function stackStatus(config: Config, options: StackShape = {}): Pro
 }
 
 /** Log files by what `stack logs` takes: a single-node service, or a cluster's nodes. */
-export type LogGroup = 'kafka' | 'redis' | 'kafka-cluster' | 'redis-cluster';
-export const LOG_GROUPS: readonly LogGroup[] = ['kafka', 'redis', 'kafka-cluster', 'redis-cluster'];
+export type LogGroup = 'kafka' | 'redis' | 'postgres' | 'kafka-cluster' | 'redis-cluster';
+export const LOG_GROUPS: readonly LogGroup[] = ['kafka', 'redis', 'postgres', 'kafka-cluster', 'redis-cluster'];
 
 export function logFiles(config: Config): Record<LogGroup, string[]> {
   const p = stackPaths(config);
   const c = clusterPaths(p);
-  return { kafka: [p.kafkaLog, p.kafkaOut], redis: [p.redisLog], 'kafka-cluster': c.kafkaLogs(), 'redis-cluster': c.redisLogs() };
+  return { kafka: [p.kafkaLog, p.kafkaOut], redis: [p.redisLog], postgres: [p.postgresLog], 'kafka-cluster': c.kafkaLogs(), 'redis-cluster': c.redisLogs() };
 }
