@@ -11,7 +11,7 @@
  * JSON: { deviceId, store, events: [ { seq, type, value, payload (base64), sentAtUs, receivedAtUs,
  * receivedAt (ISO), result: { type, value, payload, processedAtUs } | null, latencyMs: { uplink,
  * processing } } ], more }. uplink = device send -> gateway receive (device clocks drift: can be
- * negative); processing = gateway receive -> result computed. Non-finite values are the strings
+ * negative; null when the device sent no sentAtUs); processing = gateway receive -> result computed. Non-finite values are the strings
  * "Infinity", "-Infinity", "NaN" (as on SSE), which Number() reads back.
  */
 import { ErrorCode, StratusError } from '../errors.js';
@@ -44,6 +44,8 @@ export function parseLimit(text: string | undefined, limitMax: number): number {
   return n;
 }
 
+/** Device send -> gateway receive; null when the device did not say when it sent (sentAtUs 0). */
+const uplinkMs = (e: HistoryEntry): number | null => (e.sentAtUs === 0 ? null : (e.receivedAtUs - e.sentAtUs) / 1000);
 const jsonNumber = (v: number): number | string => (Number.isFinite(v) ? v : String(v));
 const base64 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
 
@@ -60,7 +62,7 @@ export function historyJson(deviceId: string, store: string, entries: readonly H
       receivedAtUs: e.receivedAtUs,
       receivedAt: new Date(e.receivedAtUs / 1000).toISOString(),
       result: e.result === null ? null : { type: e.result.type, value: jsonNumber(e.result.value), payload: base64(e.result.payload), processedAtUs: e.result.processedAtUs },
-      latencyMs: { uplink: (e.receivedAtUs - e.sentAtUs) / 1000, processing: e.result === null ? null : (e.result.processedAtUs - e.receivedAtUs) / 1000 },
+      latencyMs: { uplink: uplinkMs(e), processing: e.result === null ? null : (e.result.processedAtUs - e.receivedAtUs) / 1000 },
     })),
     more: entries.length === limit,
   };
@@ -75,7 +77,7 @@ export function historyTable(deviceId: string, entries: readonly HistoryEntry[],
     e.type,
     String(e.value),
     e.result === null ? '(none yet)' : String(e.result.value),
-    `${((e.receivedAtUs - e.sentAtUs) / 1000).toFixed(1)}`,
+    e.sentAtUs === 0 ? '' : uplinkMs(e)!.toFixed(1),
     e.result === null ? '' : `${((e.result.processedAtUs - e.receivedAtUs) / 1000).toFixed(1)}`,
   ]);
   const head = ['seq', 'received (UTC)', 'type', 'value', 'result', 'uplink ms', 'processing ms'];
