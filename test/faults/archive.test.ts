@@ -5,9 +5,9 @@
  * its own data dir and port). Events go in through IngestBatch at a steady rate from many devices;
  * the test keeps every (device, seq) the gateway acknowledged.
  *
- *   - the archiver killed with SIGKILL under load, then started again (each store): afterwards every
- *     acked event is in the store once, joined to its right result, and the store holds nothing
- *     that was not sent;
+ *   - the archiver killed with SIGKILL under load (its Kafka cut a second before, so its last
+ *     commits fail), then started again (each store): afterwards every acked event is in the store
+ *     once, joined to its right result, and the store holds nothing that was not sent;
  *   - PostgreSQL stopped for 20 s under load: meanwhile the archiver's /readyz says the store is
  *     failing (503: the process serves no devices) and its lag in seconds grows; afterwards the
  *     same check: 0 lost, 0 duplicates.
@@ -17,6 +17,7 @@
  */
 import assert from 'node:assert/strict';
 import { Client, credentials, type ServiceError } from '@grpc/grpc-js';
+import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -41,6 +42,8 @@ const roles: Record<string, RoleProcess> = {};
 
 before(async () => {
   stack = await FaultStack.start();
+  // mkdtemp makes it 0700; PostgreSQL runs as its own user (as root) and must reach its data dir.
+  chmodSync(stack.dataDir, 0o711);
   pgConfig = loadConfig({ flags: { 'data-dir': stack.dataDir, 'archive-postgres-url': `postgres://stratus@127.0.0.1:${await unusedPort()}/stratus` } });
   pgPid = await startPostgres(pgConfig, stackPaths(pgConfig));
   roles.processor = await RoleProcess.run('processor', 'processor', stack);
@@ -74,14 +77,13 @@ function storeConfig(env: Record<string, string>): Config {
  * at a time at BATCHES_PER_S; resolves with every (device, seq) acknowledged. A failed call's events
  * count as not acked (they may still be archived: the check allows that).
  */
-async function load(tag: string, seconds: number, during: (elapsedS: number) => Promise<void> = async () => {}): Promise<{ acked: Map<string, number[]>; sent: Set<string> }> {
+async function load(tag: string, seconds: number): Promise<{ acked: Map<string, number[]>; sent: Set<string> }> {
   const client = new Client(`127.0.0.1:${roles.gateway!.grpcPort}`, credentials.createInsecure());
   const acked = new Map<string, number[]>();
   const sent = new Set<string>();
   const seqs = new Array<number>(DEVICES).fill(0);
   const started = Date.now();
   let next = 0;
-  let second = -1;
   try {
     for (let i = 0; Date.now() - started < seconds * 1000; i++) {
       const events: Event[] = [];
@@ -103,11 +105,6 @@ async function load(tag: string, seconds: number, during: (elapsedS: number) => 
           acked.set(e.deviceId, list);
         }
       }
-      const s = Math.floor((Date.now() - started) / 1000);
-      if (s !== second) {
-        second = s;
-        await during(s);
-      }
       const due = started + ((i + 1) * 1000) / BATCHES_PER_S;
       if (due > Date.now()) await sleep(due - Date.now());
     }
@@ -115,6 +112,19 @@ async function load(tag: string, seconds: number, during: (elapsedS: number) => 
     client.close();
   }
   return { acked, sent };
+}
+
+/**
+ * Runs `steps` at their second from now, in order, beside the load (a step waits for the one
+ * before; the load never waits for a step, nor a step for the load's calls).
+ */
+async function schedule(steps: [number, () => Promise<void> | void][]): Promise<void> {
+  const t0 = Date.now();
+  for (const [atS, step] of steps) {
+    const wait = t0 + atS * 1000 - Date.now();
+    if (wait > 0) await sleep(wait);
+    await step();
+  }
 }
 
 /** Waits until every acked event is in the store with its result; then checks each and returns the counts. */
@@ -161,18 +171,16 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     const tag = `kill-${kind}`;
     const env = storeEnv(kind, tag);
     const archiver = (roles[`archiver-${kind}`] = await RoleProcess.run(`archiver-${kind}`, 'archiver', stack, env));
-    let killedAt = -1;
-    // Started again beside the load, not in its way (a start takes seconds).
-    let restarted: Promise<void> | null = null;
-    const { acked, sent } = await load(tag, 20, async (s) => {
-      if (s === 7) {
-        await archiver.kill9();
-        killedAt = s;
-      }
-      if (s === 11) restarted = archiver.start();
-    });
-    assert.equal(killedAt, 7);
-    await restarted;
+    // Kafka cut for two seconds around the kill: the archiver's last commits fail, so what it
+    // wrote just before is read again by its next start (the duplicates the key must absorb).
+    const faults = schedule([
+      [6, () => stack.kafkaProxy.down()],
+      [7, () => archiver.kill9()],
+      [8, () => stack.kafkaProxy.heal()],
+      [11, () => archiver.start()],
+    ]);
+    const { acked, sent } = await load(tag, 20);
+    await faults;
     assert.ok(archiver.alive, 'the archiver runs again');
     const store = await openStore(storeConfig(env));
     try {
@@ -193,26 +201,31 @@ for (const kind of ['sqlite', 'postgres'] as const) {
 }
 
 test('postgres: PostgreSQL stopped for 20 s under load: /readyz and the lag say so, nothing is lost', { timeout: 300_000 }, async () => {
-  const tag = 'pg-outage';
+  const tag = 'outage';
   const env = storeEnv('postgres', tag);
   const archiver = (roles.archiverOutage = await RoleProcess.run('archiver-outage', 'archiver', stack, env));
   const paths = stackPaths(pgConfig);
   const seen = { notReady: '', lagS: 0 };
-  let restarted: Promise<number> | null = null;
-  const { acked, sent } = await load(tag, 40, async (s) => {
-    if (s === 6) {
+  /** What /readyz and the lag say while PostgreSQL is down. */
+  const watch = async () => {
+    const res = await fetch(`http://127.0.0.1:${archiver.httpPort}/readyz`);
+    const body = await res.text();
+    if (res.status === 503 && seen.notReady === '') seen.notReady = body;
+    seen.lagS = Math.max(seen.lagS, await metric(archiver.httpPort, 'stratus_archive_lag_seconds'));
+  };
+  const faults = schedule([
+    [6, async () => {
       const pid = pgPid;
       pgPid = 0;
       await stopPostgres(paths, pid);
-    }
-    if (s >= 12 && s <= 25 && seen.notReady === '') {
-      const res = await fetch(`http://127.0.0.1:${archiver.httpPort}/readyz`);
-      if (res.status === 503) seen.notReady = await res.text();
-    }
-    if (s >= 12 && s <= 26) seen.lagS = Math.max(seen.lagS, await metric(archiver.httpPort, 'stratus_archive_lag_seconds'));
-    if (s === 26) restarted = startPostgres(pgConfig, paths);
-  });
-  pgPid = await restarted!;
+    }],
+    ...Array.from({ length: 18 }, (_, i): [number, () => Promise<void>] => [8 + i, watch]),
+    [26, async () => {
+      pgPid = await startPostgres(pgConfig, paths);
+    }],
+  ]);
+  const { acked, sent } = await load(tag, 40);
+  await faults;
   assert.ok(pgPid !== 0, 'PostgreSQL runs again');
   assert.match(seen.notReady, /^not ready: archive store postgres at .*failing for \d+ s/);
   assert.ok(seen.lagS >= 5, `stratus_archive_lag_seconds grew during the outage (max ${seen.lagS})`);
