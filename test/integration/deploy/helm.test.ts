@@ -164,6 +164,14 @@ const VARIANTS: { name: string; values: Record<string, unknown> | null }[] = [
     },
   },
   {
+    name: 'the archiver on, to PostgreSQL',
+    values: {
+      config: { STRATUS_ARCHIVE_STORE: 'postgres', STRATUS_ARCHIVE_RETENTION_DAYS: 90 },
+      secretConfig: { STRATUS_ARCHIVE_POSTGRES_URL: 'postgres://stratus:not-a-real-password@postgres:5432/stratus' },
+      groups: { archiver: { enabled: true } },
+    },
+  },
+  {
     name: 'the whole engine in one group',
     values: {
       groups: {
@@ -335,7 +343,10 @@ for (const variant of VARIANTS) {
         assert.ok(typeof spec.replicas === 'number' && spec.replicas >= 1, `${name}: replicas`);
       }
     }
-    assert.deepEqual([...rolesRun].sort(), [...RUN_ROLES].sort(), 'every role of stratus run runs in some group');
+    // The archiver needs a store (archive.store): its group is off by default, and on in the variant
+    // that sets one.
+    const archiving = (variant.values as { config?: Record<string, unknown> } | null)?.config?.STRATUS_ARCHIVE_STORE !== undefined;
+    assert.deepEqual([...rolesRun].sort(), RUN_ROLES.filter((r) => r !== 'archiver' || archiving).sort(), 'every role of stratus run runs in some group');
     if (variant.values === null) assert.equal(workers, 1, 'the list-queue worker runs');
 
     // The HPA(s): autoscaling/v2 on the gateway Deployment, a Pods metric the engine exports as a
