@@ -9,6 +9,7 @@ import type { Config } from '../src/config.js';
 import { benchEnvironment } from './environment.js';
 import { plotsDirOf, renderPlots, renderResultsMd, type BenchRun } from './results-md.js';
 import type { Scenario } from './scenario.js';
+import { archive } from './scenarios/archive.js';
 import { durableAck } from './scenarios/durable-ack.js';
 import { listPath } from './scenarios/list-path.js';
 import { micro } from './scenarios/micro.js';
@@ -20,7 +21,7 @@ import { scaling } from './scenarios/scaling.js';
 import { security } from './scenarios/security.js';
 import { sustainable } from './scenarios/sustainable.js';
 
-export const SCENARIOS: readonly Scenario[] = [durableAck, roundTrip, listPath, producer, sustainable, scaling, replication, runtimesScenario, micro, security];
+export const SCENARIOS: readonly Scenario[] = [durableAck, roundTrip, listPath, producer, sustainable, scaling, replication, runtimesScenario, micro, security, archive];
 
 export interface BenchOptions {
   quick: boolean;
