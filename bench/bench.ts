@@ -1,14 +1,16 @@
 /**
  * `stratus bench`: runs the scenarios against the local stack, writes the raw run to
- * bench/results/<date>-<commit>.json (with the environment), and regenerates RESULTS.md from the
- * newest full run in that folder (the newest quick one if there is no full run yet).
+ * bench/results/<date>-<commit>.json (with the environment, and the --scenario filter if one was
+ * given), and regenerates RESULTS.md from the newest full run in that folder (the newest run of any
+ * kind if there is no full run yet) with newer `--scenario` runs' scenarios over it.
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../src/config.js';
 import { benchEnvironment } from './environment.js';
-import { plotsDirOf, renderPlots, renderResultsMd, type BenchRun } from './results-md.js';
+import { mergeRuns, plotsDirOf, renderPlots, renderResultsMd, type BenchRun } from './results-md.js';
 import type { Scenario } from './scenario.js';
+import { archive } from './scenarios/archive.js';
 import { durableAck } from './scenarios/durable-ack.js';
 import { listPath } from './scenarios/list-path.js';
 import { micro } from './scenarios/micro.js';
@@ -20,7 +22,7 @@ import { scaling } from './scenarios/scaling.js';
 import { security } from './scenarios/security.js';
 import { sustainable } from './scenarios/sustainable.js';
 
-export const SCENARIOS: readonly Scenario[] = [durableAck, roundTrip, listPath, producer, sustainable, scaling, replication, runtimesScenario, micro, security];
+export const SCENARIOS: readonly Scenario[] = [durableAck, roundTrip, listPath, producer, sustainable, scaling, replication, runtimesScenario, micro, security, archive];
 
 export interface BenchOptions {
   quick: boolean;
@@ -34,6 +36,8 @@ export interface BenchOptions {
 export async function runBench(config: Config, opts: BenchOptions): Promise<{ file: string; run: BenchRun }> {
   const chosen = opts.only.length === 0 ? SCENARIOS : SCENARIOS.filter((s) => opts.only.includes(s.id));
   const run: BenchRun = { version: 1, quick: opts.quick, environment: await benchEnvironment(config), scenarios: [], failures: [] };
+  // A partial run: RESULTS.md takes its scenarios over the newest full run's (results-md.ts mergeRuns).
+  if (opts.only.length > 0) run.scenarioFilter = [...opts.only];
   for (const s of chosen) {
     opts.log(`bench: ${s.title}`);
     try {
@@ -52,23 +56,25 @@ export async function runBench(config: Config, opts: BenchOptions): Promise<{ fi
 }
 
 /**
- * RESULTS.md from the results folder: the newest full run, else the newest quick run. Its plots
- * are drawn into <resultsDir>/plots/<run>/, and the plots of any other run are removed (they are
- * derived from the JSON, which stays).
+ * RESULTS.md from the results folder: the newest full run (not quick, no --scenario; else the
+ * newest run of any kind), with each scenario a newer non-quick `--scenario` run measured taken
+ * from the newest such run, its section naming that run (mergeRuns in results-md.ts). The plots of
+ * each run shown are drawn into <resultsDir>/plots/<run>/, and the plots of any other run are
+ * removed (they are derived from the JSON, which stays).
  */
 export function regenerateResultsMd(resultsDir: string, resultsMd: string): void {
   const files = readdirSync(resultsDir).filter((f) => f.endsWith('.json')).sort();
-  const full = files.filter((f) => !f.endsWith('-quick.json'));
-  const pick = (full.length > 0 ? full : files).at(-1);
-  if (pick === undefined) return;
-  const run = JSON.parse(readFileSync(join(resultsDir, pick), 'utf8')) as BenchRun;
+  const merged = mergeRuns(files.map((file) => ({ file, run: JSON.parse(readFileSync(join(resultsDir, file), 'utf8')) as BenchRun })));
+  if (merged === null) return;
+  const { file, run, from } = merged;
   const plotsRoot = join(resultsDir, 'plots');
   rmSync(plotsRoot, { recursive: true, force: true });
-  const plots = renderPlots(run);
-  if (plots.length > 0) {
-    const dir = join(plotsRoot, plotsDirOf(pick));
+  for (const s of run.scenarios) {
+    const plots = renderPlots({ ...run, scenarios: [s] });
+    if (plots.length === 0) continue;
+    const dir = join(plotsRoot, plotsDirOf(from.get(s.id)?.file ?? file));
     mkdirSync(dir, { recursive: true });
     for (const p of plots) writeFileSync(join(dir, p.file), p.svg);
   }
-  writeFileSync(resultsMd, renderResultsMd(run, pick));
+  writeFileSync(resultsMd, renderResultsMd(run, file, from));
 }

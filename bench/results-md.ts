@@ -13,6 +13,50 @@ export interface BenchRun {
   scenarios: ScenarioResult[];
   /** Scenarios that failed to run, with why: reported, never hidden. */
   failures: { id: string; error: string }[];
+  /**
+   * The scenarios asked for with --scenario, when some were (a partial run); absent in a run of
+   * every scenario the bench had then (a full run, when not quick too).
+   */
+  scenarioFilter?: string[];
+}
+
+/** Where a section of a merged RESULTS.md comes from, when not from the run named at the top. */
+export interface SectionSource {
+  file: string;
+  environment: BenchEnvironment;
+}
+
+/** A run as it sits in the results folder: its file name (date-stamped, so names sort by time) and content. */
+export interface RunFile {
+  file: string;
+  run: BenchRun;
+}
+
+const isFull = (r: BenchRun) => !r.quick && r.scenarioFilter === undefined;
+
+/**
+ * What RESULTS.md shows, from the runs of the results folder: the newest full run (not quick, no
+ * --scenario filter; the newest run of any kind if there is no full one), and over it, for each
+ * scenario that a newer non-quick partial run measured, the newest such run's result (replacing the
+ * full run's, or added). `from` names the run of every section taken from a partial run.
+ */
+export function mergeRuns(runs: readonly RunFile[]): { file: string; run: BenchRun; from: Map<string, SectionSource> } | null {
+  const sorted = [...runs].sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
+  const base = sorted.filter((r) => isFull(r.run)).at(-1) ?? sorted.at(-1);
+  if (base === undefined) return null;
+  const from = new Map<string, SectionSource>();
+  const scenarios = [...base.run.scenarios];
+  let failures = [...base.run.failures];
+  for (const p of sorted.filter((r) => r.file > base.file && !r.run.quick && r.run.scenarioFilter !== undefined)) {
+    for (const s of p.run.scenarios) {
+      const i = scenarios.findIndex((x) => x.id === s.id);
+      if (i >= 0) scenarios[i] = s;
+      else scenarios.push(s);
+      failures = failures.filter((f) => f.id !== s.id);
+      from.set(s.id, { file: p.file, environment: p.run.environment });
+    }
+  }
+  return from.size === 0 ? { file: base.file, run: base.run, from } : { file: base.file, run: { ...base.run, scenarios, failures }, from };
 }
 
 /** The bench issue's scenarios, in its order; those not measured yet are listed as such. */
@@ -69,10 +113,11 @@ const ADVICE: Record<string, (s: ScenarioResult) => string | null> = {
 };
 
 const titleOf = (s: ScenarioResult) => SCENARIO_PLAN.find((p) => p.id === s.id)?.title ?? s.title;
-const planOrder = (s: ScenarioResult) => {
-  const i = SCENARIO_PLAN.findIndex((p) => p.id === s.id);
+const planIndex = (id: string) => {
+  const i = SCENARIO_PLAN.findIndex((p) => p.id === id);
   return i < 0 ? SCENARIO_PLAN.length : i;
 };
+const planOrder = (s: ScenarioResult) => planIndex(s.id);
 
 const fmt = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '–' : Math.abs(v) >= 100 ? Math.round(v).toLocaleString('en-US') : String(Math.round(v * 100) / 100));
 const cell = (s: string) => s.replace(/\|/g, '\\|');
@@ -103,8 +148,22 @@ export function renderPlots(run: BenchRun): { file: string; svg: string }[] {
   );
 }
 
-export function renderResultsMd(run: BenchRun, sourceFile: string): string {
+/** The environment table of a run: date, commit, machine, versions. */
+function environmentTable(e: BenchEnvironment): string[] {
+  return [
+    '| date | commit | CPU | cores | RAM | kernel | Node | librdkafka | Kafka | Redis |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+    `| ${e.date} | ${e.commit} | ${cell(e.cpuModel)} | ${e.cores} | ${e.memoryGiB} GiB | ${e.kernel} | ${e.node} | ${e.librdkafka} | ${e.kafka} | ${e.redis} |`,
+  ];
+}
+
+/**
+ * RESULTS.md for `run` (read from `sourceFile`). `from`: the sections whose scenario comes from
+ * another (later, partial) run, each drawn with that run's file, date, commit and environment.
+ */
+export function renderResultsMd(run: BenchRun, sourceFile: string, from: ReadonlyMap<string, SectionSource> = new Map()): string {
   const e = run.environment;
+  const others = [...new Set([...from.values()].map((x) => x.file))].sort();
   const out: string[] = [
     '# RESULTS',
     '',
@@ -112,10 +171,14 @@ export function renderResultsMd(run: BenchRun, sourceFile: string): string {
     '',
     'Every scenario measures Stratus and its baseline in the same run on the same machine; the machines are shared and noisy, so read the ratios, not the absolutes.',
     '',
-    '| date | commit | CPU | cores | RAM | kernel | Node | librdkafka | Kafka | Redis |',
-    '|---|---|---|---|---|---|---|---|---|---|',
-    `| ${e.date} | ${e.commit} | ${cell(e.cpuModel)} | ${e.cores} | ${e.memoryGiB} GiB | ${e.kernel} | ${e.node} | ${e.librdkafka} | ${e.kafka} | ${e.redis} |`,
+    ...environmentTable(e),
     '',
+    ...(others.length === 0
+      ? []
+      : [
+          `Measured again or added since by \`--scenario\` runs (${others.map((f) => `[bench/results/${f}](bench/results/${f})`).join(', ')}): ${[...from.keys()].sort((a, b) => planIndex(a) - planIndex(b)).map((id) => `**${id}**`).join(', ')}. Each of those sections names its own run, date, commit and environment; everything else is from the run above.`,
+          '',
+        ]),
     '## Targets',
     '',
     '| scenario | ratio | measured | target | |',
@@ -134,7 +197,10 @@ export function renderResultsMd(run: BenchRun, sourceFile: string): string {
     out.push(`| ${cell(p.title)} | | | | ${failed.has(p.id) ? 'failed to run' : 'not measured yet'} |`);
   }
   for (const s of scenarios) {
-    out.push('', `## ${titleOf(s)}`, '', s.reading, '');
+    out.push('', `## ${titleOf(s)}`, '');
+    const source = from.get(s.id);
+    if (source !== undefined) out.push(`From a later \`--scenario\` run, [bench/results/${source.file}](bench/results/${source.file}), not the run at the top:`, '', ...environmentTable(source.environment), '');
+    out.push(s.reading, '');
     const advice = ADVICE[s.id]?.(s) ?? null;
     if (advice !== null) out.push(advice, '');
     out.push(`Parameters: ${Object.entries(s.params).map(([k, v]) => `${k} ${typeof v === 'number' ? fmt(v) : v}`).join(', ')}.`, '');
@@ -143,7 +209,7 @@ export function renderResultsMd(run: BenchRun, sourceFile: string): string {
     for (const k of keys) out.push(`| ${cell(k)} | ${s.sides.map((side) => fmt(side.figures[k])).join(' | ')} |`);
     out.push('', '| ratio | value | target |', '|---|---|---|');
     for (const r of s.ratios) out.push(`| ${cell(r.name)} | ${fmt(r.value)} | ${r.target === undefined ? '' : `${r.target.op} ${r.target.value}: ${r.met ? 'met' : 'not met'}`} |`);
-    for (const p of s.plots ?? []) out.push('', `![${p.title.replace(/[[\]]/g, '')}](bench/results/plots/${plotsDirOf(sourceFile)}/${plotFile(s, p)})`);
+    for (const p of s.plots ?? []) out.push('', `![${p.title.replace(/[[\]]/g, '')}](bench/results/plots/${plotsDirOf(source?.file ?? sourceFile)}/${plotFile(s, p)})`);
   }
   if (run.failures.length > 0) {
     out.push('', '## Scenarios that failed to run', '');
