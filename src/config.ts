@@ -103,6 +103,7 @@ export const OPTIONS = {
   'archive.postgresConnectionsMax': { kind: 'int', default: '4', min: 1, max: 100, unit: 'connections', doc: 'Connections one engine process keeps to PostgreSQL (the archiver writes on one; history reads use the others).' },
   'archive.statementTimeoutMs': { kind: 'int', default: '30000', min: 100, max: 3600000, unit: 'ms', doc: 'Longest one store statement (a batch write, a history read, a retention delete) may run before it is cancelled and counted as a failure (PostgreSQL statement_timeout; SQLite busy_timeout).' },
   'archive.batchRowsMax': { kind: 'int', default: '5000', min: 1, max: 1000000, unit: 'rows', doc: 'Rows (events and results) the archiver writes in one store transaction; a larger Kafka batch is written in several, and its offsets committed after the last.' },
+  'archive.lingerMs': { kind: 'int', default: '100', min: 0, max: 10000, unit: 'ms', doc: 'How long the archiver gathers batches from Kafka into one store transaction (up to archive.batchRowsMax rows) before writing it: fewer, larger transactions (one fsync each) for a little archive delay. 0: each Kafka batch is written as it comes.' },
   'archive.payloadBytesMax': { kind: 'int', default: '1048576', min: 0, max: 100000000, unit: 'bytes', doc: 'Largest payload the archiver stores; an event or result with a larger one is dead-lettered (reason and Kafka position kept, payload not) instead of written.' },
   'archive.retentionDays': { kind: 'int', default: '30', min: 0, max: 36500, unit: 'days', doc: 'Events and results received longer ago than this are deleted by the archiver (checked every archive.retentionIntervalMs, in chunks of archive.batchRowsMax). 0: kept for ever.' },
   'archive.retentionIntervalMs': { kind: 'int', default: '3600000', min: 1000, max: 86400000, unit: 'ms', doc: 'How often the archiver deletes what is past archive.retentionDays.' },
@@ -196,6 +197,7 @@ export interface Config {
     readonly postgresConnectionsMax: number;
     readonly statementTimeoutMs: number;
     readonly batchRowsMax: number;
+    readonly lingerMs: number;
     readonly payloadBytesMax: number;
     readonly retentionDays: number;
     readonly retentionIntervalMs: number;

@@ -1,10 +1,11 @@
 /**
  * Archiver: events topic + results topic -> the archive store (sqlite or postgres, store.ts).
  *
- * Reads both topics as consumer group <prefix>archiver, a batch at a time; decodes each record
- * into rows (an event per AcceptedEvent, a result per DeviceResult); writes them to the store in
- * transactions of at most archive.batchRowsMax rows; commits the batch's offsets only after the
- * store has every row of it.
+ * Reads both topics as consumer group <prefix>archiver, gathering Kafka batches for up to
+ * archive.lingerMs or archive.batchRowsMax rows; decodes each record into rows (an event per
+ * AcceptedEvent, a result per DeviceResult); writes them to the store in transactions of at most
+ * archive.batchRowsMax rows; commits the offsets only after the store has every row. The next Kafka
+ * batch is fetched while the store writes (one batch ahead at most).
  *
  * Guarantee: exactly once in the store. At least once from Kafka (a crash before the commit reads
  * the batch again), and the store's key (device_id, seq) makes a row written twice one row. A
@@ -49,6 +50,11 @@ export interface ArchiverStats {
 }
 
 const RETRY_FIRST_MS = 100;
+/**
+ * How long stop() waits for the store write in hand (a slow or hung store): then the batch is left
+ * uncommitted, and whoever owns its partitions next writes it again (the key absorbs it).
+ */
+const STOP_WAIT_MS = 5000;
 const DAY_MS = 86_400_000;
 const log = roleLog('archive');
 
@@ -100,6 +106,19 @@ export function rowsOf(messages: readonly ConsumedMessage[], eventsTopic: string
     }
   }
   return rows;
+}
+
+function rowCount(rows: Rows): number {
+  return rows.events.length + rows.results.length + rows.deadLetters.length;
+}
+
+/** `more` appended to `rows`. */
+function appendRows(rows: Rows, more: Rows): void {
+  for (const e of more.events) rows.events.push(e);
+  for (const r of more.results) rows.results.push(r);
+  for (const d of more.deadLetters) rows.deadLetters.push(d);
+  for (const r of more.deadReasons) rows.deadReasons.push(r);
+  if (more.oldestUs < rows.oldestUs) rows.oldestUs = more.oldestUs;
 }
 
 /** The rows as store transactions of at most rowsMax rows each, in order. */
@@ -157,6 +176,8 @@ export async function startArchiver(config: Config, instanceId: string, store: A
   });
 
   let running = true;
+  /** Set when stop() stopped waiting for the loop: it must not touch the consumer any more. */
+  let abandoned = false;
   /** The oldest row read and not yet written (µs), for stratus_archive_lag_seconds; 0: none. */
   let inHandUs = 0;
   const lagTimer = setInterval(() => metrics.archiveLagSeconds.set(inHandUs === 0 ? 0 : Math.max(0, (Date.now() * 1000 - inHandUs) / 1e6)), 1000);
@@ -226,14 +247,31 @@ export async function startArchiver(config: Config, instanceId: string, store: A
     }
   }
 
+  /** The next Kafka batch, fetched while the store writes the one in hand; null: none asked for. */
+  let ahead: Promise<ConsumedMessage[]> | null = null;
+  const nextBatch = (): Promise<ConsumedMessage[]> => {
+    const p = ahead ?? consumer.consume();
+    ahead = null;
+    return p;
+  };
+
   const loop = (async () => {
     while (running) {
       await retentionStep();
       if (!running) break;
-      const messages = await consumer.consume();
+      let messages = await nextBatch();
       if (messages.length === 0) continue;
       const rows = rowsOf(messages, t.topics.events, config.archive.payloadBytesMax);
+      // Linger: more batches into the same transactions while they come, up to the row limit.
+      const lingerUntil = Date.now() + config.archive.lingerMs;
+      while (running && rowCount(rows) < config.archive.batchRowsMax && Date.now() < lingerUntil) {
+        const more = await consumer.consume();
+        if (more.length === 0) break;
+        messages = messages.concat(more);
+        appendRows(rows, rowsOf(more, t.topics.events, config.archive.payloadBytesMax));
+      }
       inHandUs = Number.isFinite(rows.oldestUs) ? rows.oldestUs : Date.now() * 1000;
+      if (running) ahead = consumer.consume();
       for (let i = 0; i < rows.deadReasons.length; i++) metrics.archiveDeadLetters.inc({ ...label, reason: rows.deadReasons[i]! });
       if (rows.deadLetters.length > 0) log.warn({ rows: rows.deadLetters.length, first: rows.deadLetters[0] }, `${rows.deadLetters.length} rows not archivable: dead-lettered`);
       let written = true;
@@ -244,18 +282,24 @@ export async function startArchiver(config: Config, instanceId: string, store: A
         }
       }
       // Stopped with the batch not (wholly) in the store: not committed, read again by the next owner.
-      if (!written) break;
+      if (!written || abandoned) break;
       consumer.commitBatch(messages);
       stats.batches++;
       inHandUs = 0;
     }
+    // A batch fetched ahead and not written is not committed: the next owner reads it again.
+    if (ahead !== null) await ahead;
   })();
 
   return {
     stats,
     async stop() {
       running = false;
-      await loop;
+      const stopped = await Promise.race([loop.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), STOP_WAIT_MS).unref())]);
+      if (!stopped) {
+        abandoned = true;
+        log.warn({ store: store.kind, where: store.where, waitedMs: STOP_WAIT_MS }, 'stopping: the store write in hand did not finish; its batch stays uncommitted (written again by the next owner)');
+      }
       clearInterval(lagTimer);
       await consumer.disconnect();
       unregister();

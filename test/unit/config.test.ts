@@ -48,8 +48,11 @@ function sample(key: OptionKey): { raw: string; parsed: unknown } {
       return { raw: s.default === 'true' ? 'false' : 'true', parsed: s.default !== 'true' };
     case 'string':
       if (s.path) return { raw: '/srv/stratus-test', parsed: '/srv/stratus-test' };
-      // A string with a pattern (http.corsOrigin, the only one): a value it takes.
-      if (s.pattern) return { raw: 'https://test.example', parsed: 'https://test.example' };
+      // A string with a pattern (http.corsOrigin, redis.keyPrefix, archive.postgresSchema): a value it takes.
+      if (s.pattern) {
+        const v = ['https://test.example', 'test_schema'].find((c) => s.pattern!.test(c) && c !== s.default)!;
+        return { raw: v, parsed: v };
+      }
       // Secrets long enough for auth.tokenSecret's 32-byte minimum.
       return s.secret ? { raw: `test-${key}`.padEnd(40, '-'), parsed: `test-${key}`.padEnd(40, '-') } : { raw: `test-${key}`, parsed: `test-${key}` };
   }

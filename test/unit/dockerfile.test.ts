@@ -281,7 +281,8 @@ function importGraph(entries: string[], stopAt: ReadonlySet<string> = new Set())
         const target = resolve(dirname(file), spec);
         assert.ok(existsSync(target), `${relative(PROJECT_ROOT, file)} imports ${spec}, which tsc -b did not emit`);
         todo.push(target);
-      } else if (!spec.startsWith('node:') && !builtinModules.includes(spec)) {
+      } else if (!spec.startsWith('node:') && !spec.startsWith('bun:') && !builtinModules.includes(spec)) {
+        // bun: modules are Bun's own, loaded only on Bun (archive/sqlite-db.ts: bun:sqlite), like node: ones.
         const name = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!;
         if (!packages.has(name)) packages.set(name, relative(PROJECT_ROOT, file));
       }

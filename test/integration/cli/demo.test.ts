@@ -76,7 +76,7 @@ test('stratus demo: one sentence per stage, every event checked, a report writte
   const reportLine = lines.find((l) => l.startsWith('Report: '));
   const prefix = `Report: ${join(report, 'report.html')}, one self-contained page (the tables and latency plots of the measured run; it needs no network): open it in a browser, e.g. \`xdg-open ${join(report, 'report.html')}\`. Beside it: `;
   assert.ok(reportLine?.startsWith(prefix) && reportLine.endsWith('.'), stdout);
-  assert.deepEqual(reportLine.slice(prefix.length, -1).split(', ').sort(), ['ack.hgrm', 'connect.hgrm', 'intervals.hlog', 'result.hgrm', 'sendLag.hgrm', 'summary.json'], stdout);
+  assert.deepEqual(reportLine!.slice(prefix.length, -1).split(', ').sort(), ['ack.hgrm', 'connect.hgrm', 'intervals.hlog', 'result.hgrm', 'sendLag.hgrm', 'summary.json'], stdout);
   for (const f of ['report.html', 'summary.json', 'ack.hgrm', 'result.hgrm', 'intervals.hlog']) assert.ok(existsSync(join(report, f)), f);
   const summary = JSON.parse(readFileSync(join(report, 'summary.json'), 'utf8')) as { options: { devices: number; durationS: number; warmupS: number }; counts: { missing: number; duplicates: number; wrong: number } };
   assert.deepEqual([summary.options.devices, summary.options.durationS, summary.options.warmupS], [40, 3, 3]);

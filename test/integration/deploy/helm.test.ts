@@ -169,6 +169,7 @@ const VARIANTS: { name: string; values: Record<string, unknown> | null }[] = [
       config: { STRATUS_ARCHIVE_STORE: 'postgres', STRATUS_ARCHIVE_RETENTION_DAYS: 90 },
       secretConfig: { STRATUS_ARCHIVE_POSTGRES_URL: 'postgres://stratus:not-a-real-password@postgres:5432/stratus' },
       groups: { archiver: { enabled: true } },
+      serviceMonitor: { enabled: true },
     },
   },
   {

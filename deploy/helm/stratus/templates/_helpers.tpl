@@ -72,11 +72,11 @@ Args: (list groupName group)
 {{- $command := default "run" $g.command }}
 {{- if eq $command "run" }}
 {{- if not $g.roles }}
-{{- fail (printf "groups.%s.roles: name at least one of gateway, processor, forwarder, exporter" $name) }}
+{{- fail (printf "groups.%s.roles: name at least one of gateway, processor, forwarder, exporter, archiver" $name) }}
 {{- end }}
 {{- range $g.roles }}
-{{- if not (has . (list "gateway" "processor" "forwarder" "exporter")) }}
-{{- fail (printf "groups.%s.roles: unknown role %q (stratus run --roles takes gateway, processor, forwarder, exporter)" $name .) }}
+{{- if not (has . (list "gateway" "processor" "forwarder" "exporter" "archiver")) }}
+{{- fail (printf "groups.%s.roles: unknown role %q (stratus run --roles takes gateway, processor, forwarder, exporter, archiver)" $name .) }}
 {{- end }}
 {{- end }}
 {{- else if eq $command "worker" }}
@@ -124,6 +124,8 @@ plus the preStop sleep and a margin, so the kubelet's SIGKILL never cuts a drain
   processor  20 s (its producer's flush and disconnect)
   forwarder  5 s (the Redis call in hand: src/forwarder/forwarder.ts STOP_WAIT_MS)
   exporter   1 s (its blocking read: src/streams/exporter.ts READ_BLOCK_MS)
+  archiver   10 s (the store write in hand, 5 s: src/archive/archiver.ts STOP_WAIT_MS; its consumer
+             leaving the group, 5 s)
   worker     nothing bounded by the code (items in progress finish): the margin
 With the defaults (drain 10 s, preStop 5 s, margin 10 s) a gateway gets 5 + 20 + 1 + 20 + 10 = 56 s.
 Args: (list $ group)
@@ -137,6 +139,7 @@ Args: (list $ group)
 {{- if has "processor" $roles }}{{ $s = add $s 20 }}{{ end }}
 {{- if has "forwarder" $roles }}{{ $s = add $s 5 }}{{ end }}
 {{- if has "exporter" $roles }}{{ $s = add $s 1 }}{{ end }}
+{{- if has "archiver" $roles }}{{ $s = add $s 10 }}{{ end }}
 {{- $s }}
 {{- end }}
 
