@@ -17,7 +17,8 @@
  * URL) and the URL's database owned by it, so the archive can create its schema there.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { appendFileSync, chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, realpathSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config.js';
@@ -89,7 +90,7 @@ export function postgresAddress(config: Config): string {
 
 /** Our postmaster's command line names its own data directory (the postmaster keeps its title). */
 function marker(paths: StackPaths): string {
-  return `-D ${paths.postgresData} `;
+  return `-D ${clusterDirs(paths).data} `;
 }
 
 export function postgresState(paths: StackPaths): PidState {
@@ -129,11 +130,11 @@ function runAs(): RunAs | null {
 }
 
 /**
- * Every directory from / down to `dir` must be traversable by `who` (x for it as owner, group or
- * other), or postgres, running as that user, cannot open its data directory. Supplementary groups
- * are not considered: a directory reachable only through one fails here, to be on the safe side.
+ * The first directory from / down to `dir` that `who` cannot traverse (x for it as owner, group
+ * or other), or null when postgres, running as that user, can reach `dir`. Supplementary groups
+ * are not considered: a directory reachable only through one counts as unreachable, to be safe.
  */
-function checkReachable(dir: string, who: RunAs): void {
+function blockedAt(dir: string, who: RunAs): { dir: string; mode: number; uid: number } | null {
   const chain: string[] = [];
   for (let d = dir; ; d = dirname(d)) {
     chain.unshift(d);
@@ -142,13 +143,68 @@ function checkReachable(dir: string, who: RunAs): void {
   for (const d of chain) {
     const st = statSync(d);
     const bit = st.uid === who.uid ? 0o100 : st.gid === who.gid ? 0o010 : 0o001;
-    if ((st.mode & bit) === 0) {
-      throw new StratusError(
-        ErrorCode.STACK_START_FAILED,
-        `PostgreSQL runs as the ${who.name} user (it refuses root) and cannot reach ${dir}: ${d} (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}, owner uid ${st.uid}) is not traversable for it; set dataDir elsewhere (--data-dir, STRATUS_DATA_DIR) or \`chmod o+x ${d}\``,
-      );
-    }
+    if ((st.mode & bit) === 0) return { dir: d, mode: st.mode & 0o777, uid: st.uid };
   }
+  return null;
+}
+
+function checkReachable(dir: string, who: RunAs): void {
+  const b = blockedAt(dir, who);
+  if (b !== null) {
+    throw new StratusError(
+      ErrorCode.STACK_START_FAILED,
+      `PostgreSQL runs as the ${who.name} user (it refuses root) and cannot reach ${dir}: ${b.dir} (mode ${b.mode.toString(8).padStart(4, '0')}, owner uid ${b.uid}) is not traversable for it; set dataDir elsewhere (--data-dir, STRATUS_DATA_DIR) or \`chmod o+x ${b.dir}\``,
+    );
+  }
+}
+
+/**
+ * Where the cluster lives when the postgres user cannot reach the data dir (a checkout under a
+ * 0700 home, as root): a directory of its own under /var/lib/stratus, named after the data dir,
+ * linked from <dataDir>/postgres so that `stack up --fresh` and the paths above still find it.
+ */
+const FALLBACK_ROOT = '/var/lib/stratus';
+
+function fallbackDir(paths: StackPaths): string {
+  return join(FALLBACK_ROOT, `postgres-${createHash('sha256').update(paths.dataDir).digest('hex').slice(0, 16)}`);
+}
+
+/**
+ * The cluster's data and socket directories as postgres is given them: through <dataDir>/postgres,
+ * resolved when that is a link to the fallback (postgres must be handed a path it can traverse).
+ */
+export function clusterDirs(paths: StackPaths): { dir: string; data: string; socket: string } {
+  let dir = paths.postgresDir;
+  try {
+    if (lstatSync(dir).isSymbolicLink()) dir = realpathSync(dir);
+  } catch {
+    // Not there yet: the paths as configured.
+  }
+  return { dir, data: join(dir, 'data'), socket: join(dir, 'socket') };
+}
+
+/** `stack up --fresh`: the cluster's files, at the fallback too when <dataDir>/postgres links there. */
+export function postgresDataToWipe(paths: StackPaths): string[] {
+  const dirs = clusterDirs(paths);
+  return dirs.dir === paths.postgresDir ? [paths.postgresDir] : [dirs.dir, paths.postgresDir];
+}
+
+/**
+ * As root, when the postgres user cannot reach <dataDir>/postgres and it holds no cluster yet:
+ * the cluster goes to fallbackDir() instead, linked from there. Said once, by `say`.
+ */
+function placeCluster(paths: StackPaths, who: RunAs, say: (l: string) => void): void {
+  if (lstatSync(paths.postgresDir, { throwIfNoEntry: false })?.isSymbolicLink() === true) return;
+  const blocked = blockedAt(dirname(paths.postgresDir), who);
+  if (blocked === null) return;
+  if (existsSync(paths.postgresDir) && readdirSync(paths.postgresDir).length > 0) return;
+  const target = fallbackDir(paths);
+  mkdirSync(FALLBACK_ROOT, { recursive: true, mode: 0o755 });
+  chmodSync(FALLBACK_ROOT, 0o755);
+  mkdirSync(target, { recursive: true });
+  rmSync(paths.postgresDir, { recursive: true, force: true });
+  symlinkSync(target, paths.postgresDir);
+  say(`postgres: the ${who.name} user cannot traverse ${blocked.dir} (mode ${blocked.mode.toString(8).padStart(4, '0')}): its cluster goes to ${target}, linked from ${paths.postgresDir}`);
 }
 
 /** A directory of the cluster's owner: created if missing, then handed to `who` when we are root. */
@@ -224,9 +280,9 @@ async function provision(paths: StackPaths, t: PostgresTarget): Promise<void> {
   }
 }
 
-async function initdb(bin: string, paths: StackPaths, t: PostgresTarget, who: RunAs | null): Promise<void> {
+async function initdb(bin: string, paths: StackPaths, data: string, t: PostgresTarget, who: RunAs | null): Promise<void> {
   const args = [
-    '-D', paths.postgresData,
+    '-D', data,
     '-U', SUPERUSER,
     '--encoding=UTF8',
     // C collation: the same sort order on every machine, and no dependency on installed locales.
@@ -239,7 +295,7 @@ async function initdb(bin: string, paths: StackPaths, t: PostgresTarget, who: Ru
   appendFileSync(paths.postgresLog, r.stdout + r.stderr);
   if (r.code !== 0) {
     // A half-initialised cluster would make every later start fail: the next `up` runs initdb again.
-    rmSync(paths.postgresData, { recursive: true, force: true });
+    rmSync(data, { recursive: true, force: true });
     throw new StratusError(ErrorCode.STACK_START_FAILED, `initdb failed (exit ${r.code}); its output (also in ${paths.postgresLog}) ends with:\n${(r.stdout + r.stderr).trimEnd().split('\n').slice(-5).join('\n')}`);
   }
 }
@@ -260,20 +316,22 @@ export async function startPostgres(config: Config, paths: StackPaths, say: (l: 
   }
   mkdirSync(paths.logDir, { recursive: true });
   mkdirSync(paths.runDir, { recursive: true });
-  mkdirSync(paths.postgresDir, { recursive: true });
-  if (who !== null) checkReachable(paths.postgresDir, who);
-  ownedDir(paths.postgresDir, who);
+  if (who !== null) placeCluster(paths, who, say);
+  const dirs = clusterDirs(paths);
+  mkdirSync(dirs.dir, { recursive: true });
+  if (who !== null) checkReachable(dirs.dir, who);
+  ownedDir(dirs.dir, who);
   // Only the cluster's owner may use the trusted socket.
-  ownedDir(paths.postgresSocketDir, who, 0o700);
-  if (!existsSync(join(paths.postgresData, 'PG_VERSION'))) {
-    if (existsSync(paths.postgresData) && readdirSync(paths.postgresData).length > 0) {
-      throw new StratusError(ErrorCode.STACK_DATA_CORRUPT, `${paths.postgresData} holds files but no PG_VERSION (not a PostgreSQL cluster); run \`stratus stack up --postgres --fresh\` to wipe it`);
+  ownedDir(dirs.socket, who, 0o700);
+  if (!existsSync(join(dirs.data, 'PG_VERSION'))) {
+    if (existsSync(dirs.data) && readdirSync(dirs.data).length > 0) {
+      throw new StratusError(ErrorCode.STACK_DATA_CORRUPT, `${dirs.data} holds files but no PG_VERSION (not a PostgreSQL cluster); run \`stratus stack up --postgres --fresh\` to wipe it`);
     }
-    say(`postgres: initialising a cluster in ${paths.postgresData}${who === null ? '' : ` (as the ${who.name} user)`}`);
-    await initdb(bin, paths, t, who);
+    say(`postgres: initialising a cluster in ${dirs.data}${who === null ? '' : ` (as the ${who.name} user)`}`);
+    await initdb(bin, paths, dirs.data, t, who);
   }
 
-  const args = ['-D', paths.postgresData, '-p', String(t.port), '-k', paths.postgresSocketDir, '-c', `listen_addresses=${t.host}`];
+  const args = ['-D', dirs.data, '-p', String(t.port), '-k', dirs.socket, '-c', `listen_addresses=${t.host}`];
   const log = openSync(paths.postgresLog, 'a');
   const child = spawn(join(bin, 'postgres'), args, { detached: true, stdio: ['ignore', log, log], ...(who === null ? {} : { uid: who.uid, gid: who.gid }) });
   closeSync(log);

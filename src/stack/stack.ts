@@ -30,7 +30,7 @@ import { topology } from '../topology.js';
 import { clusterPaths, KAFKA_NODES, REDIS_CLUSTER_PORTS, type ClusterPaths } from './cluster-layout.js';
 import { CLUSTER_REPLICATION_FACTOR, kafkaClusterConfig, kafkaNodeAddress, kafkaNodeConfig, kafkaNodeState, startKafkaNodes, stopKafkaNode, waitKafkaNode } from './kafka-cluster.js';
 import { kafkaAddress, kafkaState, startKafka, stopKafka } from './kafka-server.js';
-import { ensurePostgres, pingPostgres, postgresAddress, postgresDown, postgresState, postgresTarget, stopPostgres } from './postgres-server.js';
+import { ensurePostgres, pingPostgres, postgresAddress, postgresDown, postgresState, postgresTarget, stopPostgres, postgresDataToWipe } from './postgres-server.js';
 import { stackPaths, type StackPaths } from './paths.js';
 import type { PidState } from './processes.js';
 import { removeFile, withLock } from './processes.js';
@@ -147,7 +147,7 @@ async function wipe(config: Config, paths: StackPaths, cluster: ClusterPaths, wa
   };
   if (want.postgres) {
     await postgresDown(paths);
-    remove(`${paths.postgresDir} and its log`, [paths.postgresDir, paths.postgresLog]);
+    remove(`${paths.postgresDir} and its log`, [...postgresDataToWipe(paths), paths.postgresLog]);
   }
   if (!want.kafkaCluster && !want.redisCluster) {
     // The single-node stack, as before the clusters: logs/ holds its services' logs, except that a
