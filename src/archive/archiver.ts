@@ -183,6 +183,23 @@ export async function startArchiver(config: Config, instanceId: string, store: A
   const lagTimer = setInterval(() => metrics.archiveLagSeconds.set(inHandUs === 0 ? 0 : Math.max(0, (Date.now() * 1000 - inHandUs) / 1e6)), 1000);
   lagTimer.unref();
 
+  /** The store answered: "back" once after a failure. */
+  function answered(): void {
+    if (downSince === 0) return;
+    log.info({ store: store.kind, where: store.where, downMs: Date.now() - downSince }, 'archive store back');
+    downSince = 0;
+  }
+
+  /** The store failed: "lost" once, then waits `waitMs` before the caller tries again. */
+  async function failed(err: unknown, waitMs: number, doing: string): Promise<void> {
+    downWhy = isStratusError(err) ? err.message : errorText(err);
+    if (downSince === 0) {
+      downSince = Date.now();
+      log.warn({ store: store.kind, where: store.where, err: downWhy }, `archive store lost: ${doing}`);
+    }
+    await new Promise((r) => setTimeout(r, waitMs));
+  }
+
   /** Writes one transaction, again and again while the store fails; false if stopped first. */
   async function writeUntilDone(batch: WriteBatch): Promise<boolean> {
     let waitMs = RETRY_FIRST_MS;
@@ -204,20 +221,12 @@ export async function startArchiver(config: Config, instanceId: string, store: A
         stats.results += out.results;
         stats.duplicates += out.duplicates;
         stats.deadLetters += out.deadLetters.length;
-        if (downSince !== 0) {
-          log.info({ store: store.kind, where: store.where, downMs: Date.now() - downSince }, 'archive store back');
-          downSince = 0;
-        }
+        answered();
         return true;
       } catch (err) {
         stats.writeFailures++;
         metrics.archiveWriteFailures.inc(label);
-        downWhy = isStratusError(err) ? err.message : errorText(err);
-        if (downSince === 0) {
-          downSince = Date.now();
-          log.warn({ store: store.kind, where: store.where, err: downWhy }, 'archive store lost: retrying, committing nothing meanwhile');
-        }
-        await new Promise((r) => setTimeout(r, waitMs));
+        await failed(err, waitMs, 'retrying, committing nothing meanwhile');
         waitMs = Math.min(waitMs * 2, config.archive.retryMaxMs);
       }
     }
@@ -255,7 +264,27 @@ export async function startArchiver(config: Config, instanceId: string, store: A
     return p;
   };
 
+  /**
+   * Waits until the store answers (it may not have when the process started), retrying like a
+   * write: nothing is read from Kafka before there is somewhere to write it.
+   */
+  async function storeAnswers(): Promise<boolean> {
+    let waitMs = RETRY_FIRST_MS;
+    while (running) {
+      try {
+        await store.schemaVersion();
+        answered();
+        return true;
+      } catch (err) {
+        await failed(err, waitMs, 'waiting for it before reading Kafka');
+        waitMs = Math.min(waitMs * 2, config.archive.retryMaxMs);
+      }
+    }
+    return false;
+  }
+
   const loop = (async () => {
+    if (!(await storeAnswers())) return;
     while (running) {
       await retentionStep();
       if (!running) break;

@@ -26,6 +26,7 @@ import type { Config } from '../config.js';
 import { ErrorCode, StratusError } from '../errors.js';
 import { errorText, RateLimitedLog, roleLog, type Logger } from '../log.js';
 import { migrationsAfter, shortReason, VERSION_TABLE } from './schema.js';
+import { targetOf, type Target } from './store-where.js';
 import type {
   ArchivedEvent,
   ArchivedResult,
@@ -83,28 +84,6 @@ function storable(text: string): string {
 /** A double-quoted SQL identifier (config already limits the schema to [a-z0-9_]; quoted all the same). */
 function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
-}
-
-interface Target {
-  /** host:port/database, for messages (never the user's password). */
-  where: string;
-  /** The URL's password, to scrub from any message that might quote it. */
-  password: string;
-}
-
-/** host:port/database of a postgres:// URL, and its password; a URL that does not parse is left to pg. */
-function targetOf(url: string): Target {
-  try {
-    const u = new URL(url);
-    const host = u.searchParams.get('host') ?? (u.hostname === '' ? 'localhost' : u.hostname);
-    const port = u.searchParams.get('port') ?? (u.port === '' ? '5432' : u.port);
-    const database = decodeURIComponent(u.pathname.replace(/^\//, '')) || decodeURIComponent(u.username) || 'postgres';
-    return { where: `${host}:${port}/${database}`, password: decodeURIComponent(u.password) };
-  } catch {
-    // Not a WHATWG URL (pg also takes `socket:` and key=value forms): named by the option instead;
-    // pg itself reports whatever is wrong with it at connect.
-    return { where: '(archive.postgresUrl)', password: '' };
-  }
 }
 
 /** The advisory lock of one schema's migrations: a stable 64-bit hash of its name (not hashtext, which may change between major versions). */

@@ -7,16 +7,13 @@
  * (http.connectionsMax), so the worker's queue is bounded by those. A worker that dies (it should
  * not) fails the calls it held with ARCHIVE_UNAVAILABLE; the next call starts a new one.
  */
-import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Config } from '../config.js';
 import { ErrorCode, StratusError, type ErrorCode as Code } from '../errors.js';
+import { sqlitePath } from './store-where.js';
 import type { SqliteCall, SqliteFailure, SqliteOp, SqliteReply, SqliteWorkerData } from './sqlite-worker.js';
 import type { ArchiveStore, DeadLetter, HistoryEntry, HistoryQuery, StoreCounts, WriteBatch, WriteOutcome } from './store.js';
 
-export function sqlitePath(config: Config): string {
-  return config.archive.sqlitePath !== '' ? config.archive.sqlitePath : join(config.dataDir, 'archive.sqlite');
-}
 
 function errorOf(f: SqliteFailure): Error {
   if (f.code.startsWith('STRATUS_')) return new StratusError(f.code as Code, f.message, { retryable: f.retryable });

@@ -22,7 +22,7 @@ import { defaultInstanceId, Gateway } from '../gateway/gateway.js';
 import { assertThreadsSupported, startGatewayThreads } from '../gateway/threads/gateway-threads.js';
 import { startProcessor } from '../processor/processor.js';
 import { startArchiver } from '../archive/archiver.js';
-import { openStore } from '../archive/open-store.js';
+import { ReopeningStore } from '../archive/reopening-store.js';
 import { historyRoute } from '../http/history-route.js';
 import { checkListen, hostPort, type ListenTarget } from '../net/port-owner.js';
 import { beginDrain, drainSummary, errorText, roleLog, setLogLevel } from '../log.js';
@@ -174,9 +174,16 @@ export const runCommand: Command = {
       if (has('processor')) stops.processor = (await startProcessor(config, instanceId)).stop;
       if (!isShard && config.archive.store !== 'off' && (has('archiver') || http !== null)) {
         // One store per process: the archiver writes to it, GET /v1/devices/{id}/history reads it.
-        // Opening creates or migrates the schema, and refuses one it does not know (one line).
-        const store = await openStore(config);
+        // Opening creates or migrates the schema, and refuses one it does not know (one line). The
+        // store merely unreachable does not stop the start: the archive is beside the real-time
+        // path. The archiver waits for it (/readyz and the lag say so), history answers 503, and
+        // each opens it as soon as it answers.
+        const store = new ReopeningStore(config);
         stops.archiveStore = () => store.close();
+        await store.open().catch((err: unknown) => {
+          if (!isStratusError(err) || err.code !== ErrorCode.ARCHIVE_UNAVAILABLE || !err.retryable) throw err;
+          log.warn({ store: store.kind, where: store.where, err: err.message }, 'the archive store does not answer: starting without it; the archiver and history wait for it');
+        });
         // Before SSE's route: both live under /v1/devices/.
         httpRoutes.unshift(historyRoute(config, store));
         // Where it shares the process with the gateway, a store outage is reported (/readyz says

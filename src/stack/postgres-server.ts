@@ -8,7 +8,9 @@
  * postgres and initdb refuse to run as root. As root they run as Debian's `postgres` system user
  * (spawned with its uid/gid directly, not through runuser: runuser stays the parent, so the pid we
  * would record and signal would be runuser's, not the postmaster's), which then owns
- * <dataDir>/postgres and must be able to traverse every directory above it.
+ * <dataDir>/postgres and must be able to traverse every directory above it; when it cannot (a
+ * checkout under a 0700 home), the cluster goes to /var/lib/stratus/postgres-<hash of dataDir>
+ * instead, linked from <dataDir>/postgres (placeCluster).
  *
  * First start: initdb (UTF8, C collation), local (unix socket) connections trusted: the socket
  * lives in a 0700 directory of the cluster's owner, so only that user (and root) can use it. TCP
