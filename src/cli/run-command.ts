@@ -23,7 +23,7 @@ import { assertThreadsSupported, startGatewayThreads } from '../gateway/threads/
 import { startProcessor } from '../processor/processor.js';
 import { startArchiver } from '../archive/archiver.js';
 import { ReopeningStore } from '../archive/reopening-store.js';
-import { historyRoute } from '../http/history-route.js';
+import { historyOffRoute, historyRoute } from '../http/history-route.js';
 import { checkListen, hostPort, type ListenTarget } from '../net/port-owner.js';
 import { beginDrain, drainSummary, errorText, roleLog, setLogLevel } from '../log.js';
 import { pingRedis, redisAddress } from '../redis/client.js';
@@ -190,6 +190,7 @@ export const runCommand: Command = {
         // "degraded") without taking the gateway out of service: it costs lag, not events.
         if (has('archiver')) stops.archiver = (await startArchiver(config, instanceId, store, { degradedOnly: roles.includes('gateway') })).stop;
       }
+      if (http !== null && config.archive.store === 'off') httpRoutes.unshift(historyOffRoute());
       started();
     } catch (err) {
       // Nothing half-started stays behind: what started is stopped (workers killed) before the

@@ -34,6 +34,19 @@ export function historyRoute(config: Config, store: ArchiveStore): HttpRoute {
   };
 }
 
+/**
+ * The same path where archive.store is off: 404 saying why, rather than SSE's "not found" for a
+ * path under its prefix.
+ */
+export function historyOffRoute(): HttpRoute {
+  return {
+    prefix: PREFIX,
+    suffix: SUFFIX,
+    describe: `GET ${PREFIX}{id}${SUFFIX} (archive: off)`,
+    handle: (_req, res) => answer(res, 404, 'no archive here: archive.store is off; set it to sqlite or postgres (--archive-store, STRATUS_ARCHIVE_STORE) to keep and serve device history'),
+  };
+}
+
 function answer(res: ServerResponse, code: number, message: string, headers: Record<string, string> = {}): void {
   res.writeHead(code, { 'content-type': 'text/plain; charset=utf-8', ...headers }).end(`${message}\n`);
 }

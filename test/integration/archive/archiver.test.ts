@@ -19,7 +19,7 @@ import type { ArchiveStore } from '../../../src/archive/store.js';
 import { issueToken } from '../../../src/auth/token.js';
 import { loadConfig } from '../../../src/config.js';
 import { codecs, type BatchAck, type Event } from '../../../src/gateway/protocol.js';
-import { historyRoute } from '../../../src/http/history-route.js';
+import { historyOffRoute, historyRoute } from '../../../src/http/history-route.js';
 import { HttpSurface } from '../../../src/http/server.js';
 import { kafkaClients } from '../../../src/kafka/factory.js';
 import type { RunningStage } from '../../../src/processor/processor.js';
@@ -170,4 +170,12 @@ test('GET /v1/devices/{id}/history: the JSON of the archived events, with auth a
     assert.equal(bad.status, 400, q);
     assert.match(await bad.text(), what);
   }
+});
+
+test('with archive.store off, the history path answers 404 saying so (not SSE\'s not-found)', async (t) => {
+  const off = await HttpSurface.start(config, { check: async () => null }, { port: 0, routes: [historyOffRoute()] });
+  t.after(() => off.close());
+  const res = await fetch(`http://${off.address}/v1/devices/dev-1/history`);
+  assert.equal(res.status, 404);
+  assert.match(await res.text(), /^no archive here: archive\.store is off; set it to sqlite or postgres/);
 });
