@@ -25,7 +25,7 @@ import pg from 'pg';
 import type { Config } from '../config.js';
 import { ErrorCode, StratusError } from '../errors.js';
 import { errorText, RateLimitedLog, roleLog, type Logger } from '../log.js';
-import { migrationsAfter, shortReason, VERSION_TABLE } from './schema.js';
+import { deadLetterOf, migrationsAfter, shortReason, VERSION_TABLE, type DeadLetterRow } from './schema.js';
 import { targetOf, type Target } from './store-where.js';
 import type {
   ArchivedEvent,
@@ -98,34 +98,17 @@ interface Held {
   release(destroy: boolean): void;
 }
 
-/** Row arrays of one table, one per column, as the unnest statements take them. */
-function eventColumns(rows: readonly ArchivedEvent[]): unknown[] {
-  const cols: unknown[][] = [[], [], [], [], [], [], []];
-  for (const r of rows) {
-    cols[0]!.push(r.deviceId);
-    cols[1]!.push(r.seq);
-    cols[2]!.push(r.type);
-    cols[3]!.push(r.value);
-    cols[4]!.push(r.payload);
-    cols[5]!.push(r.sentAtUs);
-    cols[6]!.push(r.receivedAtUs);
-  }
+/** Row arrays of one table, one per column (in the unnest statement's order), as it takes them. */
+function columnsOf<R>(rows: readonly R[], columns: readonly ((r: R) => unknown)[]): unknown[][] {
+  const cols: unknown[][] = columns.map(() => []);
+  for (const r of rows) for (let i = 0; i < columns.length; i++) cols[i]!.push(columns[i]!(r));
   return cols;
 }
 
-function resultColumns(rows: readonly ArchivedResult[]): unknown[] {
-  const cols: unknown[][] = [[], [], [], [], [], [], []];
-  for (const r of rows) {
-    cols[0]!.push(r.deviceId);
-    cols[1]!.push(r.seq);
-    cols[2]!.push(r.type);
-    cols[3]!.push(r.value);
-    cols[4]!.push(r.payload);
-    cols[5]!.push(r.receivedAtUs);
-    cols[6]!.push(r.processedAtUs);
-  }
-  return cols;
-}
+const EVENT_COLUMNS: readonly ((r: ArchivedEvent) => unknown)[] = [(r) => r.deviceId, (r) => r.seq, (r) => r.type, (r) => r.value, (r) => r.payload, (r) => r.sentAtUs, (r) => r.receivedAtUs];
+const RESULT_COLUMNS: readonly ((r: ArchivedResult) => unknown)[] = [(r) => r.deviceId, (r) => r.seq, (r) => r.type, (r) => r.value, (r) => r.payload, (r) => r.receivedAtUs, (r) => r.processedAtUs];
+const eventColumns = (rows: readonly ArchivedEvent[]): unknown[] => columnsOf(rows, EVENT_COLUMNS);
+const resultColumns = (rows: readonly ArchivedResult[]): unknown[] => columnsOf(rows, RESULT_COLUMNS);
 
 /** Dead letters as stored: text made storable (a dead letter is the last record of a row, so it must not itself be refused). */
 function deadLetterColumns(rows: readonly DeadLetter[], atUs: number): unknown[] {
@@ -157,16 +140,6 @@ interface HistoryRow {
   r_value: number | null;
   r_payload: Buffer | null;
   r_processed_at_us: number | null;
-}
-
-interface DeadLetterRow {
-  topic: string;
-  kafka_partition: number;
-  kafka_offset: number;
-  item: number;
-  device_id: string | null;
-  seq: number | null;
-  reason: string;
 }
 
 export class PostgresStore implements ArchiveStore {
@@ -315,7 +288,7 @@ export class PostgresStore implements ArchiveStore {
 
   async deadLetters(limit: number): Promise<DeadLetter[]> {
     const res = await this.run<DeadLetterRow>('could not read dead letters', this.sql.deadLetters, [limit]);
-    return res.rows.map((r) => ({ topic: r.topic, partition: r.kafka_partition, offset: r.kafka_offset, item: r.item, deviceId: r.device_id, seq: r.seq, reason: r.reason }));
+    return res.rows.map(deadLetterOf);
   }
 
   async schemaVersion(): Promise<number> {

@@ -13,6 +13,7 @@
  * results (received_at_us) for retention. Times are µs since the epoch, as on the wire.
  */
 import { ErrorCode, StratusError } from '../errors.js';
+import type { DeadLetter } from './store.js';
 
 export interface Migration {
   version: number;
@@ -83,4 +84,19 @@ export const REASON_CHARS_MAX = 500;
 
 export function shortReason(reason: string): string {
   return reason.length <= REASON_CHARS_MAX ? reason : `${reason.slice(0, REASON_CHARS_MAX - 1)}…`;
+}
+
+/** A dead_letters row as both drivers read it (integers as numbers; BIGINT parsed by the caller's driver). */
+export interface DeadLetterRow {
+  topic: string;
+  kafka_partition: number;
+  kafka_offset: number;
+  item: number;
+  device_id: string | null;
+  seq: number | null;
+  reason: string;
+}
+
+export function deadLetterOf(r: DeadLetterRow): DeadLetter {
+  return { topic: r.topic, partition: Number(r.kafka_partition), offset: Number(r.kafka_offset), item: Number(r.item), deviceId: r.device_id, seq: r.seq === null ? null : Number(r.seq), reason: r.reason };
 }

@@ -13,7 +13,7 @@ import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { ErrorCode, StratusError } from '../errors.js';
-import { migrationsAfter, shortReason, VERSION_TABLE } from './schema.js';
+import { deadLetterOf, migrationsAfter, shortReason, VERSION_TABLE, type DeadLetterRow } from './schema.js';
 import type { ArchivedEvent, ArchivedResult, DeadLetter, HistoryEntry, HistoryQuery, StoreCounts, WriteBatch, WriteOutcome } from './store.js';
 
 /** The calls better-sqlite3 and bun:sqlite share. */
@@ -193,15 +193,7 @@ export class SqliteDb {
 
   deadLetters(limit: number): DeadLetter[] {
     return this.guard('reading dead letters', () =>
-      (this.db.prepare('SELECT topic, kafka_partition, kafka_offset, item, device_id, seq, reason FROM dead_letters ORDER BY topic, kafka_partition, kafka_offset, item LIMIT ?').all(limit) as DeadRow[]).map((r) => ({
-        topic: r.topic,
-        partition: Number(r.kafka_partition),
-        offset: Number(r.kafka_offset),
-        item: Number(r.item),
-        deviceId: r.device_id,
-        seq: r.seq === null ? null : Number(r.seq),
-        reason: r.reason,
-      })),
+      (this.db.prepare('SELECT topic, kafka_partition, kafka_offset, item, device_id, seq, reason FROM dead_letters ORDER BY topic, kafka_partition, kafka_offset, item LIMIT ?').all(limit) as DeadLetterRow[]).map(deadLetterOf),
     );
   }
 
@@ -237,16 +229,6 @@ interface HistoryRow {
   r_value: number | null;
   r_payload: Uint8Array | null;
   r_processed_at_us: number | null;
-}
-
-interface DeadRow {
-  topic: string;
-  kafka_partition: number;
-  kafka_offset: number;
-  item: number;
-  device_id: string | null;
-  seq: number | null;
-  reason: string;
 }
 
 function historyEntry(r: HistoryRow): HistoryEntry {
