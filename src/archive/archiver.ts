@@ -83,7 +83,12 @@ export function rowsOf(messages: readonly ConsumedMessage[], eventsTopic: string
           const e = events[i]!;
           if (e.receivedAtUs < rows.oldestUs) rows.oldestUs = e.receivedAtUs;
           if (e.payload.length > payloadBytesMax) tooBig(m, i, e.deviceId, e.seq, e.payload.length);
-          else rows.events.push({ ...e, origin: { topic: m.topic, partition: m.partition, offset: m.offset, item: i } });
+          else {
+            // The decoded event is this batch's own: it becomes the row, with its position added.
+            const row = e as ArchivedEvent;
+            row.origin = { topic: m.topic, partition: m.partition, offset: m.offset, item: i };
+            rows.events.push(row);
+          }
         }
       } else {
         const results = splitResultRecord(m.value, m.key);
@@ -288,7 +293,7 @@ export async function startArchiver(config: Config, instanceId: string, store: A
     while (running) {
       await retentionStep();
       if (!running) break;
-      let messages = await nextBatch();
+      const messages = await nextBatch();
       if (messages.length === 0) continue;
       const rows = rowsOf(messages, t.topics.events, config.archive.payloadBytesMax);
       // Linger: more batches into the same transactions while they come, up to the row limit.
@@ -296,7 +301,7 @@ export async function startArchiver(config: Config, instanceId: string, store: A
       while (running && rowCount(rows) < config.archive.batchRowsMax && Date.now() < lingerUntil) {
         const more = await consumer.consume();
         if (more.length === 0) break;
-        messages = messages.concat(more);
+        for (const m of more) messages.push(m);
         appendRows(rows, rowsOf(more, t.topics.events, config.archive.payloadBytesMax));
       }
       inHandUs = Number.isFinite(rows.oldestUs) ? rows.oldestUs : Date.now() * 1000;

@@ -53,6 +53,9 @@ export class SqliteDb {
   private readonly insertEvent: Statement;
   private readonly insertResult: Statement;
   private readonly insertDead: Statement;
+  /** A device's latest events (seq descending), and its events from a time on (seq ascending), each with its result. */
+  private readonly historyLatest: Statement;
+  private readonly historySince: Statement;
 
   constructor(
     readonly path: string,
@@ -80,6 +83,11 @@ export class SqliteDb {
     this.insertDead = this.db.prepare(
       'INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, item, device_id, seq, reason, at_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
     );
+    const select = `SELECT e.seq, e.type, e.value, e.payload, e.sent_at_us, e.received_at_us,
+        r.type AS r_type, r.value AS r_value, r.payload AS r_payload, r.processed_at_us AS r_processed_at_us
+      FROM events e LEFT JOIN results r ON r.device_id = e.device_id AND r.seq = e.seq`;
+    this.historyLatest = this.db.prepare(`${select} WHERE e.device_id = ? ORDER BY e.seq DESC LIMIT ?`);
+    this.historySince = this.db.prepare(`${select} WHERE e.device_id = ? AND e.received_at_us >= ? ORDER BY e.seq LIMIT ?`);
   }
 
   /** Creates or migrates the schema; BEGIN IMMEDIATE takes the write lock, so two openers migrate once. */
@@ -156,13 +164,10 @@ export class SqliteDb {
 
   history(q: HistoryQuery): HistoryEntry[] {
     return this.guard('reading a history', () => {
-      const select = `SELECT e.seq, e.type, e.value, e.payload, e.sent_at_us, e.received_at_us,
-          r.type AS r_type, r.value AS r_value, r.payload AS r_payload, r.processed_at_us AS r_processed_at_us
-        FROM events e LEFT JOIN results r ON r.device_id = e.device_id AND r.seq = e.seq`;
       const rows =
         q.sinceUs === undefined
-          ? (this.db.prepare(`${select} WHERE e.device_id = ? ORDER BY e.seq DESC LIMIT ?`).all(q.deviceId, q.limit) as HistoryRow[]).reverse()
-          : (this.db.prepare(`${select} WHERE e.device_id = ? AND e.received_at_us >= ? ORDER BY e.seq LIMIT ?`).all(q.deviceId, q.sinceUs, q.limit) as HistoryRow[]);
+          ? (this.historyLatest.all(q.deviceId, q.limit) as HistoryRow[]).reverse()
+          : (this.historySince.all(q.deviceId, q.sinceUs, q.limit) as HistoryRow[]);
       return rows.map(historyEntry);
     });
   }

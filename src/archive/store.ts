@@ -20,6 +20,9 @@
  * - open (openStore in open-store.ts) creates or migrates the schema (schema.ts) and refuses a
  *   version it does not know with ARCHIVE_SCHEMA_UNKNOWN.
  */
+import type { AcceptedEvent } from '../wire/event-record.js';
+import type { DeviceResult } from '../wire/result-record.js';
+
 export type StoreKind = 'sqlite' | 'postgres';
 
 /** Where a row came from in Kafka: what a dead letter records when the store refuses the row. */
@@ -31,26 +34,17 @@ export interface KafkaOrigin {
   item: number;
 }
 
-export interface ArchivedEvent {
-  deviceId: string;
-  seq: number;
-  type: string;
-  value: number;
-  payload: Uint8Array;
-  sentAtUs: number;
-  receivedAtUs: number;
+/** An event as the events topic holds it (wire/event-record.ts), and where it was read. */
+export interface ArchivedEvent extends AcceptedEvent {
   origin: KafkaOrigin;
 }
 
-export interface ArchivedResult {
-  deviceId: string;
-  seq: number;
-  type: string;
-  value: number;
-  payload: Uint8Array;
-  /** The event's receive time (retention counts from it, for events and results alike). */
-  receivedAtUs: number;
-  processedAtUs: number;
+/**
+ * A result as the results topic holds it (wire/result-record.ts; its device id from the record's
+ * key for the earlier layout), without the device's send time (the event row has it), and where it
+ * was read. receivedAtUs is the event's receive time: retention counts from it for both tables.
+ */
+export interface ArchivedResult extends Omit<DeviceResult, 'sentAtUs'> {
   origin: KafkaOrigin;
 }
 
@@ -85,15 +79,10 @@ export interface HistoryQuery {
   limit: number;
 }
 
-export interface HistoryEntry {
-  seq: number;
-  type: string;
-  value: number;
-  payload: Uint8Array;
-  sentAtUs: number;
-  receivedAtUs: number;
+/** One archived event of a device (its id and Kafka position aside), with its result. */
+export interface HistoryEntry extends Omit<ArchivedEvent, 'deviceId' | 'origin'> {
   /** null while the result is not archived (not processed yet, or the archiver is behind). */
-  result: { type: string; value: number; payload: Uint8Array; processedAtUs: number } | null;
+  result: Pick<ArchivedResult, 'type' | 'value' | 'payload' | 'processedAtUs'> | null;
 }
 
 export interface StoreCounts {

@@ -21,6 +21,7 @@ import { ensurePostgres, postgresBinDir, postgresDataToWipe, postgresDown, postg
 import { isAlive, portAnswers, readPid } from '../../../src/stack/processes.js';
 import { stackDown, stackStatus } from '../../../src/stack/stack.js';
 import { unusedPort } from '../../helpers/ports.js';
+import { privateStack } from '../../helpers/private-stack.js';
 
 const CLI = join(PROJECT_ROOT, 'bin', 'stratus.js');
 const SKIP = postgresBinDir() === null ? 'PostgreSQL is not installed (npm run setup installs Debian\'s postgresql)' : false;
@@ -177,22 +178,13 @@ test('as root: a data dir the postgres user cannot reach: the cluster goes to /v
 });
 
 test('the CLI: stack up --postgres with its own Redis and Kafka, status --postgres, logs postgres, up without --postgres leaves it alone, --fresh wipes it, down stops all', { skip: SKIP, timeout: 400_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'stratus-pg-cli-'));
+  const stack = await privateStack('stratus-pg-cli-');
+  const dir = stack.dir;
   chmodSync(dir, 0o755);
-  const [redisPort, kafkaPort, controllerPort, pgPort] = [await unusedPort(), await unusedPort(), await unusedPort(), await unusedPort()];
+  const pgPort = await unusedPort();
   const url = urlFor(pgPort, '');
   // Only this test's ports and data dir: the suite's own stack is never touched.
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? '',
-    HOME: process.env.HOME ?? '/root',
-    STRATUS_DATA_DIR: dir,
-    STRATUS_REDIS_PORT: String(redisPort),
-    STRATUS_KAFKA_BROKERS: `127.0.0.1:${kafkaPort}`,
-    STRATUS_KAFKA_CONTROLLER_PORT: String(controllerPort),
-    STRATUS_KAFKA_PARTITIONS: '3',
-    STRATUS_KAFKA_HEAP_MB: '256',
-    STRATUS_ARCHIVE_POSTGRES_URL: url,
-  };
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...stack.env, STRATUS_ARCHIVE_POSTGRES_URL: url };
   const stratus = (...args: string[]) => {
     const r = spawnSync(process.execPath, [CLI, ...args], { env, encoding: 'utf8', timeout: 150_000 });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };

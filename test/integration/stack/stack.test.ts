@@ -4,40 +4,19 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { PROJECT_ROOT } from '../../../src/config.js';
 import { isAlive, portAnswers, readPid } from '../../../src/stack/processes.js';
-import { unusedPort } from '../../helpers/ports.js';
+import { privateStack, type PrivateStack } from '../../helpers/private-stack.js';
 
 const CLI = join(PROJECT_ROOT, 'bin', 'stratus.js');
 
-interface Stack {
-  dir: string;
-  env: Record<string, string>;
-  redisPort: number;
-  kafkaPort: number;
-  controllerPort: number;
-}
+type Stack = PrivateStack;
 
-async function newStack(): Promise<Stack> {
-  const dir = mkdtempSync(join(tmpdir(), 'stratus-stack-'));
-  const [redisPort, kafkaPort, controllerPort] = [await unusedPort(), await unusedPort(), await unusedPort()];
-  return {
-    dir, redisPort, kafkaPort, controllerPort,
-    env: {
-      STRATUS_DATA_DIR: dir,
-      STRATUS_REDIS_PORT: String(redisPort),
-      STRATUS_KAFKA_BROKERS: `127.0.0.1:${kafkaPort}`,
-      STRATUS_KAFKA_CONTROLLER_PORT: String(controllerPort),
-      STRATUS_KAFKA_PARTITIONS: '3',
-      STRATUS_KAFKA_HEAP_MB: '256',
-    },
-  };
-}
+const newStack = (): Promise<Stack> => privateStack('stratus-stack-');
 
 function stratus(stack: Stack, ...args: string[]) {
   const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...stack.env };
